@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Step 5 over the grid: eval_mask_neuron.py for every emotion x seed, skipping finished results.
+#
+# Environment:
+#   EMOTIONS, SEEDS            the grid (space-separated; default 27 x 12)
+#   MASK_PATH (masks/RSA_14property_top_500_6000.pkl), RESULT_PATH (eval_mask_neuron_result/<mask name>)
+#   MODEL (roberta-base), DATA_DIR (empty = hub), CHECKPOINT_DIR (checkpoint)
+#   MAX_EVAL_SAMPLES (empty = all), EVAL_BATCH_SIZE (64), SPLIT (dev), DEVICE (empty = auto), EXTRA_ARGS
+#   SHARD, NUM_SHARDS, DRY_RUN  as in train.sh
+set -euo pipefail
+cd "$(dirname "$0")"
+source scripts/grid.sh
+
+MASK_PATH=${MASK_PATH:-masks/RSA_14property_top_500_6000.pkl}
+mask_name=$(basename "$MASK_PATH" .pkl)
+RESULT_PATH=${RESULT_PATH:-eval_mask_neuron_result/$mask_name}
+args=(--maskPath "$MASK_PATH" --resultPath "$RESULT_PATH" --model "${MODEL:-roberta-base}"
+      --checkpoint_dir "${CHECKPOINT_DIR:-checkpoint}" --eval_batch_size "${EVAL_BATCH_SIZE:-64}" --split "${SPLIT:-dev}")
+[[ -n ${DATA_DIR:-} ]] && args+=(--data_dir "$DATA_DIR")
+[[ -n ${MAX_EVAL_SAMPLES:-} ]] && args+=(--max_eval_samples "$MAX_EVAL_SAMPLES")
+[[ -n ${DEVICE:-} ]] && args+=(--device "$DEVICE")
+# shellcheck disable=SC2206
+[[ -n ${EXTRA_ARGS:-} ]] && args+=($EXTRA_ARGS)
+
+run_grid "$RESULT_PATH/{e}-{s}.json" "$PYTHON" eval_mask_neuron.py --sentiment "{e}" --random_seed "{s}" "${args[@]}"

@@ -1,0 +1,106 @@
+"""Step 5: accuracy of one learned prompt with masked FFN neurons.
+
+Loads the model and the prompt once, evaluates the unmasked prompt, then every mask of the PKL by
+scaling the neurons through a hook. Results are saved after every mask, so an interrupted run
+resumes where it stopped.
+
+Example (the original README's flags):
+    python eval_mask_neuron.py --sentiment anger --random_seed 1 \
+        --maskPath masks/RSA_14property_top_500_6000.pkl \
+        --resultPath eval_mask_neuron_result/RSA_14property_top_500_6000
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from model_emotion import cli
+from model_emotion.errors import ToolkitError
+
+logger = logging.getLogger("eval_mask_neuron")
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = cli.Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sentiment", type=str, default="anger", help="emotion of the prompt")
+    parser.add_argument("--random_seed", type=int, default=1, help="seed of the prompt (and of its balanced eval set)")
+    parser.add_argument("--maskPath", type=Path, default=Path("masks/RSA_14property_top_500_6000.pkl"),
+                        help="masks PKL from gen_mask.py (default %(default)s)")
+    parser.add_argument("--resultPath", type=Path, default=Path("eval_mask_neuron_result/RSA_14property_top_500_6000"),
+                        help="folder of {sentiment}-{seed}.json results (default %(default)s)")
+    cli.add_model_args(parser)
+    cli.add_data_args(parser)
+    cli.add_checkpoint_args(parser)
+    cli.add_device_args(parser)
+    parser.add_argument("--split", type=str, default="dev", choices=["dev", "test"], help="evaluation split (default dev)")
+    parser.add_argument("--max_eval_samples", type=int, default=None, help="cap on evaluation examples, balanced")
+    parser.add_argument("--eval_batch_size", type=int, default=64, help="evaluation batch size (default %(default)s)")
+    parser.add_argument("--state", type=str, default="best", choices=["best", "final"], help="which prompt of the checkpoint")
+    parser.add_argument("--overwrite", action="store_true", help="re-evaluate even if the result exists")
+    return parser.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    from model_emotion.batching import encode
+    from model_emotion.checkpoint import checkpoint_path, load_checkpoint, prompt_model_from_checkpoint
+    from model_emotion.data import binary_task, check_emotions, load_goemotions
+    from model_emotion.io import read_json, save_run_args, write_json
+    from model_emotion.masked_eval import check_mask_shapes, evaluate_masks
+    from model_emotion.masks import load_masks
+    from model_emotion.prompt_model import load_backbone
+    from model_emotion.training import accuracy
+
+    cli.setup_logging()
+    run_name = f"{args.sentiment}-{args.random_seed}"
+    result_path = args.resultPath / f"{run_name}.json"
+    partial_path = args.resultPath / f"{run_name}.partial.json"
+    if result_path.exists() and not args.overwrite:
+        logger.info("%s exists; skipping (pass --overwrite to re-evaluate)", result_path)
+        return 0
+    masks = load_masks(args.maskPath)
+    record = load_checkpoint(checkpoint_path(args.checkpoint_dir, args.sentiment, args.random_seed), args.model)
+    device = cli.resolve_device(args.device)
+    head = record["config"].get("head", "mlm")
+    backbone, tokenizer, _ = load_backbone(args.model, head)
+    model = prompt_model_from_checkpoint(record, backbone, tokenizer, args.state, args.checkpoint_dir).to(device)
+    check_mask_shapes(model, masks, str(args.maskPath))
+
+    data = load_goemotions(args.data_dir, splits=(args.split,))
+    check_emotions([args.sentiment], data.emotions)
+    task = binary_task(data.split(args.split), args.sentiment, args.random_seed, args.split, args.max_eval_samples)
+    encoded = encode(tokenizer, task.texts, task.labels, model.config.max_length)
+
+    result = {"sentiment": args.sentiment, "seed": args.random_seed, "best": record.get("best_acc"),
+              "split": args.split, "n_examples": len(encoded)}
+    done: dict[str, float] = {}
+    if partial_path.exists() and not args.overwrite:
+        previous = read_json(partial_path)
+        if previous.get("n_examples") == len(encoded) and previous.get("split") == args.split:
+            done = {k: v for k, v in previous.items() if k in masks}
+            result["unmasked"] = previous.get("unmasked")
+            logger.info("resuming %s: %d of %d masks done", run_name, len(done), len(masks))
+    if result.get("unmasked") is None:
+        result["unmasked"] = accuracy(model, encoded, args.eval_batch_size, device)
+    logger.info("%s: %d %s examples, unmasked accuracy %.4f (checkpoint best %.4f)", run_name, len(encoded),
+                args.split, result["unmasked"], result["best"] or float("nan"))
+
+    def save_progress(name: str, value: float) -> None:
+        done[name] = value
+        write_json(partial_path, {**result, **done})
+
+    accuracies = evaluate_masks(model, encoded, masks, args.eval_batch_size, device, done, save_progress)
+    result.update({name: accuracies[name] for name in masks})
+    write_json(result_path, result)
+    if partial_path.exists():
+        partial_path.unlink()
+    save_run_args(args.resultPath, args, "eval_mask_neuron")
+    logger.info("wrote %s (%d masks)", result_path, len(masks))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(cli.run(main))

@@ -1,0 +1,111 @@
+"""Step 4: masks of the top-k neurons per attribute, plus random baseline masks.
+
+The original README's command works as written (the shell splits the bracket list):
+    python gen_mask.py --CSV_Path='./neuron_rank/neuron_rank_by_searchlight_RSA_14property.csv' \
+        --mode='14Properties' --mask_method='BINARY_MASK' --PKL_File='./masks/RSA_14property_top_500_6000.pkl' \
+        --thresholds=[500, 1000, 1500, 2000, 2500, 3000, 4000, 5000, 6000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from model_emotion import cli
+from model_emotion.errors import ToolkitError
+
+logger = logging.getLogger("gen_mask")
+
+DEFAULT_THRESHOLDS = [500, 1000, 1500, 2000, 2500, 3000, 4000, 5000, 6000]
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"threshold {text!r} is not an integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"threshold {value} must be positive")
+    return value
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = cli.Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--CSV_Path", type=Path, default=Path("neuron_rank/neuron_rank_by_searchlight_RSA_14property.csv"),
+                        help="rank table from rsa_searchlight.py (default %(default)s)")
+    parser.add_argument("--mode", type=str, default="14Properties", choices=["14Properties", "3Spaces"],
+                        help="which columns: every attribute of the table (14Properties) or the spaces (3Spaces)")
+    parser.add_argument("--attributes", type=str, nargs="+", default=None, help="explicit list of rank-table columns")
+    parser.add_argument("--mask_method", type=str, default="BINARY_MASK", choices=["BINARY_MASK", "FLOAT_MASK", "1", "2"],
+                        help="BINARY_MASK: masked neurons set to 0; FLOAT_MASK: scaled by uniform [0, 1) values")
+    parser.add_argument("--PKL_File", type=Path, default=Path("masks/RSA_14property_top_500_6000.pkl"),
+                        help="output masks PKL (default %(default)s)")
+    parser.add_argument("--thresholds", type=positive_int, nargs="+", default=DEFAULT_THRESHOLDS,
+                        help="numbers k of neurons to mask (default %(default)s)")
+    parser.add_argument("--percent", type=float, nargs="+", default=None,
+                        help="k as percentages of all neurons instead of --thresholds (e.g. 4 8 16)")
+    parser.add_argument("--num_random", type=int, default=3, help="random baseline draws per (attribute, k) (default %(default)s)")
+    parser.add_argument("--random_method", type=str, default="layer_matched", choices=["global", "layer_matched"],
+                        help="layer_matched (default): same count per layer as the top-k mask; global: uniform over all")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the random masks (default %(default)s)")
+    parser.add_argument("--num_layers", type=int, default=None,
+                        help="layers of the model (default: from the rank table's _summary.csv beside it)")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing PKL")
+    argv = cli.expand_bracket_lists(sys.argv[1:] if argv is None else argv, ["--thresholds", "--percent"])
+    return parser.parse_args(argv)
+
+
+def infer_layers(rank_csv: Path) -> int | None:
+    import pandas as pd
+
+    summary = Path(f"{rank_csv.with_suffix('')}_summary.csv")
+    if not summary.exists():
+        return None
+    layers = pd.read_csv(summary)["layer"].astype(str)
+    return int(layers[layers != "all"].astype(int).max()) + 1
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    import pandas as pd
+
+    from model_emotion.io import save_run_args
+    from model_emotion.masks import generate_masks, save_masks
+
+    cli.setup_logging()
+    if args.PKL_File.exists() and not args.overwrite:
+        logger.info("%s exists; skipping (pass --overwrite to regenerate)", args.PKL_File)
+        return 0
+    if not args.CSV_Path.exists():
+        raise ToolkitError(f"rank table not found: {args.CSV_Path} (run rsa_searchlight.py first)")
+    ranks = pd.read_csv(args.CSV_Path)
+    if args.attributes:
+        attributes = args.attributes
+    elif args.mode == "3Spaces":
+        attributes = [c for c in ranks.columns if c in ("affective", "basic-emotion", "appraisal")] or list(ranks.columns)
+    else:
+        attributes = list(ranks.columns)
+    num_layers = args.num_layers or infer_layers(args.CSV_Path)
+    if num_layers is None:
+        raise ToolkitError(f"cannot tell the model's layer count from {args.CSV_Path} (no _summary.csv beside it); "
+                           f"pass --num_layers")
+    if args.percent:
+        thresholds = [max(1, round(len(ranks) * p / 100)) for p in args.percent]
+    else:
+        thresholds = args.thresholds
+    too_big = [k for k in thresholds if k > len(ranks)]
+    if too_big:
+        raise ToolkitError(f"thresholds {too_big} exceed the {len(ranks)} neurons of {args.CSV_Path}")
+    masks = generate_masks(ranks, attributes, thresholds, num_layers, args.mask_method, args.num_random,
+                           args.random_method, args.seed)
+    save_masks(args.PKL_File, masks)
+    save_run_args(args.PKL_File.parent, args, args.PKL_File.stem)
+    logger.info("wrote %d masks (%d attributes x k in %s, %d random draws each, %s) to %s", len(masks),
+                len(attributes), thresholds, args.num_random, args.random_method, args.PKL_File)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(cli.run(main))

@@ -1,0 +1,133 @@
+"""Command-line plumbing shared by the stage scripts: flags, logging, devices, error printing."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Callable, Sequence
+
+from .errors import ToolkitError
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_MODEL = "roberta-base"
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with one-line errors (no usage dump); ``--help`` still prints the full usage."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def env_default(name: str, default):
+    """A flag's default: the environment variable ``name`` when set, else ``default``."""
+    value = os.environ.get(name)
+    return default if value in (None, "") else value
+
+
+def expand_bracket_lists(argv: Sequence[str], options: Sequence[str]) -> list[str]:
+    """Accept the original README's list syntax for list-valued ``options``.
+
+    ``--thresholds=[500, 1000, 1500]`` is split by the shell into ``--thresholds=[500,``,
+    ``1000,`` and ``1500]``; this rewrites it to ``--thresholds 500 1000 1500`` so argparse's
+    ``nargs="+"`` reads it. Plain ``--thresholds 500 1000`` passes through unchanged.
+    """
+    out: list[str] = []
+    in_list = False
+    for token in argv:
+        head, sep, tail = token.partition("=")
+        if not in_list and sep and head in options and tail.lstrip().startswith("["):
+            out.append(head)
+            token, in_list = tail, True
+        if in_list:
+            closed = token.rstrip().endswith("]")
+            out.extend(part for part in token.replace("[", " ").replace("]", " ").replace(",", " ").split())
+            in_list = not closed
+        else:
+            out.append(token)
+    return out
+
+
+def resolve_device(name: str | None):
+    """``--device``: an explicit name, or cuda when available, else cpu."""
+    import torch
+
+    if name in (None, "", "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ToolkitError(f"--device {name!r} is not a device name (use cpu, cuda, cuda:1, ...)") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ToolkitError(f"--device {name} asked for, but no CUDA device is available (use --device cpu)")
+    return device
+
+
+def add_model_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", "--pretrained_model", dest="model", type=str,
+                        default=env_default("ME_MODEL", DEFAULT_MODEL),
+                        help="Hugging Face hub id or local folder of the frozen model "
+                             "(env ME_MODEL; default %(default)s)")
+
+
+def add_data_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data_dir", type=str, default=env_default("ME_DATA_DIR", None),
+                        help="local GoEmotions folder (train/dev/test.tsv + labels.txt, or the paper's "
+                             "CSVs); default: the Hugging Face hub (env ME_DATA_DIR)")
+
+
+def add_device_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--device", type=str, default=env_default("ME_DEVICE", None),
+                        help="torch device (cpu, cuda, cuda:1); default: cuda if available, else cpu")
+
+
+def add_checkpoint_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--checkpoint_dir", type=Path, default=Path(env_default("ME_CHECKPOINT_DIR", "checkpoint")),
+                        help="folder of {sentiment}-{seed}.pt prompt checkpoints (default %(default)s)")
+
+
+def setup_logging(log_file: str | os.PathLike | None = None, verbose: bool = False) -> None:
+    """Log to stderr (through tqdm so bars stay intact) and, optionally, to a file."""
+    from tqdm import tqdm
+
+    class TqdmHandler(logging.Handler):
+        def emit(self, record):
+            try:
+                tqdm.write(self.format(record), file=sys.stderr)
+            except Exception:  # noqa: BLE001 - logging must never raise
+                self.handleError(record)
+
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+        handler.close()
+    fmt = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%H:%M:%S")
+    console = TqdmHandler()
+    console.setFormatter(fmt)
+    root.addHandler(console)
+    if log_file is not None:
+        Path(log_file).parent.mkdir(parents=True, exist_ok=True)
+        file_handler = logging.FileHandler(log_file, mode="w", encoding="utf-8")
+        file_handler.setFormatter(fmt)
+        root.addHandler(file_handler)
+    root.setLevel(logging.DEBUG if verbose else logging.INFO)
+    for noisy in ("httpx", "urllib3", "filelock", "huggingface_hub", "datasets", "numba"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def run(main: Callable[[Sequence[str] | None], int | None], argv: Sequence[str] | None = None) -> int:
+    """Run a script's ``main``; print a ToolkitError or Ctrl-C as one line and return the exit code."""
+    prog = Path(sys.argv[0]).name
+    try:
+        return int(main(argv) or 0)
+    except ToolkitError as exc:
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted; finished outputs are kept, nothing half-written was left behind",
+              file=sys.stderr)
+        return 130

@@ -1,0 +1,172 @@
+"""Representational similarity analysis per neuron (the paper's searchlight).
+
+For every neuron: per seed the RDM |a_i - a_j| over emotion pairs, averaged over seeds; then its
+rank correlation with each attribute RDM (Kendall tau-b by default, identical to R's
+``cor.test(method="kendall")``), one-sided p-values from the normal approximation with R's tie
+correction, FDR over all tests, and a rank per attribute (1 = best, ties averaged, neurons with a
+constant RDM unranked).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from .attributes import pair_index
+from .errors import ToolkitError
+from .kendall import kendall_s, order_bitsets, tie_sums
+
+logger = logging.getLogger(__name__)
+
+METHODS = ("kendall_tau_b", "kendall_tau_a", "spearman")
+FDR_METHODS = ("bh", "paper")
+ALTERNATIVES = ("greater", "two-sided", "less")
+
+
+@dataclass
+class RSAResult:
+    names: list[str]  # attribute columns
+    tau: np.ndarray  # [neurons, attributes]; NaN where the neuron's RDM is constant
+    p: np.ndarray
+    q: np.ndarray
+    rank: np.ndarray  # 1 = best; NaN = unranked
+
+    def table(self, which: str) -> pd.DataFrame:
+        return pd.DataFrame(getattr(self, which), columns=self.names)
+
+
+def neuron_rdms(activations: np.ndarray) -> np.ndarray:
+    """Mean over seeds of |a_i - a_j| for every neuron. [emotions, seeds, neurons] -> [neurons, pairs] float64"""
+    E, S, N = activations.shape
+    rows, cols = pair_index(E)
+    out = np.zeros((len(rows), N), np.float64)
+    for s in range(S):
+        seed_acts = activations[:, s, :].astype(np.float64)  # [emotions, neurons]
+        out += np.abs(seed_acts[rows] - seed_acts[cols])
+    out /= S
+    return np.ascontiguousarray(out.T)
+
+
+def _alternative_p(z: np.ndarray, alternative: str) -> np.ndarray:
+    if alternative == "greater":
+        return stats.norm.sf(z)
+    if alternative == "less":
+        return stats.norm.cdf(z)
+    return 2 * stats.norm.sf(np.abs(z))
+
+
+def kendall(x: np.ndarray, y: np.ndarray, variant: str = "b",
+            alternative: str = "greater") -> tuple[np.ndarray, np.ndarray]:
+    """Kendall tau (variant b or a) and p-values of every row of x against every row of y.
+
+    x: [neurons, n], y: [attributes, n]. p-values use the normal approximation of S with the
+    tie-corrected variance of R's ``cor.test`` and scipy's ``kendalltau`` (no continuity correction).
+    """
+    n = x.shape[1]
+    less, greater = order_bitsets(np.ascontiguousarray(y, dtype=np.float64))
+    S, xt = kendall_s(np.ascontiguousarray(x, dtype=np.float64), less, greater)
+    S = S.astype(np.float64)
+    yt = tie_sums(y)
+    n0 = n * (n - 1) / 2.0
+    n1 = xt[:, 0:1] / 2.0  # [neurons, 1]
+    n2 = yt[None, :, 0] / 2.0  # [1, attributes]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        if variant == "b":
+            tau = S / np.sqrt((n0 - n1) * (n0 - n2))
+        else:
+            tau = S / n0
+        var = ((n * (n - 1) * (2 * n + 5) - xt[:, 1:2] - yt[None, :, 1]) / 18.0
+               + xt[:, 0:1] * yt[None, :, 0] / (2.0 * n * (n - 1))
+               + xt[:, 2:3] * yt[None, :, 2] / (9.0 * n * (n - 1) * (n - 2)))
+        z = S / np.sqrt(var)
+    constant = (n1[:, 0] >= n0)
+    tau[constant] = np.nan
+    z[constant] = np.nan
+    p = _alternative_p(z, alternative)
+    return tau, p
+
+
+def spearman(x: np.ndarray, y: np.ndarray, alternative: str = "greater") -> tuple[np.ndarray, np.ndarray]:
+    """Spearman's rho and its t-approximation p-values (as ``scipy.stats.spearmanr``)."""
+    n = x.shape[1]
+    rx = stats.rankdata(x, axis=1)
+    ry = stats.rankdata(y, axis=1)
+    rx = rx - rx.mean(axis=1, keepdims=True)
+    ry = ry - ry.mean(axis=1, keepdims=True)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rx /= np.linalg.norm(rx, axis=1, keepdims=True)
+        ry /= np.linalg.norm(ry, axis=1, keepdims=True)
+        rho = np.clip(rx @ ry.T, -1.0, 1.0)
+        t = rho * np.sqrt((n - 2) / ((1.0 - rho) * (1.0 + rho)))
+    dist = stats.t(n - 2)
+    if alternative == "greater":
+        p = dist.sf(t)
+    elif alternative == "less":
+        p = dist.cdf(t)
+    else:
+        p = 2 * dist.sf(np.abs(t))
+    return rho, p
+
+
+def fdr(p: np.ndarray, method: str = "bh") -> np.ndarray:
+    """q-values over all finite tests: Benjamini-Hochberg (scipy) or the paper's p * N / rank(p)."""
+    if method not in FDR_METHODS:
+        raise ToolkitError(f"--fdr {method!r} unknown; choose one of {', '.join(FDR_METHODS)}")
+    q = np.full(p.shape, np.nan)
+    finite = np.isfinite(p)
+    values = p[finite]
+    if values.size:
+        if method == "bh":
+            q[finite] = stats.false_discovery_control(values, method="bh")
+        else:
+            q[finite] = values * values.size / stats.rankdata(values)
+    return q
+
+
+def rank_by(score: np.ndarray) -> np.ndarray:
+    """Rank each column, 1 = highest score, ties averaged, NaN stays unranked."""
+    return stats.rankdata(-score, axis=0, method="average", nan_policy="omit")
+
+
+def searchlight(activations: np.ndarray, attribute_rdms: np.ndarray, names: list[str],
+                method: str = "kendall_tau_b", fdr_method: str = "bh", alternative: str = "greater") -> RSAResult:
+    """Run the per-neuron RSA. activations: [emotions, seeds, neurons]; attribute_rdms: [attributes, pairs]."""
+    if method not in METHODS:
+        raise ToolkitError(f"--method {method!r} unknown; choose one of {', '.join(METHODS)}")
+    if alternative not in ALTERNATIVES:
+        raise ToolkitError(f"--alternative {alternative!r} unknown; choose one of {', '.join(ALTERNATIVES)}")
+    x = neuron_rdms(activations)  # [neurons, pairs]
+    logger.info("RSA: %d neurons x %d attributes over %d emotion pairs (%s)", x.shape[0], len(names), x.shape[1], method)
+    if method == "spearman":
+        score, p = spearman(x, attribute_rdms, alternative)
+        constant = np.ptp(x, axis=1) == 0
+        score[constant] = np.nan
+        p[constant] = np.nan
+    else:
+        score, p = kendall(x, attribute_rdms, "b" if method == "kendall_tau_b" else "a", alternative)
+    return RSAResult(list(names), score, p, fdr(p, fdr_method), rank_by(score))
+
+
+def summarize(result: RSAResult, num_layers: int, alpha: float) -> pd.DataFrame:
+    """Significant neurons (q < alpha) per attribute and layer, and the selective ones among them
+    (significant for exactly one attribute), plus an ``all`` row per attribute."""
+    n = result.q.shape[0]
+    if n % num_layers:
+        raise ToolkitError(f"{n} neurons do not split into {num_layers} layers")
+    d_ffn = n // num_layers
+    significant = np.nan_to_num(result.q, nan=1.0) < alpha  # [neurons, attributes]
+    selective = significant & (significant.sum(axis=1, keepdims=True) == 1)
+    layer = np.arange(n) // d_ffn
+    rows = []
+    for a, name in enumerate(result.names):
+        for ell in range(num_layers):
+            in_layer = layer == ell
+            rows.append({"attribute": name, "layer": str(ell), "n_significant": int(significant[in_layer, a].sum()),
+                         "n_selective": int(selective[in_layer, a].sum()), "n_neurons": int(in_layer.sum())})
+        rows.append({"attribute": name, "layer": "all", "n_significant": int(significant[:, a].sum()),
+                     "n_selective": int(selective[:, a].sum()), "n_neurons": n})
+    return pd.DataFrame(rows)

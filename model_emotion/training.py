@@ -1,0 +1,99 @@
+"""Training and evaluation loops of a soft prompt."""
+
+from __future__ import annotations
+
+import copy
+import logging
+import random
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from .batching import EncodedTask, batches, num_batches
+from .prompt_model import SoftPromptModel
+
+logger = logging.getLogger(__name__)
+
+
+def set_seed(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def autocast(device: torch.device):
+    """bf16 mixed precision on CUDA; full precision elsewhere (CPU results stay exact)."""
+    if device.type == "cuda":
+        return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
+    return nullcontext()
+
+
+@torch.inference_mode()
+def predict(model: SoftPromptModel, task: EncodedTask, batch_size: int, device: torch.device,
+            pad_to: int | None = None, progress: bool = False, desc: str = "eval") -> np.ndarray:
+    """Predicted class of every row of ``task``, in the task's row order. [n]"""
+    model.eval()
+    preds = np.empty(len(task), dtype=np.int64)
+    order = np.argsort([len(x) for x in task.input_ids], kind="stable")
+    done = 0
+    bar = tqdm(total=num_batches(task, batch_size), desc=desc, leave=False, disable=not progress)
+    with autocast(device):
+        for ids, mask, _ in batches(task, batch_size, shuffle=False, pad_to=pad_to):
+            logits = model(ids.to(device), mask.to(device))  # [batch, 2]
+            rows = order[done:done + len(ids)]
+            preds[rows] = logits.argmax(-1).cpu().numpy()
+            done += len(ids)
+            bar.update()
+    bar.close()
+    return preds
+
+
+def accuracy(model: SoftPromptModel, task: EncodedTask, batch_size: int, device: torch.device, **kwargs) -> float:
+    preds = predict(model, task, batch_size, device, **kwargs)
+    return float((preds == task.labels).mean())
+
+
+@dataclass
+class TrainResult:
+    best_state: dict
+    best_acc: float
+    best_epoch: int
+    final_state: dict
+    final_acc: float
+    history: list[dict] = field(default_factory=list)
+
+
+def train_prompt(model: SoftPromptModel, train: EncodedTask, dev: EncodedTask, *, epochs: int, lr: float,
+                 batch_size: int, eval_batch_size: int, device: torch.device, seed: int,
+                 weight_decay: float = 1e-5, pad_to: int | None = None, progress: bool = True) -> TrainResult:
+    """AdamW on the prompt (and head); evaluate on dev after every epoch; keep the best state."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+    best_acc, best_epoch, best_state = -1.0, -1, None
+    history = []
+    for epoch in range(epochs):
+        model.train()
+        total_loss, seen = 0.0, 0
+        bar = tqdm(batches(train, batch_size, shuffle=True, seed=seed * 1000 + epoch, pad_to=pad_to),
+                   total=num_batches(train, batch_size), desc=f"epoch {epoch + 1}/{epochs}",
+                   leave=False, disable=not progress)
+        for ids, mask, labels in bar:
+            ids, mask, labels = ids.to(device), mask.to(device), labels.to(device)
+            with autocast(device):
+                logits = model(ids, mask)  # [batch, 2]
+            loss = torch.nn.functional.cross_entropy(logits.float(), labels)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            total_loss += loss.item() * len(labels)
+            seen += len(labels)
+            bar.set_postfix(loss=f"{total_loss / seen:.4f}")
+        dev_acc = accuracy(model, dev, eval_batch_size, device, pad_to=pad_to)
+        history.append({"epoch": epoch, "train_loss": total_loss / max(seen, 1), "dev_acc": dev_acc})
+        logger.info("epoch %d/%d  train loss %.4f  dev acc %.4f", epoch + 1, epochs, total_loss / max(seen, 1), dev_acc)
+        if dev_acc > best_acc:
+            best_acc, best_epoch, best_state = dev_acc, epoch, copy.deepcopy(model.trainable_state())
+    return TrainResult(best_state, best_acc, best_epoch, model.trainable_state(), history[-1]["dev_acc"], history)

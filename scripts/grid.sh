@@ -1,0 +1,54 @@
+# Shared by train.sh and eval.sh: walk the emotion x seed grid, keep this shard's jobs, skip done ones.
+#
+# Usage (after setting EMOTIONS, SEEDS, SHARD, NUM_SHARDS, DRY_RUN):
+#   run_grid DONE_TEMPLATE COMMAND...
+# DONE_TEMPLATE is a path with {e} and {s} for the emotion and seed; a job whose file exists is
+# skipped. COMMAND gets {e} and {s} substituted in every word. Jobs are numbered in grid order and
+# job i belongs to shard i % NUM_SHARDS, so the shards split the grid disjointly.
+
+PAPER_EMOTIONS="admiration amusement anger annoyance approval caring confusion curiosity desire disappointment disapproval disgust embarrassment excitement fear gratitude grief joy love nervousness optimism pride realization relief remorse sadness surprise"
+PAPER_SEEDS="1 3 5 7 9 11 13 15 17 19 42 100"
+
+EMOTIONS=${EMOTIONS:-$PAPER_EMOTIONS}
+SEEDS=${SEEDS:-$PAPER_SEEDS}
+# One shard per GPU, or per SLURM array task (sbatch --array=0-3 sets these for you).
+SHARD=${SHARD:-${SLURM_ARRAY_TASK_ID:-0}}
+NUM_SHARDS=${NUM_SHARDS:-${SLURM_ARRAY_TASK_COUNT:-1}}
+DRY_RUN=${DRY_RUN:-0}
+PYTHON=${PYTHON:-python}
+
+run_grid() {
+  local template=$1
+  shift
+  if ! [[ $SHARD =~ ^[0-9]+$ && $NUM_SHARDS =~ ^[0-9]+$ ]] || (( NUM_SHARDS < 1 || SHARD >= NUM_SHARDS )); then
+    echo "error: SHARD=$SHARD must be in 0..NUM_SHARDS-1 (NUM_SHARDS=$NUM_SHARDS)" >&2
+    return 2
+  fi
+  local i=0 failed=0 ran=0 skipped=0 e s word
+  for e in $EMOTIONS; do
+    for s in $SEEDS; do
+      if (( i % NUM_SHARDS == SHARD )); then
+        local done_path=${template//\{e\}/$e}
+        done_path=${done_path//\{s\}/$s}
+        if [[ -e $done_path ]]; then
+          echo "skip $e-$s ($done_path exists)"
+          skipped=$((skipped + 1))
+        else
+          local cmd=()
+          for word in "$@"; do
+            word=${word//\{e\}/$e}
+            cmd+=("${word//\{s\}/$s}")
+          done
+          echo "run $e-$s"
+          if [[ $DRY_RUN != 1 ]]; then
+            "${cmd[@]}" || { echo "failed $e-$s (exit $?)" >&2; failed=$((failed + 1)); }
+          fi
+          ran=$((ran + 1))
+        fi
+      fi
+      i=$((i + 1))
+    done
+  done
+  echo "shard $SHARD/$NUM_SHARDS: $ran run, $skipped skipped, $failed failed"
+  (( failed == 0 ))
+}

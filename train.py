@@ -1,0 +1,111 @@
+"""Step 1: soft-prompt tuning of a frozen model on one GoEmotions emotion (a balanced binary task).
+
+Example (the original README's flags work as written):
+    python train.py --sentiment anger --random_seed 1 --epochs 50 --train_batch_size 8 --eval_batch_size 32
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from model_emotion import cli
+from model_emotion.errors import ToolkitError
+
+logger = logging.getLogger("train")
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = cli.Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sentiment", type=str, default="admiration", help="emotion to learn (one of the 27 GoEmotions labels)")
+    parser.add_argument("--random_seed", type=int, default=1, help="seed of the negatives, the prompt init and the batch order")
+    cli.add_model_args(parser)
+    cli.add_data_args(parser)
+    cli.add_checkpoint_args(parser)
+    cli.add_device_args(parser)
+    parser.add_argument("--log_dir", type=Path, default=Path("log"), help="folder of {sentiment}-{seed}.log (default %(default)s)")
+    parser.add_argument("--epochs", type=int, default=int(cli.env_default("ME_EPOCHS", 50)), help="training epochs (default %(default)s)")
+    parser.add_argument("--train_batch_size", type=int, default=8, help="training batch size (default %(default)s)")
+    parser.add_argument("--eval_batch_size", type=int, default=32, help="evaluation batch size (default %(default)s)")
+    parser.add_argument("--prompt_len", type=int, default=100, help="number of soft-prompt vectors P (default %(default)s)")
+    parser.add_argument("--lr", type=float, default=2e-3, help="AdamW learning rate (default %(default)s)")
+    parser.add_argument("--weight_decay", type=float, default=1e-5, help="AdamW weight decay (default %(default)s)")
+    parser.add_argument("--max_length", type=int, default=256, help="max text tokens, special tokens included (default %(default)s)")
+    parser.add_argument("--max_train_samples", type=int, default=None, help="cap on training examples, balanced (default: all)")
+    parser.add_argument("--max_eval_samples", type=int, default=None, help="cap on dev and test examples, balanced (default: all)")
+    parser.add_argument("--head", type=str, default="auto", choices=["auto", "mlm", "linear"],
+                        help="MLM verbalizer or linear head; auto = mlm when the model has a trained MLM head")
+    parser.add_argument("--verbalizer", type=str, nargs="+", default=["negative", "positive"],
+                        help="label words of the negative and positive class (MLM head)")
+    parser.add_argument("--prompt_init", type=str, default="vocab", choices=["vocab", "mask"],
+                        help="init the prompt from random vocabulary embeddings or from <mask> x P (the paper)")
+    parser.add_argument("--overwrite", action="store_true", help="retrain even if the checkpoint exists")
+    return parser.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    from model_emotion import training
+    from model_emotion.batching import encode
+    from model_emotion.checkpoint import checkpoint_path, save_checkpoint
+    from model_emotion.data import binary_task, check_emotions, load_goemotions
+    from model_emotion.io import save_run_args
+    from model_emotion.prompt_model import PromptConfig, SoftPromptModel, load_backbone
+
+    run_name = f"{args.sentiment}-{args.random_seed}"
+    ckpt_path = checkpoint_path(args.checkpoint_dir, args.sentiment, args.random_seed)
+    if ckpt_path.exists() and not args.overwrite:
+        raise ToolkitError(f"checkpoint {ckpt_path} exists; pass --overwrite to retrain (it is kept until the new one is complete)")
+    for flag in ("epochs", "train_batch_size", "eval_batch_size"):
+        if getattr(args, flag) < 1:
+            raise ToolkitError(f"--{flag} {getattr(args, flag)} must be a positive integer")
+    cli.setup_logging(args.log_dir / f"{run_name}.log")
+    device = cli.resolve_device(args.device)
+    training.set_seed(args.random_seed)
+
+    data = load_goemotions(args.data_dir)
+    check_emotions([args.sentiment], data.emotions)
+    backbone, tokenizer, head = load_backbone(args.model, args.head)
+    config = PromptConfig(model=args.model, prompt_len=args.prompt_len, head=head, verbalizer=tuple(args.verbalizer),
+                          prompt_init=args.prompt_init, max_length=args.max_length, seed=args.random_seed,
+                          sentiment=args.sentiment)
+    model = SoftPromptModel(backbone, tokenizer, config).to(device)
+
+    tasks = {}
+    for split, cap in (("train", args.max_train_samples), ("dev", args.max_eval_samples), ("test", args.max_eval_samples)):
+        task = binary_task(data.split(split), args.sentiment, args.random_seed, split, cap)
+        tasks[split] = encode(tokenizer, task.texts, task.labels, args.max_length)
+    logger.info("%s: train %d, dev %d, test %d examples (balanced); model %s on %s",
+                run_name, len(tasks["train"]), len(tasks["dev"]), len(tasks["test"]), args.model, device)
+
+    result = training.train_prompt(model, tasks["train"], tasks["dev"], epochs=args.epochs, lr=args.lr,
+                                   batch_size=args.train_batch_size, eval_batch_size=args.eval_batch_size,
+                                   device=device, seed=args.random_seed, weight_decay=args.weight_decay)
+    final_state = model.trainable_state()
+    model.load_trainable_state(result.best_state["prompt"], _head(result.best_state))
+    test_acc = training.accuracy(model, tasks["test"], args.eval_batch_size, device)
+    logger.info("%s: best dev acc %.4f (epoch %d), test acc %.4f", run_name, result.best_acc, result.best_epoch + 1, test_acc)
+
+    record = {
+        "best_prompt": result.best_state["prompt"], "best_acc": result.best_acc, "epoch": result.best_epoch,
+        "final_prompt": final_state["prompt"], "final_acc": result.final_acc, "test_acc": test_acc,
+        "config": config.to_dict(), "history": result.history,
+        "sizes": {split: len(task) for split, task in tasks.items()},
+    }
+    if head == "linear":
+        record["best_head"] = _head(result.best_state)
+        record["final_head"] = _head(final_state)
+    save_checkpoint(ckpt_path, record)
+    save_run_args(args.checkpoint_dir, args, f"{run_name}_train")
+    logger.info("wrote %s", ckpt_path)
+    return 0
+
+
+def _head(state: dict) -> dict:
+    return {k: v for k, v in state.items() if k.startswith("head.")}
+
+
+if __name__ == "__main__":
+    sys.exit(cli.run(main))

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Step 1 over the grid: train.py for every emotion x seed (27 x 12 by default), skipping finished runs.
+#
+# Environment (defaults = the paper's setup):
+#   EMOTIONS, SEEDS            the grid (space-separated)
+#   MODEL (roberta-base), DATA_DIR (empty = hub), CHECKPOINT_DIR (checkpoint), LOG_DIR (log)
+#   EPOCHS (50), PROMPT_LEN (100), LR (2e-3), TRAIN_BATCH_SIZE (8), EVAL_BATCH_SIZE (32)
+#   MAX_TRAIN_SAMPLES, MAX_EVAL_SAMPLES (empty = all), DEVICE (empty = auto), EXTRA_ARGS
+#   SHARD, NUM_SHARDS          split the grid (SLURM_ARRAY_TASK_ID / _COUNT are used when set)
+#   DRY_RUN=1                  list the jobs of this shard without running them
+set -euo pipefail
+cd "$(dirname "$0")"
+source scripts/grid.sh
+
+CHECKPOINT_DIR=${CHECKPOINT_DIR:-checkpoint}
+args=(--model "${MODEL:-roberta-base}" --checkpoint_dir "$CHECKPOINT_DIR" --log_dir "${LOG_DIR:-log}"
+      --epochs "${EPOCHS:-50}" --prompt_len "${PROMPT_LEN:-100}" --lr "${LR:-2e-3}"
+      --train_batch_size "${TRAIN_BATCH_SIZE:-8}" --eval_batch_size "${EVAL_BATCH_SIZE:-32}")
+[[ -n ${DATA_DIR:-} ]] && args+=(--data_dir "$DATA_DIR")
+[[ -n ${MAX_TRAIN_SAMPLES:-} ]] && args+=(--max_train_samples "$MAX_TRAIN_SAMPLES")
+[[ -n ${MAX_EVAL_SAMPLES:-} ]] && args+=(--max_eval_samples "$MAX_EVAL_SAMPLES")
+[[ -n ${DEVICE:-} ]] && args+=(--device "$DEVICE")
+# shellcheck disable=SC2206
+[[ -n ${EXTRA_ARGS:-} ]] && args+=($EXTRA_ARGS)
+
+run_grid "$CHECKPOINT_DIR/{e}-{s}.pt" "$PYTHON" train.py --sentiment "{e}" --random_seed "{s}" "${args[@]}"
