@@ -15,7 +15,7 @@ import torch
 
 from .errors import ToolkitError
 from .io import atomic_path
-from .prompt_model import PromptConfig, SoftPromptModel
+from .prompt_model import PromptConfig, SoftPromptModel, backbone_signature
 
 logger = logging.getLogger(__name__)
 
@@ -70,6 +70,11 @@ def prompt_model_from_checkpoint(record: dict, backbone, tokenizer, state: str =
     if state not in STATES:
         raise ToolkitError(f"--state {state!r} unknown; choose one of {', '.join(STATES)}")
     config = PromptConfig.from_dict(record["config"])
+    trained_on = config.extra.get("backbone")
+    here = backbone_signature(backbone)
+    if trained_on and trained_on != here:
+        diff = ", ".join(f"{k} {trained_on.get(k)} vs {here[k]}" for k in here if trained_on.get(k) != here[k])
+        raise ToolkitError(f"{path}: prompt trained on another model ({config.model}; {diff}); pass that model with --model")
     hidden = backbone.get_input_embeddings().embedding_dim
     prompt = record[f"{state}_prompt"]
     if prompt.shape[1] != hidden:

@@ -133,6 +133,14 @@ def load_backbone(name: str, head: str = "auto"):
     return model, tokenizer, chosen
 
 
+SIGNATURE_FIELDS = ("model_type", "hidden_size", "num_hidden_layers", "intermediate_size", "vocab_size")
+
+
+def backbone_signature(model: nn.Module) -> dict:
+    """What a prompt depends on: checkpoints record it, and loading onto another model is refused."""
+    return {name: getattr(model.config, name, None) for name in SIGNATURE_FIELDS}
+
+
 def max_text_positions(model: nn.Module, tokenizer) -> int:
     """How many positions the backbone accepts in total."""
     config = model.config
@@ -155,6 +163,7 @@ class SoftPromptModel(nn.Module):
         backbone.eval()
         self.encoder = backbone.base_model
         self.embeddings = backbone.get_input_embeddings()
+        config.extra.setdefault("backbone", backbone_signature(backbone))
         hidden = self.embeddings.embedding_dim
         if tokenizer.mask_token_id is None:
             raise ToolkitError(f"the tokenizer of {config.model} has no mask token to mark the classification slot")

@@ -1,0 +1,160 @@
+"""The stages chained end to end on a tiny model: 27 emotions, train -> activations -> RSA -> masks -> eval."""
+
+import json
+import pickle
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+import eval_mask_neuron
+import gen_mask
+import get_active_neuron
+import rsa_searchlight
+import train
+from conftest import one_line_error, run_script
+from model_emotion.data import EMOTIONS
+from model_emotion.neurons import count_hooks
+
+
+@pytest.fixture(scope="module")
+def chain(tiny_bert, small_goemotions, shared, tmp_path_factory):
+    root = tmp_path_factory.mktemp("chain")
+    ckpt = root / "checkpoint"
+    for emotion in EMOTIONS:
+        assert train.main(["--sentiment", emotion, "--random_seed", "1", "--model", str(tiny_bert), "--data_dir",
+                           str(small_goemotions), "--checkpoint_dir", str(ckpt), "--log_dir", str(root / "log"),
+                           "--epochs", "1", "--prompt_len", "2", "--max_length", "32", "--max_train_samples", "16",
+                           "--max_eval_samples", "8", "--train_batch_size", "8", "--lr", "0.05", "--device", "cpu"]) == 0
+    acts_dir = root / "acts"
+    assert get_active_neuron.main(["--model", str(tiny_bert), "--checkpoint_dir", str(ckpt), "--output_dir", str(acts_dir),
+                                   "--device", "cpu"]) == 0
+    rank_csv = root / "neuron_rank" / "rank.csv"
+    assert rsa_searchlight.main(["--activations", str(acts_dir / "activations.npz"), "--attributes",
+                                 str(shared / "emotion_attributes"), "--output", str(rank_csv)]) == 0
+    pkl = root / "masks" / "m.pkl"
+    assert gen_mask.main(["--CSV_Path", str(rank_csv), "--PKL_File", str(pkl), "--thresholds", "4", "16",
+                          "--num_random", "2"]) == 0
+    return root, ckpt, acts_dir, rank_csv, pkl
+
+
+def test_activation_outputs(chain, tiny_bert):
+    root, ckpt, acts_dir, _, _ = chain
+    data = np.load(acts_dir / "activations.npz")
+    assert data["activations"].shape == (27, 1, 2 * 48)
+    assert int(data["layers"]) == 2 and int(data["d_ffn"]) == 48
+    single = pd.read_csv(acts_dir / "anger-1.csv")
+    assert list(single.columns[:3]) == ["0", "1", "2"] and single.shape == (1, 96)
+    assert np.allclose(single.to_numpy()[0], data["activations"][2, 0], atol=1e-6)
+    accuracy = pd.read_csv(acts_dir / "goemotions_prompt_tuning_accuracy.csv")
+    assert len(accuracy) == 27 and accuracy["accuracy"].between(0, 1).all()
+    assert (acts_dir / "anger-all.csv").exists() and (acts_dir / "get_active_neuron_args.json").exists()
+
+
+def test_rsa_outputs(chain):
+    _, _, _, rank_csv, _ = chain
+    ranks = pd.read_csv(rank_csv)
+    assert ranks.shape == (96, 14) and ranks.columns[0] == "arousal"
+    for suffix in ("_tau", "_p_value", "_q_value", "_summary"):
+        assert rank_csv.with_name(f"rank{suffix}.csv").exists()
+    tau = pd.read_csv(rank_csv.with_name("rank_tau.csv"))
+    best = tau["valence"].idxmax()
+    assert ranks.loc[best, "valence"] == 1.0
+
+
+def test_masked_eval_end_to_end_and_resume(chain, tiny_bert, small_goemotions):
+    root, ckpt, _, _, pkl = chain
+    out = root / "eval"
+    argv = ["--sentiment", "joy", "--random_seed", "1", "--maskPath", str(pkl), "--resultPath", str(out), "--model",
+            str(tiny_bert), "--data_dir", str(small_goemotions), "--checkpoint_dir", str(ckpt), "--max_eval_samples", "20",
+            "--device", "cpu"]
+    # A partial result from an interrupted run: its masks are not evaluated again.
+    out.mkdir()
+    (out / "joy-1.partial.json").write_text(json.dumps({"split": "dev", "n_examples": 20, "unmasked": 0.123,
+                                                         "arousal_top4": 0.999}))
+    assert eval_mask_neuron.main(argv) == 0
+    result = json.loads((out / "joy-1.json").read_text())
+    assert result["arousal_top4"] == 0.999 and result["unmasked"] == 0.123
+    assert {"sentiment", "seed", "best", "unmasked", "valence_top16_random_2"} <= set(result)
+    assert not (out / "joy-1.partial.json").exists()
+    # Without --overwrite a finished result is skipped; with it everything is recomputed.
+    assert eval_mask_neuron.main(argv) == 0
+    assert json.loads((out / "joy-1.json").read_text()) == result
+    assert eval_mask_neuron.main(argv + ["--overwrite"]) == 0
+    fresh = json.loads((out / "joy-1.json").read_text())
+    assert fresh["unmasked"] != 0.123 and fresh["n_examples"] == 20
+    assert all(0.0 <= fresh[name] <= 1.0 for name in result if name.startswith(("arousal", "valence")))
+
+
+def test_masked_eval_bad_inputs(chain, tiny_bert, small_goemotions, tmp_path):
+    root, ckpt, _, _, pkl = chain
+    base = ["--random_seed", "1", "--resultPath", str(tmp_path / "r"), "--model", str(tiny_bert), "--data_dir",
+            str(small_goemotions), "--checkpoint_dir", str(ckpt), "--device", "cpu"]
+    assert "checkpoint not found" in one_line_error(run_script("eval_mask_neuron.py", "--sentiment", "joy", "--random_seed",
+                                                               "9", *base[2:], "--maskPath", str(pkl)))
+    assert "mask file not found" in one_line_error(run_script("eval_mask_neuron.py", "--sentiment", "joy", *base,
+                                                              "--maskPath", str(tmp_path / "none.pkl")))
+    wrong = tmp_path / "wrong.pkl"
+    wrong.write_bytes(pickle.dumps({"x_top1": torch.ones(3, 48)}))
+    assert "but the model's FFN is [2, 48]" in one_line_error(run_script("eval_mask_neuron.py", "--sentiment", "joy", *base,
+                                                                         "--maskPath", str(wrong)))
+    wrong.write_bytes(pickle.dumps({"x_top1": [1, 2]}))
+    assert "not a 2-D tensor" in one_line_error(run_script("eval_mask_neuron.py", "--sentiment", "joy", *base,
+                                                           "--maskPath", str(wrong)))
+
+
+def test_rsa_bad_inputs(chain, shared, tmp_path):
+    _, _, acts_dir, _, _ = chain
+    attrs = str(shared / "emotion_attributes")
+    out = ["--output", str(tmp_path / "r.csv")]
+    # Missing seed files in a CSV folder: say which.
+    folder = tmp_path / "csvs"
+    folder.mkdir()
+    for name in ("anger-1.csv", "anger-3.csv", "joy-1.csv"):
+        (folder / name).write_text((acts_dir / "anger-1.csv").read_text())
+    assert "missing joy-3" in one_line_error(run_script("rsa_searchlight.py", "--activations", str(folder), "--attributes",
+                                                        attrs, *out))
+    (folder / "joy-3.csv").write_text("0,1\n0.5,0.25\n")
+    assert "has 2 neurons" in one_line_error(run_script("rsa_searchlight.py", "--activations", str(folder), "--attributes",
+                                                        attrs, *out))
+    (folder / "joy-3.csv").write_text((acts_dir / "anger-1.csv").read_text().replace("\n", "\n", 1).rsplit(",", 1)[0] + ",nan\n")
+    assert "NaN or infinite" in one_line_error(run_script("rsa_searchlight.py", "--activations", str(folder), "--attributes",
+                                                          attrs, *out))
+    npz = str(acts_dir / "activations.npz")
+    ratings = tmp_path / "ratings"
+    ratings.mkdir()
+    table = pd.read_csv(shared / "emotion_attributes" / "attributes.csv")
+    pd.concat([table, table.iloc[:1]]).to_csv(ratings / "attributes.csv", index=False)
+    assert "appears more than once" in one_line_error(run_script("rsa_searchlight.py", "--activations", npz, "--attributes",
+                                                                 str(ratings), *out))
+    broken = table.copy()
+    broken["valence"] = broken["valence"].astype(object)
+    broken.loc[4, "valence"] = "high"
+    broken.to_csv(ratings / "attributes.csv", index=False)
+    assert "non-numeric value 'high'" in one_line_error(run_script("rsa_searchlight.py", "--activations", npz,
+                                                                   "--attributes", str(ratings), *out))
+    table.iloc[:2].to_csv(ratings / "attributes.csv", index=False)
+    assert "needs at least 3" in one_line_error(run_script("rsa_searchlight.py", "--activations", npz, "--attributes",
+                                                           str(ratings), *out))
+    assert "unknown attribute 'joyfulness'" in one_line_error(run_script(
+        "rsa_searchlight.py", "--activations", npz, "--attributes", attrs, "--attribute_names", "joyfulness", *out))
+    assert "--method 'pearson' unknown" in one_line_error(run_script(
+        "rsa_searchlight.py", "--activations", npz, "--attributes", attrs, "--method", "pearson", *out))
+
+
+def test_get_active_neuron_refuses_other_models(chain, tiny_roberta, tmp_path):
+    _, ckpt, _, _, _ = chain
+    line = one_line_error(run_script("get_active_neuron.py", "--model", str(tiny_roberta), "--checkpoint_dir", str(ckpt),
+                                     "--output_dir", str(tmp_path / "a"), "--sentiments", "joy", "--seeds", "1"))
+    assert "prompt trained on another model" in line and "model_type bert vs roberta" in line
+    line = one_line_error(run_script("get_active_neuron.py", "--model", str(tiny_roberta), "--checkpoint_dir", str(ckpt),
+                                     "--output_dir", str(tmp_path / "a"), "--sentiments", "joy", "--seeds", "1", "2"))
+    assert "missing checkpoint(s)" in line and "joy-2.pt" in line
+
+
+def test_no_hooks_left_after_the_stages(tiny_bert):
+    from model_emotion.prompt_model import load_backbone
+
+    backbone, _, _ = load_backbone(str(tiny_bert))
+    assert count_hooks(backbone) == 0
