@@ -1,0 +1,87 @@
+"""Masked evaluation of one prompt under many masks: the toolkit against the original approach.
+
+Toolkit: model and prompt loaded once, dynamic padding, one hook context per mask.
+Original approach (thunlp/Model_Emotion eval_mask_neuron.py): the model is reloaded for every
+mask and every batch is padded to 256 tokens. Both evaluate the same examples under the same masks
+and must give the same accuracies; the original approach is timed on the first ``--original_masks``
+masks and its per-mask cost extrapolated to all of them.
+
+    python benchmarks/mask_eval_speed.py [--num_masks 112] [--eval_examples 64]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+import torch
+
+from common import packaged_encoder, shared_data
+from model_emotion.batching import encode
+from model_emotion.data import binary_task, load_goemotions
+from model_emotion.masked_eval import evaluate_masks
+from model_emotion.neurons import find_ffn, scale_neurons
+from model_emotion.prompt_model import PromptConfig, SoftPromptModel, load_backbone
+from model_emotion.training import accuracy
+
+
+def build(model_name: str, prompt_len: int, prompt: torch.Tensor | None, head_state: dict | None, device):
+    backbone, tokenizer, head = load_backbone(model_name)
+    model = SoftPromptModel(backbone, tokenizer, PromptConfig(model=model_name, prompt_len=prompt_len, head=head,
+                                                              max_length=256, seed=1))
+    if prompt is not None:
+        model.load_trainable_state(prompt, head_state)
+    return model.to(device), tokenizer
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--shared_data", type=str, default=None, help="the shared data folder")
+    parser.add_argument("--model", type=str, default=None, help="model folder (default: the packaged all-MiniLM-L6-v2)")
+    parser.add_argument("--prompt_len", type=int, default=100, help="soft prompt length P (default %(default)s)")
+    parser.add_argument("--num_masks", type=int, default=112, help="masks evaluated (default %(default)s)")
+    parser.add_argument("--eval_examples", type=int, default=64, help="evaluation examples (default %(default)s)")
+    parser.add_argument("--original_masks", type=int, default=4, help="masks timed with the original approach")
+    parser.add_argument("--device", type=str, default="cpu", help="torch device (default %(default)s)")
+    args = parser.parse_args()
+    root = shared_data(args.shared_data)
+    device = torch.device(args.device)
+    model_name = args.model or packaged_encoder()
+    data = load_goemotions(root / "goemotions", splits=("dev",))
+    task = binary_task(data.split("dev"), "anger", 1, "dev", args.eval_examples)
+
+    start = time.perf_counter()
+    model, tokenizer = build(model_name, args.prompt_len, None, None, device)
+    ffn = find_ffn(model)
+    rng = np.random.default_rng(0)
+    masks = {}
+    for i in range(args.num_masks):
+        flat = torch.ones(ffn.num_neurons, dtype=torch.int8)
+        flat[torch.from_numpy(rng.choice(ffn.num_neurons, ffn.num_neurons // 10, replace=False))] = 0
+        masks[f"m{i}"] = flat.reshape(ffn.num_layers, ffn.d_ffn)
+    encoded = encode(tokenizer, task.texts, task.labels, 256)
+    ours = evaluate_masks(model, encoded, masks, 32, device, progress=False)
+    toolkit_s = time.perf_counter() - start
+    print(f"toolkit: {args.num_masks} masks x {len(encoded)} examples in {toolkit_s:.1f} s "
+          f"({toolkit_s / args.num_masks:.2f} s per mask, model loaded once)")
+
+    prompt, head_state = model.prompt.detach().cpu().clone(), model.trainable_state()
+    head_state = {k: v for k, v in head_state.items() if k.startswith("head.")} or None
+    start = time.perf_counter()
+    for name in list(masks)[: args.original_masks]:
+        fresh, fresh_tok = build(model_name, args.prompt_len, prompt, head_state, device)  # reload per mask
+        enc = encode(fresh_tok, task.texts, task.labels, 256)
+        with scale_neurons(fresh, masks[name].to(device)):
+            acc = accuracy(fresh, enc, 32, device, pad_to=256)
+        assert abs(acc - ours[name]) < 1e-9, (name, acc, ours[name])
+    per_mask = (time.perf_counter() - start) / args.original_masks
+    original_s = per_mask * args.num_masks
+    print(f"original approach: {per_mask:.2f} s per mask (reload + pad to 256; {args.original_masks} masks timed, same "
+          f"accuracies) -> {original_s:.1f} s extrapolated to {args.num_masks} masks")
+    print(f"speed-up: {original_s / toolkit_s:.1f}x")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,276 @@
+"""Reading a results folder into tidy tables, and the numbers of the summary table.
+
+A results folder is whatever the stages wrote under one root; files are found by name anywhere
+below it (the first match in sorted order wins, ``report.py`` flags pick others):
+
+- ``goemotions_prompt_tuning_accuracy.csv`` (step 2): prompt accuracy per emotion and seed;
+- ``activations.npz`` (step 2): neuron activations, for the per-neuron RDM figure;
+- a rank table ``NAME.csv`` with ``NAME_tau.csv``, ``NAME_q_value.csv`` and ``NAME_summary.csv`` beside it (step 3);
+- ``{emotion}-{seed}.json`` masked-evaluation results (step 5).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from .errors import ToolkitError
+
+logger = logging.getLogger(__name__)
+
+MASK_KEY = re.compile(r"^(?P<attribute>.+)_top(?P<k>\d+)(?P<random>_random(?:_(?P<draw>\d+))?)?$")
+RESULT_NAME = re.compile(r"^(?P<emotion>[^/]+)-(?P<seed>\d+)\.json$")
+
+
+@dataclass
+class Results:
+    """Everything a report can draw from; any piece may be missing (None)."""
+
+    accuracy: pd.DataFrame | None = None  # emotion, seed, accuracy
+    tau: pd.DataFrame | None = None  # [neurons, attributes]
+    q: pd.DataFrame | None = None
+    rank: pd.DataFrame | None = None
+    summary: pd.DataFrame | None = None  # attribute, layer, n_significant, n_selective
+    masking: pd.DataFrame | None = None  # emotion, seed, attribute, kind, k, draw, accuracy, unmasked
+    activations: object | None = None  # ActivationSet
+    num_layers: int | None = None
+    alpha: float = 0.01
+    ratings_dir: str | None = None  # human ratings used, when known
+    sources: dict[str, str] = field(default_factory=dict)
+
+    def missing(self) -> list[str]:
+        names = {"accuracy": "prompt accuracy (goemotions_prompt_tuning_accuracy.csv)",
+                 "tau": "RSA tables (rank CSV with _tau/_q_value/_summary)",
+                 "masking": "masked-evaluation JSONs ({emotion}-{seed}.json)",
+                 "activations": "activations.npz"}
+        return [text for key, text in names.items() if getattr(self, key) is None]
+
+
+def masking_from_json(files: list[Path]) -> pd.DataFrame:
+    """Long table of masked accuracies from eval JSONs."""
+    rows = []
+    for file in files:
+        record = json.loads(file.read_text())
+        emotion, seed = record.get("sentiment"), record.get("seed")
+        if emotion is None or seed is None:
+            match = RESULT_NAME.match(file.name)
+            emotion, seed = match["emotion"], int(match["seed"])
+        unmasked = record.get("unmasked")
+        for key, value in record.items():
+            match = MASK_KEY.match(key)
+            if not match or not isinstance(value, (int, float)):
+                continue
+            rows.append({"emotion": emotion, "seed": int(seed), "attribute": match["attribute"],
+                         "kind": "random" if match["random"] else "top", "k": int(match["k"]),
+                         "draw": int(match["draw"] or 1) if match["random"] else 0,
+                         "accuracy": float(value), "unmasked": unmasked})
+    return pd.DataFrame(rows)
+
+
+def _first(root: Path, pattern: str) -> Path | None:
+    found = sorted(root.rglob(pattern))
+    return found[0] if found else None
+
+
+def load_results(root: str | Path, rank_csv: str | Path | None = None, num_layers: int | None = None,
+                 alpha: float = 0.01) -> Results:
+    from .activations import load_activations
+
+    root = Path(root)
+    if not root.is_dir():
+        raise ToolkitError(f"--results_dir {root} is not a folder")
+    res = Results(num_layers=num_layers, alpha=alpha)
+    acc_path = _first(root, "goemotions_prompt_tuning_accuracy.csv")
+    if acc_path:
+        table = pd.read_csv(acc_path)
+        res.accuracy = table.rename(columns={"sentiment": "emotion", "random_seed": "seed"})
+        res.sources["accuracy"] = str(acc_path)
+    rank_path = Path(rank_csv) if rank_csv else None
+    if rank_path is None:
+        for tau_path in sorted(root.rglob("*_tau.csv")):
+            candidate = tau_path.with_name(tau_path.name[: -len("_tau.csv")] + ".csv")
+            if candidate.exists():
+                rank_path = candidate
+                break
+    if rank_path is not None and rank_path.exists():
+        stem = rank_path.with_suffix("")
+        res.rank = pd.read_csv(rank_path)
+        for key, suffix in (("tau", "_tau"), ("q", "_q_value"), ("summary", "_summary")):
+            path = Path(f"{stem}{suffix}.csv")
+            if path.exists():
+                setattr(res, key, pd.read_csv(path))
+        if res.summary is not None and res.num_layers is None:
+            layers = res.summary["layer"].astype(str)
+            res.num_layers = int(layers[layers != "all"].astype(int).max()) + 1
+        args_path = Path(f"{stem}_args.json")
+        if args_path.exists():
+            res.alpha = float(json.loads(args_path.read_text())["args"].get("alpha", alpha))
+        res.sources["rank"] = str(rank_path)
+    json_files = [p for p in sorted(root.rglob("*.json")) if RESULT_NAME.match(p.name)]
+    if json_files:
+        res.masking = masking_from_json(json_files)
+        if res.masking.empty:
+            res.masking = None
+        else:
+            res.sources["masking"] = f"{len(json_files)} JSON files"
+    npz = _first(root, "activations.npz")
+    if npz:
+        res.activations = load_activations(npz)
+        res.num_layers = res.num_layers or res.activations.layers
+        res.sources["activations"] = str(npz)
+    if all(getattr(res, key) is None for key in ("accuracy", "tau", "masking", "activations")):
+        raise ToolkitError(f"{root} holds no results: expected goemotions_prompt_tuning_accuracy.csv, a rank table with "
+                           f"_tau/_q_value/_summary tables, activations.npz or {{emotion}}-{{seed}}.json eval results")
+    return res
+
+
+def masking_effects(masking: pd.DataFrame) -> pd.DataFrame:
+    """Per (emotion, seed, attribute, k): top-k accuracy, mean random accuracy over draws, unmasked."""
+    top = masking[masking["kind"] == "top"].groupby(["emotion", "seed", "attribute", "k"])["accuracy"].mean()
+    rand = masking[masking["kind"] == "random"].groupby(["emotion", "seed", "attribute", "k"])["accuracy"].mean()
+    base = masking.groupby(["emotion", "seed"])["unmasked"].first()
+    table = pd.DataFrame({"top": top, "random": rand}).reset_index()
+    table["unmasked"] = [base.get((e, s), np.nan) for e, s in zip(table["emotion"], table["seed"])]
+    table["beyond_random"] = table["random"] - table["top"]  # accuracy lost beyond what random masking costs
+    return table
+
+
+def mean_ci(values: np.ndarray, confidence: float = 0.95) -> tuple[float, float]:
+    """Mean and half-width of the t confidence interval (NaN half-width for fewer than 2 values)."""
+    values = np.asarray(values, dtype=float)
+    values = values[np.isfinite(values)]
+    if values.size == 0:
+        return float("nan"), float("nan")
+    if values.size < 2:
+        return float(values.mean()), float("nan")
+    half = stats.t.ppf(0.5 + confidence / 2, values.size - 1) * values.std(ddof=1) / np.sqrt(values.size)
+    return float(values.mean()), float(half)
+
+
+def summary_table(res: Results, k: int | None) -> tuple[pd.DataFrame, int | None]:
+    """Per attribute: significant and selective neurons, top-k and random drops, their difference and a
+    paired t-test over (emotion, seed). Returns the table and the k used."""
+    rows: dict[str, dict] = {}
+    if res.summary is not None:
+        totals = res.summary[res.summary["layer"].astype(str) == "all"]
+        for _, row in totals.iterrows():
+            rows.setdefault(row["attribute"], {})["n_significant"] = int(row["n_significant"])
+            rows[row["attribute"]]["n_selective"] = int(row["n_selective"])
+    if res.masking is not None:
+        effects = masking_effects(res.masking)
+        ks = sorted(effects["k"].unique())
+        k = k if k in ks else ks[len(ks) // 2]
+        at_k = effects[effects["k"] == k].dropna(subset=["top", "random"])
+        for attribute, group in at_k.groupby("attribute"):
+            entry = rows.setdefault(attribute, {})
+            entry["k"] = int(k)
+            entry["top_drop"] = float((group["unmasked"] - group["top"]).mean())
+            entry["random_drop"] = float((group["unmasked"] - group["random"]).mean())
+            entry["drop_beyond_random"] = float(group["beyond_random"].mean())
+            entry["n_pairs"] = int(len(group))
+            if len(group) > 1 and group["beyond_random"].std() > 0:
+                test = stats.ttest_rel(group["random"], group["top"], alternative="greater")
+                entry["t"] = float(test.statistic)
+                entry["p_paired"] = float(test.pvalue)
+            else:
+                entry["t"], entry["p_paired"] = float("nan"), float("nan")
+    else:
+        k = None
+    table = pd.DataFrame([{"attribute": a, **v} for a, v in rows.items()])
+    return table, k
+
+
+def to_markdown(table: pd.DataFrame) -> str:
+    """A plain GitHub-style Markdown table (no optional dependency)."""
+    def fmt(value):
+        if isinstance(value, float):
+            return "" if np.isnan(value) else (f"{value:.3g}" if abs(value) < 1e-3 and value != 0 else f"{value:.4f}")
+        return str(value)
+
+    header = "| " + " | ".join(table.columns) + " |"
+    rule = "|" + "|".join("---" for _ in table.columns) + "|"
+    body = ["| " + " | ".join(fmt(v) for v in row) + " |" for row in table.itertuples(index=False)]
+    return "\n".join([header, rule, *body]) + "\n"
+
+
+def load_paper_results(paper_dir: str | Path, attributes: str | Path | None, fdr_method: str = "paper",
+                       alpha: float = 0.01) -> Results:
+    """The paper's released RoBERTa results in the same form (its searchlight recomputed from its
+    activations, which reproduces its ``neurons_rank.csv``; see benchmarks/rsa_reproduce.py)."""
+    from .activations import load_activations
+    from .attributes import build_rdms, load_ratings
+    from .download import resolve_attributes
+    from .rsa import searchlight, summarize
+
+    paper_dir = Path(paper_dir)
+    needed = ["activations.npz", "prompt_tuning_accuracy.csv", "masking_accuracy.csv"]
+    missing = [name for name in needed if not (paper_dir / name).exists()]
+    if len(missing) == len(needed):
+        raise ToolkitError(f"--paper_dir {paper_dir} holds none of {', '.join(needed)}")
+    res = Results(alpha=alpha)
+    if (paper_dir / "prompt_tuning_accuracy.csv").exists():
+        res.accuracy = pd.read_csv(paper_dir / "prompt_tuning_accuracy.csv").rename(
+            columns={"sentiment": "emotion", "random_seed": "seed"})
+    if (paper_dir / "activations.npz").exists():
+        res.activations = load_activations(paper_dir / "activations.npz")
+        if attributes is None and (paper_dir.parent / "emotion_attributes" / "attributes.csv").exists():
+            attributes = paper_dir.parent / "emotion_attributes"
+        res.ratings_dir = str(resolve_attributes(attributes))
+        rdms = build_rdms(load_ratings(res.ratings_dir), res.activations.emotions)
+        keep = [res.activations.emotions.index(e) for e in rdms.emotions]
+        result = searchlight(res.activations.activations[keep], rdms.rdms, rdms.names, fdr_method=fdr_method)
+        res.tau, res.q, res.rank = result.table("tau"), result.table("q"), result.table("rank")
+        res.num_layers = res.activations.layers or 12
+        res.summary = summarize(result, res.num_layers, alpha)
+    if (paper_dir / "masking_accuracy.csv").exists():
+        masking = pd.read_csv(paper_dir / "masking_accuracy.csv")
+        masking["k"] = masking["k"].astype(int)
+        masking["draw"] = np.where(masking["kind"] == "random", 1, 0)
+        if res.accuracy is not None:
+            best = res.accuracy.set_index(["emotion", "seed"])["accuracy"]
+            masking["unmasked"] = [best.get((e, s), np.nan) for e, s in zip(masking["emotion"], masking["seed"])]
+        else:
+            masking["unmasked"] = np.nan
+        res.masking = masking
+    res.sources["paper"] = str(paper_dir)
+    return res
+
+
+def comparison_tables(ours: Results, paper: Results, ours_total: int, paper_total: int) -> dict[str, pd.DataFrame]:
+    """Side-by-side numbers: prompt accuracy per emotion; per attribute significant neurons (as a share
+    of all neurons, since models differ in size) and the masking drop beyond random at matched k%."""
+    out = {}
+    if ours.accuracy is not None and paper.accuracy is not None:
+        a = ours.accuracy.groupby("emotion")["accuracy"].mean().rename("ours")
+        b = paper.accuracy.groupby("emotion")["accuracy"].mean().rename("paper")
+        table = pd.concat([a, b], axis=1).dropna().reset_index()
+        out["accuracy"] = table
+    rows = {}
+    for label, res, total in (("ours", ours, ours_total), ("paper", paper, paper_total)):
+        if res.summary is not None:
+            totals = res.summary[res.summary["layer"].astype(str) == "all"]
+            for _, row in totals.iterrows():
+                entry = rows.setdefault(row["attribute"], {})
+                entry[f"{label}_significant_pct"] = 100 * row["n_significant"] / total
+                entry[f"{label}_selective_pct"] = 100 * row["n_selective"] / total
+    if ours.masking is not None and paper.masking is not None:
+        ours_eff, paper_eff = masking_effects(ours.masking), masking_effects(paper.masking)
+        paper_pct = {k: 100 * k / paper_total for k in paper_eff["k"].unique()}
+        for k in sorted(ours_eff["k"].unique()):
+            pct = 100 * k / ours_total
+            near = min(paper_pct, key=lambda pk: abs(paper_pct[pk] - pct))
+            for attribute, group in ours_eff[ours_eff["k"] == k].groupby("attribute"):
+                entry = rows.setdefault(attribute, {})
+                entry[f"ours_beyond_random_{pct:.0f}pct"] = 100 * group["beyond_random"].mean()
+                ref = paper_eff[(paper_eff["k"] == near) & (paper_eff["attribute"] == attribute)]
+                entry[f"paper_beyond_random_{paper_pct[near]:.1f}pct"] = 100 * ref["beyond_random"].mean()
+    if rows:
+        out["attributes"] = pd.DataFrame([{"attribute": a, **v} for a, v in rows.items()])
+    return out

