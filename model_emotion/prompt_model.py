@@ -256,23 +256,29 @@ class SoftPromptModel(nn.Module):
         prefix = torch.cat([slot, self.prompt], dim=0)  # [1 + P, hidden]
         return prefix.unsqueeze(0).expand(batch_size, -1, -1)
 
+    def _inputs(self, input_ids: torch.Tensor | None, attention_mask: torch.Tensor | None,
+                batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """``<mask> P_1..P_P`` followed by the text's embeddings (none when ``input_ids`` is None).
+
+        Returns inputs_embeds [batch, 1 + P + T, hidden] and attention_mask [batch, 1 + P + T].
+        """
+        if input_ids is None:
+            embeds = self.prefix_embeds(batch_size)
+            return embeds, torch.ones(embeds.shape[:2], dtype=torch.long, device=embeds.device)
+        batch = input_ids.shape[0]
+        text = self.embeddings(input_ids).to(self.prompt.dtype)  # [batch, T, hidden]
+        embeds = torch.cat([self.prefix_embeds(batch), text], dim=1)
+        ones = torch.ones(batch, 1 + self.config.prompt_len, dtype=attention_mask.dtype, device=attention_mask.device)
+        return embeds, torch.cat([ones, attention_mask], dim=1)
+
     def slot_hidden(self, input_ids: torch.Tensor | None = None,
                     attention_mask: torch.Tensor | None = None, batch_size: int = 1) -> torch.Tensor:
         """Hidden state at the classification slot. [batch, hidden]
 
         With ``input_ids=None`` the input is the prompt alone (how the paper read activations).
         """
-        if input_ids is None:
-            embeds = self.prefix_embeds(batch_size)
-            mask = torch.ones(embeds.shape[:2], dtype=torch.long, device=embeds.device)
-        else:
-            batch = input_ids.shape[0]
-            text = self.embeddings(input_ids).to(self.prompt.dtype)  # [batch, T, hidden]
-            embeds = torch.cat([self.prefix_embeds(batch), text], dim=1)  # [batch, 1 + P + T, hidden]
-            ones = torch.ones(batch, 1 + self.config.prompt_len, dtype=attention_mask.dtype, device=attention_mask.device)
-            mask = torch.cat([ones, attention_mask], dim=1)
-        out = self.encoder(inputs_embeds=embeds, attention_mask=mask)
-        return out[0][:, 0]
+        embeds, mask = self._inputs(input_ids, attention_mask, batch_size)
+        return self.encoder(inputs_embeds=embeds, attention_mask=mask)[0][:, 0]
 
     def classify(self, hidden: torch.Tensor) -> torch.Tensor:
         """Two logits (negative, positive) from the slot's hidden state. [batch, 2]"""
@@ -290,9 +296,7 @@ class SoftPromptModel(nn.Module):
         return self.classify(self.slot_hidden(input_ids, attention_mask))
 
     def _full_mlm_logits(self, input_ids, attention_mask):
-        batch = input_ids.shape[0]
-        text = self.embeddings(input_ids).to(self.prompt.dtype)
-        embeds = torch.cat([self.prefix_embeds(batch), text], dim=1)
-        ones = torch.ones(batch, 1 + self.config.prompt_len, dtype=attention_mask.dtype, device=attention_mask.device)
-        logits = self.backbone(inputs_embeds=embeds, attention_mask=torch.cat([ones, attention_mask], 1)).logits[:, 0]
+        # Model types without a known MLM-head table entry: run the whole MLM model, read slot 0.
+        embeds, mask = self._inputs(input_ids, attention_mask, input_ids.shape[0])
+        logits = self.backbone(inputs_embeds=embeds, attention_mask=mask).logits[:, 0]  # [batch, vocab]
         return (logits[:, self.label_ids] * self.label_weight).sum(-1)

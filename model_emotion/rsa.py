@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+import numba as nb
 import numpy as np
 import pandas as pd
 from scipy import stats
@@ -39,16 +40,24 @@ class RSAResult:
         return pd.DataFrame(getattr(self, which), columns=self.names)
 
 
+@nb.njit(parallel=True, cache=True)
+def _mean_abs_differences(acts: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    N, _, S = acts.shape
+    out = np.empty((N, rows.size), np.float64)
+    for n in nb.prange(N):
+        for p in range(rows.size):
+            total = 0.0
+            for s in range(S):
+                total += abs(acts[n, rows[p], s] - acts[n, cols[p], s])
+            out[n, p] = total / S
+    return out
+
+
 def neuron_rdms(activations: np.ndarray) -> np.ndarray:
     """Mean over seeds of |a_i - a_j| for every neuron. [emotions, seeds, neurons] -> [neurons, pairs] float64"""
-    E, S, N = activations.shape
-    rows, cols = pair_index(E)
-    out = np.zeros((len(rows), N), np.float64)
-    for s in range(S):
-        seed_acts = activations[:, s, :].astype(np.float64)  # [emotions, neurons]
-        out += np.abs(seed_acts[rows] - seed_acts[cols])
-    out /= S
-    return np.ascontiguousarray(out.T)
+    rows, cols = pair_index(activations.shape[0])
+    acts = np.ascontiguousarray(activations.transpose(2, 0, 1), dtype=np.float64)  # [neurons, emotions, seeds]
+    return _mean_abs_differences(acts, rows.astype(np.int64), cols.astype(np.int64))
 
 
 def _alternative_p(z: np.ndarray, alternative: str) -> np.ndarray:
