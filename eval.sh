@@ -6,7 +6,7 @@
 #   MASK_PATH (masks/RSA_14property_top_500_6000.pkl), RESULT_PATH (eval_mask_neuron_result/<mask name>)
 #   MODEL (roberta-base), DATA_DIR (empty = hub), CHECKPOINT_DIR (checkpoint)
 #   MAX_EVAL_SAMPLES (empty = all), EVAL_BATCH_SIZE (64), SPLIT (dev), DEVICE (empty = auto), EXTRA_ARGS
-#   SHARD, NUM_SHARDS, DRY_RUN  as in train.sh
+#   SHARD, NUM_SHARDS, JOBS_PER_PROCESS, DRY_RUN  as in train.sh
 set -euo pipefail
 cd "$(dirname "$0")"
 source scripts/grid.sh
@@ -22,4 +22,4 @@ args=(--maskPath "$MASK_PATH" --resultPath "$RESULT_PATH" --model "${MODEL:-robe
 # shellcheck disable=SC2206
 [[ -n ${EXTRA_ARGS:-} ]] && args+=($EXTRA_ARGS)
 
-run_grid "$RESULT_PATH/{e}-{s}.json" "$PYTHON" eval_mask_neuron.py --sentiment "{e}" --random_seed "{s}" "${args[@]}"
+run_grid "$RESULT_PATH/{e}-{s}.json" "$PYTHON" eval_mask_neuron.py "${args[@]}"

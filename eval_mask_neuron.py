@@ -27,6 +27,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser = cli.Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sentiment", type=str, default="anger", help="emotion of the prompt")
     parser.add_argument("--random_seed", type=int, default=1, help="seed of the prompt (and of its balanced eval set)")
+    cli.add_jobs_arg(parser)
     parser.add_argument("--maskPath", type=Path, default=Path("masks/RSA_14property_top_500_6000.pkl"),
                         help="masks PKL from gen_mask.py (default %(default)s)")
     parser.add_argument("--resultPath", type=Path, default=Path("eval_mask_neuron_result/RSA_14property_top_500_6000"),
@@ -55,51 +56,59 @@ def main(argv=None) -> int:
     from model_emotion.training import accuracy
 
     cli.setup_logging()
-    run_name = f"{args.sentiment}-{args.random_seed}"
-    result_path = args.resultPath / f"{run_name}.json"
-    partial_path = args.resultPath / f"{run_name}.partial.json"
-    if result_path.exists() and not args.overwrite:
-        logger.info("%s exists; skipping (pass --overwrite to re-evaluate)", result_path)
+    jobs = cli.parse_jobs(args.jobs, args.sentiment, args.random_seed)
+    pending = [(e, s) for e, s in jobs if args.overwrite or not (args.resultPath / f"{e}-{s}.json").exists()]
+    for e, s in sorted(set(jobs) - set(pending)):
+        logger.info("%s exists; skipping (pass --overwrite to re-evaluate)", args.resultPath / f"{e}-{s}.json")
+    if not pending:
         return 0
     masks = load_masks(args.maskPath)
-    record = load_checkpoint(checkpoint_path(args.checkpoint_dir, args.sentiment, args.random_seed), args.model)
+    first = load_checkpoint(checkpoint_path(args.checkpoint_dir, *pending[0]), args.model)
+    records = {pending[0]: first}
     device = cli.resolve_device(args.device)
-    head = record["config"].get("head", "mlm")
-    backbone, tokenizer, _ = load_backbone(args.model, head)
-    model = prompt_model_from_checkpoint(record, backbone, tokenizer, args.state, args.checkpoint_dir).to(device)
-    check_mask_shapes(model, masks, str(args.maskPath))
-
+    backbone, tokenizer, _ = load_backbone(args.model, first["config"].get("head", "mlm"))  # once for all jobs
     data = load_goemotions(args.data_dir, splits=(args.split,))
-    check_emotions([args.sentiment], data.emotions)
-    task = binary_task(data.split(args.split), args.sentiment, args.random_seed, args.split, args.max_eval_samples)
-    encoded = encode(tokenizer, task.texts, task.labels, model.config.max_length)
+    check_emotions(sorted({e for e, _ in pending}), data.emotions)
 
-    result = {"sentiment": args.sentiment, "seed": args.random_seed, "best": record.get("best_acc"),
-              "split": args.split, "n_examples": len(encoded)}
-    done: dict[str, float] = {}
-    if partial_path.exists() and not args.overwrite:
-        previous = read_json(partial_path)
-        if previous.get("n_examples") == len(encoded) and previous.get("split") == args.split:
-            done = {k: v for k, v in previous.items() if k in masks}
-            result["unmasked"] = previous.get("unmasked")
-            logger.info("resuming %s: %d of %d masks done", run_name, len(done), len(masks))
-    if result.get("unmasked") is None:
-        result["unmasked"] = accuracy(model, encoded, args.eval_batch_size, device)
-    logger.info("%s: %d %s examples, unmasked accuracy %.4f (checkpoint best %.4f)", run_name, len(encoded),
-                args.split, result["unmasked"], result["best"] or float("nan"))
+    def evaluate_one(emotion: str, seed: int) -> None:
+        run_name = f"{emotion}-{seed}"
+        result_path = args.resultPath / f"{run_name}.json"
+        partial_path = args.resultPath / f"{run_name}.partial.json"
+        record = records.get((emotion, seed)) or load_checkpoint(checkpoint_path(args.checkpoint_dir, emotion, seed),
+                                                                  args.model)
+        model = prompt_model_from_checkpoint(record, backbone, tokenizer, args.state, args.checkpoint_dir).to(device)
+        check_mask_shapes(model, masks, str(args.maskPath))
+        task = binary_task(data.split(args.split), emotion, seed, args.split, args.max_eval_samples)
+        encoded = encode(tokenizer, task.texts, task.labels, model.config.max_length)
 
-    def save_progress(name: str, value: float) -> None:
-        done[name] = value
-        write_json(partial_path, {**result, **done})
+        result = {"sentiment": emotion, "seed": seed, "best": record.get("best_acc"), "split": args.split,
+                  "n_examples": len(encoded)}
+        done: dict[str, float] = {}
+        if partial_path.exists() and not args.overwrite:
+            previous = read_json(partial_path)
+            if previous.get("n_examples") == len(encoded) and previous.get("split") == args.split:
+                done = {k: v for k, v in previous.items() if k in masks}
+                result["unmasked"] = previous.get("unmasked")
+                logger.info("resuming %s: %d of %d masks done", run_name, len(done), len(masks))
+        if result.get("unmasked") is None:
+            result["unmasked"] = accuracy(model, encoded, args.eval_batch_size, device)
+        logger.info("%s: %d %s examples, unmasked accuracy %.4f (checkpoint best %.4f)", run_name, len(encoded),
+                    args.split, result["unmasked"], result["best"] or float("nan"))
 
-    accuracies = evaluate_masks(model, encoded, masks, args.eval_batch_size, device, done, save_progress)
-    result.update({name: accuracies[name] for name in masks})
-    write_json(result_path, result)
-    if partial_path.exists():
-        partial_path.unlink()
+        def save_progress(name: str, value: float) -> None:
+            done[name] = value
+            write_json(partial_path, {**result, **done})
+
+        accuracies = evaluate_masks(model, encoded, masks, args.eval_batch_size, device, done, save_progress)
+        result.update({name: accuracies[name] for name in masks})
+        write_json(result_path, result)
+        if partial_path.exists():
+            partial_path.unlink()
+        logger.info("wrote %s (%d masks)", result_path, len(masks))
+
+    status = cli.run_jobs(pending, evaluate_one)
     save_run_args(args.resultPath, args, "eval_mask_neuron")
-    logger.info("wrote %s (%d masks)", result_path, len(masks))
-    return 0
+    return status
 
 
 if __name__ == "__main__":

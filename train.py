@@ -21,6 +21,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser = cli.Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sentiment", type=str, default="admiration", help="emotion to learn (one of the 27 GoEmotions labels)")
     parser.add_argument("--random_seed", type=int, default=1, help="seed of the negatives, the prompt init and the batch order")
+    cli.add_jobs_arg(parser)
     cli.add_model_args(parser)
     cli.add_data_args(parser)
     cli.add_checkpoint_args(parser)
@@ -54,53 +55,60 @@ def main(argv=None) -> int:
     from model_emotion.io import save_run_args
     from model_emotion.prompt_model import PromptConfig, SoftPromptModel, load_backbone
 
-    run_name = f"{args.sentiment}-{args.random_seed}"
-    ckpt_path = checkpoint_path(args.checkpoint_dir, args.sentiment, args.random_seed)
-    if ckpt_path.exists() and not args.overwrite:
-        raise ToolkitError(f"checkpoint {ckpt_path} exists; pass --overwrite to retrain (it is kept until the new one is complete)")
+    jobs = cli.parse_jobs(args.jobs, args.sentiment, args.random_seed)
+    if len(jobs) == 1 and checkpoint_path(args.checkpoint_dir, *jobs[0]).exists() and not args.overwrite:
+        raise ToolkitError(f"checkpoint {checkpoint_path(args.checkpoint_dir, *jobs[0])} exists; pass --overwrite to "
+                           f"retrain (it is kept until the new one is complete)")
     for flag in ("epochs", "train_batch_size", "eval_batch_size"):
         if getattr(args, flag) < 1:
             raise ToolkitError(f"--{flag} {getattr(args, flag)} must be a positive integer")
-    cli.setup_logging(args.log_dir / f"{run_name}.log")
+    cli.setup_logging()
     device = cli.resolve_device(args.device)
-    training.set_seed(args.random_seed)
-
     data = load_goemotions(args.data_dir)
-    check_emotions([args.sentiment], data.emotions)
-    backbone, tokenizer, head = load_backbone(args.model, args.head)
-    config = PromptConfig(model=args.model, prompt_len=args.prompt_len, head=head, verbalizer=tuple(args.verbalizer),
-                          prompt_init=args.prompt_init, max_length=args.max_length, seed=args.random_seed,
-                          sentiment=args.sentiment)
-    model = SoftPromptModel(backbone, tokenizer, config).to(device)
+    check_emotions(sorted({e for e, _ in jobs}), data.emotions)
+    backbone, tokenizer, head = load_backbone(args.model, args.head)  # once for all jobs
 
-    tasks = {}
-    for split, cap in (("train", args.max_train_samples), ("dev", args.max_eval_samples), ("test", args.max_eval_samples)):
-        task = binary_task(data.split(split), args.sentiment, args.random_seed, split, cap)
-        tasks[split] = encode(tokenizer, task.texts, task.labels, args.max_length)
-    logger.info("%s: train %d, dev %d, test %d examples (balanced); model %s on %s",
-                run_name, len(tasks["train"]), len(tasks["dev"]), len(tasks["test"]), args.model, device)
+    def train_one(sentiment: str, seed: int) -> None:
+        run_name = f"{sentiment}-{seed}"
+        ckpt_path = checkpoint_path(args.checkpoint_dir, sentiment, seed)
+        if ckpt_path.exists() and not args.overwrite:
+            raise ToolkitError(f"checkpoint {ckpt_path} exists; pass --overwrite to retrain")
+        cli.setup_logging(args.log_dir / f"{run_name}.log")
+        training.set_seed(seed)
+        config = PromptConfig(model=args.model, prompt_len=args.prompt_len, head=head, verbalizer=tuple(args.verbalizer),
+                              prompt_init=args.prompt_init, max_length=args.max_length, seed=seed, sentiment=sentiment)
+        model = SoftPromptModel(backbone, tokenizer, config).to(device)
+        tasks = {}
+        for split, cap in (("train", args.max_train_samples), ("dev", args.max_eval_samples),
+                           ("test", args.max_eval_samples)):
+            task = binary_task(data.split(split), sentiment, seed, split, cap)
+            tasks[split] = encode(tokenizer, task.texts, task.labels, args.max_length)
+        logger.info("%s: train %d, dev %d, test %d examples (balanced); model %s on %s",
+                    run_name, len(tasks["train"]), len(tasks["dev"]), len(tasks["test"]), args.model, device)
 
-    result = training.train_prompt(model, tasks["train"], tasks["dev"], epochs=args.epochs, lr=args.lr,
-                                   batch_size=args.train_batch_size, eval_batch_size=args.eval_batch_size,
-                                   device=device, seed=args.random_seed, weight_decay=args.weight_decay)
-    final_state = model.trainable_state()
-    model.load_trainable_state(result.best_state["prompt"], _head(result.best_state))
-    test_acc = training.accuracy(model, tasks["test"], args.eval_batch_size, device)
-    logger.info("%s: best dev acc %.4f (epoch %d), test acc %.4f", run_name, result.best_acc, result.best_epoch + 1, test_acc)
+        result = training.train_prompt(model, tasks["train"], tasks["dev"], epochs=args.epochs, lr=args.lr,
+                                       batch_size=args.train_batch_size, eval_batch_size=args.eval_batch_size,
+                                       device=device, seed=seed, weight_decay=args.weight_decay)
+        final_state = model.trainable_state()
+        model.load_trainable_state(result.best_state["prompt"], _head(result.best_state))
+        test_acc = training.accuracy(model, tasks["test"], args.eval_batch_size, device)
+        logger.info("%s: best dev acc %.4f (epoch %d), test acc %.4f", run_name, result.best_acc,
+                    result.best_epoch + 1, test_acc)
+        record = {
+            "best_prompt": result.best_state["prompt"], "best_acc": result.best_acc, "epoch": result.best_epoch,
+            "final_prompt": final_state["prompt"], "final_acc": result.final_acc, "test_acc": test_acc,
+            "config": config.to_dict(), "history": result.history,
+            "sizes": {split: len(task) for split, task in tasks.items()},
+        }
+        if head == "linear":
+            record["best_head"] = _head(result.best_state)
+            record["final_head"] = _head(final_state)
+        save_checkpoint(ckpt_path, record)
+        save_run_args(args.checkpoint_dir, {**vars(args), "sentiment": sentiment, "random_seed": seed},
+                      f"{run_name}_train")
+        logger.info("wrote %s", ckpt_path)
 
-    record = {
-        "best_prompt": result.best_state["prompt"], "best_acc": result.best_acc, "epoch": result.best_epoch,
-        "final_prompt": final_state["prompt"], "final_acc": result.final_acc, "test_acc": test_acc,
-        "config": config.to_dict(), "history": result.history,
-        "sizes": {split: len(task) for split, task in tasks.items()},
-    }
-    if head == "linear":
-        record["best_head"] = _head(result.best_state)
-        record["final_head"] = _head(final_state)
-    save_checkpoint(ckpt_path, record)
-    save_run_args(args.checkpoint_dir, args, f"{run_name}_train")
-    logger.info("wrote %s", ckpt_path)
-    return 0
+    return cli.run_jobs(jobs, train_one)
 
 
 def _head(state: dict) -> dict:

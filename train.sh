@@ -7,6 +7,7 @@
 #   EPOCHS (50), PROMPT_LEN (100), LR (2e-3), TRAIN_BATCH_SIZE (8), EVAL_BATCH_SIZE (32)
 #   MAX_TRAIN_SAMPLES, MAX_EVAL_SAMPLES (empty = all), DEVICE (empty = auto), EXTRA_ARGS
 #   SHARD, NUM_SHARDS          split the grid (SLURM_ARRAY_TASK_ID / _COUNT are used when set)
+#   JOBS_PER_PROCESS           jobs per python process (default 0 = all of the shard: the model loads once)
 #   DRY_RUN=1                  list the jobs of this shard without running them
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -23,4 +24,4 @@ args=(--model "${MODEL:-roberta-base}" --checkpoint_dir "$CHECKPOINT_DIR" --log_
 # shellcheck disable=SC2206
 [[ -n ${EXTRA_ARGS:-} ]] && args+=($EXTRA_ARGS)
 
-run_grid "$CHECKPOINT_DIR/{e}-{s}.pt" "$PYTHON" train.py --sentiment "{e}" --random_seed "{s}" "${args[@]}"
+run_grid "$CHECKPOINT_DIR/{e}-{s}.pt" "$PYTHON" train.py "${args[@]}"

@@ -52,6 +52,43 @@ def expand_bracket_lists(argv: Sequence[str], options: Sequence[str]) -> list[st
     return out
 
 
+def parse_jobs(jobs: Sequence[str] | None, sentiment: str, seed: int) -> list[tuple[str, int]]:
+    """``--jobs anger-1 joy-3 ...`` (several runs in one process, the model loaded once), or the single
+    ``--sentiment`` / ``--random_seed`` pair."""
+    if not jobs:
+        return [(sentiment, seed)]
+    out = []
+    for job in jobs:
+        emotion, _, number = job.rpartition("-")
+        if not emotion or not number.isdigit():
+            raise ToolkitError(f"--jobs entry {job!r} must look like EMOTION-SEED, e.g. anger-1")
+        out.append((emotion, int(number)))
+    return out
+
+
+def add_jobs_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--jobs", type=str, nargs="+", default=None,
+                        help="several EMOTION-SEED runs in one process (the model is loaded once); "
+                             "overrides --sentiment/--random_seed. A failing job is reported and the others go on")
+
+
+def run_jobs(jobs: list[tuple[str, int]], run_one: Callable[[str, int], None]) -> int:
+    """Run each job; with several, report a failing one in one line and go on; exit code 1 if any failed."""
+    if len(jobs) == 1:
+        run_one(*jobs[0])
+        return 0
+    failed = []
+    for emotion, seed in jobs:
+        try:
+            run_one(emotion, seed)
+        except ToolkitError as exc:
+            logger.error("%s-%d failed: %s", emotion, seed, exc)
+            failed.append(f"{emotion}-{seed}")
+    if failed:
+        logger.error("%d of %d jobs failed: %s", len(failed), len(jobs), " ".join(failed))
+    return 1 if failed else 0
+
+
 def resolve_device(name: str | None):
     """``--device``: an explicit name, or cuda when available, else cpu."""
     import torch

@@ -1,10 +1,12 @@
-# Shared by train.sh and eval.sh: walk the emotion x seed grid, keep this shard's jobs, skip done ones.
+# Shared by train.sh and eval.sh: walk the emotion x seed grid, keep this shard's jobs, skip done ones,
+# and run the rest through one process per JOBS_PER_PROCESS jobs (default: all of the shard's jobs in
+# one process, so the model is loaded once).
 #
 # Usage (after setting EMOTIONS, SEEDS, SHARD, NUM_SHARDS, DRY_RUN):
 #   run_grid DONE_TEMPLATE COMMAND...
 # DONE_TEMPLATE is a path with {e} and {s} for the emotion and seed; a job whose file exists is
-# skipped. COMMAND gets {e} and {s} substituted in every word. Jobs are numbered in grid order and
-# job i belongs to shard i % NUM_SHARDS, so the shards split the grid disjointly.
+# skipped. COMMAND gets `--jobs EMOTION-SEED ...` appended. Jobs are numbered in grid order and job i
+# belongs to shard i % NUM_SHARDS, so the shards split the grid disjointly.
 
 PAPER_EMOTIONS="admiration amusement anger annoyance approval caring confusion curiosity desire disappointment disapproval disgust embarrassment excitement fear gratitude grief joy love nervousness optimism pride realization relief remorse sadness surprise"
 PAPER_SEEDS="1 3 5 7 9 11 13 15 17 19 42 100"
@@ -14,6 +16,7 @@ SEEDS=${SEEDS:-$PAPER_SEEDS}
 # One shard per GPU, or per SLURM array task (sbatch --array=0-3 sets these for you).
 SHARD=${SHARD:-${SLURM_ARRAY_TASK_ID:-0}}
 NUM_SHARDS=${NUM_SHARDS:-${SLURM_ARRAY_TASK_COUNT:-1}}
+JOBS_PER_PROCESS=${JOBS_PER_PROCESS:-0}
 DRY_RUN=${DRY_RUN:-0}
 PYTHON=${PYTHON:-python}
 
@@ -24,7 +27,8 @@ run_grid() {
     echo "error: SHARD=$SHARD must be in 0..NUM_SHARDS-1 (NUM_SHARDS=$NUM_SHARDS)" >&2
     return 2
   fi
-  local i=0 failed=0 ran=0 skipped=0 e s word
+  local i=0 skipped=0 e s
+  local pending=()
   for e in $EMOTIONS; do
     for s in $SEEDS; do
       if (( i % NUM_SHARDS == SHARD )); then
@@ -34,21 +38,21 @@ run_grid() {
           echo "skip $e-$s ($done_path exists)"
           skipped=$((skipped + 1))
         else
-          local cmd=()
-          for word in "$@"; do
-            word=${word//\{e\}/$e}
-            cmd+=("${word//\{s\}/$s}")
-          done
           echo "run $e-$s"
-          if [[ $DRY_RUN != 1 ]]; then
-            "${cmd[@]}" || { echo "failed $e-$s (exit $?)" >&2; failed=$((failed + 1)); }
-          fi
-          ran=$((ran + 1))
+          pending+=("$e-$s")
         fi
       fi
       i=$((i + 1))
     done
   done
-  echo "shard $SHARD/$NUM_SHARDS: $ran run, $skipped skipped, $failed failed"
+  local failed=0 chunk=${JOBS_PER_PROCESS}
+  (( chunk > 0 )) || chunk=${#pending[@]}
+  if [[ $DRY_RUN != 1 ]]; then
+    local start
+    for (( start = 0; start < ${#pending[@]}; start += chunk )); do
+      "$@" --jobs "${pending[@]:start:chunk}" || failed=1
+    done
+  fi
+  echo "shard $SHARD/$NUM_SHARDS: ${#pending[@]} to run, $skipped skipped$( ((failed)) && echo ', some FAILED (see above)')"
   (( failed == 0 ))
 }

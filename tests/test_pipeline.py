@@ -22,11 +22,11 @@ from model_emotion.neurons import count_hooks
 def chain(tiny_bert, small_goemotions, shared, tmp_path_factory):
     root = tmp_path_factory.mktemp("chain")
     ckpt = root / "checkpoint"
-    for emotion in EMOTIONS:
-        assert train.main(["--sentiment", emotion, "--random_seed", "1", "--model", str(tiny_bert), "--data_dir",
-                           str(small_goemotions), "--checkpoint_dir", str(ckpt), "--log_dir", str(root / "log"),
-                           "--epochs", "1", "--prompt_len", "2", "--max_length", "32", "--max_train_samples", "16",
-                           "--max_eval_samples", "8", "--train_batch_size", "8", "--lr", "0.05", "--device", "cpu"]) == 0
+    # All 27 runs in one process (the model is loaded once), as train.sh does.
+    assert train.main(["--jobs", *[f"{e}-1" for e in EMOTIONS], "--model", str(tiny_bert), "--data_dir",
+                       str(small_goemotions), "--checkpoint_dir", str(ckpt), "--log_dir", str(root / "log"),
+                       "--epochs", "1", "--prompt_len", "2", "--max_length", "32", "--max_train_samples", "16",
+                       "--max_eval_samples", "8", "--train_batch_size", "8", "--lr", "0.05", "--device", "cpu"]) == 0
     acts_dir = root / "acts"
     assert get_active_neuron.main(["--model", str(tiny_bert), "--checkpoint_dir", str(ckpt), "--output_dir", str(acts_dir),
                                    "--device", "cpu"]) == 0
@@ -85,6 +85,11 @@ def test_masked_eval_end_to_end_and_resume(chain, tiny_bert, small_goemotions):
     fresh = json.loads((out / "joy-1.json").read_text())
     assert fresh["unmasked"] != 0.123 and fresh["n_examples"] == 20
     assert all(0.0 <= fresh[name] <= 1.0 for name in result if name.startswith(("arousal", "valence")))
+    # Several prompts in one process give the same numbers as one process per prompt.
+    batch_out = root / "eval_batch"
+    assert eval_mask_neuron.main(["--jobs", "joy-1", "anger-1", *argv[4:6], "--resultPath", str(batch_out), *argv[8:]]) == 0
+    assert json.loads((batch_out / "joy-1.json").read_text()) == fresh
+    assert (batch_out / "anger-1.json").exists()
 
 
 def test_masked_eval_bad_inputs(chain, tiny_bert, small_goemotions, tmp_path):

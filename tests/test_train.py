@@ -128,3 +128,18 @@ def test_ctrl_c_mid_epoch_leaves_nothing_half_written(work, tiny_bert):
     assert "interrupted" in err.splitlines()[-1]
     assert path.read_bytes() == before
     assert not [p for p in (work / "ckpt").iterdir() if p.name.startswith(".")]
+
+
+def test_jobs_in_one_process_match_single_runs_and_go_on_after_a_failure(work, tiny_bert):
+    single = _train(work, tiny_bert, sentiment="fear", seed=3)
+    argv = ["--jobs", "fear-3", "anger-5", "--model", str(tiny_bert), "--data_dir", str(work.data), "--checkpoint_dir",
+            str(work / "ckpt"), "--log_dir", str(work / "log"), *TRAIN_ARGS]
+    before = single.read_bytes()
+    assert train.main(argv) == 1  # fear-3 exists (reported, kept), anger-5 is trained
+    assert single.read_bytes() == before
+    batched = load_checkpoint(work / "ckpt" / "anger-5.pt")
+    alone = load_checkpoint(_train(work, tiny_bert, sentiment="anger", seed=5,
+                                   extra=["--checkpoint_dir", str(work / "alone")]))
+    assert torch.equal(batched["best_prompt"], alone["best_prompt"]) and batched["best_acc"] == alone["best_acc"]
+    with pytest.raises(ToolkitError, match="must look like EMOTION-SEED"):
+        train.main(["--jobs", "anger", "--model", str(tiny_bert), "--data_dir", str(work.data)])
