@@ -35,8 +35,8 @@ run_pipeline() {
 preflight() {
   # Online defaults need the network; offline, say which variable to set instead of failing later.
   if [[ -z ${DATA_DIR:-} || -z ${ATTRIBUTES:-} || $MODEL == roberta-base ]]; then
-    if ! "${PYTHON:-python}" -c "import urllib.request; urllib.request.urlopen('https://huggingface.co', timeout=10)" \
-        >/dev/null 2>&1; then
+    if [[ ${ME_OFFLINE:-0} == 1 ]] || ! "${PYTHON:-python}" -c \
+        "import urllib.request; urllib.request.urlopen('https://huggingface.co', timeout=10)" >/dev/null 2>&1; then
       echo "$(basename "$0"): error: offline and no local data given: set ME_SHARED_DATA to the shared data folder" \
            "(or MODEL, DATA_DIR and ATTRIBUTES to a local model, GoEmotions folder and ratings folder)" >&2
       exit 2

@@ -44,3 +44,13 @@ def test_bad_shard_is_an_error():
     proc = subprocess.run(["bash", str(REPO / "eval.sh")], capture_output=True, text=True, timeout=60,
                           env={**os.environ, "DRY_RUN": "1", "SHARD": "3", "NUM_SHARDS": "3"})
     assert proc.returncode != 0 and "SHARD=3 must be in 0..NUM_SHARDS-1" in proc.stderr
+
+
+@pytest.mark.parametrize("script", ["scripts/demo.sh", "scripts/reproduce.sh"])
+def test_demo_offline_without_paths_fails_with_one_line(script):
+    env = {k: v for k, v in os.environ.items() if k not in ("ME_SHARED_DATA", "MODEL", "DATA_DIR", "ATTRIBUTES")}
+    proc = subprocess.run(["bash", str(REPO / script)], capture_output=True, text=True, timeout=300,
+                          env={**env, "ME_OFFLINE": "1"})
+    assert proc.returncode == 2
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "set ME_SHARED_DATA" in lines[0]
