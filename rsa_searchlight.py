@@ -49,6 +49,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="layers of the model, for the per-layer summary (default: from the npz)")
     parser.add_argument("--output", type=Path, default=Path("neuron_rank/neuron_rank_by_searchlight_RSA_14property.csv"),
                         help="rank table CSV; the other tables go beside it (default %(default)s)")
+    cli.add_device_args(parser)
     parser.add_argument("--overwrite", action="store_true", help="replace existing tables")
     return parser.parse_args(argv)
 
@@ -87,7 +88,8 @@ def main(argv=None) -> int:
         raise ToolkitError(f"{args.activations} does not say how many layers the model has; pass --num_layers")
 
     start = time.perf_counter()
-    result = searchlight(data.activations[keep], rdms.rdms, rdms.names, args.method, args.fdr, args.alternative)
+    device = cli.resolve_device(args.device)
+    result = searchlight(data.activations[keep], rdms.rdms, rdms.names, args.method, args.fdr, args.alternative, device)
     logger.info("searchlight: %.2f s for %d neurons x %d attributes", time.perf_counter() - start,
                 result.tau.shape[0], len(result.names))
     write_csv(paths["tau"], result.table("tau"))

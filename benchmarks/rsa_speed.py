@@ -32,6 +32,8 @@ def main() -> int:
     parser.add_argument("--shared_data", type=str, default=None, help="the shared data folder")
     parser.add_argument("--sample", type=int, default=300, help="neurons in the scipy baseline loop (default %(default)s)")
     parser.add_argument("--repeat", type=int, default=3, help="timed repetitions of the full searchlight")
+    parser.add_argument("--torch_device", type=str, default=None,
+                        help="also time the torch sign-matrix path on this device (e.g. cuda)")
     args = parser.parse_args()
     root = shared_data(args.shared_data)
     data = load_activations(root / "paper_roberta" / "activations.npz")
@@ -51,6 +53,15 @@ def main() -> int:
     ours = min(times)
     print(f"searchlight (RDMs + tau-b + p + FDR + ranks): best {ours:.2f} s, runs {', '.join(f'{t:.2f}' for t in times)}")
     print(f"peak RSS: {peak_rss_gib():.2f} GiB (before the searchlight: {rss_before:.2f} GiB)")
+    if args.torch_device:
+        import torch
+
+        device = torch.device(args.torch_device)
+        searchlight(data.activations[:, :, :64], rdms.rdms, rdms.names, device=device)  # warm-up
+        start = time.perf_counter()
+        on_device = searchlight(data.activations, rdms.rdms, rdms.names, device=device)
+        print(f"searchlight with torch on {device}: {time.perf_counter() - start:.2f} s; max |tau difference| "
+              f"{np.nanmax(np.abs(on_device.tau - result.tau)):.1e}")
 
     x = neuron_rdms(data.activations)
     sample = np.random.default_rng(0).choice(N, args.sample, replace=False)

@@ -106,3 +106,31 @@ def tie_sums(y: np.ndarray) -> np.ndarray:
         t = counts.astype(float)
         out[a] = [(t * (t - 1)).sum(), (t * (t - 1) * (2 * t + 5)).sum(), (t * (t - 1) * (t - 2)).sum()]
     return out
+
+
+def kendall_s_torch(x: np.ndarray, y: np.ndarray, device, chunk_bytes: int = 1 << 30) -> tuple[np.ndarray, np.ndarray]:
+    """The same (S, ties) as ``kendall_s``, as sign-matrix products in torch, for GPUs.
+
+    S = 1/2 sum_{p,q} sign(x_p - x_q) sign(y_p - y_q): one matrix product per chunk of neurons
+    ([chunk, n*n] @ [n*n, attributes]). The sums are integers below 2^24, so float32 is exact.
+    Tie sums come from c_p = how many elements equal x_p (itself included): summing f(c_p) / c_p
+    over elements equals summing f(t) over tie groups of size t.
+    """
+    import torch
+
+    N, n = x.shape
+    sy = torch.as_tensor(y, dtype=torch.float64, device=device)
+    sy = torch.sign(sy[:, :, None] - sy[:, None, :]).to(torch.float32).reshape(len(y), n * n)  # [A, n*n]
+    rows = max(1, chunk_bytes // (4 * n * n))
+    S = np.empty((N, len(y)), np.int64)
+    ties = np.empty((N, 3), np.float64)
+    for start in range(0, N, rows):
+        block = torch.as_tensor(x[start:start + rows], dtype=torch.float64, device=device)  # [c, n]
+        diff = block[:, :, None] - block[:, None, :]  # [c, n, n]
+        sx = torch.sign(diff).to(torch.float32).reshape(len(block), n * n)
+        S[start:start + rows] = torch.round((sx @ sy.T) / 2).to(torch.int64).cpu().numpy()
+        c = (diff == 0).sum(dim=2).to(torch.float64)  # [c, n]
+        ties[start:start + rows, 0] = (c - 1).sum(1).cpu().numpy()
+        ties[start:start + rows, 1] = ((c - 1) * (2 * c + 5)).sum(1).cpu().numpy()
+        ties[start:start + rows, 2] = ((c - 1) * (c - 2)).sum(1).cpu().numpy()
+    return S, ties

@@ -19,7 +19,7 @@ from scipy import stats
 
 from .attributes import pair_index
 from .errors import ToolkitError
-from .kendall import kendall_s, order_bitsets, tie_sums
+from .kendall import kendall_s, kendall_s_torch, order_bitsets, tie_sums
 
 logger = logging.getLogger(__name__)
 
@@ -68,16 +68,21 @@ def _alternative_p(z: np.ndarray, alternative: str) -> np.ndarray:
     return 2 * stats.norm.sf(np.abs(z))
 
 
-def kendall(x: np.ndarray, y: np.ndarray, variant: str = "b",
-            alternative: str = "greater") -> tuple[np.ndarray, np.ndarray]:
+def kendall(x: np.ndarray, y: np.ndarray, variant: str = "b", alternative: str = "greater",
+            device=None) -> tuple[np.ndarray, np.ndarray]:
     """Kendall tau (variant b or a) and p-values of every row of x against every row of y.
 
     x: [neurons, n], y: [attributes, n]. p-values use the normal approximation of S with the
     tie-corrected variance of R's ``cor.test`` and scipy's ``kendalltau`` (no continuity correction).
+    S is counted by the numba bitset kernel on the CPU, or by torch sign-matrix products on
+    ``device`` when it is a GPU (or when a torch device is passed explicitly).
     """
     n = x.shape[1]
-    less, greater = order_bitsets(np.ascontiguousarray(y, dtype=np.float64))
-    S, xt = kendall_s(np.ascontiguousarray(x, dtype=np.float64), less, greater)
+    if device is not None:
+        S, xt = kendall_s_torch(np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64), device)
+    else:
+        less, greater = order_bitsets(np.ascontiguousarray(y, dtype=np.float64))
+        S, xt = kendall_s(np.ascontiguousarray(x, dtype=np.float64), less, greater)
     S = S.astype(np.float64)
     yt = tie_sums(y)
     n0 = n * (n - 1) / 2.0
@@ -142,8 +147,14 @@ def rank_by(score: np.ndarray) -> np.ndarray:
 
 
 def searchlight(activations: np.ndarray, attribute_rdms: np.ndarray, names: list[str],
-                method: str = "kendall_tau_b", fdr_method: str = "bh", alternative: str = "greater") -> RSAResult:
-    """Run the per-neuron RSA. activations: [emotions, seeds, neurons]; attribute_rdms: [attributes, pairs]."""
+                method: str = "kendall_tau_b", fdr_method: str = "bh", alternative: str = "greater",
+                device=None) -> RSAResult:
+    """Run the per-neuron RSA. activations: [emotions, seeds, neurons]; attribute_rdms: [attributes, pairs].
+
+    ``device``: a torch CUDA device moves the Kendall counting to the GPU; None or cpu uses the numba kernel.
+    """
+    if device is not None and getattr(device, "type", str(device)) == "cpu":
+        device = None
     if method not in METHODS:
         raise ToolkitError(f"--method {method!r} unknown; choose one of {', '.join(METHODS)}")
     if alternative not in ALTERNATIVES:
@@ -156,7 +167,7 @@ def searchlight(activations: np.ndarray, attribute_rdms: np.ndarray, names: list
         score[constant] = np.nan
         p[constant] = np.nan
     else:
-        score, p = kendall(x, attribute_rdms, "b" if method == "kendall_tau_b" else "a", alternative)
+        score, p = kendall(x, attribute_rdms, "b" if method == "kendall_tau_b" else "a", alternative, device)
     return RSAResult(list(names), score, p, fdr(p, fdr_method), rank_by(score))
 
 

@@ -164,3 +164,15 @@ def test_paper_activations_sample_matches_scipy(shared):
             ref = stats.kendalltau(x[k], rdms.rdms[a], alternative="greater")
             assert tau[k, a] == pytest.approx(ref.statistic, abs=1e-12)
             assert p[k, a] == pytest.approx(ref.pvalue, rel=1e-9, abs=1e-15)
+
+
+def test_torch_sign_matrix_path_equals_the_numba_kernel(cases):
+    """The GPU path (run here on the CPU through torch) counts exactly what the bitset kernel counts."""
+    import torch
+
+    x, y = cases
+    tau, p = kendall(x, y)
+    tau_t, p_t = kendall(x, y, device=torch.device("cpu"))
+    assert np.array_equal(np.isnan(tau), np.isnan(tau_t))
+    assert np.allclose(tau[~np.isnan(tau)], tau_t[~np.isnan(tau_t)], atol=1e-15, rtol=0)
+    assert np.allclose(p[np.isfinite(p)], p_t[np.isfinite(p_t)], rtol=1e-12, atol=0)
