@@ -61,7 +61,7 @@ def selectivity_counts(summary: pd.DataFrame, path: Path, formats):
     names = list(dict.fromkeys(per_layer["attribute"]))
     cols = min(5, len(names))
     rows = int(np.ceil(len(names) / cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(3.0 * cols, 2.4 * rows), squeeze=False, sharex=True)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.0 * cols, 2.4 * rows), squeeze=False)
     for ax, name in zip(axes.flat, names):
         part = per_layer[per_layer["attribute"] == name]
         ax.bar(part["layer"], part["n_significant"], color="#5b5b5b", label="significant")
