@@ -8,13 +8,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
+SEEDS=${SEEDS:-1 3 5}  # before grid.sh, whose default is the paper's 12 seeds
 source scripts/grid.sh
 source scripts/pipeline.sh
 use_shared_data
 preflight
 OUT=${REPRO_DIR:-runs/reproduce}
 EMOTIONS=${EMOTIONS:-$PAPER_EMOTIONS}
-SEEDS=${SEEDS:-1 3 5}
 PROMPT_LEN=${PROMPT_LEN:-20}
 EPOCHS=${EPOCHS:-2}
 LR=${LR:-1e-2}
