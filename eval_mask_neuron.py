@@ -18,7 +18,6 @@ import sys
 from pathlib import Path
 
 from model_emotion import cli
-from model_emotion.errors import ToolkitError
 
 logger = logging.getLogger("eval_mask_neuron")
 
