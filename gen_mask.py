@@ -36,7 +36,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--CSV_Path", type=Path, default=Path("neuron_rank/neuron_rank_by_searchlight_RSA_14property.csv"),
                         help="rank table from rsa_searchlight.py (default %(default)s)")
     parser.add_argument("--mode", type=str, default="14Properties", choices=["14Properties", "3Spaces"],
-                        help="which columns: every attribute of the table (14Properties) or the spaces (3Spaces)")
+                        help="the RSA mode of the rank table (its columns are masked: attributes or spaces)")
     parser.add_argument("--attributes", type=str, nargs="+", default=None, help="explicit list of rank-table columns")
     parser.add_argument("--mask_method", type=str, default="BINARY_MASK", choices=["BINARY_MASK", "FLOAT_MASK", "1", "2"],
                         help="BINARY_MASK: masked neurons set to 0; FLOAT_MASK: scaled by uniform [0, 1) values")
@@ -81,12 +81,9 @@ def main(argv=None) -> int:
     if not args.CSV_Path.exists():
         raise ToolkitError(f"rank table not found: {args.CSV_Path} (run rsa_searchlight.py first)")
     ranks = pd.read_csv(args.CSV_Path)
-    if args.attributes:
-        attributes = args.attributes
-    elif args.mode == "3Spaces":
-        attributes = [c for c in ranks.columns if c in ("affective", "basic-emotion", "appraisal")] or list(ranks.columns)
-    else:
-        attributes = list(ranks.columns)
+    # A rank table holds exactly the columns of its RSA mode (attributes or spaces), so --mode needs no
+    # column list of its own; it is kept for the original command line.
+    attributes = args.attributes or list(ranks.columns)
     num_layers = args.num_layers or infer_layers(args.CSV_Path)
     if num_layers is None:
         raise ToolkitError(f"cannot tell the model's layer count from {args.CSV_Path} (no _summary.csv beside it); "

@@ -89,7 +89,7 @@ def main(argv=None) -> int:
         result = training.train_prompt(model, tasks["train"], tasks["dev"], epochs=args.epochs, lr=args.lr,
                                        batch_size=args.train_batch_size, eval_batch_size=args.eval_batch_size,
                                        device=device, seed=seed, weight_decay=args.weight_decay)
-        final_state = model.trainable_state()
+        final_state = result.final_state
         model.load_trainable_state(result.best_state["prompt"], _head(result.best_state))
         test_acc = training.accuracy(model, tasks["test"], args.eval_batch_size, device)
         logger.info("%s: best dev acc %.4f (epoch %d), test acc %.4f", run_name, result.best_acc,
