@@ -1,12 +1,17 @@
 """Masked evaluation of one prompt under many masks: the toolkit against the original approach.
 
-Toolkit: model and prompt loaded once, dynamic padding, one hook context per mask.
-Original approach (thunlp/Model_Emotion eval_mask_neuron.py): the model is reloaded for every
-mask and every batch is padded to 256 tokens. Both evaluate the same examples under the same masks
-and must give the same accuracies; the original approach is timed on the first ``--original_masks``
-masks and its per-mask cost extrapolated to all of them.
+Toolkit (``masked_eval.evaluate_masks``): model and prompt loaded once, batches grouped by length,
+the unmasked work shared by all masks, silenced neurons left out of the FFN, the last block run for
+the slot only.
+Original approach (thunlp/Model_Emotion eval_mask_neuron.py): for every mask the tokenizer, the
+model and the prompt are loaded again, every batch is padded to 256 text tokens, and the whole
+encoder runs on every position; the neurons are scaled by a hook. Both evaluate the same examples
+under the same masks and must give the same accuracies. The original approach is timed on the
+first ``--original_masks`` masks and its per-mask cost extrapolated to all of them.
 
-    python benchmarks/mask_eval_speed.py [--num_masks 112] [--eval_examples 64]
+The masks silence 4%, 8% or 16% of all neurons (in turn), chosen at random, like gen_mask's grid.
+
+    python benchmarks/mask_eval_speed.py [--num_masks 112] [--eval_examples 32]
 """
 
 from __future__ import annotations
@@ -18,12 +23,13 @@ import numpy as np
 import torch
 
 from common import packaged_encoder, shared_data
-from model_emotion.batching import encode
+from model_emotion.batching import batches, encode
 from model_emotion.data import binary_task, load_goemotions
 from model_emotion.masked_eval import evaluate_masks
 from model_emotion.neurons import find_ffn, scale_neurons
 from model_emotion.prompt_model import PromptConfig, SoftPromptModel, load_backbone
-from model_emotion.training import accuracy
+
+PERCENTS = (4, 8, 16)
 
 
 def build(model_name: str, prompt_len: int, prompt: torch.Tensor | None, head_state: dict | None, device):
@@ -35,13 +41,26 @@ def build(model_name: str, prompt_len: int, prompt: torch.Tensor | None, head_st
     return model.to(device), tokenizer
 
 
+@torch.inference_mode()
+def original_accuracy(model: SoftPromptModel, task, batch_size: int, device) -> float:
+    """The original evaluation: batches padded to 256 text tokens, the full encoder on every position."""
+    model.eval()
+    correct = 0
+    for ids, mask, labels in batches(task, batch_size, pad_to=256):
+        embeds, full_mask = model._inputs(ids.to(device), mask.to(device), len(ids))
+        hidden = model.encoder(inputs_embeds=embeds, attention_mask=full_mask)[0]  # [batch, 1 + P + 256, hidden]
+        correct += int((model.classify(hidden[:, 0]).argmax(-1).cpu() == labels).sum())
+    return correct / len(task)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--shared_data", type=str, default=None, help="the shared data folder")
     parser.add_argument("--model", type=str, default=None, help="model folder (default: the packaged all-MiniLM-L6-v2)")
     parser.add_argument("--prompt_len", type=int, default=100, help="soft prompt length P (default %(default)s)")
     parser.add_argument("--num_masks", type=int, default=112, help="masks evaluated (default %(default)s)")
-    parser.add_argument("--eval_examples", type=int, default=64, help="evaluation examples (default %(default)s)")
+    parser.add_argument("--eval_examples", type=int, default=32, help="evaluation examples (default %(default)s)")
+    parser.add_argument("--batch_size", type=int, default=32, help="evaluation batch size, both (default %(default)s)")
     parser.add_argument("--original_masks", type=int, default=4, help="masks timed with the original approach")
     parser.add_argument("--device", type=str, default="cpu", help="torch device (default %(default)s)")
     args = parser.parse_args()
@@ -57,11 +76,12 @@ def main() -> int:
     rng = np.random.default_rng(0)
     masks = {}
     for i in range(args.num_masks):
+        k = ffn.num_neurons * PERCENTS[i % len(PERCENTS)] // 100
         flat = torch.ones(ffn.num_neurons, dtype=torch.int8)
-        flat[torch.from_numpy(rng.choice(ffn.num_neurons, ffn.num_neurons // 10, replace=False))] = 0
+        flat[torch.from_numpy(rng.choice(ffn.num_neurons, k, replace=False))] = 0
         masks[f"m{i}"] = flat.reshape(ffn.num_layers, ffn.d_ffn)
     encoded = encode(tokenizer, task.texts, task.labels, 256)
-    ours = evaluate_masks(model, encoded, masks, 32, device, progress=False)
+    ours = evaluate_masks(model, encoded, masks, args.batch_size, device, progress=False)
     toolkit_s = time.perf_counter() - start
     print(f"toolkit: {args.num_masks} masks x {len(encoded)} examples in {toolkit_s:.1f} s "
           f"({toolkit_s / args.num_masks:.2f} s per mask, model loaded once)")
@@ -73,7 +93,7 @@ def main() -> int:
         fresh, fresh_tok = build(model_name, args.prompt_len, prompt, head_state, device)  # reload per mask
         enc = encode(fresh_tok, task.texts, task.labels, 256)
         with scale_neurons(fresh, masks[name].to(device)):
-            acc = accuracy(fresh, enc, 32, device, pad_to=256)
+            acc = original_accuracy(fresh, enc, args.batch_size, device)
         assert abs(acc - ours[name]) < 1e-9, (name, acc, ours[name])
     per_mask = (time.perf_counter() - start) / args.original_masks
     original_s = per_mask * args.num_masks

@@ -27,21 +27,37 @@ def encode(tokenizer, texts: list[str], labels: np.ndarray, max_length: int) -> 
     return EncodedTask(ids, np.asarray(labels, dtype=np.int64), pad_id)
 
 
+# Without shuffling, a batch also ends early once padding would exceed this share of its tokens.
+MAX_PADDING = 0.05
+
+
+def _sorted_groups(lengths: list[int], batch_size: int, extra_tokens: int, max_padding: float) -> list[list[int]]:
+    """Rows sorted by length, cut into batches of at most ``batch_size`` with little padding."""
+    groups, rows, total = [], [], 0
+    for i in np.argsort(lengths, kind="stable"):
+        size = lengths[i] + extra_tokens  # the longest so far: rows are sorted
+        if rows and (len(rows) == batch_size or (len(rows) + 1) * size - (total + size) > max_padding * (len(rows) + 1) * size):
+            groups.append(rows)
+            rows, total = [], 0
+        rows.append(int(i))
+        total += size
+    if rows:
+        groups.append(rows)
+    return groups
+
+
 def batches(task: EncodedTask, batch_size: int, shuffle: bool = False, seed: int = 0,
-            pad_to: int | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+            pad_to: int | None = None, extra_tokens: int = 0,
+            max_padding: float = MAX_PADDING) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
     """Yield ``(input_ids [B, T], attention_mask [B, T], labels [B])``.
 
-    Without shuffling, rows are grouped by length so that padding is minimal (accuracy does not
-    depend on the order). ``pad_to`` pads every batch to a fixed length instead (what the original
-    code did; kept for the speed benchmark).
+    Without shuffling, rows are sorted by length and a batch ends at ``batch_size`` rows or earlier
+    when padding would exceed ``max_padding`` of its tokens, counting the ``extra_tokens`` that the
+    model adds to every row (the slot and the soft prompt). Accuracy does not depend on the order;
+    ``batch_order`` gives the rows of each batch. ``pad_to`` pads every batch to a fixed length
+    instead (what the original code did; kept for the speed benchmarks).
     """
-    n = len(task)
-    if shuffle:
-        order = np.random.default_rng(seed).permutation(n)
-    else:
-        order = np.argsort([len(x) for x in task.input_ids], kind="stable")
-    for start in range(0, n, batch_size):
-        rows = order[start:start + batch_size]
+    for rows in batch_order(task, batch_size, shuffle, seed, pad_to, extra_tokens, max_padding):
         seqs = [task.input_ids[i] for i in rows]
         width = pad_to if pad_to is not None else max(len(s) for s in seqs)
         ids = torch.full((len(seqs), width), task.pad_id, dtype=torch.long)
@@ -53,5 +69,21 @@ def batches(task: EncodedTask, batch_size: int, shuffle: bool = False, seed: int
         yield ids, mask, torch.from_numpy(task.labels[rows])
 
 
-def num_batches(task: EncodedTask, batch_size: int) -> int:
-    return (len(task) + batch_size - 1) // batch_size
+def batch_order(task: EncodedTask, batch_size: int, shuffle: bool = False, seed: int = 0, pad_to: int | None = None,
+                extra_tokens: int = 0, max_padding: float = MAX_PADDING) -> list[list[int]]:
+    """The row indices of each batch that ``batches`` yields, in order."""
+    if batch_size < 1:
+        raise ValueError(f"batch size {batch_size} must be at least 1")
+    n = len(task)
+    if shuffle:
+        order = np.random.default_rng(seed).permutation(n)
+        return [order[i:i + batch_size].tolist() for i in range(0, n, batch_size)]
+    lengths = [len(x) for x in task.input_ids]
+    if pad_to is not None:
+        order = np.argsort(lengths, kind="stable")
+        return [order[i:i + batch_size].tolist() for i in range(0, n, batch_size)]
+    return _sorted_groups(lengths, batch_size, extra_tokens, max_padding)
+
+
+def num_batches(task: EncodedTask, batch_size: int, **kwargs) -> int:
+    return len(batch_order(task, batch_size, **kwargs))

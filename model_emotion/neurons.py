@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Iterable, Iterator
 
 import torch
 from torch import nn
@@ -130,11 +130,12 @@ def capture_neurons(model: nn.Module, mode: str = "before_relu", position: int |
 
 
 @contextmanager
-def scale_neurons(model: nn.Module, scale: torch.Tensor) -> Iterator[None]:
+def scale_neurons(model: nn.Module, scale: torch.Tensor, layers: Iterable[int] | None = None) -> Iterator[None]:
     """Multiply every layer's neurons by ``scale`` [layers, d_ffn] at every position.
 
     A binary mask (0 = masked) silences neurons; a float mask scales them. The output projection
     then sees the scaled values, exactly as if its input columns had been multiplied by ``scale``.
+    ``layers`` limits the hooks to those layers (default: all).
     """
     ffn = find_ffn(model)
     if tuple(scale.shape) != (ffn.num_layers, ffn.d_ffn):
@@ -142,7 +143,8 @@ def scale_neurons(model: nn.Module, scale: torch.Tensor) -> Iterator[None]:
                            f"[{ffn.num_layers}, {ffn.d_ffn}]")
     handles = []
     try:
-        for layer, down in enumerate(ffn.down):
+        for layer in range(ffn.num_layers) if layers is None else layers:
+            down = ffn.down[layer]
             factor = scale[layer].to(device=down.weight.device)  # [d_ffn]
 
             def hook(_m, inp, factor=factor):

@@ -10,8 +10,10 @@ in eval mode, so a run is deterministic for a seed.
 from __future__ import annotations
 
 import logging
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Iterator
 
 import torch
 from torch import nn
@@ -37,6 +39,46 @@ MLM_HEAD_MODULES = {
 
 # Model types whose position ids start after the padding index (RoBERTa's convention).
 POSITION_OFFSET_TYPES = ("roberta", "xlm-roberta", "camembert")
+
+# Post-LayerNorm encoders built of BERT's blocks: ``encoder.layer[i]`` is attention (self-attention,
+# then ``attention.output(context, hidden)``) followed by ``intermediate`` and
+# ``output(intermediate, attention_output)``, and nothing follows the last block but a pooler.
+BERT_BLOCK_TYPES = ("bert", "roberta", "xlm-roberta", "camembert", "electra")
+
+
+def bert_blocks(backbone: nn.Module) -> nn.ModuleList | None:
+    """The blocks of a BERT-style encoder, or None for other architectures."""
+    if backbone.config.model_type not in BERT_BLOCK_TYPES:
+        return None
+    return getattr(getattr(backbone.base_model, "encoder", None), "layer", None)
+
+
+def _first_position(value):
+    return value[:, :1] if torch.is_tensor(value) and value.dim() == 3 else value  # [batch, 1, hidden]
+
+
+def _keep_first_position(_module, args, kwargs):
+    return tuple(_first_position(a) for a in args), {k: _first_position(v) for k, v in kwargs.items()}
+
+
+@contextmanager
+def slot_only_last_block(backbone: nn.Module) -> Iterator[None]:
+    """Compute the last block past its self-attention for the slot (position 0) only.
+
+    Only the slot's final hidden state is read, so the last block's attention output projection and
+    FFN need not run for the other positions (their keys and values are still computed: the slot
+    attends to them). The encoder then returns [batch, 1, hidden]. Same values up to float
+    rounding; saves about 9/12 of one block (12% of a 6-layer model, 6% of a 12-layer one).
+    """
+    blocks = bert_blocks(backbone)
+    handle = None
+    try:
+        if blocks is not None and len(blocks):
+            handle = blocks[-1].attention.output.register_forward_pre_hook(_keep_first_position, with_kwargs=True)
+        yield
+    finally:
+        if handle is not None:
+            handle.remove()
 
 
 @dataclass
@@ -250,6 +292,11 @@ class SoftPromptModel(nn.Module):
                     raise ToolkitError("checkpoint has no linear-head weights, but its config says head=linear")
                 self.head.load_state_dict({k.removeprefix("head."): v for k, v in head_state.items()})
 
+    @property
+    def extra_tokens(self) -> int:
+        """Positions the model adds in front of every text: the slot and the soft prompt."""
+        return 1 + self.config.prompt_len
+
     def prefix_embeds(self, batch_size: int) -> torch.Tensor:
         """``<mask> P_1..P_P`` for each row. [batch, 1 + P, hidden]"""
         slot = self.embeddings(self.mask_token_id).to(self.prompt.dtype)  # [1, hidden]
@@ -278,7 +325,8 @@ class SoftPromptModel(nn.Module):
         With ``input_ids=None`` the input is the prompt alone (how the paper read activations).
         """
         embeds, mask = self._inputs(input_ids, attention_mask, batch_size)
-        return self.encoder(inputs_embeds=embeds, attention_mask=mask)[0][:, 0]
+        with slot_only_last_block(self.backbone):
+            return self.encoder(inputs_embeds=embeds, attention_mask=mask)[0][:, 0]
 
     def classify(self, hidden: torch.Tensor) -> torch.Tensor:
         """Two logits (negative, positive) from the slot's hidden state. [batch, 2]"""

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from .batching import EncodedTask, batches, num_batches
+from .batching import EncodedTask, batch_order, batches, num_batches
 from .prompt_model import SoftPromptModel
 
 logger = logging.getLogger(__name__)
@@ -32,23 +32,24 @@ def autocast(device: torch.device):
 
 
 @torch.inference_mode()
-def predict(model: SoftPromptModel, task: EncodedTask, batch_size: int, device: torch.device,
-            pad_to: int | None = None, progress: bool = False, desc: str = "eval") -> np.ndarray:
-    """Predicted class of every row of ``task``, in the task's row order. [n]"""
+def predict_logits(model: SoftPromptModel, task: EncodedTask, batch_size: int, device: torch.device,
+                   pad_to: int | None = None, progress: bool = False, desc: str = "eval") -> torch.Tensor:
+    """The two logits of every row of ``task``, in the task's row order. [n, 2] float32 on the CPU"""
     model.eval()
-    preds = np.empty(len(task), dtype=np.int64)
-    order = np.argsort([len(x) for x in task.input_ids], kind="stable")
-    done = 0
-    bar = tqdm(total=num_batches(task, batch_size), desc=desc, leave=False, disable=not progress)
+    out = torch.empty(len(task), 2)
+    options = {"pad_to": pad_to, "extra_tokens": model.extra_tokens}
+    order = batch_order(task, batch_size, **options)
     with autocast(device):
-        for ids, mask, _ in batches(task, batch_size, shuffle=False, pad_to=pad_to):
-            logits = model(ids.to(device), mask.to(device))  # [batch, 2]
-            rows = order[done:done + len(ids)]
-            preds[rows] = logits.argmax(-1).cpu().numpy()
-            done += len(ids)
-            bar.update()
-    bar.close()
-    return preds
+        batched = zip(order, batches(task, batch_size, **options))
+        for rows, (ids, mask, _) in tqdm(batched, total=len(order), desc=desc, leave=False, disable=not progress):
+            out[rows] = model(ids.to(device), mask.to(device)).float().cpu()  # [batch, 2]
+    return out
+
+
+def predict(model: SoftPromptModel, task: EncodedTask, batch_size: int, device: torch.device,
+            **kwargs) -> np.ndarray:
+    """Predicted class of every row of ``task``, in the task's row order. [n]"""
+    return predict_logits(model, task, batch_size, device, **kwargs).argmax(-1).numpy()
 
 
 def accuracy(model: SoftPromptModel, task: EncodedTask, batch_size: int, device: torch.device, **kwargs) -> float:
