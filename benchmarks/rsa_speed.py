@@ -30,13 +30,15 @@ def peak_rss_gib() -> float:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--shared_data", type=str, default=None, help="the shared data folder")
+    parser.add_argument("--activations", type=str, default=None,
+                        help="an activations.npz to use instead of the paper's (default: paper_roberta/activations.npz)")
     parser.add_argument("--sample", type=int, default=300, help="neurons in the scipy baseline loop (default %(default)s)")
     parser.add_argument("--repeat", type=int, default=3, help="timed repetitions of the full searchlight")
     parser.add_argument("--torch_device", type=str, default=None,
                         help="also time the torch sign-matrix path on this device (e.g. cuda)")
     args = parser.parse_args()
     root = shared_data(args.shared_data)
-    data = load_activations(root / "paper_roberta" / "activations.npz")
+    data = load_activations(args.activations or root / "paper_roberta" / "activations.npz")
     rdms = build_rdms(load_ratings(root / "emotion_attributes"), data.emotions)
     E, S, N = data.activations.shape
     print(f"input: {E} emotions x {S} seeds x {N} neurons, {len(rdms.names)} attributes, {rdms.rdms.shape[1]} pairs")

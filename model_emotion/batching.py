@@ -28,7 +28,7 @@ def encode(tokenizer, texts: list[str], labels: np.ndarray, max_length: int) -> 
 
 
 # Without shuffling, a batch also ends early once padding would exceed this share of its tokens.
-MAX_PADDING = 0.05
+MAX_PADDING = 0.1
 
 
 def _sorted_groups(lengths: list[int], batch_size: int, extra_tokens: int, max_padding: float) -> list[list[int]]:
@@ -48,7 +48,7 @@ def _sorted_groups(lengths: list[int], batch_size: int, extra_tokens: int, max_p
 
 def batches(task: EncodedTask, batch_size: int, shuffle: bool = False, seed: int = 0,
             pad_to: int | None = None, extra_tokens: int = 0,
-            max_padding: float = MAX_PADDING) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+            max_padding: float | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
     """Yield ``(input_ids [B, T], attention_mask [B, T], labels [B])``.
 
     Without shuffling, rows are sorted by length and a batch ends at ``batch_size`` rows or earlier
@@ -70,7 +70,7 @@ def batches(task: EncodedTask, batch_size: int, shuffle: bool = False, seed: int
 
 
 def batch_order(task: EncodedTask, batch_size: int, shuffle: bool = False, seed: int = 0, pad_to: int | None = None,
-                extra_tokens: int = 0, max_padding: float = MAX_PADDING) -> list[list[int]]:
+                extra_tokens: int = 0, max_padding: float | None = None) -> list[list[int]]:
     """The row indices of each batch that ``batches`` yields, in order."""
     if batch_size < 1:
         raise ValueError(f"batch size {batch_size} must be at least 1")
@@ -82,7 +82,7 @@ def batch_order(task: EncodedTask, batch_size: int, shuffle: bool = False, seed:
     if pad_to is not None:
         order = np.argsort(lengths, kind="stable")
         return [order[i:i + batch_size].tolist() for i in range(0, n, batch_size)]
-    return _sorted_groups(lengths, batch_size, extra_tokens, max_padding)
+    return _sorted_groups(lengths, batch_size, extra_tokens, MAX_PADDING if max_padding is None else max_padding)
 
 
 def num_batches(task: EncodedTask, batch_size: int, **kwargs) -> int:

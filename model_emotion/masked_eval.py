@@ -176,7 +176,7 @@ def _resume_logits(model: SoftPromptModel, blocks: nn.ModuleList, layer: int, ke
     projection = kept.projection
     if len(change.neurons):
         share = kept.activations[..., change.neurons] @ change.weight.T.to(kept.activations.dtype)
-        projection = projection - share  # [batch, seq, hidden]
+        projection = projection.float() - share.float()  # [batch, seq, hidden]; fp32 under bf16 autocast too
     hidden = output.LayerNorm(output.dropout(projection) + kept.attention_output)  # BERT's FFN output
     with slot_only_last_block(model.backbone):
         for block in blocks[layer + 1:]:
