@@ -28,7 +28,7 @@ def encode(tokenizer, texts: list[str], labels: np.ndarray, max_length: int) -> 
 
 
 # Without shuffling, a batch also ends early once padding would exceed this share of its tokens.
-MAX_PADDING = 0.1
+MAX_PADDING = 0.05
 
 
 def _sorted_groups(lengths: list[int], batch_size: int, extra_tokens: int, max_padding: float) -> list[list[int]]:

@@ -6,9 +6,10 @@
 # Every size can be changed through the variables below; stages skip work that is already done.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh
 source scripts/grid.sh
 source scripts/pipeline.sh
+offline_without_paths_check  # before any install attempt
+bash scripts/setup.sh
 use_shared_data
 preflight
 OUT=${DEMO_DIR:-runs/demo}

@@ -32,13 +32,23 @@ run_pipeline() {
   echo "== done in $((SECONDS - start)) s: figures and summary.md in $OUT/report"
 }
 
+OFFLINE_ERROR="offline and no local data given: set ME_SHARED_DATA to the shared data folder \
+(or MODEL, DATA_DIR and ATTRIBUTES to a local model, GoEmotions folder and ratings folder)"
+
+offline_without_paths_check() {
+  # ME_OFFLINE=1 with nothing local to run on: say so at once, before setup tries to install anything.
+  if [[ ${ME_OFFLINE:-0} == 1 && -z ${ME_SHARED_DATA:-} ]] && [[ -z ${DATA_DIR:-} || -z ${ATTRIBUTES:-} || -z ${MODEL:-} ]]; then
+    echo "$(basename "$0"): error: $OFFLINE_ERROR" >&2
+    exit 2
+  fi
+}
+
 preflight() {
   # Online defaults need the network; offline, say which variable to set instead of failing later.
   if [[ -z ${DATA_DIR:-} || -z ${ATTRIBUTES:-} || $MODEL == roberta-base ]]; then
     if [[ ${ME_OFFLINE:-0} == 1 ]] || ! "${PYTHON:-python}" -c \
         "import urllib.request; urllib.request.urlopen('https://huggingface.co', timeout=10)" >/dev/null 2>&1; then
-      echo "$(basename "$0"): error: offline and no local data given: set ME_SHARED_DATA to the shared data folder" \
-           "(or MODEL, DATA_DIR and ATTRIBUTES to a local model, GoEmotions folder and ratings folder)" >&2
+      echo "$(basename "$0"): error: $OFFLINE_ERROR" >&2
       exit 2
     fi
   fi

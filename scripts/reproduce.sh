@@ -7,10 +7,11 @@
 # MASK_EVAL_SAMPLES= SEEDS="1 3 5 7 9 11 13 15 17 19 42 100") to run the paper's full protocol.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh
 SEEDS=${SEEDS:-1 3 5}  # before grid.sh, whose default is the paper's 12 seeds
 source scripts/grid.sh
 source scripts/pipeline.sh
+offline_without_paths_check  # before any install attempt
+bash scripts/setup.sh
 use_shared_data
 preflight
 OUT=${REPRO_DIR:-runs/reproduce}

@@ -154,3 +154,21 @@ def test_batches_have_little_padding_and_cover_every_row_once():
             assert len(rows) <= 16
             assert len(rows) == 1 or 1 - sum(sizes) / (len(rows) * max(sizes)) <= 0.05
     assert len(batch_order(Task(), 16, extra_tokens=100, max_padding=1.0)) == 13  # no cut but the size
+
+
+@pytest.mark.parametrize("implementation", ["eager", "sdpa"])
+def test_slot_query_attention_with_either_mask_form(tiny_bert, implementation):
+    from transformers import AutoModel
+
+    backbone = AutoModel.from_pretrained(tiny_bert, attn_implementation=implementation)
+    tokenizer = AutoTokenizer.from_pretrained(tiny_bert)
+    model = SoftPromptModel(backbone, tokenizer, PromptConfig(model=str(tiny_bert), prompt_len=3, head="linear",
+                                                              max_length=32)).eval()
+    batch = tokenizer(["so angry right now", "ok"], padding=True, return_tensors="pt")
+    embeds, full_mask = model._inputs(batch["input_ids"], batch["attention_mask"], 2)
+    with torch.no_grad():
+        full = model.encoder(inputs_embeds=embeds, attention_mask=full_mask)[0][:, 0]
+        fast = model.slot_hidden(batch["input_ids"], batch["attention_mask"])
+    assert torch.allclose(fast, full, atol=1e-5)
+    assert isinstance(bert_blocks(backbone)[-1].attention.self, torch.nn.Module)
+    assert type(bert_blocks(backbone)[-1].attention.self).__name__ == "BertSelfAttention"  # restored
