@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The main job: all six stages on a small real configuration (27 emotions, 1 seed, capped samples),
 # ending with the figures and the summary table in $DEMO_DIR/report (default runs/demo/report).
-#   offline:  ME_SHARED_DATA=../shared/data bash scripts/demo.sh   (all-MiniLM-L6-v2, about 15 min on 2 cores)
+#   offline:  ME_SHARED_DATA=../shared/data bash scripts/demo.sh   (all-MiniLM-L6-v2, about 11 min on 2 cores)
 #   online:   bash scripts/demo.sh                                 (roberta-base, hub GoEmotions, downloaded ratings)
 # Every size can be changed through the variables below; stages skip work that is already done.
 set -euo pipefail
