@@ -54,19 +54,25 @@ def batches(task: EncodedTask, batch_size: int, shuffle: bool = False, seed: int
     Without shuffling, rows are sorted by length and a batch ends at ``batch_size`` rows or earlier
     when padding would exceed ``max_padding`` of its tokens, counting the ``extra_tokens`` that the
     model adds to every row (the slot and the soft prompt). Accuracy does not depend on the order;
-    ``batch_order`` gives the rows of each batch. ``pad_to`` pads every batch to a fixed length
-    instead (what the original code did; kept for the speed benchmarks).
+    ``batch_order`` gives the rows of each batch and ``pad_rows`` pads one. ``pad_to`` pads every
+    batch to a fixed length instead (what the original code did; kept for the speed benchmarks).
     """
     for rows in batch_order(task, batch_size, shuffle, seed, pad_to, extra_tokens, max_padding):
-        seqs = [task.input_ids[i] for i in rows]
-        width = pad_to if pad_to is not None else max(len(s) for s in seqs)
-        ids = torch.full((len(seqs), width), task.pad_id, dtype=torch.long)
-        mask = torch.zeros((len(seqs), width), dtype=torch.long)
-        for row, seq in enumerate(seqs):
-            seq = seq[:width]
-            ids[row, :len(seq)] = torch.tensor(seq, dtype=torch.long)
-            mask[row, :len(seq)] = 1
-        yield ids, mask, torch.from_numpy(task.labels[rows])
+        yield pad_rows(task, rows, pad_to)
+
+
+def pad_rows(task: EncodedTask, rows: list[int],
+             pad_to: int | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(input_ids [B, T], attention_mask [B, T], labels [B])`` of ``rows``, padded to the longest (or ``pad_to``)."""
+    seqs = [task.input_ids[i] for i in rows]
+    width = pad_to if pad_to is not None else max(len(s) for s in seqs)
+    ids = torch.full((len(seqs), width), task.pad_id, dtype=torch.long)
+    mask = torch.zeros((len(seqs), width), dtype=torch.long)
+    for row, seq in enumerate(seqs):
+        seq = seq[:width]
+        ids[row, :len(seq)] = torch.tensor(seq, dtype=torch.long)
+        mask[row, :len(seq)] = 1
+    return ids, mask, torch.from_numpy(task.labels[rows])
 
 
 def batch_order(task: EncodedTask, batch_size: int, shuffle: bool = False, seed: int = 0, pad_to: int | None = None,

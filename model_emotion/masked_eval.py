@@ -15,7 +15,7 @@ a group changes (layer 0 for RSA top-k masks):
 * The last block runs past its self-attention for the classification slot only
   (``prompt_model.slot_only_last_block``).
 
-Batches are grouped by length with little padding (``batching.batches``). The kept states of as
+Batches are grouped by length with little padding (``batching.batch_order``). The kept states of as
 many batches as fit in ``CACHE_BYTES`` are evaluated under every mask of a group before the next
 batches are run. A group's results are reported when the group is done. Other architectures take
 the plain path: a full forward per mask with the scaling hook.
@@ -33,7 +33,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from .batching import EncodedTask, batch_order, batches
+from .batching import EncodedTask, batch_order, pad_rows
 from .errors import ToolkitError
 from .neurons import find_ffn, scale_neurons
 from .prompt_model import SoftPromptModel, bert_blocks, slot_only_last_block
@@ -114,8 +114,8 @@ def _kept_chunks(model: SoftPromptModel, blocks: nn.ModuleList, layer: int, task
                  device: torch.device) -> Iterator[list[_Kept]]:
     """The kept states of all batches, in chunks of at most ``CACHE_BYTES`` (at least one batch)."""
     chunk, size = [], 0
-    order = batch_order(task, batch_size, extra_tokens=model.extra_tokens)
-    for rows, (ids, mask, _) in zip(order, batches(task, batch_size, extra_tokens=model.extra_tokens)):
+    for rows in batch_order(task, batch_size, extra_tokens=model.extra_tokens):
+        ids, mask, _ = pad_rows(task, rows)
         kept = _keep(model, blocks, layer, ids.to(device), mask.to(device), rows)
         chunk.append(kept)
         size += kept.nbytes

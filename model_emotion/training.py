@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from .batching import EncodedTask, batch_order, batches, num_batches
+from .batching import EncodedTask, batch_order, batches, num_batches, pad_rows
 from .prompt_model import SoftPromptModel
 
 logger = logging.getLogger(__name__)
@@ -37,11 +37,10 @@ def predict_logits(model: SoftPromptModel, task: EncodedTask, batch_size: int, d
     """The two logits of every row of ``task``, in the task's row order. [n, 2] float32 on the CPU"""
     model.eval()
     out = torch.empty(len(task), 2)
-    options = {"pad_to": pad_to, "extra_tokens": model.extra_tokens}
-    order = batch_order(task, batch_size, **options)
     with autocast(device):
-        batched = zip(order, batches(task, batch_size, **options))
-        for rows, (ids, mask, _) in tqdm(batched, total=len(order), desc=desc, leave=False, disable=not progress):
+        for rows in tqdm(batch_order(task, batch_size, pad_to=pad_to, extra_tokens=model.extra_tokens), desc=desc,
+                         leave=False, disable=not progress):
+            ids, mask, _ = pad_rows(task, rows, pad_to)
             out[rows] = model(ids.to(device), mask.to(device)).float().cpu()  # [batch, 2]
     return out
 
@@ -79,7 +78,7 @@ def train_prompt(model: SoftPromptModel, train: EncodedTask, dev: EncodedTask, *
         model.train()
         total_loss, seen = 0.0, 0
         bar = tqdm(batches(train, batch_size, shuffle=True, seed=seed * 1000 + epoch, pad_to=pad_to),
-                   total=num_batches(train, batch_size), desc=f"epoch {epoch + 1}/{epochs}",
+                   total=num_batches(train, batch_size, shuffle=True), desc=f"epoch {epoch + 1}/{epochs}",
                    leave=False, disable=not progress)
         for ids, mask, labels in bar:
             ids, mask, labels = ids.to(device), mask.to(device), labels.to(device)

@@ -8,10 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/grid.sh
 source scripts/pipeline.sh
-offline_without_paths_check  # before any install attempt
-bash scripts/setup.sh
-use_shared_data
-preflight
+prepare_run
 OUT=${DEMO_DIR:-runs/demo}
 EMOTIONS=${EMOTIONS:-$PAPER_EMOTIONS}
 SEEDS=${DEMO_SEEDS:-1}

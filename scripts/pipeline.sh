@@ -43,6 +43,14 @@ offline_without_paths_check() {
   fi
 }
 
+prepare_run() {
+  # What demo.sh and reproduce.sh do before their settings: fail fast offline, install, pick inputs.
+  offline_without_paths_check
+  bash scripts/setup.sh
+  use_shared_data
+  preflight
+}
+
 preflight() {
   # Online defaults need the network; offline, say which variable to set instead of failing later.
   if [[ -z ${DATA_DIR:-} || -z ${ATTRIBUTES:-} || $MODEL == roberta-base ]]; then

@@ -10,10 +10,7 @@ cd "$(dirname "$0")/.."
 SEEDS=${SEEDS:-1 3 5}  # before grid.sh, whose default is the paper's 12 seeds
 source scripts/grid.sh
 source scripts/pipeline.sh
-offline_without_paths_check  # before any install attempt
-bash scripts/setup.sh
-use_shared_data
-preflight
+prepare_run
 OUT=${REPRO_DIR:-runs/reproduce}
 EMOTIONS=${EMOTIONS:-$PAPER_EMOTIONS}
 PROMPT_LEN=${PROMPT_LEN:-20}
