@@ -18,6 +18,7 @@ import sys
 from pathlib import Path
 
 from model_emotion import cli
+from model_emotion.errors import ToolkitError
 
 logger = logging.getLogger("eval_mask_neuron")
 
@@ -39,6 +40,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--max_eval_samples", type=int, default=None, help="cap on evaluation examples, balanced")
     parser.add_argument("--eval_batch_size", type=int, default=64, help="evaluation batch size (default %(default)s)")
     parser.add_argument("--state", type=str, default="best", choices=["best", "final"], help="which prompt of the checkpoint")
+    cli.add_protocol_args(parser, evaluation=True)
     parser.add_argument("--overwrite", action="store_true", help="re-evaluate even if the result exists")
     return parser.parse_args(argv)
 
@@ -54,6 +56,8 @@ def main(argv=None) -> int:
     from model_emotion.prompt_model import load_backbone
     from model_emotion.training import accuracy
 
+    cli.check_protocol_flags(args)
+    per_batch = args.eval_batch_size if args.accuracy_mean == "per_batch" else None
     cli.setup_logging()
     jobs = cli.parse_jobs(args.jobs, args.sentiment, args.random_seed)
     pending = [(e, s) for e, s in jobs if args.overwrite or not (args.resultPath / f"{e}-{s}.json").exists()]
@@ -75,9 +79,13 @@ def main(argv=None) -> int:
         partial_path = args.resultPath / f"{run_name}.partial.json"
         record = records.get((emotion, seed)) or load_checkpoint(checkpoint_path(args.checkpoint_dir, emotion, seed),
                                                                   args.model)
-        model = prompt_model_from_checkpoint(record, backbone, tokenizer, args.state, args.checkpoint_dir).to(device)
+        model = prompt_model_from_checkpoint(record, backbone, tokenizer, args.state, args.checkpoint_dir,
+                                             args.protocol).to(device)
         check_mask_shapes(model, masks, str(args.maskPath))
-        task = binary_task(data.split(args.split), emotion, seed, args.split, args.max_eval_samples)
+        negatives = args.negative_sampling or record["config"].get("extra", {}).get("negative_sampling", "exclusive")
+        if negatives == "paper" and model.config.protocol != "paper":
+            raise ToolkitError("the checkpoint was trained with the original code's negatives; evaluate it with --protocol paper")
+        task = binary_task(data.split(args.split), emotion, seed, args.split, args.max_eval_samples, negatives)
         encoded = encode(tokenizer, task.texts, task.labels, model.config.max_length)
 
         result = {"sentiment": emotion, "seed": seed, "best": record.get("best_acc"), "split": args.split,
@@ -90,7 +98,7 @@ def main(argv=None) -> int:
                 result["unmasked"] = previous.get("unmasked")
                 logger.info("resuming %s: %d of %d masks done", run_name, len(done), len(masks))
         if result.get("unmasked") is None:
-            result["unmasked"] = accuracy(model, encoded, args.eval_batch_size, device)
+            result["unmasked"] = accuracy(model, encoded, args.eval_batch_size, device, per_batch=per_batch)
         logger.info("%s: %d %s examples, unmasked accuracy %.4f (checkpoint best %.4f)", run_name, len(encoded),
                     args.split, result["unmasked"], result["best"] or float("nan"))
 
@@ -98,7 +106,8 @@ def main(argv=None) -> int:
             done[name] = value
             write_json(partial_path, {**result, **done})
 
-        accuracies = evaluate_masks(model, encoded, masks, args.eval_batch_size, device, done, save_progress)
+        accuracies = evaluate_masks(model, encoded, masks, args.eval_batch_size, device, done, save_progress,
+                                    per_batch=per_batch)
         result.update({name: accuracies[name] for name in masks})
         write_json(result_path, result)
         if partial_path.exists():

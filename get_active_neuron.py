@@ -1,7 +1,9 @@
 """Step 2: FFN neuron activations of every learned prompt, read at the classification slot.
 
-The model is loaded once; each checkpoint's prompt is then run alone (the way the paper did) and
-all layers x d_ffn neurons are read at the ``<mask>`` slot.
+The model is loaded once; each checkpoint's prompt is then run alone and all layers x d_ffn
+neurons are read at the ``<mask>`` slot. The input is the protocol's: ``<mask> P_1..P_P`` with
+Hugging Face's positions (toolkit), or exactly the original code's ``<mask> P_1..P_P <s>`` with
+positions 0..L-1 and no token-type embedding on the prompt (``--protocol paper``).
 
 Example:
     python get_active_neuron.py --activation_mode before_relu --checkpoint_dir checkpoint
@@ -37,6 +39,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--sentiments", type=str, nargs="+", default=None, help="emotions to read (default: every checkpoint found)")
     parser.add_argument("--seeds", type=int, nargs="+", default=None, help="seeds to read (default: every checkpoint found)")
     parser.add_argument("--state", type=str, default="best", choices=["best", "final"], help="which prompt of the checkpoint")
+    cli.add_protocol_args(parser)
     parser.add_argument("--overwrite", action="store_true", help="recompute CSVs that exist")
     return parser.parse_args(argv)
 
@@ -102,7 +105,7 @@ def main(argv=None) -> int:
                 raise ToolkitError(f"{csv_path} has {rows[(emotion, seed)].size} neurons, the model has "
                                    f"{ffn.num_neurons}; pass --overwrite to recompute")
         else:
-            model = prompt_model_from_checkpoint(record, backbone, tokenizer, args.state, path).to(device)
+            model = prompt_model_from_checkpoint(record, backbone, tokenizer, args.state, path, args.protocol).to(device)
             rows[(emotion, seed)] = prompt_activations(model, args.activation_mode)
             write_activation_csv(csv_path, rows[(emotion, seed)])
         accuracy.append({"sentiment": emotion, "random_seed": seed, "accuracy": record.get("best_acc"),

@@ -32,7 +32,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--eval_batch_size", type=int, default=32, help="evaluation batch size (default %(default)s)")
     parser.add_argument("--prompt_len", type=int, default=100, help="number of soft-prompt vectors P (default %(default)s)")
     parser.add_argument("--lr", type=float, default=2e-3, help="AdamW learning rate (default %(default)s)")
-    parser.add_argument("--weight_decay", type=float, default=1e-5, help="AdamW weight decay (default %(default)s)")
+    parser.add_argument("--weight_decay", type=float, default=None,
+                        help="AdamW weight decay (default 1e-5; 0.01 under --protocol paper, the original's value)")
     parser.add_argument("--max_length", type=int, default=256, help="max text tokens, special tokens included (default %(default)s)")
     parser.add_argument("--max_train_samples", type=int, default=None, help="cap on training examples, balanced (default: all)")
     parser.add_argument("--max_eval_samples", type=int, default=None, help="cap on dev and test examples, balanced (default: all)")
@@ -40,8 +41,10 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="MLM verbalizer or linear head; auto = mlm when the model has a trained MLM head")
     parser.add_argument("--verbalizer", type=str, nargs="+", default=["negative", "positive"],
                         help="label words of the negative and positive class (MLM head)")
-    parser.add_argument("--prompt_init", type=str, default="vocab", choices=["vocab", "mask"],
-                        help="init the prompt from random vocabulary embeddings or from <mask> x P (the paper)")
+    parser.add_argument("--prompt_init", type=str, default=None, choices=["vocab", "mask"],
+                        help="init the prompt from random vocabulary embeddings (default) or from <mask> x P "
+                             "(the paper; default under --protocol paper)")
+    cli.add_protocol_args(parser, training=True)
     parser.add_argument("--overwrite", action="store_true", help="retrain even if the checkpoint exists")
     return parser.parse_args(argv)
 
@@ -55,6 +58,7 @@ def main(argv=None) -> int:
     from model_emotion.io import save_run_args
     from model_emotion.prompt_model import PromptConfig, SoftPromptModel, load_backbone
 
+    cli.check_protocol_flags(args)
     jobs = cli.parse_jobs(args.jobs, args.sentiment, args.random_seed)
     if len(jobs) == 1 and checkpoint_path(args.checkpoint_dir, *jobs[0]).exists() and not args.overwrite:
         raise ToolkitError(f"checkpoint {checkpoint_path(args.checkpoint_dir, *jobs[0])} exists; pass --overwrite to "
@@ -67,6 +71,9 @@ def main(argv=None) -> int:
     data = load_goemotions(args.data_dir)
     check_emotions(sorted({e for e, _ in jobs}), data.emotions)
     backbone, tokenizer, head = load_backbone(args.model, args.head)  # once for all jobs
+    paper = args.protocol == "paper"
+    weight_decay = args.weight_decay if args.weight_decay is not None else (0.01 if paper else 1e-5)
+    prompt_init = args.prompt_init or ("mask" if paper else "vocab")
 
     def train_one(sentiment: str, seed: int) -> None:
         run_name = f"{sentiment}-{seed}"
@@ -76,19 +83,21 @@ def main(argv=None) -> int:
         cli.setup_logging(args.log_dir / f"{run_name}.log")
         training.set_seed(seed)
         config = PromptConfig(model=args.model, prompt_len=args.prompt_len, head=head, verbalizer=tuple(args.verbalizer),
-                              prompt_init=args.prompt_init, max_length=args.max_length, seed=seed, sentiment=sentiment)
+                              prompt_init=prompt_init, max_length=args.max_length, seed=seed, sentiment=sentiment,
+                              protocol=args.protocol, extra={"negative_sampling": args.negative_sampling})
         model = SoftPromptModel(backbone, tokenizer, config).to(device)
         tasks = {}
         for split, cap in (("train", args.max_train_samples), ("dev", args.max_eval_samples),
                            ("test", args.max_eval_samples)):
-            task = binary_task(data.split(split), sentiment, seed, split, cap)
+            task = binary_task(data.split(split), sentiment, seed, split, cap, args.negative_sampling)
             tasks[split] = encode(tokenizer, task.texts, task.labels, args.max_length)
         logger.info("%s: train %d, dev %d, test %d examples (balanced); model %s on %s",
                     run_name, len(tasks["train"]), len(tasks["dev"]), len(tasks["test"]), args.model, device)
 
         result = training.train_prompt(model, tasks["train"], tasks["dev"], epochs=args.epochs, lr=args.lr,
                                        batch_size=args.train_batch_size, eval_batch_size=args.eval_batch_size,
-                                       device=device, seed=seed, weight_decay=args.weight_decay)
+                                       device=device, seed=seed, weight_decay=weight_decay,
+                                       optimizer="adamw_legacy" if paper else "adamw")
         final_state = result.final_state
         model.load_trainable_state(result.best_state["prompt"], _head(result.best_state))
         test_acc = training.accuracy(model, tasks["test"], args.eval_batch_size, device)

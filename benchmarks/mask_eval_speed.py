@@ -48,8 +48,7 @@ def original_accuracy(model: SoftPromptModel, task, batch_size: int, device) -> 
     model.eval()
     correct = 0
     for ids, mask, labels in batches(task, batch_size, pad_to=256):
-        embeds, full_mask = model._inputs(ids.to(device), mask.to(device), len(ids))
-        hidden = model.encoder(inputs_embeds=embeds, attention_mask=full_mask)[0]  # [batch, 1 + P + 256, hidden]
+        hidden = model.encode(model._inputs(ids.to(device), mask.to(device), len(ids)), slot_only=False)[0]  # [batch, 1 + P + 256, hidden]
         correct += int((model.classify(hidden[:, 0]).argmax(-1).cpu() == labels).sum())
     return correct / len(task)
 

@@ -3,7 +3,9 @@
 Keys: ``best_prompt`` [P, hidden], ``best_acc``, ``epoch``, ``final_prompt``, ``final_acc``,
 ``config`` (a PromptConfig dict), ``test_acc``, ``history``, and ``best_head`` / ``final_head``
 when a linear head is used. Checkpoints written by the original code (only the first five keys,
-no config) load too: their config is completed from the caller's model name and the defaults.
+no config) load too: their config is completed from the caller's model name, an MLM head, a
+``<mask>`` init and the ``paper`` protocol, under which they give the original code's activations
+(and, with its sampler and per-batch means, its masked accuracies).
 """
 
 from __future__ import annotations
@@ -53,7 +55,8 @@ def load_checkpoint(path: str | Path, model_name: str | None = None) -> dict:
     if not config:  # written by the original code
         stem_sentiment, _, stem_seed = path.stem.rpartition("-")
         config = {"model": model_name or "roberta-base", "head": "mlm", "prompt_init": "mask",
-                  "sentiment": stem_sentiment or None, "seed": int(stem_seed) if stem_seed.isdigit() else 1}
+                  "sentiment": stem_sentiment or None, "seed": int(stem_seed) if stem_seed.isdigit() else 1,
+                  "protocol": "paper", "extra": {"original_code": True}}
     config["prompt_len"] = int(prompt.shape[0])
     record["config"] = config
     for key in ("best_acc", "final_acc", "test_acc"):
@@ -65,11 +68,18 @@ def load_checkpoint(path: str | Path, model_name: str | None = None) -> dict:
 
 
 def prompt_model_from_checkpoint(record: dict, backbone, tokenizer, state: str = "best",
-                                 path: str | Path = "checkpoint") -> SoftPromptModel:
-    """Build a SoftPromptModel over an already loaded backbone with the checkpoint's prompt."""
+                                 path: str | Path = "checkpoint", protocol: str | None = None) -> SoftPromptModel:
+    """Build a SoftPromptModel over an already loaded backbone with the checkpoint's prompt.
+
+    ``protocol`` overrides the protocol the checkpoint was trained with (None keeps it; checkpoints
+    of the original code count as ``paper``).
+    """
     if state not in STATES:
         raise ToolkitError(f"--state {state!r} unknown; choose one of {', '.join(STATES)}")
     config = PromptConfig.from_dict(record["config"])
+    if protocol is not None and protocol != config.protocol:
+        logger.warning("%s: trained under the %s protocol, read under --protocol %s", path, config.protocol, protocol)
+        config.protocol = protocol
     trained_on = config.extra.get("backbone")
     here = backbone_signature(backbone)
     if trained_on and trained_on != here:

@@ -122,6 +122,35 @@ def add_device_args(parser: argparse.ArgumentParser) -> None:
                         help="torch device (cpu, cuda, cuda:1); default: cuda if available, else cpu")
 
 
+def add_protocol_args(parser: argparse.ArgumentParser, training: bool = False, evaluation: bool = False) -> None:
+    """``--protocol`` (and the original code's quirks that only the paper protocol may switch on)."""
+    default = "toolkit" if training else None
+    parser.add_argument("--protocol", type=str, default=env_default("ME_PROTOCOL", default), choices=["toolkit", "paper"],
+                        help="model input and training: the toolkit's own or exactly the original code's (see README); "
+                             + ("default toolkit (env ME_PROTOCOL)" if training else
+                                "default: the one the checkpoint was trained with (paper for the original code's checkpoints)"))
+    if training or evaluation:
+        parser.add_argument("--negative_sampling", type=str, default="exclusive" if training else None,
+                            choices=["exclusive", "paper"],
+                            help="negatives drawn from rows without the emotion, or the original code's draw with "
+                                 "replacement from the whole split (only with --protocol paper); default "
+                                 + ("exclusive" if training else "the checkpoint's, else exclusive"))
+    if evaluation:
+        parser.add_argument("--accuracy_mean", type=str, default="overall", choices=["overall", "per_batch"],
+                            help="share of correct rows (default), or the original evaluation's mean of per-batch means "
+                                 "over --eval_batch_size rows in task order (only with --protocol paper)")
+
+
+def check_protocol_flags(args: argparse.Namespace) -> None:
+    """The original code's quirks are reproduction aids: refuse them outside the paper protocol."""
+    if getattr(args, "protocol", None) == "paper":
+        return
+    if getattr(args, "negative_sampling", None) == "paper":
+        raise ToolkitError("--negative_sampling paper reproduces a bug of the original code; it needs --protocol paper")
+    if getattr(args, "accuracy_mean", "overall") != "overall":
+        raise ToolkitError("--accuracy_mean per_batch reproduces the original evaluation; it needs --protocol paper")
+
+
 def add_checkpoint_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint_dir", type=Path, default=Path(env_default("ME_CHECKPOINT_DIR", "checkpoint")),
                         help="folder of {sentiment}-{seed}.pt prompt checkpoints (default %(default)s)")

@@ -173,18 +173,33 @@ def _rng(seed: int, emotion: str, split: str) -> np.random.Generator:
     return np.random.default_rng([seed, zlib.crc32(emotion.encode()), zlib.crc32(split.encode())])
 
 
+NEGATIVE_SAMPLING = ("exclusive", "paper")
+
+
 def binary_task(frame: pd.DataFrame, emotion: str, seed: int, split: str = "train",
-                max_samples: int | None = None) -> BinaryTask:
+                max_samples: int | None = None, negatives: str = "exclusive") -> BinaryTask:
     """Positives = rows labelled ``emotion``; negatives = as many rows NOT labelled with it.
 
     Negatives are drawn without replacement with ``seed``. ``max_samples`` caps the total size
     while keeping the classes balanced (half positives, half negatives).
+
+    ``negatives="paper"`` is the original code's sampler instead (kept for exact reproduction, a
+    bug otherwise): ``np.random.seed(seed)`` then as many draws *with replacement from the whole
+    split* as there are positives, so some "negatives" are positives (and keep their label 1);
+    rows in the original order, positives (file order) first. A cap keeps the first positives.
     """
+    if negatives not in NEGATIVE_SAMPLING:
+        raise ToolkitError(f"negative sampling {negatives!r} unknown; choose one of {', '.join(NEGATIVE_SAMPLING)}")
     has = np.fromiter((emotion in labels for labels in frame["labels"]), dtype=bool, count=len(frame))
     pos = np.flatnonzero(has)
     neg_pool = np.flatnonzero(~has)
     if len(pos) == 0:
         raise ToolkitError(f"no {split} example is labelled {emotion!r}")
+    if negatives == "paper":
+        if max_samples is not None:
+            pos = pos[:max(1, max_samples // 2)]
+        rows = np.concatenate([pos, np.random.RandomState(seed).choice(len(frame), len(pos))])
+        return BinaryTask(frame["text"].to_numpy()[rows].tolist(), has[rows].astype(np.int64))
     rng = _rng(seed, emotion, split)
     n_pos = len(pos)
     if max_samples is not None:

@@ -37,7 +37,7 @@ from .batching import EncodedTask, batch_order, pad_rows
 from .errors import ToolkitError
 from .neurons import find_ffn, scale_neurons
 from .prompt_model import SoftPromptModel, bert_blocks, slot_only_last_block
-from .training import autocast, predict_logits
+from .training import autocast, mean_accuracy, predict_logits
 
 logger = logging.getLogger(__name__)
 
@@ -249,15 +249,19 @@ def masked_logits(model: SoftPromptModel, task: EncodedTask, masks: dict[str, to
 def evaluate_masks(model: SoftPromptModel, task: EncodedTask, masks: dict[str, torch.Tensor], batch_size: int,
                    device: torch.device, done: dict[str, float] | None = None,
                    on_result: Callable[[str, float], None] | None = None, progress: bool = True,
-                   group_size: int = DEFAULT_GROUP_SIZE, shared: bool = True) -> dict[str, float]:
-    """Accuracy under each mask, skipping names already in ``done``; ``on_result`` after each."""
+                   group_size: int = DEFAULT_GROUP_SIZE, shared: bool = True,
+                   per_batch: int | None = None) -> dict[str, float]:
+    """Accuracy under each mask, skipping names already in ``done``; ``on_result`` after each.
+
+    ``per_batch``: the original evaluation's mean of per-batch accuracies (``training.mean_accuracy``).
+    """
     results = dict(done or {})
     todo = {name: mask for name, mask in masks.items() if name not in results}
     labels = torch.from_numpy(task.labels)
     with tqdm(total=len(todo), desc="masks", disable=not progress) as bar:
         for group in _masked_logits(model, task, todo, batch_size, device, group_size, shared):
             for name, logits in group.items():
-                results[name] = float((logits.argmax(-1) == labels).double().mean())
+                results[name] = mean_accuracy((logits.argmax(-1) == labels).numpy(), per_batch)
                 if on_result is not None:
                     on_result(name, results[name])
             bar.update(len(group))

@@ -3,14 +3,24 @@
 The sequence is ``<mask> P_1..P_P <s> text </s>`` (RoBERTa spelling; ``[MASK] P.. [CLS] text
 [SEP]`` for BERT). The class is read at the ``<mask>`` slot, either by an MLM verbalizer (the
 logits of the label words, the paper's choice) or by a small trainable linear head for models
-without an MLM head. Only the prompt (and the head) are trainable; the backbone stays frozen and
-in eval mode, so a run is deterministic for a seed.
+without an MLM head. Only the prompt (and the head) are trainable.
+
+Two protocols build the input (``PromptConfig.protocol``):
+
+- ``toolkit`` (default): Hugging Face's own position ids (RoBERTa's start after the padding index),
+  the token-type embedding added at every position, the prompt alone read as ``<mask> P_1..P_P``,
+  and the backbone in eval mode (no dropout), so a run is deterministic for a seed.
+- ``paper``: exactly the original code's input (thunlp/Model_Emotion, ``framework/roberta.py``):
+  position ids 0..L-1 over the whole sequence (so the slot gets RoBERTa's position row 0 and P_1
+  the padding row), no token-type embedding on the prompt vectors, the prompt alone read as
+  ``<mask> P_1..P_P <s>``, roberta-base's hard-coded label ids, and dropout active in the frozen
+  backbone while training.
 """
 
 from __future__ import annotations
 
 import logging
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Iterator
@@ -25,6 +35,13 @@ logger = logging.getLogger(__name__)
 HEADS = ("mlm", "linear")
 PROMPT_INITS = ("vocab", "mask")
 DEFAULT_VERBALIZER = ("negative", "positive")
+PROTOCOLS = ("toolkit", "paper")
+
+# The original code reads roberta-base's vocabulary logits at these ids (its comment: "positive":
+# 22173, "negative": 33407), not at the tokenised label words. Used under --protocol paper when the
+# tokenizer is roberta-base's (RoBERTa type, 50265 entries); the spellings are logged at run time.
+PAPER_LABEL_IDS = (33407, 22173)
+PAPER_VOCAB_SIZE = 50265
 
 # MLM heads applied to the hidden state of the mask slot only (the full head would project every
 # token onto the vocabulary). Attribute names per model type, applied in order.
@@ -139,9 +156,12 @@ class PromptConfig:
     max_length: int = 256
     seed: int = 1
     sentiment: str | None = None
+    protocol: str = "toolkit"
     extra: dict = field(default_factory=dict)
 
     def __post_init__(self):
+        if self.protocol not in PROTOCOLS:
+            raise ToolkitError(f"--protocol {self.protocol!r} unknown; choose one of {', '.join(PROTOCOLS)}")
         if self.prompt_len < 1:
             raise ToolkitError(f"--prompt_len {self.prompt_len} must be at least 1")
         if self.head not in HEADS:
@@ -229,13 +249,13 @@ def backbone_signature(model: nn.Module) -> dict:
     return {name: getattr(model.config, name, None) for name in SIGNATURE_FIELDS}
 
 
-def max_text_positions(model: nn.Module, tokenizer) -> int:
-    """How many positions the backbone accepts in total."""
+def max_text_positions(model: nn.Module, tokenizer, protocol: str = "toolkit") -> int:
+    """How many positions the backbone accepts in total (the paper protocol counts from 0)."""
     config = model.config
     limit = getattr(config, "max_position_embeddings", None) or getattr(config, "n_positions", None)
     if limit is None:
         return 1 << 30
-    if config.model_type in POSITION_OFFSET_TYPES:
+    if config.model_type in POSITION_OFFSET_TYPES and protocol == "toolkit":
         limit -= (config.pad_token_id or 0) + 1
     return int(limit)
 
@@ -256,7 +276,14 @@ class SoftPromptModel(nn.Module):
         if tokenizer.mask_token_id is None:
             raise ToolkitError(f"the tokenizer of {config.model} has no mask token to mark the classification slot")
         self.register_buffer("mask_token_id", torch.tensor([tokenizer.mask_token_id]), persistent=False)
-        limit = max_text_positions(backbone, tokenizer)
+        self.paper = config.protocol == "paper"
+        if self.paper:
+            # The original reads the prompt alone as ``<mask> P_1..P_P <s>``: the text's start token.
+            start = tokenizer.cls_token_id if tokenizer.cls_token_id is not None else tokenizer.bos_token_id
+            if start is None:
+                raise ToolkitError(f"the tokenizer of {config.model} has no start token (<s>/[CLS]) for --protocol paper")
+            self.register_buffer("start_token_id", torch.tensor([start]), persistent=False)
+        limit = max_text_positions(backbone, tokenizer, config.protocol)
         if 1 + config.prompt_len + config.max_length > limit:
             raise ToolkitError(
                 f"prompt too long: 1 slot + --prompt_len {config.prompt_len} + --max_length {config.max_length} "
@@ -277,7 +304,8 @@ class SoftPromptModel(nn.Module):
             if not has_mlm_head(backbone):
                 raise ToolkitError(f"{config.model} was loaded without a masked-LM head; use --head linear")
             self.head_modules = self._find_mlm_head(backbone)
-            ids = [self._label_token_ids(tokenizer, word) for word in config.verbalizer]
+            ids = self._paper_label_ids(backbone, tokenizer) if self.paper else None
+            ids = ids or [self._label_token_ids(tokenizer, word) for word in config.verbalizer]
             width = max(len(x) for x in ids)
             table = torch.tensor([x + [x[-1]] * (width - len(x)) for x in ids])  # [2, width]
             weight = torch.tensor([[1.0 / len(x)] * len(x) + [0.0] * (width - len(x)) for x in ids])
@@ -309,6 +337,15 @@ class SoftPromptModel(nn.Module):
         return ids
 
     @staticmethod
+    def _paper_label_ids(backbone: nn.Module, tokenizer) -> list[list[int]] | None:
+        """roberta-base's hard-coded label ids of the original code, or None for another vocabulary."""
+        if backbone.config.model_type != "roberta" or len(tokenizer) != PAPER_VOCAB_SIZE:
+            return None
+        spellings = tokenizer.convert_ids_to_tokens(list(PAPER_LABEL_IDS))
+        logger.info("paper protocol: label ids %s = tokens %s (negative, positive)", list(PAPER_LABEL_IDS), spellings)
+        return [[i] for i in PAPER_LABEL_IDS]
+
+    @staticmethod
     def _find_mlm_head(backbone: nn.Module) -> list[nn.Module]:
         names = MLM_HEAD_MODULES.get(backbone.config.model_type)
         if names is None:
@@ -317,7 +354,8 @@ class SoftPromptModel(nn.Module):
 
     def train(self, mode: bool = True):
         super().train(mode)
-        self.backbone.eval()  # frozen: no dropout, deterministic
+        # Frozen either way; the original code trained with the backbone's dropout active.
+        self.backbone.train(mode and self.paper)
         return self
 
     def trainable_state(self) -> dict[str, torch.Tensor]:
@@ -350,29 +388,68 @@ class SoftPromptModel(nn.Module):
         return prefix.unsqueeze(0).expand(batch_size, -1, -1)
 
     def _inputs(self, input_ids: torch.Tensor | None, attention_mask: torch.Tensor | None,
-                batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """``<mask> P_1..P_P`` followed by the text's embeddings (none when ``input_ids`` is None).
+                batch_size: int) -> dict[str, torch.Tensor]:
+        """The encoder's keyword inputs for ``<mask> P_1..P_P`` followed by the text.
 
-        Returns inputs_embeds [batch, 1 + P + T, hidden] and attention_mask [batch, 1 + P + T].
+        With ``input_ids`` None the input is the prompt alone: ``<mask> P_1..P_P`` (toolkit) or
+        ``<mask> P_1..P_P <s>`` (paper). Returns inputs_embeds [batch, L, hidden], attention_mask
+        [batch, L] and, under the paper protocol, position_ids [batch, L] = 0..L-1.
         """
         if input_ids is None:
             embeds = self.prefix_embeds(batch_size)
-            return embeds, torch.ones(embeds.shape[:2], dtype=torch.long, device=embeds.device)
-        batch = input_ids.shape[0]
-        text = self.embeddings(input_ids).to(self.prompt.dtype)  # [batch, T, hidden]
-        embeds = torch.cat([self.prefix_embeds(batch), text], dim=1)
-        ones = torch.ones(batch, 1 + self.config.prompt_len, dtype=attention_mask.dtype, device=attention_mask.device)
-        return embeds, torch.cat([ones, attention_mask], dim=1)
+            if self.paper:
+                start = self.embeddings(self.start_token_id).to(self.prompt.dtype)  # [1, hidden]
+                embeds = torch.cat([embeds, start.unsqueeze(0).expand(batch_size, -1, -1)], dim=1)
+            mask = torch.ones(embeds.shape[:2], dtype=torch.long, device=embeds.device)
+        else:
+            batch = input_ids.shape[0]
+            text = self.embeddings(input_ids).to(self.prompt.dtype)  # [batch, T, hidden]
+            embeds = torch.cat([self.prefix_embeds(batch), text], dim=1)
+            ones = torch.ones(batch, 1 + self.config.prompt_len, dtype=attention_mask.dtype, device=attention_mask.device)
+            mask = torch.cat([ones, attention_mask], dim=1)
+        inputs = {"inputs_embeds": embeds, "attention_mask": mask}
+        if self.paper:
+            inputs["position_ids"] = torch.arange(embeds.shape[1], device=embeds.device).expand(embeds.shape[0], -1)
+        return inputs
+
+    @contextmanager
+    def _paper_token_types(self) -> Iterator[None]:
+        """Under the paper protocol, no token-type embedding on the prompt vectors (positions 1..P).
+
+        The original adds it to the slot and the text tokens only; zeroing those rows of the
+        token-type output is exact (no add-and-subtract rounding).
+        """
+        token_types = getattr(getattr(self.encoder, "embeddings", None), "token_type_embeddings", None)
+        if not self.paper or token_types is None:
+            yield
+            return
+        prompt = slice(1, 1 + self.config.prompt_len)
+
+        def drop_prompt_rows(_module, _inputs, output):
+            output = output.clone()  # [batch, L, hidden]
+            output[:, prompt] = 0
+            return output
+
+        handle = token_types.register_forward_hook(drop_prompt_rows)
+        try:
+            yield
+        finally:
+            handle.remove()
+
+    def encode(self, inputs: dict[str, torch.Tensor], slot_only: bool = True):
+        """Run the backbone's encoder on ``_inputs``' output (the protocol's embeddings)."""
+        # The slot-only last block has no attention dropout: skip it while dropout is active.
+        slot_only = slot_only and not self.backbone.training
+        with self._paper_token_types(), (slot_only_last_block(self.backbone) if slot_only else nullcontext()):
+            return self.encoder(**inputs)
 
     def slot_hidden(self, input_ids: torch.Tensor | None = None,
                     attention_mask: torch.Tensor | None = None, batch_size: int = 1) -> torch.Tensor:
         """Hidden state at the classification slot. [batch, hidden]
 
-        With ``input_ids=None`` the input is the prompt alone (how the paper read activations).
+        With ``input_ids=None`` the input is the prompt alone, where activations are read.
         """
-        embeds, mask = self._inputs(input_ids, attention_mask, batch_size)
-        with slot_only_last_block(self.backbone):
-            return self.encoder(inputs_embeds=embeds, attention_mask=mask)[0][:, 0]
+        return self.encode(self._inputs(input_ids, attention_mask, batch_size))[0][:, 0]
 
     def classify(self, hidden: torch.Tensor) -> torch.Tensor:
         """Two logits (negative, positive) from the slot's hidden state. [batch, 2]"""
@@ -391,6 +468,6 @@ class SoftPromptModel(nn.Module):
 
     def _full_mlm_logits(self, input_ids, attention_mask):
         # Model types without a known MLM-head table entry: run the whole MLM model, read slot 0.
-        embeds, mask = self._inputs(input_ids, attention_mask, input_ids.shape[0])
-        logits = self.backbone(inputs_embeds=embeds, attention_mask=mask).logits[:, 0]  # [batch, vocab]
+        with self._paper_token_types():
+            logits = self.backbone(**self._inputs(input_ids, attention_mask, input_ids.shape[0])).logits[:, 0]  # [batch, vocab]
         return (logits[:, self.label_ids] * self.label_weight).sum(-1)

@@ -51,9 +51,52 @@ def predict(model: SoftPromptModel, task: EncodedTask, batch_size: int, device: 
     return predict_logits(model, task, batch_size, device, **kwargs).argmax(-1).numpy()
 
 
-def accuracy(model: SoftPromptModel, task: EncodedTask, batch_size: int, device: torch.device, **kwargs) -> float:
+ACCURACY_MEANS = ("overall", "per_batch")
+
+
+def mean_accuracy(correct, per_batch: int | None = None) -> float:
+    """Share of correct rows; ``per_batch=B``: the original evaluation's mean of per-batch means over
+    consecutive batches of B rows in task order (its last, smaller batch weighs as much as a full one)."""
+    correct = np.asarray(correct, dtype=np.float64)
+    if per_batch is None:
+        return float(correct.mean())
+    return float(np.mean([chunk.mean() for chunk in np.array_split(correct, range(per_batch, len(correct), per_batch))]))
+
+
+def accuracy(model: SoftPromptModel, task: EncodedTask, batch_size: int, device: torch.device,
+             per_batch: int | None = None, **kwargs) -> float:
     preds = predict(model, task, batch_size, device, **kwargs)
-    return float((preds == task.labels).mean())
+    return mean_accuracy(preds == task.labels, per_batch)
+
+
+class LegacyAdamW(torch.optim.Optimizer):
+    """The AdamW of transformers < 4.x that the original code used with ``correct_bias=False``:
+    no bias correction of the moments, eps 1e-6 added to the root, and the decoupled weight decay
+    ``p -= lr * wd * p`` applied after the Adam step."""
+
+    def __init__(self, params, lr: float, weight_decay: float, betas=(0.9, 0.999), eps: float = 1e-6):
+        super().__init__(params, {"lr": lr, "weight_decay": weight_decay, "betas": betas, "eps": eps})
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        for group in self.param_groups:
+            beta1, beta2 = group["betas"]
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                state = self.state[p]
+                if not state:
+                    state["exp_avg"] = torch.zeros_like(p)
+                    state["exp_avg_sq"] = torch.zeros_like(p)
+                exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
+                exp_avg.mul_(beta1).add_(p.grad, alpha=1.0 - beta1)
+                exp_avg_sq.mul_(beta2).addcmul_(p.grad, p.grad, value=1.0 - beta2)
+                p.addcdiv_(exp_avg, exp_avg_sq.sqrt().add_(group["eps"]), value=-group["lr"])
+                if group["weight_decay"] > 0:
+                    p.add_(p, alpha=-group["lr"] * group["weight_decay"])
+
+
+OPTIMIZERS = ("adamw", "adamw_legacy")
 
 
 @dataclass
@@ -68,10 +111,17 @@ class TrainResult:
 
 def train_prompt(model: SoftPromptModel, train: EncodedTask, dev: EncodedTask, *, epochs: int, lr: float,
                  batch_size: int, eval_batch_size: int, device: torch.device, seed: int,
-                 weight_decay: float = 1e-5, pad_to: int | None = None, progress: bool = True) -> TrainResult:
-    """AdamW on the prompt (and head); evaluate on dev after every epoch; keep the best state."""
+                 weight_decay: float = 1e-5, pad_to: int | None = None, progress: bool = True,
+                 optimizer: str = "adamw") -> TrainResult:
+    """AdamW on the prompt (and head); evaluate on dev after every epoch; keep the best state.
+
+    ``optimizer="adamw_legacy"`` is the original code's AdamW without bias correction.
+    """
     params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+    if optimizer not in OPTIMIZERS:
+        raise ValueError(f"optimizer {optimizer!r} unknown; choose one of {', '.join(OPTIMIZERS)}")
+    optimizer = (torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay) if optimizer == "adamw"
+                 else LegacyAdamW(params, lr=lr, weight_decay=weight_decay))
     best_acc, best_epoch, best_state = -1.0, -1, None
     history = []
     for epoch in range(epochs):

@@ -130,8 +130,7 @@ def test_slot_only_last_block_gives_the_full_logits_and_gradients(setup):
     model, task = setup
     ids = torch.tensor([task.input_ids[0] + [task.pad_id] * 3, task.input_ids[1][:len(task.input_ids[0]) + 3]])
     mask = (torch.arange(ids.shape[1]) < torch.tensor([len(task.input_ids[0]), ids.shape[1]])[:, None]).long()
-    embeds, full_mask = model._inputs(ids, mask, 2)
-    full = model.classify(model.encoder(inputs_embeds=embeds, attention_mask=full_mask)[0][:, 0])
+    full = model.classify(model.encode(model._inputs(ids, mask, 2), slot_only=False)[0][:, 0])
     grad_full = torch.autograd.grad(full.sum(), model.prompt)[0]
     fast = model(ids, mask)
     grad_fast = torch.autograd.grad(fast.sum(), model.prompt)[0]
@@ -165,9 +164,9 @@ def test_slot_query_attention_with_either_mask_form(tiny_bert, implementation):
     model = SoftPromptModel(backbone, tokenizer, PromptConfig(model=str(tiny_bert), prompt_len=3, head="linear",
                                                               max_length=32)).eval()
     batch = tokenizer(["so angry right now", "ok"], padding=True, return_tensors="pt")
-    embeds, full_mask = model._inputs(batch["input_ids"], batch["attention_mask"], 2)
+    inputs = model._inputs(batch["input_ids"], batch["attention_mask"], 2)
     with torch.no_grad():
-        full = model.encoder(inputs_embeds=embeds, attention_mask=full_mask)[0][:, 0]
+        full = model.encode(inputs, slot_only=False)[0][:, 0]
         fast = model.slot_hidden(batch["input_ids"], batch["attention_mask"])
     assert torch.allclose(fast, full, atol=1e-5)
     assert isinstance(bert_blocks(backbone)[-1].attention.self, torch.nn.Module)

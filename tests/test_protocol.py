@@ -1,0 +1,156 @@
+"""--protocol paper: the original code's input, re-implemented here independently of the toolkit.
+
+The reference below follows thunlp/Model_Emotion ``framework/roberta.py`` (RobertaEmbeddingsWarp):
+the word embeddings of ``<mask>`` + the tokenised text get the token-type embedding, the prompt
+vectors do not; the prompt goes after the slot; position ids are 0..L-1 over the whole sequence;
+then LayerNorm and the encoder blocks; the class logits are the MLM head's at the label ids,
+read at position 0. Activations are the blocks' ``intermediate`` outputs at position 0 when the
+text is the single token ``<s>``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from transformers import AutoTokenizer, RobertaForMaskedLM
+
+from model_emotion.data import binary_task
+from model_emotion.neurons import capture_neurons
+from model_emotion.prompt_model import PromptConfig, SoftPromptModel
+from model_emotion.training import LegacyAdamW, mean_accuracy
+
+
+def original_forward(mlm: RobertaForMaskedLM, prompt: torch.Tensor, text_ids: list[int], mask_id: int,
+                     label_ids: list[int]):
+    """Logits [2] at the slot and the FFN activations [layers * d_ffn] at the slot, as the original computes them."""
+    emb = mlm.roberta.embeddings
+    ids = torch.tensor([mask_id] + text_ids)  # [1 + T]
+    tokens = emb.word_embeddings(ids) + emb.token_type_embeddings(torch.zeros_like(ids))  # [1 + T, hidden]
+    x = torch.cat([tokens[:1], prompt, tokens[1:]])  # [1 + P + T, hidden]
+    x = x + emb.position_embeddings(torch.arange(len(x)))
+    hidden = emb.LayerNorm(x)[None]  # [1, L, hidden]
+    activations = []
+    for block in mlm.roberta.encoder.layer:
+        attention = block.attention(hidden, None)[0]
+        inner = block.intermediate(attention)  # [1, L, d_ffn]
+        activations.append(inner[0, 0])
+        hidden = block.output(inner, attention)
+    logits = mlm.lm_head(hidden[:, 0])[0]  # [vocab]
+    return logits[label_ids], torch.cat(activations)
+
+
+@pytest.fixture(scope="module")
+def setup(tiny_roberta):
+    tokenizer = AutoTokenizer.from_pretrained(tiny_roberta)
+    mlm = RobertaForMaskedLM.from_pretrained(tiny_roberta).eval()
+    torch.manual_seed(3)
+    prompt = torch.randn(5, mlm.config.hidden_size)
+    # A token-type row and position rows far from zero, so that any layout difference shows.
+    with torch.no_grad():
+        mlm.roberta.embeddings.token_type_embeddings.weight.normal_(0, 1)
+        mlm.roberta.embeddings.position_embeddings.weight.normal_(0, 1)
+    models = {}
+    for protocol in ("paper", "toolkit"):
+        config = PromptConfig(model=str(tiny_roberta), prompt_len=5, head="mlm", max_length=40, protocol=protocol)
+        model = SoftPromptModel(mlm, tokenizer, config).eval()
+        model.load_trainable_state(prompt)
+        models[protocol] = model
+    return mlm, tokenizer, prompt, models
+
+
+def _label_ids(model):
+    return model.label_ids[:, 0].tolist()
+
+
+def test_paper_protocol_equals_the_original_forward(setup):
+    mlm, tokenizer, prompt, models = setup
+    model = models["paper"]
+    texts = ["i am so angry right now", "thanks, that was lovely", "ok"]
+    with torch.no_grad():
+        for text in texts:
+            ids = tokenizer(text)["input_ids"]
+            want_logits, _ = original_forward(mlm, prompt, ids, tokenizer.mask_token_id, _label_ids(model))
+            got = model(torch.tensor([ids]), torch.ones(1, len(ids), dtype=torch.long))[0]
+            assert torch.allclose(got, want_logits, atol=1e-6, rtol=0), (got, want_logits)
+        # Batched with padding: each row still equals its own original forward.
+        batch = tokenizer(texts, padding=True, return_tensors="pt")
+        got = model(batch["input_ids"], batch["attention_mask"])
+        for row, text in enumerate(texts):
+            want, _ = original_forward(mlm, prompt, tokenizer(text)["input_ids"], tokenizer.mask_token_id,
+                                       _label_ids(model))
+            assert torch.allclose(got[row], want, atol=1e-5, rtol=0)
+        _, want_acts = original_forward(mlm, prompt, [tokenizer.cls_token_id], tokenizer.mask_token_id, _label_ids(model))
+        with capture_neurons(model, "before_relu", position=0) as captured:
+            model.slot_hidden(None)
+        got_acts = torch.cat([layer[0] for layer in captured])
+    assert torch.allclose(got_acts, want_acts, atol=1e-6, rtol=0)
+
+
+def test_toolkit_protocol_differs_from_the_original(setup):
+    mlm, tokenizer, prompt, models = setup
+    model = models["toolkit"]
+    ids = tokenizer("i am so angry right now")["input_ids"]
+    with torch.no_grad():
+        want_logits, want_acts = original_forward(mlm, prompt, ids, tokenizer.mask_token_id, _label_ids(model))
+        got = model(torch.tensor([ids]), torch.ones(1, len(ids), dtype=torch.long))[0]
+        _, want_acts = original_forward(mlm, prompt, [tokenizer.cls_token_id], tokenizer.mask_token_id, _label_ids(model))
+        with capture_neurons(model, "before_relu", position=0) as captured:
+            model.slot_hidden(None)
+    got_acts = torch.cat([layer[0] for layer in captured])
+    assert (got - want_logits).abs().max() > 1e-3
+    assert (got_acts - want_acts).abs().max() > 1e-2
+    corr = np.corrcoef(got_acts.numpy(), want_acts.numpy())[0, 1]
+    assert corr < 0.999
+
+
+def test_paper_protocol_trains_with_dropout_and_evaluates_without(setup):
+    _, tokenizer, _, models = setup
+    model = models["paper"]
+    ids = torch.tensor([tokenizer("so angry")["input_ids"]])
+    ones = torch.ones_like(ids)
+    model.train()
+    assert model.backbone.training
+    torch.manual_seed(0)
+    a = model(ids, ones)
+    b = model(ids, ones)
+    assert not torch.allclose(a, b)  # dropout active, as in the original's model.train()
+    model.eval()
+    assert not model.backbone.training
+    assert torch.equal(model(ids, ones), model(ids, ones))
+    model.train()
+    models["toolkit"].train()
+    assert not models["toolkit"].backbone.training  # the toolkit keeps the frozen backbone in eval mode
+    model.eval()
+    models["toolkit"].eval()
+
+
+def test_legacy_adamw_has_no_bias_correction():
+    p = torch.nn.Parameter(torch.tensor([1.0, -2.0]))
+    opt = LegacyAdamW([p], lr=0.1, weight_decay=0.01)
+    p.grad = torch.tensor([0.5, 0.5])
+    opt.step()
+    # m = 0.05, v = 0.00025 -> step 0.1 * 0.05 / (sqrt(0.00025) + 1e-6); then p -= 0.1 * 0.01 * p
+    step = 0.1 * 0.05 / (0.00025 ** 0.5 + 1e-6)
+    want = torch.tensor([1.0 - step, -2.0 - step])
+    want = want - 0.1 * 0.01 * want
+    assert torch.allclose(p.detach(), want, atol=1e-7)
+
+
+def test_paper_negative_sampling_is_the_original_draw():
+    frame = pd.DataFrame({"text": [f"t{i}" for i in range(50)],
+                          "labels": [("anger",) if i % 7 == 0 else ("joy",) for i in range(50)]})
+    task = binary_task(frame, "anger", 5, "dev", negatives="paper")
+    pos = [i for i in range(50) if i % 7 == 0]
+    np.random.seed(5)
+    neg = np.random.choice(frame.index, len(pos))  # the original's two lines
+    assert task.texts == [f"t{i}" for i in list(pos) + list(neg)]
+    assert task.labels.tolist() == [1] * len(pos) + [int(i % 7 == 0) for i in neg]
+
+
+def test_per_batch_mean_is_the_original_evaluation():
+    correct = np.array([1, 1, 0, 1, 0])
+    assert mean_accuracy(correct) == pytest.approx(0.6)
+    assert mean_accuracy(correct, per_batch=2) == pytest.approx((1 + 0.5 + 0) / 3)
+    assert mean_accuracy(correct, per_batch=100) == pytest.approx(0.6)
