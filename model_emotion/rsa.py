@@ -1,9 +1,10 @@
 """Representational similarity analysis per neuron (the paper's searchlight).
 
 For every neuron: per seed the RDM |a_i - a_j| over emotion pairs, averaged over seeds; then its
-rank correlation with each attribute RDM (Kendall tau-b by default, identical to R's
-``cor.test(method="kendall")``), one-sided p-values from the normal approximation with R's tie
-correction, FDR over all tests, and a rank per attribute (1 = best, ties averaged, neurons with a
+rank correlation with each attribute RDM (Kendall tau-b by default, as R's
+``cor.test(method="kendall")``), one-sided p-values as R computes them (exact null distribution
+below 50 pairs without ties, i.e. up to 10 emotions; otherwise the normal approximation with R's
+tie correction), FDR over all tests, and a rank per attribute (1 = best, ties averaged, neurons with a
 constant RDM unranked).
 """
 
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numba as nb
 import numpy as np
@@ -68,12 +70,46 @@ def _alternative_p(z: np.ndarray, alternative: str) -> np.ndarray:
     return 2 * stats.norm.sf(np.abs(z))
 
 
+# R's cor.test(method = "kendall") uses the exact null distribution below this many observations
+# when neither variable has ties (its default exact = NULL), and the normal approximation otherwise.
+EXACT_BELOW = 50
+
+
+@lru_cache(maxsize=64)
+def _concordance_cdf(n: int) -> np.ndarray:
+    """P(T <= t) for t = 0..n(n-1)/2, T = concordant pairs of n untied items under independence.
+
+    T has the distribution of the inversions of a random permutation (Mahonian numbers): adding
+    item k adds 0..k-1 inversions with equal probability, so the pmf is a product of uniform
+    convolutions (R's ``ckendall`` counts the same numbers). [n(n-1)/2 + 1]
+    """
+    pmf = np.ones(1)
+    for k in range(2, n + 1):
+        pmf = np.convolve(pmf, np.full(k, 1.0 / k))
+    return np.minimum(np.cumsum(pmf), 1.0)
+
+
+def kendall_exact_p(concordant: np.ndarray, n: int, alternative: str = "greater") -> np.ndarray:
+    """R's exact p-values of Kendall's test from the concordant-pair counts of n untied items."""
+    cdf = _concordance_cdf(n)
+    q = np.asarray(concordant, dtype=np.int64)
+    below = np.where(q > 0, cdf[np.clip(q - 1, 0, None)], 0.0)  # P(T <= q - 1)
+    if alternative == "greater":
+        return 1.0 - below
+    if alternative == "less":
+        return cdf[q]
+    one_side = np.where(q > n * (n - 1) / 4.0, 1.0 - below, cdf[q])
+    return np.minimum(2.0 * one_side, 1.0)
+
+
 def kendall(x: np.ndarray, y: np.ndarray, variant: str = "b", alternative: str = "greater",
             device=None) -> tuple[np.ndarray, np.ndarray]:
     """Kendall tau (variant b or a) and p-values of every row of x against every row of y.
 
-    x: [neurons, n], y: [attributes, n]. p-values use the normal approximation of S with the
-    tie-corrected variance of R's ``cor.test`` and scipy's ``kendalltau`` (no continuity correction).
+    x: [neurons, n], y: [attributes, n]. As R's ``cor.test(method="kendall")``: with fewer than 50
+    observations and no ties in either row, the exact null distribution (``kendall_exact_p``);
+    otherwise the normal approximation of S with R's tie-corrected variance (no continuity
+    correction; also scipy's ``kendalltau``).
     S is counted by the numba bitset kernel on the CPU, or by torch sign-matrix products on
     ``device`` when it is a GPU (or when a torch device is passed explicitly).
     """
@@ -101,6 +137,11 @@ def kendall(x: np.ndarray, y: np.ndarray, variant: str = "b", alternative: str =
     tau[constant] = np.nan
     z[constant] = np.nan
     p = _alternative_p(z, alternative)
+    if n < EXACT_BELOW:
+        untied = (xt[:, 0] == 0)[:, None] & (yt[:, 0] == 0)[None, :]  # [neurons, attributes]
+        if untied.any():
+            concordant = np.rint((S[untied] + n0) / 2.0)
+            p[untied] = kendall_exact_p(concordant, n, alternative)
     return tau, p
 
 

@@ -176,3 +176,48 @@ def test_torch_sign_matrix_path_equals_the_numba_kernel(cases):
     assert np.array_equal(np.isnan(tau), np.isnan(tau_t))
     assert np.allclose(tau[~np.isnan(tau)], tau_t[~np.isnan(tau_t)], atol=1e-15, rtol=0)
     assert np.allclose(p[np.isfinite(p)], p_t[np.isfinite(p_t)], rtol=1e-12, atol=0)
+
+
+def _enumerated_p(x: np.ndarray, y: np.ndarray) -> tuple[float, float, float]:
+    """One-sided (greater, less) and two-sided p of Kendall's S by enumerating every permutation of y."""
+    import itertools
+
+    def s_of(b):
+        return sum(np.sign(x[i] - x[j]) * np.sign(b[i] - b[j]) for i in range(len(x)) for j in range(i + 1, len(x)))
+
+    observed = s_of(y)
+    null = np.array([s_of(np.array(perm)) for perm in itertools.permutations(y)])
+    greater, less = (null >= observed).mean(), (null <= observed).mean()
+    return greater, less, min(1.0, 2 * min(greater, less))
+
+
+@pytest.mark.parametrize("n", [4, 6, 7])
+def test_exact_kendall_p_equals_enumeration_of_all_permutations(n):
+    from model_emotion.rsa import kendall
+
+    rng = np.random.default_rng(n)
+    for _ in range(3):
+        x, y = rng.permutation(n).astype(float), rng.permutation(n).astype(float) + 0.5
+        want = _enumerated_p(x, y)
+        for alternative, expected in zip(("greater", "less", "two-sided"), want):
+            _, p = kendall(x[None], y[None], "b", alternative)
+            assert p[0, 0] == pytest.approx(expected, abs=1e-12), (alternative, x, y)
+
+
+def test_exact_path_only_without_ties_and_below_50_pairs():
+    from model_emotion.rsa import kendall
+
+    rng = np.random.default_rng(1)
+    x, y = rng.normal(size=(1, 45)), rng.normal(size=(1, 45))  # 10 emotions: 45 pairs, exact
+    _, p_exact = kendall(x, y)
+    assert p_exact[0, 0] == pytest.approx(stats.kendalltau(x[0], y[0], method="exact", alternative="greater").pvalue,
+                                          rel=1e-9)
+    tied = y.copy()
+    tied[0, 1] = tied[0, 0]  # one tie: R falls back to the normal approximation
+    _, p_tied = kendall(x, tied)
+    assert p_tied[0, 0] == pytest.approx(stats.kendalltau(x[0], tied[0], method="asymptotic",
+                                                          alternative="greater").pvalue, rel=1e-9)
+    big_x, big_y = rng.normal(size=(1, 55)), rng.normal(size=(1, 55))  # 11 emotions: 55 pairs, normal
+    _, p_big = kendall(big_x, big_y)
+    assert p_big[0, 0] == pytest.approx(stats.kendalltau(big_x[0], big_y[0], method="asymptotic",
+                                                         alternative="greater").pvalue, rel=1e-9)
