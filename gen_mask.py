@@ -51,20 +51,65 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="layer_matched (default): same count per layer as the top-k mask; global: uniform over all")
     parser.add_argument("--seed", type=int, default=0, help="seed of the random masks (default %(default)s)")
     parser.add_argument("--num_layers", type=int, default=None,
-                        help="layers of the model (default: from the rank table's _summary.csv beside it)")
+                        help="layers of the model (default: from the rank table's _summary.csv beside it, else "
+                             "from --model's config, else 12 when the table has roberta-base's 36864 rows)")
+    cli.add_model_args(parser)
     parser.add_argument("--overwrite", action="store_true", help="replace an existing PKL")
     argv = cli.expand_bracket_lists(sys.argv[1:] if argv is None else argv, ["--thresholds", "--percent"])
     return parser.parse_args(argv)
 
 
-def infer_layers(rank_csv: Path) -> int | None:
+# roberta-base, the original code's only model: 12 layers x 3072 FFN neurons.
+DEFAULT_MODEL_LAYERS, DEFAULT_MODEL_D_FFN = 12, 3072
+
+
+def layers_from_summary(rank_csv: Path) -> int | None:
     import pandas as pd
 
     summary = Path(f"{rank_csv.with_suffix('')}_summary.csv")
     if not summary.exists():
         return None
-    layers = pd.read_csv(summary)["layer"].astype(str)
-    return int(layers[layers != "all"].astype(int).max()) + 1
+    try:
+        layers = pd.read_csv(summary)["layer"].astype(str)
+        return int(layers[layers != "all"].astype(int).max()) + 1
+    except (ValueError, KeyError, pd.errors.ParserError, UnicodeDecodeError):
+        raise ToolkitError(f"{summary} is not a searchlight summary (columns attribute, layer, n_significant, ...); "
+                           f"remove it or pass --num_layers") from None
+
+
+def layers_from_model(model: str, rows: int) -> int | None:
+    """The layer count in ``model``'s config (a local folder, or a hub id already cached or reachable)."""
+    import transformers
+    from transformers import AutoConfig
+
+    previous = transformers.logging.get_verbosity()
+    transformers.logging.set_verbosity_error()
+    try:
+        config = AutoConfig.from_pretrained(model)
+    except Exception:  # noqa: BLE001 - offline or unknown: fall back to the row count
+        return None
+    finally:
+        transformers.logging.set_verbosity(previous)
+    layers = getattr(config, "num_hidden_layers", None) or getattr(config, "n_layer", None)
+    width = getattr(config, "intermediate_size", None) or getattr(config, "n_inner", None)
+    if not layers:
+        return None
+    if width and layers * width != rows:
+        raise ToolkitError(f"the rank table has {rows} neurons, but --model {model} has {layers} x {width}; "
+                           f"pass the model the table was made from, or --num_layers")
+    return int(layers)
+
+
+def infer_layers(rank_csv: Path, rows: int, model: str) -> int:
+    """Layers of the ranked model: the summary beside the table, the model's config, or roberta-base's shape."""
+    for found in (layers_from_summary(rank_csv), layers_from_model(model, rows)):
+        if found:
+            return found
+    if model == cli.DEFAULT_MODEL and rows == DEFAULT_MODEL_LAYERS * DEFAULT_MODEL_D_FFN:
+        logger.info("%s: %d rows = roberta-base's 12 x 3072 neurons (config not readable offline)", rank_csv, rows)
+        return DEFAULT_MODEL_LAYERS
+    raise ToolkitError(f"cannot tell the model's layer count for {rank_csv} ({rows} neurons): no _summary.csv beside "
+                       f"it and --model {model}'s config is not readable; pass --num_layers or --model")
 
 
 def main(argv=None) -> int:
@@ -84,10 +129,7 @@ def main(argv=None) -> int:
     # A rank table holds exactly the columns of its RSA mode (attributes or spaces), so --mode needs no
     # column list of its own; it is kept for the original command line.
     attributes = args.attributes or list(ranks.columns)
-    num_layers = args.num_layers or infer_layers(args.CSV_Path)
-    if num_layers is None:
-        raise ToolkitError(f"cannot tell the model's layer count from {args.CSV_Path} (no _summary.csv beside it); "
-                           f"pass --num_layers")
+    num_layers = args.num_layers or infer_layers(args.CSV_Path, len(ranks), args.model)
     if args.percent:
         thresholds = [max(1, round(len(ranks) * p / 100)) for p in args.percent]
     else:

@@ -42,6 +42,13 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--alpha", type=float, default=0.01, help="q threshold of significance (default %(default)s)")
     parser.add_argument("--formats", type=str, nargs="+", default=["png"], choices=["png", "pdf", "svg"],
                         help="figure formats (default png)")
+    parser.add_argument("--human_dir", type=Path, default=cli.env_default("ME_HUMAN_DIR", None),
+                        help="the paper's human data (similarity_judgments.csv, ..._by_participant.csv, "
+                             "rater_agreement.csv; e.g. ../shared/data/human_judgments): attribute importance, "
+                             "importance vs masking drop, rater agreement vs accuracy, model-level RSA")
+    parser.add_argument("--n_boot", type=int, default=1000,
+                        help="bootstrap draws over participants for the importance CIs (default %(default)s)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the bootstrap (default %(default)s)")
     return parser.parse_args(argv)
 
 
@@ -95,18 +102,108 @@ def draw(res, out: Path, args, label: str, reference=None) -> list[Path]:
     return written
 
 
+def _fmt_p(p: float) -> str:
+    return "n/a" if p != p else (f"{p:.2g}" if p < 0.001 else f"{p:.3f}")
+
+
+def human_side(data, results: list, args, out: Path, both: bool) -> tuple[list[Path], list[str]]:
+    """The paper's human-side analyses for each results set; returns figures and summary.md sections."""
+    from model_emotion import human as hm
+    from model_emotion import plots
+    from model_emotion.attributes import build_rdms, load_ratings
+    from model_emotion.download import resolve_attributes
+    from model_emotion.io import write_csv
+    from model_emotion.results import masking_effects, to_markdown
+
+    emotions = sorted(set(data.similarity["emotion_a"]) | set(data.similarity["emotion_b"]))
+    ratings_dir = args.attributes or next((r.ratings_dir for _, r in results if r.ratings_dir), None)
+    rdms = build_rdms(load_ratings(resolve_attributes(ratings_dir)), emotions)
+    formats = tuple(args.formats)
+    written: list[Path] = []
+    importance = hm.attribute_importance(data, rdms, args.n_boot, args.seed)
+    write_csv(out / "attribute_importance.csv", importance)
+    written += plots.attribute_importance(importance, args.alpha, out / "attribute_importance", formats)
+    ranked = importance.sort_values("tau", ascending=False)
+    n_sig = int((importance["q_value"] < args.alpha).sum())
+    text = [f"## Human side: attribute importance ({data.source})\n",
+            f"Kendall's tau-b of the human similarity RDM ({len(rdms.emotions)} emotions) with each attribute's RDM "
+            f"(one-sided, BH q; 95% bootstrap CI over participants, {args.n_boot} draws). "
+            f"{n_sig} of {len(importance)} attributes are significant at q < {args.alpha:g}. Most important: "
+            + ", ".join(f"{r.attribute} ({r.tau:.3f})" for r in ranked.head(3).itertuples())
+            + "; least: " + ", ".join(f"{r.attribute} ({r.tau:.3f})" for r in ranked.tail(3).itertuples()) + ".\n",
+            to_markdown(importance)]
+    for prefix, res in results:
+        title = "the paper's released data" if prefix else "this run"
+        label = prefix if both else ""
+        if res.masking is not None:
+            drops = hm.drop_beyond_random(masking_effects(res.masking))
+            correlations = hm.importance_vs_drop(importance, drops)
+            write_csv(out / f"{label}importance_vs_drop.csv", correlations)
+            write_csv(out / f"{label}drop_beyond_random_by_attribute.csv", drops)
+            written += plots.importance_vs_drop(importance, drops, correlations, out / f"{label}importance_vs_drop", formats)
+            valid = correlations.dropna(subset=["spearman_rho"])
+            positive = int((valid["spearman_rho"] > 0).sum())
+            significant = int((valid["p_value"] < 0.05).sum())
+            verdict = ("supports the paper's claim at every k" if len(valid) and significant == len(valid) else
+                       "supports the paper's claim at some k only" if significant else
+                       "does not support the paper's claim (no k with one-sided p < 0.05)")
+            text += [f"## Human side: importance vs masking drop ({title})\n",
+                     f"Spearman's rho across attributes between importance and drop beyond random (mean random-mask "
+                     f"accuracy minus mean top-k accuracy), one-sided p: positive at {positive} of {len(valid)} k, "
+                     f"p < 0.05 at {significant}. This {verdict}.\n", to_markdown(correlations)]
+        if res.accuracy is not None and data.agreement is not None:
+            per_emotion, agreement = hm.agreement_vs_accuracy(data.agreement, res.accuracy)
+            if len(agreement):
+                write_csv(out / f"{label}agreement_vs_accuracy.csv", agreement)
+                write_csv(out / f"{label}agreement_vs_accuracy_per_emotion.csv", per_emotion)
+                written += plots.agreement_vs_accuracy(per_emotion, agreement, out / f"{label}agreement_vs_accuracy", formats)
+                text += [f"## Human side: rater agreement vs prompt accuracy ({title})\n",
+                         " ".join(f"{r.measure}: Pearson r = {r.pearson_r:.3f} (p = {_fmt_p(r.pearson_p)}), Spearman "
+                                  f"rho = {r.spearman_rho:.3f} over {r.n_emotions} emotions."
+                                  for r in agreement.itertuples()) + "\n", to_markdown(agreement)]
+        if res.activations is not None:
+            acts = res.activations
+            table = hm.model_rsa(acts.activations, acts.emotions, res.num_layers or acts.layers, data, rdms)
+            write_csv(out / f"{label}model_rsa.csv", table)
+            written += plots.model_rsa(table, out / f"{label}model_rsa", formats)
+            human_rows = table[table["target"] == "human_similarity"]
+            whole = human_rows[human_rows["scope"] == "all"].iloc[0]
+            layers = human_rows[human_rows["scope"] != "all"]
+            best = layers.loc[layers["tau"].idxmax()] if len(layers) else whole
+            text += [f"## Human side: model-level RSA ({title})\n",
+                     f"The correlation-distance RDM of the seed-averaged activation patterns (all neurons) against the "
+                     f"human similarity RDM: tau = {whole['tau']:.3f} (one-sided p = {_fmt_p(whole['p_value'])}). Most "
+                     f"human-like layer: {best['scope'] if best['scope'] == 'all' else int(best['scope']) + 1} "
+                     f"(tau = {best['tau']:.3f}, p = {_fmt_p(best['p_value'])}). Full table: {label}model_rsa.csv.\n"]
+    return written, text
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
-    from model_emotion.io import save_run_args, write_csv, write_text
-    from model_emotion.results import comparison_tables, load_paper_results, load_results, summary_table, to_markdown
+    from model_emotion.human import load_human
+    from model_emotion.io import staged_dir
+    from model_emotion.results import load_paper_results, load_results
 
     cli.setup_logging()
     if args.results_dir is None and args.paper_dir is None:
         raise ToolkitError("give --results_dir (outputs of steps 1-5) and/or --paper_dir (the paper's released data)")
-    out = args.output_dir
-    out.mkdir(parents=True, exist_ok=True)
+    cli.check_output_dir(args.output_dir, "--output_dir")
     paper = load_paper_results(args.paper_dir, args.attributes, args.fdr, args.alpha) if args.paper_dir else None
     ours = load_results(args.results_dir, args.rank_csv, alpha=args.alpha) if args.results_dir else None
+    human = load_human(args.human_dir) if args.human_dir is not None else None
+    for res in (ours, paper):
+        if args.k is not None and res is not None and res.masking is not None and args.k not in set(res.masking["k"]):
+            raise ToolkitError(f"--k {args.k} is not a k of the masked evaluation; it has {sorted(set(res.masking['k']))}")
+    # Everything is written to a staging folder and moved into --output_dir at the end, so a failure
+    # half-way leaves the folder as it was.
+    with staged_dir(args.output_dir) as out:
+        return _write_report(args, out, ours, paper, human)
+
+
+def _write_report(args, out: Path, ours, paper, human) -> int:
+    from model_emotion.io import save_run_args, write_csv, write_text
+    from model_emotion.results import comparison_tables, summary_table, to_markdown
+
     written = []
     markdown = []
     for label, res in (("", ours), ("paper_", paper)):
@@ -130,12 +227,15 @@ def main(argv=None) -> int:
         for name, table in comparison_tables(ours, paper, ours_total or 1, paper_total or 1).items():
             write_csv(out / f"comparison_{name}.csv", table)
             markdown.append(f"## Comparison with the paper: {name}\n\n" + to_markdown(table))
+    if human is not None:
+        human_written, human_markdown = human_side(human, [(p, r) for p, r in (("", ours), ("paper_", paper)) if r is not None],
+                                                   args, out, both=ours is not None and paper is not None)
+        written += human_written
+        markdown += human_markdown
     if markdown:
         write_text(out / "summary.md", "\n".join(markdown))
     save_run_args(out, args, "report")
-    for path in written:
-        logger.info("wrote %s", path)
-    logger.info("report in %s: %d figures, summary.md", out, len(written))
+    logger.info("report in %s: %d figures, summary.md", args.output_dir, len(written))
     return 0
 
 

@@ -6,6 +6,7 @@ import argparse
 import logging
 import os
 import sys
+import tempfile
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -154,6 +155,19 @@ def check_protocol_flags(args: argparse.Namespace) -> None:
 def add_checkpoint_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint_dir", type=Path, default=Path(env_default("ME_CHECKPOINT_DIR", "checkpoint")),
                         help="folder of {sentiment}-{seed}.pt prompt checkpoints (default %(default)s)")
+
+
+def check_output_dir(path: str | os.PathLike, flag: str) -> Path:
+    """Fail before any work when ``path`` cannot hold outputs: create it, and try a file in it."""
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = tempfile.NamedTemporaryFile(dir=path, prefix=".write-test-", delete=True)
+        probe.close()
+    except OSError as exc:
+        raise ToolkitError(f"{flag} {path} is not a writable folder ({exc.strerror or type(exc).__name__}); "
+                           f"choose another location") from None
+    return path
 
 
 def setup_logging(log_file: str | os.PathLike | None = None, verbose: bool = False) -> None:

@@ -13,8 +13,11 @@ layers matter"; the layer-matched draw controls for that.
 
 from __future__ import annotations
 
+import collections
+import io
 import logging
 import pickle
+import zipfile
 import zlib
 from pathlib import Path
 
@@ -106,25 +109,86 @@ def generate_masks(ranks: pd.DataFrame, attributes: list[str], thresholds: list[
 
 
 def save_masks(path: str | Path, masks: dict[str, torch.Tensor]) -> None:
+    """Write masks with ``torch.save`` (read back with ``weights_only=True``: no code can run on load).
+
+    The ``.pkl`` name of the original command line is kept; only the content format changed.
+    """
     with atomic_path(path) as tmp:
-        with open(tmp, "wb") as handle:
-            pickle.dump(masks, handle, protocol=pickle.HIGHEST_PROTOCOL)
+        torch.save({name: mask.contiguous() for name, mask in masks.items()}, tmp)
+
+
+try:  # numpy >= 2
+    from numpy._core.multiarray import _reconstruct as _np_reconstruct
+except ImportError:  # numpy 1.x
+    from numpy.core.multiarray import _reconstruct as _np_reconstruct
+
+
+class _OriginalMasksUnpickler(pickle.Unpickler):
+    """Reads the original code's masks: ``pickle.dump`` of a dict of name -> tensor (or numpy array).
+
+    Only what such a file needs is admitted: tensor rebuilding, tensor storages (read back with
+    ``torch.load(weights_only=True)``), ``OrderedDict`` and plain numpy arrays. Any other global,
+    the way a malicious pickle runs code, is refused before it is called.
+    """
+
+    @staticmethod
+    def _storage_from_bytes(data: bytes):
+        return torch.load(io.BytesIO(data), weights_only=True)
+
+    def find_class(self, module: str, name: str):
+        allowed = {
+            ("torch._utils", "_rebuild_tensor_v2"): torch._utils._rebuild_tensor_v2,
+            ("torch._utils", "_rebuild_tensor"): torch._utils._rebuild_tensor,
+            ("torch.storage", "_load_from_bytes"): self._storage_from_bytes,
+            ("collections", "OrderedDict"): collections.OrderedDict,
+            ("numpy", "ndarray"): np.ndarray,
+            ("numpy", "dtype"): np.dtype,
+            ("numpy.core.multiarray", "_reconstruct"): _np_reconstruct,
+            ("numpy._core.multiarray", "_reconstruct"): _np_reconstruct,
+        }
+        if (module, name) not in allowed:
+            raise pickle.UnpicklingError(f"refused global {module}.{name}")
+        return allowed[(module, name)]
+
+
+def _read_masks_file(path: Path):
+    if zipfile.is_zipfile(path):  # torch.save's format (this toolkit's masks)
+        return torch.load(path, map_location="cpu", weights_only=True)
+    with open(path, "rb") as handle:
+        return _OriginalMasksUnpickler(handle).load()
 
 
 def load_masks(path: str | Path) -> dict[str, torch.Tensor]:
-    """Read a masks PKL and check that it is a dict of name -> 2-D tensor."""
+    """Read a masks file safely and check that it is a dict of name -> finite 2-D tensor.
+
+    Reads this toolkit's files (``torch.save``) and the original code's pickles (restricted
+    unpickler); never runs code from the file.
+    """
     path = Path(path)
-    if not path.exists():
+    if not path.is_file():
         raise ToolkitError(f"mask file not found: {path} (create it with gen_mask.py)")
     try:
-        with open(path, "rb") as handle:
-            masks = pickle.load(handle)  # noqa: S301 - the user's own mask file
+        masks = _read_masks_file(path)
+    except pickle.UnpicklingError as exc:
+        raise ToolkitError(f"{path} is not a masks file this toolkit reads safely ({exc}); expected a dict of "
+                           f"name -> tensor [layers, d_ffn] from gen_mask.py or the original code") from None
     except Exception as exc:  # noqa: BLE001 - any unreadable file is the same user error
-        raise ToolkitError(f"{path} is not a readable masks PKL ({type(exc).__name__})") from None
+        raise ToolkitError(f"{path} is not a readable masks file ({type(exc).__name__}); create it with gen_mask.py") from None
     if not isinstance(masks, dict) or not masks:
         raise ToolkitError(f"{path} must hold a non-empty dict of name -> tensor [layers, d_ffn]")
+    out = {}
     for name, mask in masks.items():
+        if isinstance(mask, np.ndarray) and mask.dtype.kind in "biuf":
+            mask = torch.from_numpy(np.ascontiguousarray(mask))
         if not isinstance(name, str) or not isinstance(mask, torch.Tensor) or mask.dim() != 2:
             raise ToolkitError(f"{path}: entry {name!r} is not a 2-D tensor ({type(mask).__name__}); "
                                f"expected a dict of name -> tensor [layers, d_ffn]")
-    return masks
+        if mask.is_floating_point() and not bool(torch.isfinite(mask).all()):
+            raise ToolkitError(f"{path}: mask {name!r} holds NaN or infinite values; masks scale neurons by finite factors")
+        if mask.dtype == torch.bool or mask.is_complex():
+            raise ToolkitError(f"{path}: mask {name!r} has dtype {mask.dtype}; expected int8 0/1 or float scales")
+        out[name] = mask
+    shapes = {tuple(m.shape) for m in out.values()}
+    if len(shapes) > 1:
+        raise ToolkitError(f"{path}: masks of different shapes {sorted(shapes)}; one file holds masks of one model")
+    return out

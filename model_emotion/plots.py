@@ -193,3 +193,92 @@ def accuracy_bars(accuracy: pd.DataFrame, path: Path, formats, reference: pd.Dat
     ax.set_title("Soft-prompt accuracy per emotion")
     fig.tight_layout()
     return save(fig, path, formats)
+
+
+def attribute_importance(table: pd.DataFrame, alpha: float, path: Path, formats):
+    """Kendall's tau of the human similarity RDM with each attribute's RDM, bootstrap CI over participants."""
+    table = table.sort_values("tau")
+    fig, ax = plt.subplots(figsize=(7, 0.3 * len(table) + 1.5))
+    y = np.arange(len(table))
+    has_ci = table["ci_low"].notna().all()
+    err = [table["tau"] - table["ci_low"], table["ci_high"] - table["tau"]] if has_ci else None
+    significant = table["q_value"].to_numpy() < alpha
+    ax.barh(y, table["tau"], xerr=err, color=np.where(significant, "#2b2b2b", "#bdbdbd"), height=0.7)
+    ax.set_yticks(y)
+    ax.set_yticklabels(table["attribute"], fontsize=8)
+    ax.axvline(0, color="grey", linewidth=0.8)
+    ax.set_xlabel("Kendall's tau-b: human similarity RDM vs attribute RDM"
+                  + (" (95% bootstrap CI over participants)" if has_ci else ""))
+    ax.set_title(f"Attribute importance in human mental space (dark: q < {alpha:g}, BH)")
+    fig.tight_layout()
+    return save(fig, path, formats)
+
+
+def importance_vs_drop(importance: pd.DataFrame, drops: pd.DataFrame, correlations: pd.DataFrame, path: Path, formats):
+    """Drop beyond random against attribute importance, one labelled panel per k."""
+    ks = sorted(drops["k"].unique())
+    cols = min(3, len(ks))
+    rows = int(np.ceil(len(ks) / cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(4.6 * cols, 3.8 * rows), squeeze=False)
+    merged = drops.merge(importance[["attribute", "tau"]], on="attribute")
+    for ax, k in zip(axes.flat, ks):
+        part = merged[merged["k"] == k]
+        ax.scatter(part["tau"], 100 * part["drop_beyond_random"], color="#2b2b2b", s=14)
+        for _, row in part.iterrows():
+            ax.annotate(row["attribute"], (row["tau"], 100 * row["drop_beyond_random"]), fontsize=6,
+                        xytext=(2, 2), textcoords="offset points")
+        stat = correlations[correlations["k"] == k]
+        label = ""
+        if len(stat) and np.isfinite(stat["spearman_rho"].iloc[0]):
+            label = f"  rho = {stat['spearman_rho'].iloc[0]:.2f} (p = {stat['p_value'].iloc[0]:.2g})"
+        ax.set_title(f"k = {k}{label}", fontsize=9)
+        ax.axhline(0, color="grey", linewidth=0.6, linestyle=":")
+        ax.set_xlabel("attribute importance (tau with human RDM)", fontsize=8)
+        ax.set_ylabel("drop beyond random (points)", fontsize=8)
+    for ax in list(axes.flat)[len(ks):]:
+        ax.set_visible(False)
+    fig.suptitle("Do the neurons of attributes that matter more to humans matter more to the model?")
+    fig.tight_layout()
+    return save(fig, path, formats)
+
+
+def agreement_vs_accuracy(per_emotion: pd.DataFrame, correlations: pd.DataFrame, path: Path, formats):
+    """Prompt accuracy per emotion against each rater-agreement measure, labelled by emotion."""
+    measures = list(correlations["measure"]) if len(correlations) else []
+    if not measures:
+        return []
+    fig, axes = plt.subplots(1, len(measures), figsize=(5 * len(measures), 4.2), squeeze=False)
+    for ax, measure in zip(axes[0], measures):
+        ax.scatter(per_emotion[measure], per_emotion["prompt_accuracy"], color="#2b2b2b", s=12)
+        for _, row in per_emotion.iterrows():
+            ax.annotate(row["emotion"], (row[measure], row["prompt_accuracy"]), fontsize=5, xytext=(2, 2),
+                        textcoords="offset points")
+        stat = correlations[correlations["measure"] == measure].iloc[0]
+        ax.set_title(f"{measure}: r = {stat['pearson_r']:.2f} (p = {stat['pearson_p']:.2g}), "
+                     f"rho = {stat['spearman_rho']:.2f}", fontsize=8)
+        ax.set_xlabel(measure)
+        ax.set_ylabel("prompt accuracy (mean over seeds)")
+    fig.suptitle("GoEmotions rater agreement vs soft-prompt accuracy per emotion")
+    fig.tight_layout()
+    return save(fig, path, formats)
+
+
+def model_rsa(table: pd.DataFrame, path: Path, formats):
+    """Kendall's tau of the activation-pattern RDM with the human and attribute RDMs, per layer."""
+    layers = table[table["scope"] != "all"]
+    if layers.empty:
+        return []
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    markers = "osD^v<>px*h+"
+    for i, (target, part) in enumerate(layers.groupby("target", sort=False)):
+        human = target == "human_similarity"
+        ax.plot(part["scope"].astype(int) + 1, part["tau"], marker=markers[i % len(markers)],
+                color="black" if human else "#9e9e9e", linewidth=2.2 if human else 0.8, markersize=4,
+                linestyle="-" if human else ":", label=target)
+    ax.set_xlabel("layer")
+    ax.set_ylabel("Kendall's tau-b with the model RDM")
+    ax.axhline(0, color="grey", linewidth=0.6)
+    ax.legend(fontsize=6, ncol=2)
+    ax.set_title("Which layer's emotion geometry is most human-like? (correlation-distance RDM of all neurons)")
+    fig.tight_layout()
+    return save(fig, path, formats)

@@ -95,9 +95,11 @@ def test_load_masks_rejects_bad_files(tmp_path):
     bad.write_bytes(pickle.dumps([1, 2, 3]))
     with pytest.raises(ToolkitError, match="dict of name -> tensor"):
         load_masks(bad)
-    bad.write_bytes(pickle.dumps({"a": np.ones((2, 3))}))
+    bad.write_bytes(pickle.dumps({"a": np.ones(3)}))
     with pytest.raises(ToolkitError, match="not a 2-D tensor"):
         load_masks(bad)
+    bad.write_bytes(pickle.dumps({"a": np.ones((2, 3))}))  # the original code's pickles may hold numpy arrays
+    assert load_masks(bad)["a"].shape == (2, 3)
     bad.write_bytes(b"not a pickle")
-    with pytest.raises(ToolkitError, match="not a readable masks PKL"):
+    with pytest.raises(ToolkitError, match="masks file"):
         load_masks(bad)

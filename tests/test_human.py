@@ -1,0 +1,130 @@
+"""The human side of the paper: attribute importance, importance vs masking drop, rater agreement,
+model-level RSA, each checked against an independent computation (scipy on the shared data)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from conftest import one_line_error, run_script
+from model_emotion import human as hm
+from model_emotion.attributes import build_rdms, load_ratings, pair_index
+from model_emotion.errors import ToolkitError
+from test_report import ATTRS, EMOS, make_results
+
+
+@pytest.fixture(scope="module")
+def paper_human(shared):
+    data = hm.load_human(shared / "human_judgments")
+    rdms = build_rdms(load_ratings(shared / "emotion_attributes"),
+                      sorted(set(data.similarity["emotion_a"]) | set(data.similarity["emotion_b"])))
+    return data, rdms
+
+
+def test_attribute_importance_equals_scipy_per_attribute(paper_human):
+    data, rdms = paper_human
+    table = hm.attribute_importance(data, rdms, n_boot=50, seed=1)
+    lookup = {frozenset((a, b)): v for a, b, v in data.similarity[["emotion_a", "emotion_b", "dissimilarity"]].itertuples(index=False)}
+    rows, cols = pair_index(len(rdms.emotions))
+    human = np.array([lookup[frozenset((rdms.emotions[i], rdms.emotions[j]))] for i, j in zip(rows, cols)])
+    for a, name in enumerate(rdms.names):
+        want = stats.kendalltau(human, rdms.rdms[a], alternative="greater")  # 351 pairs: normal approximation
+        got = table.set_index("attribute").loc[name]
+        assert got["tau"] == pytest.approx(want.statistic, abs=1e-12)
+        assert got["p_value"] == pytest.approx(want.pvalue, rel=1e-8)
+    assert np.allclose(table["q_value"], stats.false_discovery_control(table["p_value"]))
+    assert (table["ci_low"] <= table["tau"] + 1e-9).all() and (table["tau"] <= table["ci_high"] + 1e-9).all()
+    again = hm.attribute_importance(data, rdms, n_boot=50, seed=1)
+    pd.testing.assert_frame_equal(table, again)
+    assert list(table.columns) == ["attribute", "tau", "p_value", "q_value", "ci_low", "ci_high"]
+    # Valence and the happy face are what humans use most; arousal barely (the paper's own finding).
+    top = set(table.sort_values("tau", ascending=False)["attribute"].head(2))
+    assert top == {"valence", "happy-face"}
+
+
+def test_importance_vs_drop_is_spearman_across_attributes():
+    importance = pd.DataFrame({"attribute": list("abcde"), "tau": [0.1, 0.5, 0.3, 0.2, 0.4]})
+    effects = pd.DataFrame({"emotion": ["x"] * 10, "seed": [1] * 10, "attribute": list("abcde") * 2,
+                            "k": [5] * 5 + [9] * 5,
+                            "top": [0.7, 0.5, 0.6, 0.7, 0.55, 0.8, 0.8, 0.7, 0.6, 0.9],
+                            "random": [0.8] * 10})
+    drops = hm.drop_beyond_random(effects)
+    table = hm.importance_vs_drop(importance, drops)
+    for k, part in drops.groupby("k"):
+        merged = part.merge(importance, on="attribute")
+        want = stats.spearmanr(merged["tau"], merged["drop_beyond_random"], alternative="greater")
+        row = table[table["k"] == k].iloc[0]
+        assert row["spearman_rho"] == pytest.approx(want.statistic)
+        assert row["p_value"] == pytest.approx(want.pvalue)
+        assert row["n_attributes"] == 5
+    assert drops[(drops["k"] == 5) & (drops["attribute"] == "b")]["drop_beyond_random"].iloc[0] == pytest.approx(0.3)
+
+
+def test_model_rsa_against_a_hand_computed_rdm(paper_human, shared):
+    data, rdms = paper_human
+    from model_emotion.activations import load_activations
+
+    acts = load_activations(shared / "paper_roberta" / "activations.npz")
+    table = hm.model_rsa(acts.activations, acts.emotions, 12, data, rdms)
+    assert set(table["scope"]) == {"all"} | {str(i) for i in range(12)}
+    patterns = acts.activations[:, :, 3072 * 5:3072 * 6].mean(axis=1).astype(float)  # layer 6
+    rows, cols = pair_index(len(acts.emotions))
+    model = np.array([1 - np.corrcoef(patterns[i], patterns[j])[0, 1] for i, j in zip(rows, cols)])
+    lookup = {frozenset((a, b)): v for a, b, v in data.similarity[["emotion_a", "emotion_b", "dissimilarity"]].itertuples(index=False)}
+    human = np.array([lookup[frozenset((acts.emotions[i], acts.emotions[j]))] for i, j in zip(rows, cols)])
+    want = stats.kendalltau(model, human, alternative="greater")
+    got = table[(table["scope"] == "5") & (table["target"] == "human_similarity")].iloc[0]
+    assert got["tau"] == pytest.approx(want.statistic, abs=1e-9)
+
+
+def test_agreement_vs_accuracy(paper_human, shared):
+    data, _ = paper_human
+    accuracy = pd.read_csv(shared / "paper_roberta" / "prompt_tuning_accuracy.csv").rename(
+        columns={"sentiment": "emotion", "random_seed": "seed"})
+    per_emotion, table = hm.agreement_vs_accuracy(data.agreement, accuracy)
+    assert len(per_emotion) == 27
+    # The released paper_prompt_accuracy is the mean of the released per-seed accuracies.
+    assert np.allclose(per_emotion["prompt_accuracy"], per_emotion["paper_prompt_accuracy"], atol=1e-6)
+    kappa = table.set_index("measure").loc["cohens_kappa"]
+    assert kappa["pearson_r"] == pytest.approx(stats.pearsonr(per_emotion["cohens_kappa"], per_emotion["prompt_accuracy"])[0])
+
+
+def test_report_human_side_on_a_results_folder(tmp_path, shared):
+    root = make_results(tmp_path / "res")
+    human = tmp_path / "human"
+    human.mkdir()
+    rows, cols = pair_index(len(EMOS))
+    rng = np.random.default_rng(2)
+    pd.DataFrame({"emotion_a": [EMOS[i] for i in rows], "emotion_b": [EMOS[j] for j in cols],
+                  "dissimilarity": rng.uniform(1, 9, len(rows))}).to_csv(human / "similarity_judgments.csv", index=False)
+    pd.DataFrame({"emotion": EMOS, "cohens_kappa": rng.uniform(0.2, 0.6, 6)}).to_csv(human / "rater_agreement.csv", index=False)
+    out = tmp_path / "report"
+    proc = run_script("report.py", "--results_dir", str(root), "--output_dir", str(out), "--human_dir", str(human),
+                      "--attributes", str(shared / "emotion_attributes"))
+    assert proc.returncode == 0, proc.stderr
+    for name in ("attribute_importance.csv", "importance_vs_drop.csv", "agreement_vs_accuracy.csv", "model_rsa.csv",
+                 "attribute_importance.png", "importance_vs_drop.png", "model_rsa.png"):
+        assert (out / name).exists(), name
+    table = pd.read_csv(out / "importance_vs_drop.csv")
+    assert list(table.columns) == ["k", "spearman_rho", "p_value", "kendall_tau", "n_attributes"]
+    assert sorted(table["k"]) == [2, 4]
+    text = (out / "summary.md").read_text()
+    assert "importance vs masking drop" in text and "model-level RSA" in text
+    # Bad human input: one line, exit 2, nothing half-written.
+    (human / "similarity_judgments.csv").write_text("emotion_a,emotion_b,dissimilarity\nanger,fear,inf\n")
+    bad = run_script("report.py", "--results_dir", str(root), "--output_dir", str(tmp_path / "r2"), "--human_dir",
+                     str(human), "--attributes", str(shared / "emotion_attributes"))
+    assert "not a finite number" in one_line_error(bad)
+
+
+def test_load_human_refuses_bad_files(tmp_path):
+    with pytest.raises(ToolkitError, match="no similarity_judgments.csv"):
+        hm.load_human(tmp_path)
+    (tmp_path / "similarity_judgments.csv").write_bytes(b"\x00\xff\xfe binary")
+    with pytest.raises(ToolkitError):
+        hm.load_human(tmp_path)
+    (tmp_path / "similarity_judgments.csv").write_text("a,b\n1,2\n")
+    with pytest.raises(ToolkitError, match="no column"):
+        hm.load_human(tmp_path)
