@@ -21,16 +21,6 @@ logger = logging.getLogger("gen_mask")
 DEFAULT_THRESHOLDS = [500, 1000, 1500, 2000, 2500, 3000, 4000, 5000, 6000]
 
 
-def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"threshold {text!r} is not an integer") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"threshold {value} must be positive")
-    return value
-
-
 def parse_args(argv=None) -> argparse.Namespace:
     parser = cli.Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--CSV_Path", type=Path, default=Path("neuron_rank/neuron_rank_by_searchlight_RSA_14property.csv"),
@@ -42,15 +32,15 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="BINARY_MASK: masked neurons set to 0; FLOAT_MASK: scaled by uniform [0, 1) values")
     parser.add_argument("--PKL_File", type=Path, default=Path("masks/RSA_14property_top_500_6000.pkl"),
                         help="output masks PKL (default %(default)s)")
-    parser.add_argument("--thresholds", type=positive_int, nargs="+", default=DEFAULT_THRESHOLDS,
+    parser.add_argument("--thresholds", type=cli.positive_int, nargs="+", default=DEFAULT_THRESHOLDS,
                         help="numbers k of neurons to mask (default %(default)s)")
-    parser.add_argument("--percent", type=float, nargs="+", default=None,
+    parser.add_argument("--percent", type=cli.percent, nargs="+", default=None,
                         help="k as percentages of all neurons instead of --thresholds (e.g. 4 8 16)")
-    parser.add_argument("--num_random", type=int, default=3, help="random baseline draws per (attribute, k) (default %(default)s)")
+    parser.add_argument("--num_random", type=cli.nonneg_int, default=3, help="random baseline draws per (attribute, k) (default %(default)s)")
     parser.add_argument("--random_method", type=str, default="layer_matched", choices=["global", "layer_matched"],
                         help="layer_matched (default): same count per layer as the top-k mask; global: uniform over all")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the random masks (default %(default)s)")
-    parser.add_argument("--num_layers", type=int, default=None,
+    parser.add_argument("--seed", type=cli.seed_int, default=0, help="seed of the random masks (default %(default)s)")
+    parser.add_argument("--num_layers", type=cli.positive_int, default=None,
                         help="layers of the model (default: from the rank table's _summary.csv beside it, else "
                              "from --model's config, else 12 when the table has roberta-base's 36864 rows)")
     cli.add_model_args(parser)
@@ -69,12 +59,10 @@ def layers_from_summary(rank_csv: Path) -> int | None:
     summary = Path(f"{rank_csv.with_suffix('')}_summary.csv")
     if not summary.exists():
         return None
-    try:
-        layers = pd.read_csv(summary)["layer"].astype(str)
-        return int(layers[layers != "all"].astype(int).max()) + 1
-    except (ValueError, KeyError, pd.errors.ParserError, UnicodeDecodeError):
-        raise ToolkitError(f"{summary} is not a searchlight summary (columns attribute, layer, n_significant, ...); "
-                           f"remove it or pass --num_layers") from None
+    from model_emotion.results import read_summary
+
+    layers = read_summary(summary)["layer"].astype(str)
+    return int(layers[layers != "all"].astype(int).max()) + 1
 
 
 def layers_from_model(model: str, rows: int) -> int | None:
@@ -114,18 +102,24 @@ def infer_layers(rank_csv: Path, rows: int, model: str) -> int:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    import pandas as pd
-
-    from model_emotion.io import save_run_args
+    from model_emotion.io import file_digest, read_json, remove_stale_tmp, save_run_args
     from model_emotion.masks import generate_masks, save_masks
+    from model_emotion.results import read_rank_table
 
     cli.setup_logging()
-    if args.PKL_File.exists() and not args.overwrite:
-        logger.info("%s exists; skipping (pass --overwrite to regenerate)", args.PKL_File)
-        return 0
-    if not args.CSV_Path.exists():
+    if not args.CSV_Path.is_file():
         raise ToolkitError(f"rank table not found: {args.CSV_Path} (run rsa_searchlight.py first)")
-    ranks = pd.read_csv(args.CSV_Path)
+    rank_sha = file_digest(args.CSV_Path)
+    args_path = args.PKL_File.parent / f"{args.PKL_File.stem}_args.json"
+    if args.PKL_File.exists() and not args.overwrite:
+        recorded = read_json(args_path, dict).get("rank_sha256") if args_path.exists() else None
+        if recorded in (None, rank_sha):
+            logger.info("%s exists; skipping (pass --overwrite to regenerate)", args.PKL_File)
+            return 0
+        logger.info("%s was made from another version of %s; regenerating", args.PKL_File, args.CSV_Path)
+    cli.check_output_dir(args.PKL_File.parent, "--PKL_File's folder")
+    remove_stale_tmp(args.PKL_File.parent)
+    ranks = read_rank_table(args.CSV_Path)
     # A rank table holds exactly the columns of its RSA mode (attributes or spaces), so --mode needs no
     # column list of its own; it is kept for the original command line.
     attributes = args.attributes or list(ranks.columns)
@@ -140,7 +134,8 @@ def main(argv=None) -> int:
     masks = generate_masks(ranks, attributes, thresholds, num_layers, args.mask_method, args.num_random,
                            args.random_method, args.seed)
     save_masks(args.PKL_File, masks)
-    save_run_args(args.PKL_File.parent, args, args.PKL_File.stem)
+    save_run_args(args.PKL_File.parent, args, args.PKL_File.stem,
+                  rank_sha256=rank_sha)
     logger.info("wrote %d masks (%d attributes x k in %s, %d random draws each, %s) to %s", len(masks),
                 len(attributes), thresholds, args.num_random, args.random_method, args.PKL_File)
     return 0

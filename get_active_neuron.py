@@ -22,6 +22,7 @@ from model_emotion.errors import ToolkitError
 
 logger = logging.getLogger("get_active_neuron")
 
+PROVENANCE = "provenance.json"
 CHECKPOINT_NAME = re.compile(r"^(?P<emotion>.+)-(?P<seed>\d+)\.pt$")
 
 
@@ -37,7 +38,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--output_dir", type=Path, default=None,
                         help="output folder (default active_neuron_{mode}_csv)")
     parser.add_argument("--sentiments", type=str, nargs="+", default=None, help="emotions to read (default: every checkpoint found)")
-    parser.add_argument("--seeds", type=int, nargs="+", default=None, help="seeds to read (default: every checkpoint found)")
+    parser.add_argument("--seeds", type=cli.seed_int, nargs="+", default=None, help="seeds to read (default: every checkpoint found)")
     parser.add_argument("--state", type=str, default="best", choices=["best", "final"], help="which prompt of the checkpoint")
     cli.add_protocol_args(parser)
     parser.add_argument("--overwrite", action="store_true", help="recompute CSVs that exist")
@@ -73,13 +74,22 @@ def main(argv=None) -> int:
 
     from model_emotion.activations import ActivationSet, prompt_activations, read_activation_csv, save_npz, write_activation_csv
     from model_emotion.checkpoint import load_checkpoint, prompt_model_from_checkpoint
-    from model_emotion.io import save_run_args, write_csv
+    from model_emotion.io import file_digest, read_json, remove_stale_tmp, save_run_args, write_csv, write_json
     from model_emotion.neurons import find_ffn
     from model_emotion.prompt_model import load_backbone
 
     cli.setup_logging()
     out = args.output_dir or Path(f"active_neuron_{args.activation_mode}_csv")
+    cli.check_output_dir(out, "--output_dir")  # before any work
+    remove_stale_tmp(out)
     jobs = find_checkpoints(args.checkpoint_dir, args.sentiments, args.seeds)
+    # What each CSV was made from; a CSV whose checkpoint or settings changed is recomputed.
+    provenance_path = out / PROVENANCE
+    try:
+        provenance = read_json(provenance_path, dict) if provenance_path.exists() else {}
+    except ToolkitError as exc:
+        logger.warning("%s; recomputing every CSV", exc)
+        provenance = {}
     records = {(e, s): load_checkpoint(path, args.model) for e, s, path in jobs}
     lengths = {rec["config"]["prompt_len"] for rec in records.values()}
     if len(lengths) > 1:
@@ -99,7 +109,12 @@ def main(argv=None) -> int:
     for emotion, seed, path in tqdm(jobs, desc="prompts"):
         record = records[(emotion, seed)]
         csv_path = out / f"{emotion}-{seed}.csv"
-        if csv_path.exists() and not args.overwrite:
+        made_from = {"checkpoint_sha256": file_digest(path), "model": args.model, "mode": args.activation_mode,
+                     "state": args.state, "protocol": args.protocol or record["config"].get("protocol", "toolkit")}
+        reuse = csv_path.exists() and not args.overwrite and provenance.get(csv_path.name) == made_from
+        if csv_path.exists() and not args.overwrite and not reuse:
+            logger.info("%s is stale or of unknown origin (checkpoint or settings changed); recomputing", csv_path)
+        if reuse:
             rows[(emotion, seed)] = read_activation_csv(csv_path)
             if rows[(emotion, seed)].size != ffn.num_neurons:
                 raise ToolkitError(f"{csv_path} has {rows[(emotion, seed)].size} neurons, the model has "
@@ -108,6 +123,8 @@ def main(argv=None) -> int:
             model = prompt_model_from_checkpoint(record, backbone, tokenizer, args.state, path, args.protocol).to(device)
             rows[(emotion, seed)] = prompt_activations(model, args.activation_mode)
             write_activation_csv(csv_path, rows[(emotion, seed)])
+            provenance[csv_path.name] = made_from
+            write_json(provenance_path, provenance)
         accuracy.append({"sentiment": emotion, "random_seed": seed, "accuracy": record.get("best_acc"),
                          "final_accuracy": record.get("final_acc"), "test_accuracy": record.get("test_acc")})
     for emotion in emotions:

@@ -34,21 +34,21 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--attributes", type=str, default=cli.env_default("ME_ATTRIBUTES", None),
                         help="human ratings folder, for the RDM figure and the paper's RSA (default: env ME_ATTRIBUTES, "
                              "beside --paper_dir, or the cached download)")
-    parser.add_argument("--k", type=int, default=None, help="k of the drop matrix and the summary (default: the middle k)")
+    parser.add_argument("--k", type=cli.positive_int, default=None, help="k of the drop matrix and the summary (default: the middle k)")
     parser.add_argument("--attribute", type=str, default="valence", help="attribute of the RDM figure (default %(default)s)")
-    parser.add_argument("--neuron", type=int, default=None, help="neuron of the RDM figure (default: best ranked for --attribute)")
+    parser.add_argument("--neuron", type=cli.nonneg_int, default=None, help="neuron of the RDM figure (default: best ranked for --attribute)")
     parser.add_argument("--fdr", type=str, default="paper", choices=["bh", "paper"],
                         help="FDR of the RSA recomputed in --paper_dir mode (default: the paper's own)")
-    parser.add_argument("--alpha", type=float, default=0.01, help="q threshold of significance (default %(default)s)")
+    parser.add_argument("--alpha", type=cli.probability, default=0.01, help="q threshold of significance (default %(default)s)")
     parser.add_argument("--formats", type=str, nargs="+", default=["png"], choices=["png", "pdf", "svg"],
                         help="figure formats (default png)")
     parser.add_argument("--human_dir", type=Path, default=cli.env_default("ME_HUMAN_DIR", None),
                         help="the paper's human data (similarity_judgments.csv, ..._by_participant.csv, "
                              "rater_agreement.csv; e.g. ../shared/data/human_judgments): attribute importance, "
                              "importance vs masking drop, rater agreement vs accuracy, model-level RSA")
-    parser.add_argument("--n_boot", type=int, default=1000,
+    parser.add_argument("--n_boot", type=cli.nonneg_int, default=1000,
                         help="bootstrap draws over participants for the importance CIs (default %(default)s)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the bootstrap (default %(default)s)")
+    parser.add_argument("--seed", type=cli.seed_int, default=0, help="seed of the bootstrap (default %(default)s)")
     return parser.parse_args(argv)
 
 

@@ -40,12 +40,12 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="bh: Benjamini-Hochberg over all tests (scipy); paper: p * N / rank(p) as in the paper's R code")
     parser.add_argument("--alternative", type=str, default="greater", choices=["greater", "two-sided", "less"],
                         help="alternative hypothesis of the p-values (the paper: greater)")
-    parser.add_argument("--alpha", type=float, default=0.01, help="q threshold of significance (the paper: 0.01)")
+    parser.add_argument("--alpha", type=cli.probability, default=0.01, help="q threshold of significance (the paper: 0.01)")
     parser.add_argument("--attribute_names", type=str, nargs="+", default=None,
                         help="use only these attributes (or spaces in 3Spaces mode)")
     parser.add_argument("--groups", type=str, nargs="+", default=None,
                         help="3Spaces groups as NAME=attr1,attr2 (default: descriptions.csv)")
-    parser.add_argument("--num_layers", type=int, default=None,
+    parser.add_argument("--num_layers", type=cli.positive_int, default=None,
                         help="layers of the model, for the per-layer summary (default: from the npz)")
     parser.add_argument("--output", type=Path, default=Path("neuron_rank/neuron_rank_by_searchlight_RSA_14property.csv"),
                         help="rank table CSV; the other tables go beside it (default %(default)s)")
@@ -67,7 +67,7 @@ def main(argv=None) -> int:
     from model_emotion.activations import load_activations
     from model_emotion.attributes import build_rdms, load_ratings, parse_groups
     from model_emotion.download import resolve_attributes
-    from model_emotion.io import save_run_args, write_csv
+    from model_emotion.io import file_digest, read_json, remove_stale_tmp, save_run_args, write_csv
     from model_emotion.rsa import FDR_METHODS, METHODS, searchlight, summarize
 
     cli.setup_logging()
@@ -76,9 +76,17 @@ def main(argv=None) -> int:
     if args.fdr not in FDR_METHODS:
         raise ToolkitError(f"--fdr {args.fdr!r} unknown; choose one of {', '.join(FDR_METHODS)}")
     paths = output_paths(args.output)
+    source = Path(args.activations)
+    source_sha = file_digest(source) if source.is_file() else None
     if paths["rank"].exists() and not args.overwrite:
-        logger.info("%s exists; skipping (pass --overwrite to recompute)", paths["rank"])
-        return 0
+        args_path = paths["rank"].parent / f"{paths['rank'].stem}_args.json"
+        recorded = read_json(args_path, dict).get("activations_sha256") if args_path.exists() else None
+        if recorded is None or recorded == source_sha:
+            logger.info("%s exists; skipping (pass --overwrite to recompute)", paths["rank"])
+            return 0
+        logger.info("%s was made from other activations than %s; recomputing", paths["rank"], source)
+    cli.check_output_dir(paths["rank"].parent, "--output's folder")  # before any work
+    remove_stale_tmp(paths["rank"].parent)
     data = load_activations(args.activations)
     ratings = load_ratings(resolve_attributes(args.attributes))
     rdms = build_rdms(ratings, data.emotions, args.mode, args.attribute_names, parse_groups(args.groups))
@@ -92,13 +100,13 @@ def main(argv=None) -> int:
     result = searchlight(data.activations[keep], rdms.rdms, rdms.names, args.method, args.fdr, args.alternative, device)
     logger.info("searchlight: %.2f s for %d neurons x %d attributes", time.perf_counter() - start,
                 result.tau.shape[0], len(result.names))
+    summary = summarize(result, num_layers, args.alpha)
     write_csv(paths["tau"], result.table("tau"))
     write_csv(paths["p"], result.table("p"))
     write_csv(paths["q"], result.table("q"))
-    summary = summarize(result, num_layers, args.alpha)
     write_csv(paths["summary"], summary)
     write_csv(paths["rank"], result.table("rank"))  # last: its presence marks a finished run
-    save_run_args(paths["rank"].parent, args, paths["rank"].stem)
+    save_run_args(paths["rank"].parent, args, paths["rank"].stem, activations_sha256=source_sha)
     totals = summary[summary["layer"] == "all"]
     for _, row in totals.iterrows():
         logger.info("%-18s significant %6d  selective %6d", row["attribute"], row["n_significant"], row["n_selective"])

@@ -20,23 +20,23 @@ logger = logging.getLogger("train")
 def parse_args(argv=None) -> argparse.Namespace:
     parser = cli.Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sentiment", type=str, default="admiration", help="emotion to learn (one of the 27 GoEmotions labels)")
-    parser.add_argument("--random_seed", type=int, default=1, help="seed of the negatives, the prompt init and the batch order")
+    parser.add_argument("--random_seed", type=cli.seed_int, default=1, help="seed of the negatives, the prompt init and the batch order")
     cli.add_jobs_arg(parser)
     cli.add_model_args(parser)
     cli.add_data_args(parser)
     cli.add_checkpoint_args(parser)
     cli.add_device_args(parser)
     parser.add_argument("--log_dir", type=Path, default=Path("log"), help="folder of {sentiment}-{seed}.log (default %(default)s)")
-    parser.add_argument("--epochs", type=int, default=int(cli.env_default("ME_EPOCHS", 50)), help="training epochs (default %(default)s)")
-    parser.add_argument("--train_batch_size", type=int, default=8, help="training batch size (default %(default)s)")
-    parser.add_argument("--eval_batch_size", type=int, default=32, help="evaluation batch size (default %(default)s)")
-    parser.add_argument("--prompt_len", type=int, default=100, help="number of soft-prompt vectors P (default %(default)s)")
-    parser.add_argument("--lr", type=float, default=2e-3, help="AdamW learning rate (default %(default)s)")
-    parser.add_argument("--weight_decay", type=float, default=None,
+    parser.add_argument("--epochs", type=cli.positive_int, default=cli.env_default("ME_EPOCHS", "50"), help="training epochs (default %(default)s)")
+    parser.add_argument("--train_batch_size", type=cli.positive_int, default=8, help="training batch size (default %(default)s)")
+    parser.add_argument("--eval_batch_size", type=cli.positive_int, default=32, help="evaluation batch size (default %(default)s)")
+    parser.add_argument("--prompt_len", type=cli.positive_int, default=100, help="number of soft-prompt vectors P (default %(default)s)")
+    parser.add_argument("--lr", type=cli.positive_float, default=2e-3, help="AdamW learning rate (default %(default)s)")
+    parser.add_argument("--weight_decay", type=cli.nonneg_float, default=None,
                         help="AdamW weight decay (default 1e-5; 0.01 under --protocol paper, the original's value)")
-    parser.add_argument("--max_length", type=int, default=256, help="max text tokens, special tokens included (default %(default)s)")
-    parser.add_argument("--max_train_samples", type=int, default=None, help="cap on training examples, balanced (default: all)")
-    parser.add_argument("--max_eval_samples", type=int, default=None, help="cap on dev and test examples, balanced (default: all)")
+    parser.add_argument("--max_length", type=cli.positive_int, default=256, help="max text tokens, special tokens included (default %(default)s)")
+    parser.add_argument("--max_train_samples", type=cli.positive_int, default=None, help="cap on training examples, balanced (default: all)")
+    parser.add_argument("--max_eval_samples", type=cli.positive_int, default=None, help="cap on dev and test examples, balanced (default: all)")
     parser.add_argument("--head", type=str, default="auto", choices=["auto", "mlm", "linear"],
                         help="MLM verbalizer or linear head; auto = mlm when the model has a trained MLM head")
     parser.add_argument("--verbalizer", type=str, nargs="+", default=["negative", "positive"],
@@ -55,7 +55,7 @@ def main(argv=None) -> int:
     from model_emotion.batching import encode
     from model_emotion.checkpoint import checkpoint_path, save_checkpoint
     from model_emotion.data import binary_task, check_emotions, load_goemotions
-    from model_emotion.io import save_run_args
+    from model_emotion.io import job_lock, remove_stale_tmp, save_run_args
     from model_emotion.prompt_model import PromptConfig, SoftPromptModel, load_backbone
 
     cli.check_protocol_flags(args)
@@ -63,9 +63,9 @@ def main(argv=None) -> int:
     if len(jobs) == 1 and checkpoint_path(args.checkpoint_dir, *jobs[0]).exists() and not args.overwrite:
         raise ToolkitError(f"checkpoint {checkpoint_path(args.checkpoint_dir, *jobs[0])} exists; pass --overwrite to "
                            f"retrain (it is kept until the new one is complete)")
-    for flag in ("epochs", "train_batch_size", "eval_batch_size"):
-        if getattr(args, flag) < 1:
-            raise ToolkitError(f"--{flag} {getattr(args, flag)} must be a positive integer")
+    for folder, flag in ((args.checkpoint_dir, "--checkpoint_dir"), (args.log_dir, "--log_dir")):
+        cli.check_output_dir(folder, flag)  # before any work: an unusable location fails now, not after training
+        remove_stale_tmp(folder)
     cli.setup_logging()
     device = cli.resolve_device(args.device)
     data = load_goemotions(args.data_dir)
@@ -76,11 +76,16 @@ def main(argv=None) -> int:
     prompt_init = args.prompt_init or ("mask" if paper else "vocab")
 
     def train_one(sentiment: str, seed: int) -> None:
-        run_name = f"{sentiment}-{seed}"
         ckpt_path = checkpoint_path(args.checkpoint_dir, sentiment, seed)
-        if ckpt_path.exists() and not args.overwrite:
-            raise ToolkitError(f"checkpoint {ckpt_path} exists; pass --overwrite to retrain")
-        cli.setup_logging(args.log_dir / f"{run_name}.log")
+        # One run per checkpoint at a time (cluster jobs may overlap); the log is written only by it.
+        with job_lock(ckpt_path):
+            if ckpt_path.exists() and not args.overwrite:
+                raise ToolkitError(f"checkpoint {ckpt_path} exists; pass --overwrite to retrain")
+            with cli.job_log(args.log_dir / f"{sentiment}-{seed}.log"):
+                train_locked(sentiment, seed, ckpt_path)
+
+    def train_locked(sentiment: str, seed: int, ckpt_path) -> None:
+        run_name = f"{sentiment}-{seed}"
         training.set_seed(seed)
         config = PromptConfig(model=args.model, prompt_len=args.prompt_len, head=head, verbalizer=tuple(args.verbalizer),
                               prompt_init=prompt_init, max_length=args.max_length, seed=seed, sentiment=sentiment,
@@ -112,7 +117,7 @@ def main(argv=None) -> int:
         if head == "linear":
             record["best_head"] = _head(result.best_state)
             record["final_head"] = _head(final_state)
-        save_checkpoint(ckpt_path, record)
+        save_checkpoint(ckpt_path, record, exclusive=not args.overwrite)
         save_run_args(args.checkpoint_dir, {**vars(args), "sentiment": sentiment, "random_seed": seed},
                       f"{run_name}_train")
         logger.info("wrote %s", ckpt_path)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import re
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,7 +18,7 @@ import pandas as pd
 import torch
 
 from .errors import ToolkitError
-from .io import atomic_path, write_csv
+from .io import atomic_path, read_csv, write_csv
 from .neurons import capture_neurons
 from .prompt_model import SoftPromptModel
 
@@ -53,10 +54,12 @@ def write_activation_csv(path: str | Path, rows: np.ndarray) -> None:
 def read_activation_csv(path: str | Path) -> np.ndarray:
     """The single data row of a per-(emotion, seed) CSV. [neurons]"""
     path = Path(path)
+    what = "an activation CSV (header 0..N-1, one numeric row)"
+    frame = read_csv(path, what)
     try:
-        values = pd.read_csv(path).to_numpy(dtype=np.float64)
-    except (ValueError, pd.errors.ParserError) as exc:
-        raise ToolkitError(f"{path} is not an activation CSV (header 0..N-1, one numeric row): {exc}".splitlines()[0]) from None
+        values = frame.to_numpy(dtype=np.float64)
+    except (ValueError, TypeError):
+        raise ToolkitError(f"{path} is not {what}: a value is not a number") from None
     if values.shape[0] != 1:
         raise ToolkitError(f"{path} should hold one data row, found {values.shape[0]}")
     return values[0]
@@ -90,8 +93,11 @@ def load_activations(path: str | Path) -> ActivationSet:
         seeds = [int(s) for s in data["seeds"]]
         layers = int(data["layers"]) if "layers" in data else 0
         d_ffn = int(data["d_ffn"]) if "d_ffn" in data else 0
-    except (OSError, ValueError, KeyError) as exc:
-        raise ToolkitError(f"{path} is not an activations npz (needs activations, emotions, seeds): {exc}") from None
+    except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile) as exc:
+        reason = " ".join(str(exc).split())[:200] or type(exc).__name__
+        raise ToolkitError(f"{path} is not an activations npz (needs activations, emotions, seeds): {reason}") from None
+    if acts.dtype.kind not in "fiu":
+        raise ToolkitError(f"{path}: activations have dtype {acts.dtype}, expected numbers")
     if acts.ndim != 3 or acts.shape[:2] != (len(emotions), len(seeds)):
         raise ToolkitError(f"{path}: activations shape {acts.shape} does not match {len(emotions)} emotions x {len(seeds)} seeds")
     if len(set(emotions)) != len(emotions):

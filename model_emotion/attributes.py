@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import ToolkitError
+from .io import read_csv
 
 logger = logging.getLogger(__name__)
 
@@ -48,10 +49,10 @@ def _numeric(frame: pd.DataFrame, path: Path, skip: tuple[str, ...]) -> pd.DataF
         if column in skip:
             continue
         values = pd.to_numeric(frame[column], errors="coerce")
-        bad = frame[column][values.isna()]
+        bad = frame[column][~np.isfinite(values.to_numpy(float))]
         if len(bad):
-            raise ToolkitError(f"{path}: column {column!r} has non-numeric value {bad.iloc[0]!r} "
-                               f"(row {bad.index[0] + 2}); every attribute value must be a number")
+            raise ToolkitError(f"{path}: column {column!r} has value {bad.iloc[0]!r} (row {bad.index[0] + 2}); "
+                               f"every attribute value must be a finite number")
         frame[column] = values.astype(float)
     return frame
 
@@ -64,9 +65,9 @@ def load_ratings(path: str | Path) -> Ratings:
     if not scores_path.exists():
         raise ToolkitError(f"attribute ratings not found: {scores_path} (expected a folder with attributes.csv, "
                            f"emotion x attribute scores)")
-    raw = pd.read_csv(scores_path)
-    if "emotion" not in raw.columns:
-        raise ToolkitError(f"{scores_path} needs an 'emotion' column followed by one column per attribute")
+    raw = read_csv(scores_path, "an attribute ratings table (an 'emotion' column, then one column per attribute)",
+                   ["emotion"])
+    raw["emotion"] = raw["emotion"].astype(str)
     dup = raw["emotion"][raw["emotion"].duplicated()]
     if len(dup):
         raise ToolkitError(f"{scores_path}: emotion {dup.iloc[0]!r} appears more than once; one row per emotion")
@@ -78,18 +79,17 @@ def load_ratings(path: str | Path) -> Ratings:
     distances = None
     rdm_path = folder / "rdms.csv"
     if rdm_path.exists():
-        distances = pd.read_csv(rdm_path)
-        if not {"emotion_a", "emotion_b"} <= set(distances.columns):
-            raise ToolkitError(f"{rdm_path} needs columns emotion_a, emotion_b and one distance column per attribute")
+        distances = read_csv(rdm_path, "an RDM table (emotion_a, emotion_b, one distance column per attribute)",
+                             ["emotion_a", "emotion_b"])
         distances = _numeric(distances, rdm_path, ("emotion_a", "emotion_b"))
 
     groups: dict[str, list[str]] = {}
     desc_path = folder / "descriptions.csv"
     if desc_path.exists():
-        desc = pd.read_csv(desc_path)
-        if {"attribute", "group"} <= set(desc.columns):
-            for attribute, group in zip(desc["attribute"], desc["group"]):
-                groups.setdefault(str(group), []).append(str(attribute))
+        desc = read_csv(desc_path, "an attribute description table (attribute, group, description)",
+                        ["attribute", "group"])
+        for attribute, group in zip(desc["attribute"], desc["group"]):
+            groups.setdefault(str(group), []).append(str(attribute))
     return Ratings(scores, distances, groups, str(folder))
 
 

@@ -28,9 +28,14 @@ def checkpoint_path(checkpoint_dir: str | Path, sentiment: str, seed: int) -> Pa
     return Path(checkpoint_dir) / f"{sentiment}-{seed}.pt"
 
 
-def save_checkpoint(path: str | Path, record: dict) -> None:
-    with atomic_path(path) as tmp:
-        torch.save(record, tmp)
+def save_checkpoint(path: str | Path, record: dict, exclusive: bool = False) -> None:
+    """Write a checkpoint atomically; ``exclusive`` refuses to replace one (also one written meanwhile)."""
+    try:
+        with atomic_path(path, exclusive=exclusive) as tmp:
+            torch.save(record, tmp)
+    except FileExistsError:
+        raise ToolkitError(f"checkpoint {path} was written by another run meanwhile; this run's result is "
+                           f"discarded (pass --overwrite to replace it)") from None
 
 
 def _as_float(value) -> float:

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import os
 import sys
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Iterator, Sequence
 
 from .errors import ToolkitError
 
@@ -22,6 +24,68 @@ class Parser(argparse.ArgumentParser):
 
     def error(self, message: str):
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+MAX_SEED = 2 ** 32 - 1  # numpy's and torch's seed range
+
+
+def _number(text: str, kind, what: str):
+    try:
+        value = kind(text)
+    except (TypeError, ValueError):
+        raise argparse.ArgumentTypeError(f"{text!r} is not {what}") from None
+    if kind is float and not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a finite number")
+    return value
+
+
+def positive_int(text: str) -> int:
+    value = _number(text, int, "an integer")
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} must be at least 1")
+    return value
+
+
+def nonneg_int(text: str) -> int:
+    value = _number(text, int, "an integer")
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{value} must be 0 or more")
+    return value
+
+
+def seed_int(text: str) -> int:
+    value = _number(text, int, "an integer seed")
+    if not 0 <= value <= MAX_SEED:
+        raise argparse.ArgumentTypeError(f"seed {value} must be in 0..{MAX_SEED}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    value = _number(text, float, "a number")
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{value:g} must be greater than 0")
+    return value
+
+
+def nonneg_float(text: str) -> float:
+    value = _number(text, float, "a number")
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{value:g} must be 0 or more")
+    return value
+
+
+def probability(text: str) -> float:
+    value = _number(text, float, "a number")
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"{value:g} must be between 0 and 1 (exclusive)")
+    return value
+
+
+def percent(text: str) -> float:
+    value = _number(text, float, "a number")
+    if not 0 < value <= 100:
+        raise argparse.ArgumentTypeError(f"{value:g} must be a percentage in (0, 100]")
+    return value
 
 
 def env_default(name: str, default):
@@ -57,14 +121,26 @@ def parse_jobs(jobs: Sequence[str] | None, sentiment: str, seed: int) -> list[tu
     """``--jobs anger-1 joy-3 ...`` (several runs in one process, the model loaded once), or the single
     ``--sentiment`` / ``--random_seed`` pair."""
     if not jobs:
-        return [(sentiment, seed)]
+        from .data import check_name
+
+        return [(check_name(sentiment, "--sentiment"), seed)]
     out = []
     for job in jobs:
-        emotion, _, number = job.rpartition("-")
-        if not emotion or not number.isdigit():
-            raise ToolkitError(f"--jobs entry {job!r} must look like EMOTION-SEED, e.g. anger-1")
-        out.append((emotion, int(number)))
+        emotion, number = parse_run_name(job, "--jobs entry")
+        out.append((emotion, number))
     return out
+
+
+def parse_run_name(name: str, what: str = "name") -> tuple[str, int]:
+    """``{emotion}-{seed}`` (file stems, --jobs entries) -> (emotion, seed), both validated."""
+    from .data import check_name
+
+    emotion, _, number = name.rpartition("-")
+    if not emotion or not number.isdigit():
+        raise ToolkitError(f"{what} {name!r} must look like EMOTION-SEED, e.g. anger-1")
+    if int(number) > MAX_SEED:
+        raise ToolkitError(f"{what} {name!r}: seed must be in 0..{MAX_SEED}")
+    return check_name(emotion, what), int(number)
 
 
 def add_jobs_arg(parser: argparse.ArgumentParser) -> None:
@@ -82,8 +158,10 @@ def run_jobs(jobs: list[tuple[str, int]], run_one: Callable[[str, int], None]) -
     for emotion, seed in jobs:
         try:
             run_one(emotion, seed)
-        except ToolkitError as exc:
-            logger.error("%s-%d failed: %s", emotion, seed, exc)
+        except KeyboardInterrupt:
+            raise
+        except Exception as exc:  # noqa: BLE001 - one job's failure, whatever it is, must not stop the others
+            logger.error("%s-%d failed: %s", emotion, seed, _one_line(exc))
             failed.append(f"{emotion}-{seed}")
     if failed:
         logger.error("%d of %d jobs failed: %s", len(failed), len(jobs), " ".join(failed))
@@ -100,6 +178,8 @@ def resolve_device(name: str | None):
         device = torch.device(name)
     except RuntimeError:
         raise ToolkitError(f"--device {name!r} is not a device name (use cpu, cuda, cuda:1, ...)") from None
+    if device.type not in ("cpu", "cuda", "mps", "xpu"):
+        raise ToolkitError(f"--device {name!r} cannot run the model (use cpu, cuda, cuda:1, ...)")
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ToolkitError(f"--device {name} asked for, but no CUDA device is available (use --device cpu)")
     return device
@@ -170,8 +250,26 @@ def check_output_dir(path: str | os.PathLike, flag: str) -> Path:
     return path
 
 
-def setup_logging(log_file: str | os.PathLike | None = None, verbose: bool = False) -> None:
-    """Log to stderr (through tqdm so bars stay intact) and, optionally, to a file."""
+@contextmanager
+def job_log(path: str | os.PathLike) -> Iterator[None]:
+    """Log one job to ``path``, written like every other output: to a temporary file moved into place
+    at the end (also after a failure), so a link at ``path`` is replaced, never followed."""
+    from .io import atomic_path
+
+    root = logging.getLogger()
+    with atomic_path(path) as tmp:
+        handler = logging.FileHandler(tmp, mode="w", encoding="utf-8")
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%H:%M:%S"))
+        root.addHandler(handler)
+        try:
+            yield
+        finally:
+            root.removeHandler(handler)
+            handler.close()
+
+
+def setup_logging(verbose: bool = False) -> None:
+    """Log to stderr through tqdm, so progress bars stay intact (a job's file log: ``job_log``)."""
     from tqdm import tqdm
 
     class TqdmHandler(logging.Handler):
@@ -189,25 +287,41 @@ def setup_logging(log_file: str | os.PathLike | None = None, verbose: bool = Fal
     console = TqdmHandler()
     console.setFormatter(fmt)
     root.addHandler(console)
-    if log_file is not None:
-        Path(log_file).parent.mkdir(parents=True, exist_ok=True)
-        file_handler = logging.FileHandler(log_file, mode="w", encoding="utf-8")
-        file_handler.setFormatter(fmt)
-        root.addHandler(file_handler)
     root.setLevel(logging.DEBUG if verbose else logging.INFO)
     for noisy in ("httpx", "urllib3", "filelock", "huggingface_hub", "datasets", "numba"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return text if isinstance(exc, ToolkitError) else f"{type(exc).__name__}: {text}"
+
+
 def run(main: Callable[[Sequence[str] | None], int | None], argv: Sequence[str] | None = None) -> int:
-    """Run a script's ``main``; print a ToolkitError or Ctrl-C as one line and return the exit code."""
+    """Run a script's ``main``; print any failure as one line and return the exit code.
+
+    Bad input (ToolkitError) exits 2; a failed write (full disk, permissions) exits 2 and says that
+    finished outputs are kept; anything else is a bug: one line, exit 1, and the traceback with
+    ``ME_DEBUG=1``.
+    """
     prog = Path(sys.argv[0]).name
     try:
         return int(main(argv) or 0)
     except ToolkitError as exc:
-        print(f"{prog}: error: {exc}", file=sys.stderr)
+        print(f"{prog}: error: {_one_line(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"{prog}: interrupted; finished outputs are kept, nothing half-written was left behind",
               file=sys.stderr)
         return 130
+    except OSError as exc:
+        where = f" {exc.filename}" if getattr(exc, "filename", None) else ""
+        print(f"{prog}: error: cannot write or read{where}: {exc.strerror or _one_line(exc)}; outputs finished "
+              f"before this are kept, nothing half-written was left behind", file=sys.stderr)
+        return 2
+    except Exception as exc:  # noqa: BLE001 - the last line of defence: never a traceback for a user
+        if os.environ.get("ME_DEBUG"):
+            raise
+        print(f"{prog}: error: unexpected {_one_line(exc)[:500]} (a bug; rerun with ME_DEBUG=1 for the traceback "
+              f"and please report it)", file=sys.stderr)
+        return 1

@@ -12,6 +12,7 @@ Three sources give the same in-memory form (one DataFrame per split with ``text`
 from __future__ import annotations
 
 import logging
+import re
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import ToolkitError
+from .io import read_csv
 
 logger = logging.getLogger(__name__)
 
@@ -58,6 +60,17 @@ class GoEmotions:
         return self.splits[name]
 
 
+_SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_+-]*$")
+
+
+def check_name(name: str, source: str = "") -> str:
+    """A label name becomes part of file names: refuse path separators, dots and other surprises."""
+    if not _SAFE_NAME.match(name):
+        raise ToolkitError(f"label name {name!r}{f' in {source}' if source else ''} is not a plain word "
+                           f"(letters, digits, _, +, -); it would become part of output file names")
+    return name
+
+
 def check_emotions(names, valid=EMOTIONS) -> list[str]:
     """Return ``names`` if each is a known emotion, else fail with the list of valid ones."""
     bad = [name for name in names if name not in valid]
@@ -86,9 +99,15 @@ def _load_tsv_dir(data_dir: Path, splits) -> GoEmotions:
     labels_path = data_dir / "labels.txt"
     if not labels_path.exists():
         raise ToolkitError(f"missing {labels_path} (one label name per line, line i = label id i)")
-    label_names = tuple(line.strip() for line in labels_path.read_text(encoding="utf-8").splitlines() if line.strip())
+    try:
+        text = labels_path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise ToolkitError(f"{labels_path} is not UTF-8 text (one label name per line)") from None
+    label_names = tuple(line.strip() for line in text.splitlines() if line.strip())
     if len(set(label_names)) != len(label_names) or not label_names:
         raise ToolkitError(f"{labels_path} must list distinct label names, one per line")
+    for name in label_names:
+        check_name(name, str(labels_path))
     frames = {}
     for split in splits:
         path = data_dir / f"{split}.tsv"
@@ -96,9 +115,14 @@ def _load_tsv_dir(data_dir: Path, splits) -> GoEmotions:
             raise ToolkitError(f"missing GoEmotions file {path}")
         try:
             raw = pd.read_csv(path, sep="\t", header=None, quoting=3, dtype=str, keep_default_na=False,
-                              names=["text", "label_ids", "id"], on_bad_lines="error", engine="python")
-        except (pd.errors.ParserError, ValueError) as exc:
-            raise ToolkitError(f"{path} is not a GoEmotions TSV (text<TAB>label_ids<TAB>id): {exc}".splitlines()[0]) from None
+                              on_bad_lines="error", engine="python")
+        except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError, UnicodeDecodeError) as exc:
+            reason = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+            raise ToolkitError(f"{path} is not a GoEmotions TSV (text<TAB>label_ids<TAB>id): {reason}") from None
+        if raw.shape[1] != 3:
+            raise ToolkitError(f"{path} has {raw.shape[1]} tab-separated columns; a GoEmotions TSV has 3 "
+                               f"(text<TAB>label_ids<TAB>id)")
+        raw.columns = ["text", "label_ids", "id"]
         frames[split] = pd.DataFrame({"text": raw["text"], "labels": _parse_label_ids(raw["label_ids"], label_names, path)})
         logger.info("loaded %s: %d rows", path, len(raw))
     return GoEmotions(label_names, frames)
@@ -125,13 +149,17 @@ def _load_paper_csv_dir(data_dir: Path, splits) -> GoEmotions:
         path = data_dir / f"{split}.csv"
         if not path.exists():
             raise ToolkitError(f"missing GoEmotions file {path}")
-        raw = pd.read_csv(path, keep_default_na=False)
+        what = "a GoEmotions CSV in the paper's layout (text,classes,ids,<emotion columns>,neutral)"
+        raw = read_csv(path, what, ["text"], keep_default_na=False)
         names = tuple(col for col in raw.columns if col in EMOTIONS or col == NEUTRAL)
-        if "text" not in raw.columns or not names:
-            raise ToolkitError(f"{path} is not in the paper's CSV layout (text,classes,ids,<emotion columns>,neutral)")
+        if not names:
+            raise ToolkitError(f"{path} is not {what}: no emotion column")
         label_names = label_names or names
-        flags = raw[list(names)].to_numpy()
-        labels = [tuple(n for n, f in zip(names, row) if int(f) == 1) for row in flags]
+        flags = raw[list(names)].apply(pd.to_numeric, errors="coerce")
+        if not flags.isin([0, 1]).all().all():
+            bad = flags.columns[~flags.isin([0, 1]).all()][0]
+            raise ToolkitError(f"{path}: column {bad!r} must hold 0/1 flags")
+        labels = [tuple(n for n, f in zip(names, row) if int(f) == 1) for row in flags.to_numpy()]
         frames[split] = pd.DataFrame({"text": raw["text"].astype(str), "labels": labels})
     return GoEmotions(tuple(label_names), frames)
 

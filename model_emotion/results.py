@@ -11,7 +11,6 @@ below it (the first match in sorted order wins, ``report.py`` flags pick others)
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 from dataclasses import dataclass, field
@@ -22,6 +21,7 @@ import pandas as pd
 from scipy import stats
 
 from .errors import ToolkitError
+from .io import read_csv, read_json
 
 logger = logging.getLogger(__name__)
 
@@ -57,16 +57,20 @@ def masking_from_json(files: list[Path]) -> pd.DataFrame:
     """Long table of masked accuracies from eval JSONs."""
     rows = []
     for file in files:
-        record = json.loads(file.read_text())
+        record = read_json(file, dict)
         emotion, seed = record.get("sentiment"), record.get("seed")
-        if emotion is None or seed is None:
+        if not isinstance(emotion, str) or not isinstance(seed, int) or isinstance(seed, bool):
             match = RESULT_NAME.match(file.name)
             emotion, seed = match["emotion"], int(match["seed"])
         unmasked = record.get("unmasked")
+        if unmasked is not None and not _is_accuracy(unmasked):
+            raise ToolkitError(f"{file}: 'unmasked' is {unmasked!r}, not an accuracy in [0, 1]")
         for key, value in record.items():
             match = MASK_KEY.match(key)
-            if not match or not isinstance(value, (int, float)):
+            if not match:
                 continue
+            if not _is_accuracy(value):
+                raise ToolkitError(f"{file}: {key!r} is {value!r}, not an accuracy in [0, 1]")
             rows.append({"emotion": emotion, "seed": int(seed), "attribute": match["attribute"],
                          "kind": "random" if match["random"] else "top", "k": int(match["k"]),
                          "draw": int(match["draw"] or 1) if match["random"] else 0,
@@ -74,9 +78,46 @@ def masking_from_json(files: list[Path]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def _is_accuracy(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value <= 1
+
+
+def _numeric_table(frame: pd.DataFrame, path: Path, columns) -> pd.DataFrame:
+    """Columns that must be numbers (NaN allowed: unranked neurons); anything else is refused."""
+    for column in columns:
+        values = pd.to_numeric(frame[column], errors="coerce")
+        bad = values.isna() & frame[column].notna()
+        if bad.any() or np.isinf(values).any():
+            row = int(np.flatnonzero(bad | np.isinf(values))[0])
+            raise ToolkitError(f"{path}: column {column!r} row {row + 2} is {frame[column].iloc[row]!r}, not a number")
+        frame[column] = values.astype(float)
+    return frame
+
+
+def read_summary(path: Path) -> pd.DataFrame:
+    """A searchlight summary: attribute, layer (integers and 'all'), n_significant, n_selective."""
+    table = read_csv(path, "a searchlight summary (attribute, layer, n_significant, n_selective, n_neurons)",
+                     ["attribute", "layer", "n_significant", "n_selective"])
+    layers = table["layer"].astype(str)
+    if not layers[layers != "all"].str.fullmatch(r"\d+").all():
+        bad = layers[(layers != "all") & ~layers.str.fullmatch(r"\d+")].iloc[0]
+        raise ToolkitError(f"{path}: layer {bad!r} is neither a layer number nor 'all'")
+    return _numeric_table(table, path, ["n_significant", "n_selective"])
+
+
 def _first(root: Path, pattern: str) -> Path | None:
     found = sorted(root.rglob(pattern))
     return found[0] if found else None
+
+
+def read_rank_table(path: str | Path) -> pd.DataFrame:
+    """A rank table: one row per neuron, one numeric column per attribute (NaN = unranked)."""
+    path = Path(path)
+    table = read_csv(path, "a neuron rank table (one row per neuron, one column per attribute)")
+    table = _numeric_table(table, path, table.columns)
+    if (table < 1).any().any():
+        raise ToolkitError(f"{path}: ranks must be 1 or more (1 = best)")
+    return table
 
 
 def load_results(root: str | Path, rank_csv: str | Path | None = None, num_layers: int | None = None,
@@ -89,7 +130,9 @@ def load_results(root: str | Path, rank_csv: str | Path | None = None, num_layer
     res = Results(num_layers=num_layers, alpha=alpha)
     acc_path = _first(root, "goemotions_prompt_tuning_accuracy.csv")
     if acc_path:
-        table = pd.read_csv(acc_path)
+        table = read_csv(acc_path, "a prompt accuracy table (sentiment, random_seed, accuracy)",
+                         ["sentiment", "random_seed", "accuracy"])
+        table = _numeric_table(table, acc_path, ["random_seed", "accuracy"])
         res.accuracy = table.rename(columns={"sentiment": "emotion", "random_seed": "seed"})
         res.sources["accuracy"] = str(acc_path)
     rank_path = Path(rank_csv) if rank_csv else None
@@ -101,17 +144,26 @@ def load_results(root: str | Path, rank_csv: str | Path | None = None, num_layer
                 break
     if rank_path is not None and rank_path.exists():
         stem = rank_path.with_suffix("")
-        res.rank = pd.read_csv(rank_path)
-        for key, suffix in (("tau", "_tau"), ("q", "_q_value"), ("summary", "_summary")):
+        res.rank = read_rank_table(rank_path)
+        for key, suffix in (("tau", "_tau"), ("q", "_q_value")):
             path = Path(f"{stem}{suffix}.csv")
             if path.exists():
-                setattr(res, key, pd.read_csv(path))
+                table = read_csv(path, f"a searchlight {suffix[1:]} table (one row per neuron)")
+                setattr(res, key, _numeric_table(table, path, table.columns))
+                if len(table) != len(res.rank) or list(table.columns) != list(res.rank.columns):
+                    raise ToolkitError(f"{path} does not match {rank_path} (rows or columns differ)")
+        if Path(f"{stem}_summary.csv").exists():
+            res.summary = read_summary(Path(f"{stem}_summary.csv"))
         if res.summary is not None and res.num_layers is None:
             layers = res.summary["layer"].astype(str)
             res.num_layers = int(layers[layers != "all"].astype(int).max()) + 1
         args_path = Path(f"{stem}_args.json")
         if args_path.exists():
-            res.alpha = float(json.loads(args_path.read_text())["args"].get("alpha", alpha))
+            recorded = read_json(args_path, dict).get("args")
+            value = recorded.get("alpha", alpha) if isinstance(recorded, dict) else None
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0 < value < 1:
+                raise ToolkitError(f"{args_path}: no valid 'args.alpha' (a q threshold in (0, 1)); the file is corrupt")
+            res.alpha = float(value)
         res.sources["rank"] = str(rank_path)
     json_files = [p for p in sorted(root.rglob("*.json")) if RESULT_NAME.match(p.name)]
     if json_files:
@@ -216,7 +268,10 @@ def load_paper_results(paper_dir: str | Path, attributes: str | Path | None, fdr
         raise ToolkitError(f"--paper_dir {paper_dir} holds none of {', '.join(needed)}")
     res = Results(alpha=alpha)
     if (paper_dir / "prompt_tuning_accuracy.csv").exists():
-        res.accuracy = pd.read_csv(paper_dir / "prompt_tuning_accuracy.csv").rename(
+        path = paper_dir / "prompt_tuning_accuracy.csv"
+        table = read_csv(path, "the paper's accuracy table (sentiment, random_seed, accuracy)",
+                         ["sentiment", "random_seed", "accuracy"])
+        res.accuracy = _numeric_table(table, path, ["random_seed", "accuracy"]).rename(
             columns={"sentiment": "emotion", "random_seed": "seed"})
     if (paper_dir / "activations.npz").exists():
         res.activations = load_activations(paper_dir / "activations.npz")
@@ -230,8 +285,12 @@ def load_paper_results(paper_dir: str | Path, attributes: str | Path | None, fdr
         res.num_layers = res.activations.layers or 12
         res.summary = summarize(result, res.num_layers, alpha)
     if (paper_dir / "masking_accuracy.csv").exists():
-        masking = pd.read_csv(paper_dir / "masking_accuracy.csv")
+        path = paper_dir / "masking_accuracy.csv"
+        masking = read_csv(path, "the paper's masking table (emotion, seed, attribute, kind, k, accuracy)",
+                           ["emotion", "seed", "attribute", "kind", "k", "accuracy"])
+        masking = _numeric_table(masking, path, ["seed", "k", "accuracy"])
         masking["k"] = masking["k"].astype(int)
+        masking["seed"] = masking["seed"].astype(int)
         masking["draw"] = np.where(masking["kind"] == "random", 1, 0)
         if res.accuracy is not None:
             best = res.accuracy.set_index(["emotion", "seed"])["accuracy"]

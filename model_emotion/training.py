@@ -12,6 +12,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from .errors import ToolkitError
 from .batching import EncodedTask, batch_order, batches, num_batches, pad_rows
 from .prompt_model import SoftPromptModel
 
@@ -135,6 +136,9 @@ def train_prompt(model: SoftPromptModel, train: EncodedTask, dev: EncodedTask, *
             with autocast(device):
                 logits = model(ids, mask)  # [batch, 2]
             loss = torch.nn.functional.cross_entropy(logits.float(), labels)
+            if not torch.isfinite(loss):
+                raise ToolkitError(f"the training loss became {loss.item()} in epoch {epoch + 1}; no checkpoint is "
+                                   f"written (lower the learning rate)")
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()

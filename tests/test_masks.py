@@ -80,7 +80,7 @@ def test_gen_mask_cli_and_bad_inputs(tmp_path, ranks):
     assert sorted(masks)[:2] == ["arousal_top10", "arousal_top10_random"]
     assert "missing" in one_line_error(run_script("gen_mask.py", "--CSV_Path", str(csv), "--attributes", "missing",
                                                   "--PKL_File", str(tmp_path / "a.pkl"), "--num_layers", "4", "--thresholds", "5"))
-    assert "must be positive" in one_line_error(run_script("gen_mask.py", "--CSV_Path", str(csv), "--thresholds", "0"))
+    assert "must be at least 1" in one_line_error(run_script("gen_mask.py", "--CSV_Path", str(csv), "--thresholds", "0"))
     assert "not an integer" in one_line_error(run_script("gen_mask.py", "--CSV_Path", str(csv), "--thresholds", "1.5"))
     assert "exceed" in one_line_error(run_script("gen_mask.py", "--CSV_Path", str(csv), "--PKL_File", str(tmp_path / "b.pkl"),
                                                  "--num_layers", "4", "--thresholds", "5000"))

@@ -69,13 +69,33 @@ def test_masked_eval_end_to_end_and_resume(chain, tiny_bert, small_goemotions):
     argv = ["--sentiment", "joy", "--random_seed", "1", "--maskPath", str(pkl), "--resultPath", str(out), "--model",
             str(tiny_bert), "--data_dir", str(small_goemotions), "--checkpoint_dir", str(ckpt), "--max_eval_samples", "20",
             "--device", "cpu"]
-    # A partial result from an interrupted run: its masks are not evaluated again.
-    out.mkdir()
-    (out / "joy-1.partial.json").write_text(json.dumps({"split": "dev", "n_examples": 20, "unmasked": 0.123,
-                                                         "arousal_top4": 0.999}))
+    assert eval_mask_neuron.main(argv) == 0
+    first = json.loads((out / "joy-1.json").read_text())
+    # A partial result of an interrupted run with the same inputs: its masks are not evaluated again.
+    (out / "joy-1.json").unlink()
+    partial = {"split": "dev", "n_examples": 20, "unmasked": 0.123, "arousal_top4": 0.999,
+               "provenance": first["provenance"]}
+    (out / "joy-1.partial.json").write_text(json.dumps(partial))
     assert eval_mask_neuron.main(argv) == 0
     result = json.loads((out / "joy-1.json").read_text())
     assert result["arousal_top4"] == 0.999 and result["unmasked"] == 0.123
+    # The same partial file after the masks file changed: it is not trusted, everything is evaluated anew.
+    other_pkl = root / "masks" / "other.pkl"
+    assert gen_mask.main(["--CSV_Path", str(root / "neuron_rank" / "rank.csv"), "--PKL_File", str(other_pkl),
+                          "--thresholds", "4", "16", "--num_random", "2", "--seed", "7"]) == 0
+    other_out = root / "eval_other"
+    other_out.mkdir()
+    (other_out / "joy-1.partial.json").write_text(json.dumps(partial))
+    other_argv = [*argv[:4], "--maskPath", str(other_pkl), "--resultPath", str(other_out), *argv[8:]]
+    assert eval_mask_neuron.main(other_argv) == 0
+    fresh_other = json.loads((other_out / "joy-1.json").read_text())
+    assert fresh_other["unmasked"] == first["unmasked"] and fresh_other["arousal_top4"] == first["arousal_top4"]
+    # A garbage value in a partial file with the right key is not copied into the result either.
+    (other_out / "joy-1.json").unlink()
+    (other_out / "joy-1.partial.json").write_text(json.dumps({**partial, "provenance": fresh_other["provenance"],
+                                                              "arousal_top4": "garbage"}))
+    assert eval_mask_neuron.main(other_argv) == 0
+    assert json.loads((other_out / "joy-1.json").read_text())["arousal_top4"] == first["arousal_top4"]
     assert {"sentiment", "seed", "best", "unmasked", "valence_top16_random_2"} <= set(result)
     assert not (out / "joy-1.partial.json").exists()
     # Without --overwrite a finished result is skipped; with it everything is recomputed.
@@ -137,7 +157,7 @@ def test_rsa_bad_inputs(chain, shared, tmp_path):
     broken["valence"] = broken["valence"].astype(object)
     broken.loc[4, "valence"] = "high"
     broken.to_csv(ratings / "attributes.csv", index=False)
-    assert "non-numeric value 'high'" in one_line_error(run_script("rsa_searchlight.py", "--activations", npz,
+    assert "has value 'high'" in one_line_error(run_script("rsa_searchlight.py", "--activations", npz,
                                                                    "--attributes", str(ratings), *out))
     table.iloc[:2].to_csv(ratings / "attributes.csv", index=False)
     assert "needs at least 3" in one_line_error(run_script("rsa_searchlight.py", "--activations", npz, "--attributes",

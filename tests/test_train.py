@@ -98,7 +98,7 @@ def test_bad_inputs_give_one_line_errors(work, tiny_bert):
     line = one_line_error(run_script("train.py", "--sentiment", "joy", *common, "--prompt_len", "500", cwd=work))
     assert "prompt too long" in line
     line = one_line_error(run_script("train.py", "--sentiment", "joy", *common, "--epochs", "zero", cwd=work))
-    assert "invalid int value" in line
+    assert "is not an integer" in line
 
 
 def test_existing_checkpoint_is_kept_without_overwrite(work, tiny_bert):
