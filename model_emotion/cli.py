@@ -60,17 +60,20 @@ def seed_int(text: str) -> int:
     return value
 
 
+FLOAT32_MAX = 3.4028234e38  # parameters are float32: larger factors overflow
+
+
 def positive_float(text: str) -> float:
     value = _number(text, float, "a number")
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"{value:g} must be greater than 0")
+    if value <= 0 or value > FLOAT32_MAX:
+        raise argparse.ArgumentTypeError(f"{value:g} must be greater than 0 and at most {FLOAT32_MAX:g}")
     return value
 
 
 def nonneg_float(text: str) -> float:
     value = _number(text, float, "a number")
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{value:g} must be 0 or more")
+    if value < 0 or value > FLOAT32_MAX:
+        raise argparse.ArgumentTypeError(f"{value:g} must be between 0 and {FLOAT32_MAX:g}")
     return value
 
 

@@ -7,3 +7,6 @@ class ToolkitError(Exception):
     The message names the offending value or file and what would be valid; scripts print it as
     one line on stderr and exit non-zero, without a traceback.
     """
+
+    def __init__(self, message: object = ""):
+        super().__init__(" ".join(str(message).split()))  # always one line, whatever text it quotes

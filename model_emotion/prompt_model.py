@@ -224,7 +224,9 @@ def load_backbone(name: str, head: str = "auto"):
             except OSError as exc:
                 raise ToolkitError(f"cannot load --model {name}: {str(exc).splitlines()[0]}") from None
         if head == "mlm" and not mlm_trained:
-            raise ToolkitError(f"--model {name} has no trained masked-LM head; use --head linear")
+            raise ToolkitError(f"model {name} has no trained masked-LM head, which an MLM-verbalizer prompt needs: "
+                               f"train with a linear head (train.py --head linear), or use the model the prompt "
+                               f"was trained on")
         if not mlm_trained:
             if model is not None:
                 model = model.base_model
@@ -302,7 +304,8 @@ class SoftPromptModel(nn.Module):
                 self.head.bias.zero_()
         else:
             if not has_mlm_head(backbone):
-                raise ToolkitError(f"{config.model} was loaded without a masked-LM head; use --head linear")
+                raise ToolkitError(f"{config.model} was loaded without a masked-LM head, which an MLM-verbalizer prompt "
+                                   f"needs: train with a linear head (train.py --head linear)")
             self.head_modules = self._find_mlm_head(backbone)
             ids = self._paper_label_ids(backbone, tokenizer) if self.paper else None
             ids = ids or [self._label_token_ids(tokenizer, word) for word in config.verbalizer]
