@@ -1,35 +1,52 @@
-"""The report's figures (matplotlib, Agg backend). Colour maps are perceptually uniform (viridis,
-cividis, magma), so they stay readable in greyscale; lines differ by marker and style, not colour alone."""
+"""The report's figures. Colour maps are perceptually uniform (viridis, cividis, magma), so they stay
+readable in greyscale; lines differ by marker and style, not colour alone.
+
+Every function returns a ``matplotlib.figure.Figure`` built without pyplot, so importing this module
+sets no backend: in a notebook the returned figure shows inline, and ``save`` writes it to files.
+Single-panel figures also draw into a given ``ax=``.
+"""
 
 from __future__ import annotations
 
 import logging
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-
-from .attributes import pair_index  # noqa: E402
-from .results import masking_effects, mean_ci  # noqa: E402
+from .attributes import pair_index
+from .results import masking_effects, mean_ci
 
 logger = logging.getLogger(__name__)
 
 
-def save(fig, path: Path, formats: tuple[str, ...]) -> list[Path]:
+def save(fig: Figure | None, path: Path, formats: tuple[str, ...] = ("png",)) -> list[Path]:
+    """Write ``fig`` as ``path.{format}`` for each format; nothing for None (a figure with no data)."""
     written = []
+    if fig is None:
+        return written
     for fmt in formats:
         target = path.with_suffix(f".{fmt}")
         fig.savefig(target, dpi=150, bbox_inches="tight")
         written.append(target)
-    plt.close(fig)
     return written
 
 
-def selectivity_heatmap(tau: pd.DataFrame, q: pd.DataFrame, num_layers: int, alpha: float, path: Path, formats):
+def _figure(rows: int = 1, cols: int = 1, figsize=(6, 4), **kwargs):
+    """A standalone Figure and its axes (no pyplot state, no backend chosen)."""
+    fig = Figure(figsize=figsize)
+    return fig, fig.subplots(rows, cols, **kwargs)
+
+
+def _single(ax, figsize):
+    """The figure and axes to draw a single-panel plot into: ``ax``'s, or a new figure's."""
+    if ax is not None:
+        return ax.figure, ax
+    return _figure(figsize=figsize)
+
+
+def selectivity_heatmap(tau: pd.DataFrame, q: pd.DataFrame, num_layers: int, alpha: float):
     """Kendall's tau of significant neurons (q < alpha), one panel per layer: attributes x units."""
     names = list(tau.columns)
     values = np.where(np.nan_to_num(q.to_numpy(), nan=1.0) < alpha, tau.to_numpy(), np.nan)  # [neurons, attributes]
@@ -37,7 +54,7 @@ def selectivity_heatmap(tau: pd.DataFrame, q: pd.DataFrame, num_layers: int, alp
     finite = values[np.isfinite(values)]
     vmax = float(finite.max()) if finite.size else 1.0
     vmin = float(finite.min()) if finite.size else 0.0
-    fig, axes = plt.subplots(num_layers, 1, figsize=(12, max(4.0, 0.09 * len(names) * num_layers + 1.5)), sharex=True, squeeze=False)
+    fig, axes = _figure(num_layers, 1, figsize=(12, max(4.0, 0.09 * len(names) * num_layers + 1.5)), sharex=True, squeeze=False)
     image = None
     for layer in range(num_layers):
         ax = axes[layer, 0]
@@ -51,17 +68,17 @@ def selectivity_heatmap(tau: pd.DataFrame, q: pd.DataFrame, num_layers: int, alp
     fig.suptitle(f"Attribute-selective neurons: Kendall's tau of neurons significant at q < {alpha:g} (blank = not significant)")
     if image is not None:
         fig.colorbar(image, ax=axes[:, 0].tolist(), fraction=0.02, pad=0.01, label="Kendall's tau (neuron RDM vs attribute RDM)")
-    return save(fig, path, formats)
+    return fig
 
 
-def selectivity_counts(summary: pd.DataFrame, path: Path, formats):
+def selectivity_counts(summary: pd.DataFrame):
     """Significant and selective neurons per layer, one small panel per attribute."""
     per_layer = summary[summary["layer"].astype(str) != "all"].copy()
     per_layer["layer"] = per_layer["layer"].astype(int) + 1
     names = list(dict.fromkeys(per_layer["attribute"]))
     cols = min(5, len(names))
     rows = int(np.ceil(len(names) / cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(3.0 * cols, 2.4 * rows), squeeze=False)
+    fig, axes = _figure(rows, cols, figsize=(3.0 * cols, 2.4 * rows), squeeze=False)
     for ax, name in zip(axes.flat, names):
         part = per_layer[per_layer["attribute"] == name]
         ax.bar(part["layer"], part["n_significant"], color="#5b5b5b", label="significant")
@@ -76,7 +93,7 @@ def selectivity_counts(summary: pd.DataFrame, path: Path, formats):
     axes[0, 0].legend(fontsize=6, loc="upper left")
     fig.suptitle("Neurons significantly tuned to each attribute, by layer")
     fig.tight_layout()
-    return save(fig, path, formats)
+    return fig
 
 
 def _ci_series(effects: pd.DataFrame, column: str, masking: pd.DataFrame | None = None):
@@ -93,14 +110,14 @@ def _ci_series(effects: pd.DataFrame, column: str, masking: pd.DataFrame | None 
     return np.array(ks), np.array(means), np.array(halves), ("seeds" if seeds > 1 else "emotions")
 
 
-def masking_curves(masking: pd.DataFrame, path: Path, formats, total_neurons: int | None = None):
+def masking_curves(masking: pd.DataFrame, total_neurons: int | None = None):
     """Accuracy after masking the top-k neurons of each attribute vs k random neurons."""
     effects = masking_effects(masking)
     names = sorted(effects["attribute"].unique())
     panels = names + ["mean over attributes"]
     cols = min(5, len(panels))
     rows = int(np.ceil(len(panels) / cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(3.1 * cols, 2.6 * rows), squeeze=False, sharey=True)
+    fig, axes = _figure(rows, cols, figsize=(3.1 * cols, 2.6 * rows), squeeze=False, sharey=True)
     unit = None
     for ax, name in zip(axes.flat, panels):
         part = effects if name == panels[-1] else effects[effects["attribute"] == name]
@@ -121,15 +138,15 @@ def masking_curves(masking: pd.DataFrame, path: Path, formats, total_neurons: in
     axes[0, 0].legend(fontsize=6, loc="lower left")
     fig.suptitle(f"Prompt accuracy after masking (mean over emotions and seeds; error bars: 95% CI over {unit})")
     fig.tight_layout()
-    return save(fig, path, formats)
+    return fig
 
 
-def drop_matrix(masking: pd.DataFrame, k: int, path: Path, formats):
+def drop_matrix(masking: pd.DataFrame, k: int, ax=None):
     """Emotion x attribute: accuracy lost beyond random masking at k (random acc - top-k acc)."""
     effects = masking_effects(masking)
     at_k = effects[effects["k"] == k]
     matrix = at_k.pivot_table(index="emotion", columns="attribute", values="beyond_random", aggfunc="mean")
-    fig, ax = plt.subplots(figsize=(0.55 * matrix.shape[1] + 3, 0.32 * matrix.shape[0] + 2))
+    fig, ax = _single(ax, (0.55 * matrix.shape[1] + 3, 0.32 * matrix.shape[0] + 2))
     values = matrix.to_numpy() * 100
     image = ax.imshow(values, cmap="cividis", aspect="auto")
     ax.set_xticks(range(matrix.shape[1]))
@@ -144,11 +161,11 @@ def drop_matrix(masking: pd.DataFrame, k: int, path: Path, formats):
     fig.colorbar(image, ax=ax, label="accuracy drop beyond random (points)")
     ax.set_title(f"Accuracy lost by masking each attribute's top {k} neurons, beyond k random neurons")
     fig.tight_layout()
-    return save(fig, path, formats)
+    return fig
 
 
 def rdm_pair(neuron_rdm: np.ndarray, attribute_rdm: np.ndarray, emotions: list[str], neuron: int, attribute: str,
-             tau: float | None, path: Path, formats):
+             tau: float | None, ax=None):
     """A neuron's RDM beside an attribute's RDM, both as percentiles of distance (the paper's display)."""
     n = len(emotions)
     rows, cols = pair_index(n)
@@ -160,7 +177,7 @@ def rdm_pair(neuron_rdm: np.ndarray, attribute_rdm: np.ndarray, emotions: list[s
         out[cols, rows] = pct
         return out
 
-    fig, axes = plt.subplots(1, 2, figsize=(12, 5.6))
+    fig, axes = _figure(1, 2, figsize=(12, 5.6))
     for ax, matrix, title in ((axes[0], square(neuron_rdm), f"neuron {neuron}"), (axes[1], square(attribute_rdm), attribute)):
         image = ax.imshow(matrix, cmap="viridis", vmin=0, vmax=1)
         ax.set_xticks(range(n))
@@ -171,13 +188,13 @@ def rdm_pair(neuron_rdm: np.ndarray, attribute_rdm: np.ndarray, emotions: list[s
     fig.colorbar(image, ax=axes.tolist(), fraction=0.025, label="percentile of distance")
     suffix = f" (Kendall's tau = {tau:.3f})" if tau is not None and np.isfinite(tau) else ""
     fig.suptitle(f"Representational dissimilarity of emotions: neuron {neuron} vs {attribute}{suffix}")
-    return save(fig, path, formats)
+    return fig
 
 
-def accuracy_bars(accuracy: pd.DataFrame, path: Path, formats, reference: pd.DataFrame | None = None):
+def accuracy_bars(accuracy: pd.DataFrame, reference: pd.DataFrame | None = None, ax=None):
     """Prompt accuracy per emotion (mean over seeds, with the range), optionally beside a reference."""
     ours = accuracy.groupby("emotion")["accuracy"].agg(["mean", "min", "max"]).sort_values("mean")
-    fig, ax = plt.subplots(figsize=(8, 0.28 * len(ours) + 1.5))
+    fig, ax = _single(ax, (8, 0.28 * len(ours) + 1.5))
     y = np.arange(len(ours))
     ax.barh(y, ours["mean"], xerr=[ours["mean"] - ours["min"], ours["max"] - ours["mean"]], color="#7f7f7f",
             height=0.4 if reference is not None else 0.7, label="this run (mean, min-max over seeds)")
@@ -192,13 +209,13 @@ def accuracy_bars(accuracy: pd.DataFrame, path: Path, formats, reference: pd.Dat
     ax.legend(fontsize=7, loc="lower right")
     ax.set_title("Soft-prompt accuracy per emotion")
     fig.tight_layout()
-    return save(fig, path, formats)
+    return fig
 
 
-def attribute_importance(table: pd.DataFrame, alpha: float, path: Path, formats):
+def attribute_importance(table: pd.DataFrame, alpha: float, ax=None):
     """Kendall's tau of the human similarity RDM with each attribute's RDM, bootstrap CI over participants."""
     table = table.sort_values("tau")
-    fig, ax = plt.subplots(figsize=(7, 0.3 * len(table) + 1.5))
+    fig, ax = _single(ax, (7, 0.3 * len(table) + 1.5))
     y = np.arange(len(table))
     has_ci = table["ci_low"].notna().all()
     err = [table["tau"] - table["ci_low"], table["ci_high"] - table["tau"]] if has_ci else None
@@ -211,15 +228,15 @@ def attribute_importance(table: pd.DataFrame, alpha: float, path: Path, formats)
                   + (" (95% bootstrap CI over participants)" if has_ci else ""))
     ax.set_title(f"Attribute importance in human mental space (dark: q < {alpha:g}, BH)")
     fig.tight_layout()
-    return save(fig, path, formats)
+    return fig
 
 
-def importance_vs_drop(importance: pd.DataFrame, drops: pd.DataFrame, correlations: pd.DataFrame, path: Path, formats):
+def importance_vs_drop(importance: pd.DataFrame, drops: pd.DataFrame, correlations: pd.DataFrame):
     """Drop beyond random against attribute importance, one labelled panel per k."""
     ks = sorted(drops["k"].unique())
     cols = min(3, len(ks))
     rows = int(np.ceil(len(ks) / cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(4.6 * cols, 3.8 * rows), squeeze=False)
+    fig, axes = _figure(rows, cols, figsize=(4.6 * cols, 3.8 * rows), squeeze=False)
     merged = drops.merge(importance[["attribute", "tau"]], on="attribute")
     for ax, k in zip(axes.flat, ks):
         part = merged[merged["k"] == k]
@@ -239,15 +256,15 @@ def importance_vs_drop(importance: pd.DataFrame, drops: pd.DataFrame, correlatio
         ax.set_visible(False)
     fig.suptitle("Do the neurons of attributes that matter more to humans matter more to the model?")
     fig.tight_layout()
-    return save(fig, path, formats)
+    return fig
 
 
-def agreement_vs_accuracy(per_emotion: pd.DataFrame, correlations: pd.DataFrame, path: Path, formats):
+def agreement_vs_accuracy(per_emotion: pd.DataFrame, correlations: pd.DataFrame):
     """Prompt accuracy per emotion against each rater-agreement measure, labelled by emotion."""
     measures = list(correlations["measure"]) if len(correlations) else []
     if not measures:
-        return []
-    fig, axes = plt.subplots(1, len(measures), figsize=(5 * len(measures), 4.2), squeeze=False)
+        return None
+    fig, axes = _figure(1, len(measures), figsize=(5 * len(measures), 4.2), squeeze=False)
     for ax, measure in zip(axes[0], measures):
         ax.scatter(per_emotion[measure], per_emotion["prompt_accuracy"], color="#2b2b2b", s=12)
         for _, row in per_emotion.iterrows():
@@ -260,15 +277,15 @@ def agreement_vs_accuracy(per_emotion: pd.DataFrame, correlations: pd.DataFrame,
         ax.set_ylabel("prompt accuracy (mean over seeds)")
     fig.suptitle("GoEmotions rater agreement vs soft-prompt accuracy per emotion")
     fig.tight_layout()
-    return save(fig, path, formats)
+    return fig
 
 
-def model_rsa(table: pd.DataFrame, path: Path, formats):
+def model_rsa(table: pd.DataFrame, ax=None):
     """Kendall's tau of the activation-pattern RDM with the human and attribute RDMs, per layer."""
     layers = table[table["scope"] != "all"]
     if layers.empty:
-        return []
-    fig, ax = plt.subplots(figsize=(8, 4.5))
+        return None
+    fig, ax = _single(ax, (8, 4.5))
     markers = "osD^v<>px*h+"
     for i, (target, part) in enumerate(layers.groupby("target", sort=False)):
         human = target == "human_similarity"
@@ -281,4 +298,4 @@ def model_rsa(table: pd.DataFrame, path: Path, formats):
     ax.legend(fontsize=6, ncol=2)
     ax.set_title("Which layer's emotion geometry is most human-like? (correlation-distance RDM of all neurons)")
     fig.tight_layout()
-    return save(fig, path, formats)
+    return fig

@@ -17,3 +17,14 @@ PY
 then
   "$PYTHON" -m pip install --quiet -r requirements.txt -r requirements-dev.txt
 fi
+# The toolkit itself, editable, so that `import model_emotion` and the `model-emotion` command work
+# from anywhere (the dependencies are installed above; no build isolation, so no download is needed).
+# Reinstalled when the installed copy points at another checkout (a fresh clone, CI).
+if ! "$PYTHON" - "$PWD" <<'PY' 2>/dev/null
+import importlib.metadata as md, json, sys, pathlib
+url = json.loads(md.distribution("model-emotion").read_text("direct_url.json"))["url"]
+sys.exit(0 if pathlib.Path(url.removeprefix("file://")).resolve() == pathlib.Path(sys.argv[1]).resolve() else 1)
+PY
+then
+  "$PYTHON" -m pip install --quiet --no-deps --no-build-isolation -e .
+fi

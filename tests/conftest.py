@@ -16,7 +16,6 @@ import pandas as pd
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -115,7 +114,7 @@ def run_script(script: str, *args: str, cwd: Path | None = None, env: dict | Non
     """Run a stage script as a user would; returns the CompletedProcess."""
     import subprocess
 
-    full_env = {**os.environ, "PYTHONPATH": str(REPO), **(env or {})}
+    full_env = {**os.environ, **(env or {})}
     return subprocess.run([sys.executable, str(REPO / script), *args], cwd=cwd, env=full_env,
                           capture_output=True, text=True, timeout=600)
 

@@ -23,12 +23,12 @@ import pandas as pd
 import pytest
 import torch
 
-import eval_mask_neuron
-import gen_mask
-import get_active_neuron
-import report
-import rsa_searchlight
-import train
+from model_emotion.commands import eval as eval_mask_neuron
+from model_emotion.commands import masks as gen_mask
+from model_emotion.commands import activations as get_active_neuron
+from model_emotion.commands import report
+from model_emotion.commands import rsa as rsa_searchlight
+from model_emotion.commands import train
 from conftest import REPO, one_line_error, run_script
 from model_emotion import cli
 from model_emotion.errors import ToolkitError
@@ -315,7 +315,7 @@ def test_malicious_masks_never_run(capsys, lab, tmp_path):
     assert not marker.exists()
     # The same as a user runs it: a real process, and the grid runner.
     assert "reads safely" in one_line_error(run_script("eval_mask_neuron.py", *_eval_argv(lab, tmp_path, evil)))
-    env = {**os.environ, "PYTHONPATH": str(REPO), "MASK_PATH": str(evil), "RESULT_PATH": str(tmp_path / "eval"),
+    env = {**os.environ, "MASK_PATH": str(evil), "RESULT_PATH": str(tmp_path / "eval"),
            "MODEL": str(lab["model"]), "DATA_DIR": str(lab["data"]), "CHECKPOINT_DIR": str(lab["ckpt"]),
            "EMOTIONS": "joy", "SEEDS": "1", "MAX_EVAL_SAMPLES": "8", "DEVICE": "cpu", "PYTHON": sys.executable}
     proc = subprocess.run(["bash", str(REPO / "eval.sh")], env=env, capture_output=True, text=True, timeout=300)
@@ -510,7 +510,7 @@ def test_fuzzed_inputs_are_read_or_refused_with_one_error(lab, shared, tmp_path)
 # ---------------------------------------------------------------- concurrency
 def test_two_trainings_of_one_prompt_leave_one_checkpoint(lab, tmp_path):
     argv = [sys.executable, str(REPO / "train.py"), *_train_argv(lab, tmp_path, lab["data"])]
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    env = dict(os.environ)
     procs = [subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
     outs = [p.communicate(timeout=300) for p in procs]
     codes = sorted(p.returncode for p in procs)
@@ -525,7 +525,7 @@ def test_two_trainings_of_one_prompt_leave_one_checkpoint(lab, tmp_path):
 
 def test_two_evaluations_of_one_result_leave_one_valid_json(lab, tmp_path):
     argv = [sys.executable, str(REPO / "eval_mask_neuron.py"), *_eval_argv(lab, tmp_path, lab["pkl"])]
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    env = dict(os.environ)
     procs = [subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
     outs = [p.communicate(timeout=300) for p in procs]
     assert 0 in [p.returncode for p in procs], outs

@@ -128,3 +128,48 @@ def test_load_human_refuses_bad_files(tmp_path):
     (tmp_path / "similarity_judgments.csv").write_text("a,b\n1,2\n")
     with pytest.raises(ToolkitError, match="no column"):
         hm.load_human(tmp_path)
+
+
+def test_report_html_embeds_every_figure_and_table(tmp_path, shared):
+    """report.html is one self-contained page: each PNG figure embedded once, each summary table present."""
+    import base64
+    from html.parser import HTMLParser
+
+    root = make_results(tmp_path / "res")
+    out = tmp_path / "report"
+    assert run_script("report.py", "--results_dir", str(root), "--output_dir", str(out), "--attributes",
+                      str(shared / "emotion_attributes"), "--formats", "png", "svg").returncode == 0
+
+    class Page(HTMLParser):
+        def __init__(self):
+            super().__init__()
+            self.images, self.tables, self.svgs, self.links = [], 0, 0, []
+
+        def handle_starttag(self, tag, attrs):
+            attrs = dict(attrs)
+            if tag == "img":
+                self.images.append(attrs["src"])
+            elif tag == "table":
+                self.tables += 1
+            elif tag == "svg":
+                self.svgs += 1
+            elif tag in ("link", "script") or (tag == "img" and not attrs["src"].startswith("data:")):
+                self.links.append(tag)
+
+    page = Page()
+    page.feed((out / "report.html").read_text(encoding="utf-8"))
+    pngs = sorted(p.name for p in out.glob("*.png"))
+    assert len(page.images) == len(pngs) >= 5 and page.svgs == 0  # PNG preferred, each figure once
+    embedded = sorted(base64.b64decode(src.split(",", 1)[1]) for src in page.images)
+    assert embedded == sorted((out / name).read_bytes() for name in pngs)
+    rules = [line for line in (out / "summary.md").read_text().splitlines() if line.startswith("|---")]
+    assert page.tables == len(rules) >= 1
+    assert not page.links  # nothing fetched from elsewhere
+    assert "Configuration and versions" in (out / "report.html").read_text()
+
+
+def test_markdown_text_is_escaped():
+    from model_emotion.html_report import markdown_to_html
+
+    rendered = markdown_to_html("## <script>x</script>\n\n| a | <b> |\n|---|---|\n| 1 | 2 |\n")
+    assert "<script>" not in rendered and "&lt;script&gt;" in rendered and "<table>" in rendered

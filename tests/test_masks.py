@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 import torch
 
-import gen_mask
+from model_emotion.commands import masks as gen_mask
 from conftest import one_line_error, run_script
 from model_emotion.cli import expand_bracket_lists
 from model_emotion.errors import ToolkitError

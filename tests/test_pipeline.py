@@ -8,11 +8,11 @@ import pandas as pd
 import pytest
 import torch
 
-import eval_mask_neuron
-import gen_mask
-import get_active_neuron
-import rsa_searchlight
-import train
+from model_emotion.commands import eval as eval_mask_neuron
+from model_emotion.commands import masks as gen_mask
+from model_emotion.commands import activations as get_active_neuron
+from model_emotion.commands import rsa as rsa_searchlight
+from model_emotion.commands import train
 from conftest import one_line_error, run_script
 from model_emotion.data import EMOTIONS
 from model_emotion.neurons import count_hooks

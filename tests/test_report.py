@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-import report
+from model_emotion.commands import report
 from conftest import one_line_error, run_script
 from model_emotion.activations import ActivationSet, save_npz
 from model_emotion.download import SOURCE_FILES, fetch_paper_attributes, resolve_attributes
