@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
+from scipy.spatial.distance import squareform
 
-from .attributes import pair_index
 from .results import masking_effects, mean_ci
 
 logger = logging.getLogger(__name__)
@@ -168,14 +168,9 @@ def rdm_pair(neuron_rdm: np.ndarray, attribute_rdm: np.ndarray, emotions: list[s
              tau: float | None, ax=None):
     """A neuron's RDM beside an attribute's RDM, both as percentiles of distance (the paper's display)."""
     n = len(emotions)
-    rows, cols = pair_index(n)
 
-    def square(vector):
-        pct = pd.Series(vector).rank(pct=True).to_numpy()
-        out = np.zeros((n, n))
-        out[rows, cols] = pct
-        out[cols, rows] = pct
-        return out
+    def square(vector):  # pair_index order is scipy's condensed order
+        return squareform(pd.Series(vector).rank(pct=True).to_numpy())
 
     fig, axes = _figure(1, 2, figsize=(12, 5.6))
     for ax, matrix, title in ((axes[0], square(neuron_rdm), f"neuron {neuron}"), (axes[1], square(attribute_rdm), attribute)):

@@ -268,6 +268,7 @@ class SoftPromptModel(nn.Module):
     def __init__(self, backbone: nn.Module, tokenizer, config: PromptConfig):
         super().__init__()
         self.config = config
+        self.tokenizer = tokenizer  # not a module: kept so that callers can encode texts for this prompt
         self.backbone = backbone
         backbone.requires_grad_(False)
         backbone.eval()

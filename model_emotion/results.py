@@ -55,13 +55,26 @@ class Results:
 
 def masking_from_json(files: list[Path]) -> pd.DataFrame:
     """Long table of masked accuracies from eval JSONs."""
-    rows = []
+    records = []
     for file in files:
         record = read_json(file, dict)
         emotion, seed = record.get("sentiment"), record.get("seed")
         if not isinstance(emotion, str) or not isinstance(seed, int) or isinstance(seed, bool):
             match = RESULT_NAME.match(file.name)
-            emotion, seed = match["emotion"], int(match["seed"])
+            record = {**record, "sentiment": match["emotion"], "seed": int(match["seed"])}
+        records.append((record, str(file)))
+    return _masking_rows(records)
+
+
+def masking_from_records(records: list[dict]) -> pd.DataFrame:
+    """Long table of masked accuracies from eval-result dicts (``sentiment``, ``seed``, ``unmasked``, masks)."""
+    return _masking_rows([(record, f"result of {record.get('sentiment')}-{record.get('seed')}") for record in records])
+
+
+def _masking_rows(records: list[tuple[dict, str]]) -> pd.DataFrame:
+    rows = []
+    for record, file in records:
+        emotion, seed = record["sentiment"], record["seed"]
         unmasked = record.get("unmasked")
         if unmasked is not None and not _is_accuracy(unmasked):
             raise ToolkitError(f"{file}: 'unmasked' is {unmasked!r}, not an accuracy in [0, 1]")

@@ -1,0 +1,53 @@
+"""examples/quickstart.ipynb runs headless (nbclient) at toy size, so it cannot rot; and the API and
+the installed command work the way the README says."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from conftest import REPO
+
+
+def test_quickstart_notebook_executes_with_inline_figures(shared):
+    nbformat = pytest.importorskip("nbformat")
+    nbclient = pytest.importorskip("nbclient")
+    pytest.importorskip("ipykernel")
+    notebook = nbformat.read(REPO / "examples" / "quickstart.ipynb", as_version=4)
+    os.environ["ME_QUICKSTART_QUICK"] = "1"
+    os.environ["ME_SHARED_DATA"] = str(shared)
+    try:
+        nbclient.NotebookClient(notebook, timeout=600, kernel_name="python3",
+                                resources={"metadata": {"path": str(REPO / "examples")}}).execute()
+    finally:
+        del os.environ["ME_QUICKSTART_QUICK"]
+    outputs = [o for cell in notebook.cells if cell.cell_type == "code" for o in cell.get("outputs", [])]
+    assert not [o for o in outputs if o.get("output_type") == "error"]
+    images = [o for o in outputs if "image/png" in o.get("data", {})]
+    assert len(images) >= 4  # accuracy, selectivity, drop matrix, attribute importance
+
+
+def test_import_sets_no_backend_and_loads_no_torch():
+    code = ("import sys, model_emotion, model_emotion.plots; "
+            "import matplotlib; print('torch' in sys.modules, matplotlib.get_backend())")
+    env = {**os.environ, "MPLBACKEND": "svg"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd="/", check=True)
+    loaded_torch, backend = out.stdout.split()
+    assert backend == "svg"  # the user's choice, not Agg forced on import
+    code = "import sys, model_emotion; print('torch' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd="/").stdout.strip() == "False"
+
+
+def test_installed_command_runs_a_stage_from_outside_the_repository(tmp_path, shared):
+    cmd = [sys.executable, "-c", "import sys; from model_emotion.commands import main; sys.exit(main())"]
+    out = tmp_path / "rank.csv"
+    proc = subprocess.run([*cmd, "rsa", "--activations", str(shared / "paper_roberta" / "activations.npz"),
+                           "--attributes", str(shared / "emotion_attributes"), "--output", str(out)],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    assert out.exists() and out.with_name("rank_summary.csv").exists()
+    bad = subprocess.run([*cmd, "nope"], cwd=tmp_path, capture_output=True, text=True)
+    assert bad.returncode == 2 and "unknown command" in bad.stderr
