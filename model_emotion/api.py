@@ -20,6 +20,7 @@ The figures of ``model_emotion.plots`` take these tables and return matplotlib f
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 import numpy as np
@@ -35,11 +36,13 @@ from .masked_eval import check_mask_shapes
 from .masked_eval import evaluate_masks as _evaluate_masks
 from .masks import generate_masks
 from .neurons import find_ffn
-from .prompt_model import PromptConfig, SoftPromptModel
+from .prompt_model import PromptConfig, SoftPromptModel, has_mlm_head
 from .results import Results, masking_from_records, summary_table
 from .rsa import RSAResult, searchlight, summarize
 from .training import accuracy, set_seed
 from .training import train_prompt as _train_loop
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -54,13 +57,15 @@ class TrainedPrompt:
     test_acc: float
     history: list
     final_state: dict
+    sizes: dict  # examples per split
 
     def checkpoint(self) -> dict:
         """The checkpoint dict that ``train.py`` writes (``torch.save`` it, or ``save_checkpoint``)."""
         state = self.model.trainable_state()
         record = {"best_prompt": state["prompt"], "best_acc": self.best_acc, "epoch": self.best_epoch,
                   "final_prompt": self.final_state["prompt"], "final_acc": self.history[-1]["dev_acc"],
-                  "test_acc": self.test_acc, "config": self.model.config.to_dict(), "history": self.history}
+                  "test_acc": self.test_acc, "config": self.model.config.to_dict(), "history": self.history,
+                  "sizes": self.sizes}
         if self.model.head is not None:
             record["best_head"] = {k: v for k, v in state.items() if k.startswith("head.")}
             record["final_head"] = {k: v for k, v in self.final_state.items() if k.startswith("head.")}
@@ -74,19 +79,20 @@ def _device(device) -> torch.device:
 
 
 def train_prompt(backbone, tokenizer, data: GoEmotions, emotion: str, seed: int = 1, *, head: str | None = None,
+                 model_name: str | None = None,
                  prompt_len: int = 100, epochs: int = 50, lr: float = 2e-3, weight_decay: float | None = None,
                  train_batch_size: int = 8, eval_batch_size: int = 32, max_length: int = 256,
                  max_train_samples: int | None = None, max_eval_samples: int | None = None,
                  protocol: str = "toolkit", negative_sampling: str = "exclusive", prompt_init: str | None = None,
                  verbalizer=("negative", "positive"), device=None, progress: bool = False) -> TrainedPrompt:
-    """Step 1 for one (emotion, seed): the same training as ``train.py`` (same defaults), in memory."""
+    """Step 1 for one (emotion, seed), in memory; ``train.py`` runs exactly this (same defaults)."""
     paper = protocol == "paper"
     if negative_sampling == "paper" and not paper:
         raise ToolkitError("negative_sampling='paper' reproduces a bug of the original code; it needs protocol='paper'")
     device = _device(device)
-    head = head or ("mlm" if backbone.get_output_embeddings() is not None and backbone.base_model is not backbone else "linear")
+    head = head or ("mlm" if has_mlm_head(backbone) else "linear")
     set_seed(seed)
-    config = PromptConfig(model=getattr(backbone.config, "_name_or_path", "model"), prompt_len=prompt_len, head=head,
+    config = PromptConfig(model=model_name or getattr(backbone.config, "_name_or_path", "model"), prompt_len=prompt_len, head=head,
                           verbalizer=tuple(verbalizer), prompt_init=prompt_init or ("mask" if paper else "vocab"),
                           max_length=max_length, seed=seed, sentiment=emotion, protocol=protocol,
                           extra={"negative_sampling": negative_sampling})
@@ -95,6 +101,8 @@ def train_prompt(backbone, tokenizer, data: GoEmotions, emotion: str, seed: int 
     for split, cap in (("train", max_train_samples), ("dev", max_eval_samples), ("test", max_eval_samples)):
         task = binary_task(data.split(split), emotion, seed, split, cap, negative_sampling)
         tasks[split] = encode(tokenizer, task.texts, task.labels, max_length)
+    logger.info("%s-%d: train %d, dev %d, test %d examples; model %s on %s", emotion, seed, len(tasks["train"]),
+                len(tasks["dev"]), len(tasks["test"]), config.model, device)
     result = _train_loop(model, tasks["train"], tasks["dev"], epochs=epochs, lr=lr, batch_size=train_batch_size,
                          eval_batch_size=eval_batch_size, device=device, seed=seed,
                          weight_decay=weight_decay if weight_decay is not None else (0.01 if paper else 1e-5),
@@ -103,7 +111,7 @@ def train_prompt(backbone, tokenizer, data: GoEmotions, emotion: str, seed: int 
                                {k: v for k, v in result.best_state.items() if k.startswith("head.")})
     test_acc = accuracy(model, tasks["test"], eval_batch_size, device)
     return TrainedPrompt(model, emotion, seed, result.best_acc, result.best_epoch, test_acc, result.history,
-                         result.final_state)
+                         result.final_state, {split: len(task) for split, task in tasks.items()})
 
 
 def _prompt_model(prompt) -> SoftPromptModel:

@@ -241,7 +241,10 @@ def add_checkpoint_args(parser: argparse.ArgumentParser) -> None:
 
 
 def check_output_dir(path: str | os.PathLike, flag: str) -> Path:
-    """Fail before any work when ``path`` cannot hold outputs: create it, and try a file in it."""
+    """Fail before any work when ``path`` cannot hold outputs: create it, try a file in it, and remove
+    the temporary files that a killed run left there."""
+    from .io import remove_stale_tmp
+
     path = Path(path)
     try:
         path.mkdir(parents=True, exist_ok=True)
@@ -250,6 +253,7 @@ def check_output_dir(path: str | os.PathLike, flag: str) -> Path:
     except OSError as exc:
         raise ToolkitError(f"{flag} {path} is not a writable folder ({exc.strerror or type(exc).__name__}); "
                            f"choose another location") from None
+    remove_stale_tmp(path)
     return path
 
 

@@ -34,6 +34,7 @@ from scipy.spatial.distance import pdist
 
 from .attributes import AttributeRDMs, pair_index
 from .errors import ToolkitError
+from .io import read_csv
 from .rsa import fdr, kendall
 
 logger = logging.getLogger(__name__)
@@ -52,15 +53,7 @@ class HumanData:
 
 
 def _read_table(path: Path, required: list[str], numeric: list[str]) -> pd.DataFrame:
-    try:
-        frame = pd.read_csv(path)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError) as exc:
-        raise ToolkitError(f"{path} is not a readable CSV ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})") from None
-    missing = [c for c in required if c not in frame.columns]
-    if missing:
-        raise ToolkitError(f"{path} has no column {', '.join(map(repr, missing))}; expected {', '.join(required)}")
-    if frame.empty:
-        raise ToolkitError(f"{path} has no rows")
+    frame = read_csv(path, f"a table with columns {', '.join(required)}", required)
     for column in numeric:
         values = pd.to_numeric(frame[column], errors="coerce")
         bad = ~np.isfinite(values.to_numpy(float))

@@ -74,14 +74,13 @@ def main(argv=None) -> int:
 
     from model_emotion.activations import ActivationSet, prompt_activations, read_activation_csv, save_npz, write_activation_csv
     from model_emotion.checkpoint import load_checkpoint, prompt_model_from_checkpoint
-    from model_emotion.io import file_digest, read_json, remove_stale_tmp, save_run_args, write_csv, write_json
+    from model_emotion.io import file_digest, read_json, save_run_args, write_csv, write_json
     from model_emotion.neurons import find_ffn
     from model_emotion.prompt_model import load_backbone
 
     cli.setup_logging()
     out = args.output_dir or Path(f"active_neuron_{args.activation_mode}_csv")
     cli.check_output_dir(out, "--output_dir")  # before any work
-    remove_stale_tmp(out)
     jobs = find_checkpoints(args.checkpoint_dir, args.sentiments, args.seeds)
     # What each CSV was made from; a CSV whose checkpoint or settings changed is recomputed.
     provenance_path = out / PROVENANCE

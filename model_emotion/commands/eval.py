@@ -53,7 +53,7 @@ def main(argv=None) -> int:
     from model_emotion.batching import encode
     from model_emotion.checkpoint import checkpoint_path, load_checkpoint, prompt_model_from_checkpoint
     from model_emotion.data import binary_task, check_emotions, load_goemotions
-    from model_emotion.io import file_digest, job_lock, read_json, remove_stale_tmp, save_run_args, write_json
+    from model_emotion.io import file_digest, job_lock, read_json, save_run_args, write_json
     from model_emotion.masked_eval import check_mask_shapes, evaluate_masks
     from model_emotion.masks import load_masks
     from model_emotion.prompt_model import load_backbone
@@ -62,7 +62,6 @@ def main(argv=None) -> int:
     cli.check_protocol_flags(args)
     per_batch = args.eval_batch_size if args.accuracy_mean == "per_batch" else None
     cli.check_output_dir(args.resultPath, "--resultPath")  # before any work
-    remove_stale_tmp(args.resultPath)
     cli.setup_logging()
     jobs = cli.parse_jobs(args.jobs, args.sentiment, args.random_seed)
     masks = load_masks(args.maskPath)

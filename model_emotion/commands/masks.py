@@ -102,7 +102,7 @@ def infer_layers(rank_csv: Path, rows: int, model: str) -> int:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    from model_emotion.io import file_digest, read_json, remove_stale_tmp, save_run_args
+    from model_emotion.io import file_digest, read_json, save_run_args
     from model_emotion.masks import generate_masks, save_masks
     from model_emotion.results import read_rank_table
 
@@ -118,7 +118,6 @@ def main(argv=None) -> int:
             return 0
         logger.info("%s was made from another version of %s; regenerating", args.PKL_File, args.CSV_Path)
     cli.check_output_dir(args.PKL_File.parent, "--PKL_File's folder")
-    remove_stale_tmp(args.PKL_File.parent)
     ranks = read_rank_table(args.CSV_Path)
     # A rank table holds exactly the columns of its RSA mode (attributes or spaces), so --mode needs no
     # column list of its own; it is kept for the original command line.

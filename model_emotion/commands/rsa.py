@@ -67,7 +67,7 @@ def main(argv=None) -> int:
     from model_emotion.activations import load_activations
     from model_emotion.attributes import build_rdms, load_ratings, parse_groups
     from model_emotion.download import resolve_attributes
-    from model_emotion.io import file_digest, read_json, remove_stale_tmp, save_run_args, write_csv
+    from model_emotion.io import file_digest, read_json, save_run_args, write_csv
     from model_emotion.rsa import FDR_METHODS, METHODS, searchlight, summarize
 
     cli.setup_logging()
@@ -86,7 +86,6 @@ def main(argv=None) -> int:
             return 0
         logger.info("%s was made from other activations than %s; recomputing", paths["rank"], source)
     cli.check_output_dir(paths["rank"].parent, "--output's folder")  # before any work
-    remove_stale_tmp(paths["rank"].parent)
     data = load_activations(args.activations)
     ratings = load_ratings(resolve_attributes(args.attributes))
     rdms = build_rdms(ratings, data.emotions, args.mode, args.attribute_names, parse_groups(args.groups))

@@ -51,12 +51,11 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    from model_emotion import training
-    from model_emotion.batching import encode
+    from model_emotion.api import train_prompt
     from model_emotion.checkpoint import checkpoint_path, save_checkpoint
-    from model_emotion.data import binary_task, check_emotions, load_goemotions
-    from model_emotion.io import job_lock, remove_stale_tmp, save_run_args
-    from model_emotion.prompt_model import PromptConfig, SoftPromptModel, load_backbone
+    from model_emotion.data import check_emotions, load_goemotions
+    from model_emotion.io import job_lock, save_run_args
+    from model_emotion.prompt_model import load_backbone
 
     cli.check_protocol_flags(args)
     jobs = cli.parse_jobs(args.jobs, args.sentiment, args.random_seed)
@@ -65,15 +64,11 @@ def main(argv=None) -> int:
                            f"retrain (it is kept until the new one is complete)")
     for folder, flag in ((args.checkpoint_dir, "--checkpoint_dir"), (args.log_dir, "--log_dir")):
         cli.check_output_dir(folder, flag)  # before any work: an unusable location fails now, not after training
-        remove_stale_tmp(folder)
     cli.setup_logging()
     device = cli.resolve_device(args.device)
     data = load_goemotions(args.data_dir)
     check_emotions(sorted({e for e, _ in jobs}), data.emotions)
     backbone, tokenizer, head = load_backbone(args.model, args.head)  # once for all jobs
-    paper = args.protocol == "paper"
-    weight_decay = args.weight_decay if args.weight_decay is not None else (0.01 if paper else 1e-5)
-    prompt_init = args.prompt_init or ("mask" if paper else "vocab")
 
     def train_one(sentiment: str, seed: int) -> None:
         ckpt_path = checkpoint_path(args.checkpoint_dir, sentiment, seed)
@@ -85,48 +80,21 @@ def main(argv=None) -> int:
                 train_locked(sentiment, seed, ckpt_path)
 
     def train_locked(sentiment: str, seed: int, ckpt_path) -> None:
-        run_name = f"{sentiment}-{seed}"
-        training.set_seed(seed)
-        config = PromptConfig(model=args.model, prompt_len=args.prompt_len, head=head, verbalizer=tuple(args.verbalizer),
-                              prompt_init=prompt_init, max_length=args.max_length, seed=seed, sentiment=sentiment,
-                              protocol=args.protocol, extra={"negative_sampling": args.negative_sampling})
-        model = SoftPromptModel(backbone, tokenizer, config).to(device)
-        tasks = {}
-        for split, cap in (("train", args.max_train_samples), ("dev", args.max_eval_samples),
-                           ("test", args.max_eval_samples)):
-            task = binary_task(data.split(split), sentiment, seed, split, cap, args.negative_sampling)
-            tasks[split] = encode(tokenizer, task.texts, task.labels, args.max_length)
-        logger.info("%s: train %d, dev %d, test %d examples (balanced); model %s on %s",
-                    run_name, len(tasks["train"]), len(tasks["dev"]), len(tasks["test"]), args.model, device)
-
-        result = training.train_prompt(model, tasks["train"], tasks["dev"], epochs=args.epochs, lr=args.lr,
-                                       batch_size=args.train_batch_size, eval_batch_size=args.eval_batch_size,
-                                       device=device, seed=seed, weight_decay=weight_decay,
-                                       optimizer="adamw_legacy" if paper else "adamw")
-        final_state = result.final_state
-        model.load_trainable_state(result.best_state["prompt"], _head(result.best_state))
-        test_acc = training.accuracy(model, tasks["test"], args.eval_batch_size, device)
-        logger.info("%s: best dev acc %.4f (epoch %d), test acc %.4f", run_name, result.best_acc,
-                    result.best_epoch + 1, test_acc)
-        record = {
-            "best_prompt": result.best_state["prompt"], "best_acc": result.best_acc, "epoch": result.best_epoch,
-            "final_prompt": final_state["prompt"], "final_acc": result.final_acc, "test_acc": test_acc,
-            "config": config.to_dict(), "history": result.history,
-            "sizes": {split: len(task) for split, task in tasks.items()},
-        }
-        if head == "linear":
-            record["best_head"] = _head(result.best_state)
-            record["final_head"] = _head(final_state)
-        save_checkpoint(ckpt_path, record, exclusive=not args.overwrite)
+        trained = train_prompt(backbone, tokenizer, data, sentiment, seed, head=head, model_name=args.model,
+                               prompt_len=args.prompt_len, epochs=args.epochs, lr=args.lr,
+                               weight_decay=args.weight_decay, train_batch_size=args.train_batch_size,
+                               eval_batch_size=args.eval_batch_size, max_length=args.max_length,
+                               max_train_samples=args.max_train_samples, max_eval_samples=args.max_eval_samples,
+                               protocol=args.protocol, negative_sampling=args.negative_sampling,
+                               prompt_init=args.prompt_init, verbalizer=args.verbalizer, device=device, progress=True)
+        logger.info("%s-%d: best dev acc %.4f (epoch %d), test acc %.4f", sentiment, seed, trained.best_acc,
+                    trained.best_epoch + 1, trained.test_acc)
+        save_checkpoint(ckpt_path, trained.checkpoint(), exclusive=not args.overwrite)
         save_run_args(args.checkpoint_dir, {**vars(args), "sentiment": sentiment, "random_seed": seed},
-                      f"{run_name}_train")
+                      f"{sentiment}-{seed}_train")
         logger.info("wrote %s", ckpt_path)
 
     return cli.run_jobs(jobs, train_one)
-
-
-def _head(state: dict) -> dict:
-    return {k: v for k, v in state.items() if k.startswith("head.")}
 
 
 if __name__ == "__main__":
