@@ -27,4 +27,6 @@ EXTRA=()
 [[ -n ${EXTRA_ARGS:-} ]] && read -r -a EXTRA <<<"$EXTRA_ARGS"  # split on spaces, never globbed
 args+=(${EXTRA[@]+"${EXTRA[@]}"})
 
-run_grid "$RESULT_PATH/{e}-{s}.json" "$PYTHON" eval_mask_neuron.py "${args[@]}"
+# Every job goes to Python, which skips up-to-date results before loading the model and redoes those
+# whose masks, checkpoint or settings changed (a file that merely exists may be stale).
+run_grid - "$PYTHON" eval_mask_neuron.py "${args[@]}"

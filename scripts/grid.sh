@@ -5,7 +5,7 @@
 # Usage (after setting EMOTIONS, SEEDS, SHARD, NUM_SHARDS, DRY_RUN):
 #   run_grid DONE_TEMPLATE COMMAND...
 # DONE_TEMPLATE is a path with {e} and {s} for the emotion and seed; a job whose file exists is
-# skipped. COMMAND gets `--jobs EMOTION-SEED ...` appended. Jobs are numbered in grid order and job i
+# skipped. "-" skips nothing here: the command decides (eval: results whose inputs changed are redone). COMMAND gets `--jobs EMOTION-SEED ...` appended. Jobs are numbered in grid order and job i
 # belongs to shard i % NUM_SHARDS, so the shards split the grid disjointly.
 
 PAPER_EMOTIONS="admiration amusement anger annoyance approval caring confusion curiosity desire disappointment disapproval disgust embarrassment excitement fear gratitude grief joy love nervousness optimism pride realization relief remorse sadness surprise"
@@ -57,7 +57,7 @@ run_grid() {
       if (( i % NUM_SHARDS == SHARD )); then
         local done_path=${template//\{e\}/$e}
         done_path=${done_path//\{s\}/$s}
-        if [[ -e $done_path ]]; then
+        if [[ $template != - && -e $done_path ]]; then
           echo "skip $e-$s ($done_path exists)"
           skipped=$((skipped + 1))
         else
