@@ -154,3 +154,33 @@ def test_per_batch_mean_is_the_original_evaluation():
     assert mean_accuracy(correct) == pytest.approx(0.6)
     assert mean_accuracy(correct, per_batch=2) == pytest.approx((1 + 0.5 + 0) / 3)
     assert mean_accuracy(correct, per_batch=100) == pytest.approx(0.6)
+
+
+def test_paper_protocol_through_the_stage_commands(tiny_roberta, small_goemotions, tmp_path):
+    """train -> activations -> masked evaluation under --protocol paper with the original's sampler and means."""
+    import json
+
+    from model_emotion.commands import activations, eval as evaluate, train
+    from model_emotion.masks import save_masks
+
+    common = ["--model", str(tiny_roberta), "--data_dir", str(small_goemotions), "--device", "cpu"]
+    ckpt = tmp_path / "ckpt"
+    assert train.main(["--sentiment", "joy", "--random_seed", "1", *common, "--checkpoint_dir", str(ckpt),
+                       "--log_dir", str(tmp_path / "log"), "--epochs", "1", "--prompt_len", "3", "--max_length", "40",
+                       "--max_train_samples", "16", "--max_eval_samples", "12", "--protocol", "paper",
+                       "--negative_sampling", "paper"]) == 0
+    record = torch.load(ckpt / "joy-1.pt", weights_only=True)
+    assert record["config"]["protocol"] == "paper" and record["config"]["prompt_init"] == "mask"
+    assert activations.main(["--model", str(tiny_roberta), "--checkpoint_dir", str(ckpt), "--output_dir",
+                             str(tmp_path / "acts"), "--device", "cpu"]) == 0
+    provenance = json.loads((tmp_path / "acts" / "provenance.json").read_text())
+    assert provenance["joy-1.csv"]["protocol"] == "paper"  # the checkpoint's protocol by default
+    masks = tmp_path / "m.pkl"
+    save_masks(masks, {"valence_top8": torch.ones(2, 64, dtype=torch.int8)})
+    argv = ["--sentiment", "joy", "--random_seed", "1", "--maskPath", str(masks), "--resultPath", str(tmp_path / "eval"),
+            *common, "--checkpoint_dir", str(ckpt), "--max_eval_samples", "12", "--accuracy_mean", "per_batch",
+            "--eval_batch_size", "5", "--protocol", "paper"]
+    assert evaluate.main(argv) == 0
+    result = json.loads((tmp_path / "eval" / "joy-1.json").read_text())
+    assert result["valence_top8"] == result["unmasked"]  # an all-ones mask changes nothing
+    assert result["provenance"]["resolved"] == {"protocol": "paper", "negative_sampling": "paper"}

@@ -148,7 +148,8 @@ def human_side(data, results: list, args, out: Path, both: bool) -> tuple[list[P
             positive = int((valid["spearman_rho"] > 0).sum())
             significant = int((valid["p_value"] < 0.05).sum())
             verdict = ("supports the paper's claim at every k" if len(valid) and significant == len(valid) else
-                       "supports the paper's claim at some k only" if significant else
+                       f"supports the paper's claim at {significant} of {len(valid)} k only (p-values not corrected "
+                       f"for testing several k)" if significant else
                        "does not support the paper's claim (no k with one-sided p < 0.05)")
             text += [f"## Human side: importance vs masking drop ({title})\n",
                      f"Spearman's rho across attributes between importance and drop beyond random (mean random-mask "
