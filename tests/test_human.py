@@ -12,7 +12,7 @@ from conftest import one_line_error, run_script
 from model_emotion import human as hm
 from model_emotion.attributes import build_rdms, load_ratings, pair_index
 from model_emotion.errors import ToolkitError
-from test_report import ATTRS, EMOS, make_results
+from test_report import EMOS, make_results
 
 
 @pytest.fixture(scope="module")

@@ -54,8 +54,6 @@ DEFAULT_MODEL_LAYERS, DEFAULT_MODEL_D_FFN = 12, 3072
 
 
 def layers_from_summary(rank_csv: Path) -> int | None:
-    import pandas as pd
-
     summary = Path(f"{rank_csv.with_suffix('')}_summary.csv")
     if not summary.exists():
         return None
