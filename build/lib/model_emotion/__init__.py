@@ -1,0 +1,40 @@
+"""Model Emotion: find where a language model keeps human emotion knowledge.
+
+A reproduction toolkit for Li, Su et al., "Human Emotion Knowledge Representation Emerges in
+Large Language Models and Supports Discrete Emotion Inference" (arXiv 2302.09582). Each module
+holds one concept; the stage commands (``model_emotion.commands``, the ``model-emotion`` command
+and the repository's top-level scripts) and the Python API below are thin layers over them.
+
+The API, one call per stage on in-memory objects (see ``model_emotion.api``)::
+
+    load_goemotions, load_backbone, load_ratings      inputs
+    train_prompt        -> TrainedPrompt              step 1
+    collect_activations -> ActivationSet              step 2
+    run_searchlight     -> Searchlight                step 3
+    make_masks          -> {name: tensor}             step 4
+    evaluate_masks      -> {name: accuracy}           step 5
+    report_tables       -> {name: DataFrame}          step 6 (figures: model_emotion.plots)
+
+Importing the package loads no model and sets no matplotlib backend.
+"""
+
+__version__ = "0.2.0"
+
+_API = {
+    "train_prompt": "api", "TrainedPrompt": "api", "collect_activations": "api", "run_searchlight": "api",
+    "Searchlight": "api", "make_masks": "api", "evaluate_masks": "api", "report_tables": "api",
+    "load_goemotions": "data", "load_backbone": "prompt_model", "load_ratings": "attributes",
+    "load_activations": "activations", "load_masks": "masks", "save_masks": "masks", "load_checkpoint": "checkpoint",
+    "prompt_model_from_checkpoint": "checkpoint", "ActivationSet": "activations", "ToolkitError": "errors",
+}
+
+__all__ = sorted(_API)
+
+
+def __getattr__(name: str):
+    """Import lazily, so that ``import model_emotion`` stays fast and loads no torch until needed."""
+    if name in _API:
+        import importlib
+
+        return getattr(importlib.import_module(f"{__name__}.{_API[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,215 @@
+"""The Python API: one call per stage on in-memory objects, for notebooks and scripts.
+
+Each call returns data that the next one accepts; nothing is read or written unless you say so
+(file I/O stays in the stage commands, ``model_emotion.commands``, and in ``save_*``/``load_*``)::
+
+    import model_emotion as me
+
+    data = me.load_goemotions("../shared/data/goemotions")
+    backbone, tokenizer, head = me.load_backbone("sentence-transformers/all-MiniLM-L6-v2")
+    prompts = {(e, 1): me.train_prompt(backbone, tokenizer, data, e, seed=1, epochs=2, max_train_samples=400)
+               for e in ["anger", "joy", "sadness", "fear"]}
+    acts = me.collect_activations(prompts)                       # ActivationSet [emotions, seeds, neurons]
+    rsa = me.run_searchlight(acts, me.load_ratings("../shared/data/emotion_attributes"))
+    masks = me.make_masks(rsa, percent=[4, 8])                   # {name: tensor [layers, d_ffn]}
+    accuracy = me.evaluate_masks(prompts[("joy", 1)], data, masks, max_eval_samples=64)
+    tables = me.report_tables(acts, rsa, {("joy", 1): accuracy}, prompts)
+
+The figures of ``model_emotion.plots`` take these tables and return matplotlib figures.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+
+from .activations import ActivationSet, prompt_activations
+from .attributes import AttributeRDMs, Ratings, build_rdms
+from .batching import encode
+from .data import GoEmotions, binary_task
+from .errors import ToolkitError
+from .masked_eval import check_mask_shapes
+from .masked_eval import evaluate_masks as _evaluate_masks
+from .masks import generate_masks
+from .neurons import find_ffn
+from .prompt_model import PromptConfig, SoftPromptModel, has_mlm_head
+from .results import Results, masking_from_records, summary_table
+from .rsa import RSAResult, searchlight, summarize
+from .training import accuracy, set_seed
+from .training import train_prompt as _train_loop
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainedPrompt:
+    """A trained soft prompt: the model (backbone shared, prompt at its best dev epoch) and its numbers."""
+
+    model: SoftPromptModel
+    emotion: str
+    seed: int
+    best_acc: float
+    best_epoch: int
+    test_acc: float
+    history: list
+    final_state: dict
+    sizes: dict  # examples per split
+
+    def checkpoint(self) -> dict:
+        """The checkpoint dict that ``train.py`` writes (``torch.save`` it, or ``save_checkpoint``)."""
+        state = self.model.trainable_state()
+        record = {"best_prompt": state["prompt"], "best_acc": self.best_acc, "epoch": self.best_epoch,
+                  "final_prompt": self.final_state["prompt"], "final_acc": self.history[-1]["dev_acc"],
+                  "test_acc": self.test_acc, "config": self.model.config.to_dict(), "history": self.history,
+                  "sizes": self.sizes}
+        if self.model.head is not None:
+            record["best_head"] = {k: v for k, v in state.items() if k.startswith("head.")}
+            record["final_head"] = {k: v for k, v in self.final_state.items() if k.startswith("head.")}
+        return record
+
+
+def _device(device) -> torch.device:
+    if device is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def train_prompt(backbone, tokenizer, data: GoEmotions, emotion: str, seed: int = 1, *, head: str | None = None,
+                 model_name: str | None = None,
+                 prompt_len: int = 100, epochs: int = 50, lr: float = 2e-3, weight_decay: float | None = None,
+                 train_batch_size: int = 8, eval_batch_size: int = 32, max_length: int = 256,
+                 max_train_samples: int | None = None, max_eval_samples: int | None = None,
+                 protocol: str = "toolkit", negative_sampling: str = "exclusive", prompt_init: str | None = None,
+                 verbalizer=("negative", "positive"), device=None, progress: bool = False) -> TrainedPrompt:
+    """Step 1 for one (emotion, seed), in memory; ``train.py`` runs exactly this (same defaults)."""
+    paper = protocol == "paper"
+    if negative_sampling == "paper" and not paper:
+        raise ToolkitError("negative_sampling='paper' reproduces a bug of the original code; it needs protocol='paper'")
+    device = _device(device)
+    head = head or ("mlm" if has_mlm_head(backbone) else "linear")
+    set_seed(seed)
+    config = PromptConfig(model=model_name or getattr(backbone.config, "_name_or_path", "model"), prompt_len=prompt_len, head=head,
+                          verbalizer=tuple(verbalizer), prompt_init=prompt_init or ("mask" if paper else "vocab"),
+                          max_length=max_length, seed=seed, sentiment=emotion, protocol=protocol,
+                          extra={"negative_sampling": negative_sampling})
+    model = SoftPromptModel(backbone, tokenizer, config).to(device)
+    tasks = {}
+    for split, cap in (("train", max_train_samples), ("dev", max_eval_samples), ("test", max_eval_samples)):
+        task = binary_task(data.split(split), emotion, seed, split, cap, negative_sampling)
+        tasks[split] = encode(tokenizer, task.texts, task.labels, max_length)
+    logger.info("%s-%d: train %d, dev %d, test %d examples; model %s on %s", emotion, seed, len(tasks["train"]),
+                len(tasks["dev"]), len(tasks["test"]), config.model, device)
+    result = _train_loop(model, tasks["train"], tasks["dev"], epochs=epochs, lr=lr, batch_size=train_batch_size,
+                         eval_batch_size=eval_batch_size, device=device, seed=seed,
+                         weight_decay=weight_decay if weight_decay is not None else (0.01 if paper else 1e-5),
+                         optimizer="adamw_legacy" if paper else "adamw", progress=progress)
+    model.load_trainable_state(result.best_state["prompt"],
+                               {k: v for k, v in result.best_state.items() if k.startswith("head.")})
+    test_acc = accuracy(model, tasks["test"], eval_batch_size, device)
+    return TrainedPrompt(model, emotion, seed, result.best_acc, result.best_epoch, test_acc, result.history,
+                         result.final_state, {split: len(task) for split, task in tasks.items()})
+
+
+def _prompt_model(prompt) -> SoftPromptModel:
+    return prompt.model if isinstance(prompt, TrainedPrompt) else prompt
+
+
+def collect_activations(prompts: dict, mode: str = "before_relu") -> ActivationSet:
+    """Step 2: every FFN neuron at the slot, the prompt alone, for a full {(emotion, seed): prompt} grid.
+
+    ``prompts`` values are ``TrainedPrompt`` or ``SoftPromptModel`` (e.g. from a checkpoint).
+    """
+    if not prompts:
+        raise ToolkitError("no prompts given")
+    emotions = sorted({e for e, _ in prompts})
+    seeds = sorted({s for _, s in prompts})
+    missing = [f"{e}-{s}" for e in emotions for s in seeds if (e, s) not in prompts]
+    if missing:
+        raise ToolkitError(f"incomplete emotion x seed grid: missing {', '.join(missing[:10])}")
+    first = _prompt_model(next(iter(prompts.values())))
+    ffn = find_ffn(first)
+    acts = np.stack([np.stack([prompt_activations(_prompt_model(prompts[(e, s)]), mode) for s in seeds])
+                     for e in emotions]).astype(np.float32)  # [emotions, seeds, neurons]
+    return ActivationSet(acts, emotions, seeds, ffn.num_layers, ffn.d_ffn)
+
+
+@dataclass
+class Searchlight:
+    """Step 3's result: tau, p, q and rank per neuron and attribute, the summary, and the RDMs used."""
+
+    result: RSAResult
+    summary: pd.DataFrame
+    rdms: AttributeRDMs
+    num_layers: int
+    alpha: float
+
+    def table(self, which: str) -> pd.DataFrame:
+        return self.result.table(which)
+
+
+def run_searchlight(activations: ActivationSet, ratings: Ratings, *, mode: str = "14Properties",
+                    method: str = "kendall_tau_b", fdr: str = "bh", alternative: str = "greater", alpha: float = 0.01,
+                    num_layers: int | None = None, device=None) -> Searchlight:
+    """Step 3: the per-neuron RSA against the attribute RDMs of ``ratings`` (``load_ratings``)."""
+    rdms = build_rdms(ratings, activations.emotions, mode)
+    keep = [activations.emotions.index(e) for e in rdms.emotions]
+    result = searchlight(activations.activations[keep], rdms.rdms, rdms.names, method, fdr, alternative, device)
+    layers = num_layers or activations.layers
+    if not layers:
+        raise ToolkitError("the activations do not say how many layers the model has; pass num_layers")
+    return Searchlight(result, summarize(result, layers, alpha), rdms, layers, alpha)
+
+
+def make_masks(rsa: Searchlight, *, thresholds=None, percent=None, mask_method: str = "BINARY_MASK",
+               num_random: int = 3, random_method: str = "layer_matched", seed: int = 0,
+               attributes=None) -> dict[str, torch.Tensor]:
+    """Step 4: top-k masks per attribute and their random baselines, from a searchlight's ranks."""
+    ranks = rsa.table("rank")
+    if (thresholds is None) == (percent is None):
+        raise ToolkitError("give either thresholds (numbers of neurons) or percent (shares of all neurons)")
+    ks = list(thresholds) if thresholds is not None else [max(1, round(len(ranks) * p / 100)) for p in percent]
+    return generate_masks(ranks, list(attributes or ranks.columns), ks, rsa.num_layers, mask_method, num_random,
+                          random_method, seed)
+
+
+def evaluate_masks(prompt, data: GoEmotions, masks: dict[str, torch.Tensor], *, split: str = "dev",
+                   max_eval_samples: int | None = None, eval_batch_size: int = 64, device=None,
+                   progress: bool = False) -> dict[str, float]:
+    """Step 5: accuracy of one prompt with each mask applied, plus ``unmasked``, on its balanced split."""
+    model = _prompt_model(prompt)
+    device = _device(device)
+    model.to(device)
+    check_mask_shapes(model, masks)
+    config = model.config
+    task = binary_task(data.split(split), config.sentiment, config.seed, split, max_eval_samples,
+                       config.extra.get("negative_sampling", "exclusive"))
+    encoded = encode(model.tokenizer, task.texts, task.labels, config.max_length)
+    out = {"unmasked": accuracy(model, encoded, eval_batch_size, device)}
+    out.update(_evaluate_masks(model, encoded, masks, eval_batch_size, device, progress=progress))
+    return out
+
+
+def report_tables(activations: ActivationSet | None = None, rsa: Searchlight | None = None,
+                  masked: dict | None = None, prompts: dict | None = None, k: int | None = None) -> dict[str, pd.DataFrame]:
+    """Step 6's tables from in-memory results: ``summary`` (per attribute), ``masking`` (long), ``accuracy``."""
+    res = Results(alpha=rsa.alpha if rsa else 0.01)
+    if prompts:
+        res.accuracy = pd.DataFrame([{"emotion": e, "seed": s, "accuracy": p.best_acc}
+                                     for (e, s), p in sorted(prompts.items()) if isinstance(p, TrainedPrompt)])
+    if rsa is not None:
+        res.tau, res.q, res.rank = rsa.table("tau"), rsa.table("q"), rsa.table("rank")
+        res.summary, res.num_layers = rsa.summary, rsa.num_layers
+    if masked:
+        res.masking = masking_from_records([{"sentiment": e, "seed": s, **values} for (e, s), values in masked.items()])
+    res.activations = activations
+    summary, _ = summary_table(res, k)
+    tables = {"summary": summary}
+    if res.masking is not None:
+        tables["masking"] = res.masking
+    if res.accuracy is not None:
+        tables["accuracy"] = res.accuracy
+    return tables

@@ -1,0 +1,100 @@
+"""Prompt checkpoints: ``{sentiment}-{seed}.pt`` dicts that ``torch.load(weights_only=True)`` reads.
+
+Keys: ``best_prompt`` [P, hidden], ``best_acc``, ``epoch``, ``final_prompt``, ``final_acc``,
+``config`` (a PromptConfig dict), ``test_acc``, ``history``, and ``best_head`` / ``final_head``
+when a linear head is used. Checkpoints written by the original code (only the first five keys,
+no config) load too: their config is completed from the caller's model name, an MLM head, a
+``<mask>`` init and the ``paper`` protocol, under which they give the original code's activations
+(and, with its sampler and per-batch means, its masked accuracies).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import torch
+
+from .errors import ToolkitError
+from .io import atomic_path
+from .prompt_model import PromptConfig, SoftPromptModel, backbone_signature
+
+logger = logging.getLogger(__name__)
+
+STATES = ("best", "final")
+
+
+def checkpoint_path(checkpoint_dir: str | Path, sentiment: str, seed: int) -> Path:
+    return Path(checkpoint_dir) / f"{sentiment}-{seed}.pt"
+
+
+def save_checkpoint(path: str | Path, record: dict, exclusive: bool = False) -> None:
+    """Write a checkpoint atomically; ``exclusive`` refuses to replace one (also one written meanwhile)."""
+    try:
+        with atomic_path(path, exclusive=exclusive) as tmp:
+            torch.save(record, tmp)
+    except FileExistsError:
+        raise ToolkitError(f"checkpoint {path} was written by another run meanwhile; this run's result is "
+                           f"discarded (pass --overwrite to replace it)") from None
+
+
+def _as_float(value) -> float:
+    return float(value.item() if isinstance(value, torch.Tensor) else value)
+
+
+def load_checkpoint(path: str | Path, model_name: str | None = None) -> dict:
+    """Read a checkpoint and return it with a complete ``config`` dict and plain-float accuracies."""
+    path = Path(path)
+    if not path.exists():
+        raise ToolkitError(f"checkpoint not found: {path} (train it first with train.py, or set --checkpoint_dir)")
+    try:
+        record = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any unreadable file is the same user error
+        raise ToolkitError(f"{path} is not a readable prompt checkpoint ({type(exc).__name__})") from None
+    if not isinstance(record, dict) or "best_prompt" not in record:
+        raise ToolkitError(f"{path} is not a prompt checkpoint (no 'best_prompt' key)")
+    prompt = record["best_prompt"]
+    if not isinstance(prompt, torch.Tensor) or prompt.dim() != 2:
+        raise ToolkitError(f"{path}: best_prompt must be a [prompt_len, hidden] tensor")
+    config = dict(record.get("config") or {})
+    if not config:  # written by the original code
+        stem_sentiment, _, stem_seed = path.stem.rpartition("-")
+        config = {"model": model_name or "roberta-base", "head": "mlm", "prompt_init": "mask",
+                  "sentiment": stem_sentiment or None, "seed": int(stem_seed) if stem_seed.isdigit() else 1,
+                  "protocol": "paper", "extra": {"original_code": True}}
+    config["prompt_len"] = int(prompt.shape[0])
+    record["config"] = config
+    for key in ("best_acc", "final_acc", "test_acc"):
+        if key in record and record[key] is not None:
+            record[key] = _as_float(record[key])
+    record.setdefault("final_prompt", prompt)
+    record.setdefault("final_acc", record.get("best_acc"))
+    return record
+
+
+def prompt_model_from_checkpoint(record: dict, backbone, tokenizer, state: str = "best",
+                                 path: str | Path = "checkpoint", protocol: str | None = None) -> SoftPromptModel:
+    """Build a SoftPromptModel over an already loaded backbone with the checkpoint's prompt.
+
+    ``protocol`` overrides the protocol the checkpoint was trained with (None keeps it; checkpoints
+    of the original code count as ``paper``).
+    """
+    if state not in STATES:
+        raise ToolkitError(f"--state {state!r} unknown; choose one of {', '.join(STATES)}")
+    config = PromptConfig.from_dict(record["config"])
+    if protocol is not None and protocol != config.protocol:
+        logger.warning("%s: trained under the %s protocol, read under --protocol %s", path, config.protocol, protocol)
+        config.protocol = protocol
+    trained_on = config.extra.get("backbone")
+    here = backbone_signature(backbone)
+    if trained_on and trained_on != here:
+        diff = ", ".join(f"{k} {trained_on.get(k)} vs {here[k]}" for k in here if trained_on.get(k) != here[k])
+        raise ToolkitError(f"{path}: prompt trained on another model ({config.model}; {diff}); pass that model with --model")
+    hidden = backbone.get_input_embeddings().embedding_dim
+    prompt = record[f"{state}_prompt"]
+    if prompt.shape[1] != hidden:
+        raise ToolkitError(f"{path}: prompt hidden size {prompt.shape[1]} does not match the model's {hidden} "
+                           f"(checkpoint trained on {config.model}?)")
+    model = SoftPromptModel(backbone, tokenizer, config)
+    model.load_trainable_state(prompt, record.get(f"{state}_head"))
+    return model

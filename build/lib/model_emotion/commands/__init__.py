@@ -1,0 +1,45 @@
+"""The six stages as commands: ``model-emotion train | activations | rsa | masks | eval | report``.
+
+Each module has ``parse_args(argv=None)`` and ``main(argv=None)``; the top-level scripts of the
+repository (``train.py``, ``get_active_neuron.py``, ...) are shims over the same functions, so the
+original command lines and the installed command take the same flags.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from typing import Sequence
+
+# subcommand -> (module, the repository script of the original command line)
+COMMANDS = {
+    "train": ("train", "train.py"),
+    "activations": ("activations", "get_active_neuron.py"),
+    "rsa": ("rsa", "rsa_searchlight.py"),
+    "masks": ("masks", "gen_mask.py"),
+    "eval": ("eval", "eval_mask_neuron.py"),
+    "report": ("report", "report.py"),
+}
+
+USAGE = "usage: model-emotion {" + ",".join(COMMANDS) + "} [flags]   (model-emotion COMMAND --help for its flags)"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from .. import cli
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help"):
+        print(__doc__.splitlines()[0] + "\n" + USAGE + "\n" + "\n".join(
+            f"  {name:<12} the stage of {script}" for name, (_, script) in COMMANDS.items()))
+        return 0 if argv else 2
+    name, rest = argv[0], argv[1:]
+    if name not in COMMANDS:
+        print(f"model-emotion: error: unknown command {name!r}; choose one of {', '.join(COMMANDS)}", file=sys.stderr)
+        return 2
+    module = importlib.import_module(f"{__name__}.{COMMANDS[name][0]}")
+    sys.argv[0] = f"model-emotion {name}"  # the prog name in messages
+    return cli.run(module.main, rest)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,251 @@
+"""Step 6: the report: the paper's figures and a summary table, from a results folder or from the
+paper's released data.
+
+    python report.py --results_dir runs/demo --output_dir runs/demo/report
+    python report.py --paper_dir ../shared/data/paper_roberta --output_dir report_paper
+
+Figures (PNG; add ``--formats png pdf`` for PDF): prompt accuracy per emotion; neuron selectivity
+(tau heat map of significant neurons over layers x units, and counts per layer); accuracy after
+masking vs k (top-k vs random, 95% CIs); the emotion x attribute drop beyond random at one k; a
+neuron's RDM beside an attribute's RDM. Tables: ``summary.csv`` / ``summary.md`` and, with both
+``--results_dir`` and ``--paper_dir``, ``comparison_*.csv`` / ``comparison.md`` side by side.
+``report.html``: everything on one self-contained page (figures embedded, tables, configuration).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from model_emotion import cli
+from model_emotion.errors import ToolkitError
+
+logger = logging.getLogger(__name__)
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = cli.Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--results_dir", type=Path, default=None, help="folder holding the outputs of steps 1-5")
+    parser.add_argument("--paper_dir", type=Path, default=None,
+                        help="the paper's released RoBERTa results (e.g. ../shared/data/paper_roberta)")
+    parser.add_argument("--output_dir", type=Path, default=Path("report"), help="where figures and tables go (default %(default)s)")
+    parser.add_argument("--rank_csv", type=Path, default=None, help="rank table to use (default: the first found)")
+    parser.add_argument("--attributes", type=str, default=cli.env_default("ME_ATTRIBUTES", None),
+                        help="human ratings folder, for the RDM figure and the paper's RSA (default: env ME_ATTRIBUTES, "
+                             "beside --paper_dir, or the cached download)")
+    parser.add_argument("--k", type=cli.positive_int, default=None, help="k of the drop matrix and the summary (default: the middle k)")
+    parser.add_argument("--attribute", type=str, default="valence", help="attribute of the RDM figure (default %(default)s)")
+    parser.add_argument("--neuron", type=cli.nonneg_int, default=None, help="neuron of the RDM figure (default: best ranked for --attribute)")
+    parser.add_argument("--fdr", type=str, default="paper", choices=["bh", "paper"],
+                        help="FDR of the RSA recomputed in --paper_dir mode (default: the paper's own)")
+    parser.add_argument("--alpha", type=cli.probability, default=0.01, help="q threshold of significance (default %(default)s)")
+    parser.add_argument("--formats", type=str, nargs="+", default=["png"], choices=["png", "pdf", "svg"],
+                        help="figure formats (default png)")
+    parser.add_argument("--human_dir", type=Path, default=cli.env_default("ME_HUMAN_DIR", None),
+                        help="the paper's human data (similarity_judgments.csv, ..._by_participant.csv, "
+                             "rater_agreement.csv; e.g. ../shared/data/human_judgments): attribute importance, "
+                             "importance vs masking drop, rater agreement vs accuracy, model-level RSA")
+    parser.add_argument("--n_boot", type=cli.nonneg_int, default=1000,
+                        help="bootstrap draws over participants for the importance CIs (default %(default)s)")
+    parser.add_argument("--seed", type=cli.seed_int, default=0, help="seed of the bootstrap (default %(default)s)")
+    return parser.parse_args(argv)
+
+
+def draw(res, out: Path, args, label: str, reference=None) -> list[Path]:
+    """Every figure the results allow; logs what cannot be drawn and why."""
+    import numpy as np
+
+    from model_emotion import plots
+    from model_emotion.attributes import build_rdms, load_ratings
+    from model_emotion.download import resolve_attributes
+    from model_emotion.plots import save
+    from model_emotion.rsa import neuron_rdms
+
+    formats = tuple(args.formats)
+    written: list[Path] = []
+    if res.accuracy is not None:
+        written += save(plots.accuracy_bars(res.accuracy, reference), out / f"{label}accuracy_per_emotion", formats)
+    if res.tau is not None and res.q is not None and res.num_layers:
+        written += save(plots.selectivity_heatmap(res.tau, res.q, res.num_layers, res.alpha), out / f"{label}selectivity_tau", formats)
+    if res.summary is not None:
+        written += save(plots.selectivity_counts(res.summary), out / f"{label}selectivity_by_layer", formats)
+    total = res.tau.shape[0] if res.tau is not None else (res.activations.activations.shape[2] if res.activations else None)
+    if res.masking is not None:
+        written += save(plots.masking_curves(res.masking, total), out / f"{label}masking_accuracy_vs_k", formats)
+        ks = sorted(res.masking["k"].unique())
+        k = args.k if args.k in ks else ks[len(ks) // 2]
+        written += save(plots.drop_matrix(res.masking, k), out / f"{label}drop_beyond_random_k{k}", formats)
+    if res.activations is not None:
+        try:
+            ratings = load_ratings(resolve_attributes(args.attributes or res.ratings_dir))
+        except ToolkitError as exc:
+            logger.warning("no RDM figure: %s", exc)
+        else:
+            rdms = build_rdms(ratings, res.activations.emotions)
+            if args.attribute not in rdms.names:
+                raise ToolkitError(f"--attribute {args.attribute!r} unknown; choose one of {', '.join(rdms.names)}")
+            a = rdms.names.index(args.attribute)
+            neuron = args.neuron
+            tau = None
+            if neuron is None and res.rank is not None and args.attribute in res.rank.columns:
+                neuron = int(np.nanargmin(res.rank[args.attribute].to_numpy()))
+            neuron = 0 if neuron is None else neuron
+            n_total = res.activations.activations.shape[2]
+            if not 0 <= neuron < n_total:
+                raise ToolkitError(f"--neuron {neuron} outside 0..{n_total - 1}")
+            if res.tau is not None and args.attribute in res.tau.columns:
+                tau = float(res.tau[args.attribute].iloc[neuron])
+            keep = [res.activations.emotions.index(e) for e in rdms.emotions]
+            rdm = neuron_rdms(res.activations.activations[keep][:, :, [neuron]])[0]
+            written += save(plots.rdm_pair(rdm, rdms.rdms[a], rdms.emotions, neuron, args.attribute, tau),
+                            out / f"{label}rdm_neuron{neuron}_{args.attribute}", formats)
+    return written
+
+
+def _fmt_p(p: float) -> str:
+    return "n/a" if p != p else (f"{p:.2g}" if p < 0.001 else f"{p:.3f}")
+
+
+def human_side(data, results: list, args, out: Path, both: bool) -> tuple[list[Path], list[str]]:
+    """The paper's human-side analyses for each results set; returns figures and summary.md sections."""
+    from model_emotion import human as hm
+    from model_emotion import plots
+    from model_emotion.plots import save
+    from model_emotion.attributes import build_rdms, load_ratings
+    from model_emotion.download import resolve_attributes
+    from model_emotion.io import write_csv
+    from model_emotion.results import masking_effects, to_markdown
+
+    emotions = sorted(set(data.similarity["emotion_a"]) | set(data.similarity["emotion_b"]))
+    ratings_dir = args.attributes or next((r.ratings_dir for _, r in results if r.ratings_dir), None)
+    rdms = build_rdms(load_ratings(resolve_attributes(ratings_dir)), emotions)
+    formats = tuple(args.formats)
+    written: list[Path] = []
+    importance = hm.attribute_importance(data, rdms, args.n_boot, args.seed)
+    write_csv(out / "attribute_importance.csv", importance)
+    written += save(plots.attribute_importance(importance, args.alpha), out / "attribute_importance", formats)
+    ranked = importance.sort_values("tau", ascending=False)
+    n_sig = int((importance["q_value"] < args.alpha).sum())
+    text = [f"## Human side: attribute importance ({data.source})\n",
+            f"Kendall's tau-b of the human similarity RDM ({len(rdms.emotions)} emotions) with each attribute's RDM "
+            f"(one-sided, BH q; 95% bootstrap CI over participants, {args.n_boot} draws). "
+            f"{n_sig} of {len(importance)} attributes are significant at q < {args.alpha:g}. Most important: "
+            + ", ".join(f"{r.attribute} ({r.tau:.3f})" for r in ranked.head(3).itertuples())
+            + "; least: " + ", ".join(f"{r.attribute} ({r.tau:.3f})" for r in ranked.tail(3).itertuples()) + ".\n",
+            to_markdown(importance)]
+    for prefix, res in results:
+        title = "the paper's released data" if prefix else "this run"
+        label = prefix if both else ""
+        if res.masking is not None:
+            drops = hm.drop_beyond_random(masking_effects(res.masking))
+            correlations = hm.importance_vs_drop(importance, drops)
+            write_csv(out / f"{label}importance_vs_drop.csv", correlations)
+            write_csv(out / f"{label}drop_beyond_random_by_attribute.csv", drops)
+            written += save(plots.importance_vs_drop(importance, drops, correlations), out / f"{label}importance_vs_drop", formats)
+            valid = correlations.dropna(subset=["spearman_rho"])
+            positive = int((valid["spearman_rho"] > 0).sum())
+            significant = int((valid["p_value"] < 0.05).sum())
+            verdict = ("supports the paper's claim at every k" if len(valid) and significant == len(valid) else
+                       f"supports the paper's claim at {significant} of {len(valid)} k only (p-values not corrected "
+                       f"for testing several k)" if significant else
+                       "does not support the paper's claim (no k with one-sided p < 0.05)")
+            text += [f"## Human side: importance vs masking drop ({title})\n",
+                     f"Spearman's rho across attributes between importance and drop beyond random (mean random-mask "
+                     f"accuracy minus mean top-k accuracy), one-sided p: positive at {positive} of {len(valid)} k, "
+                     f"p < 0.05 at {significant}. This {verdict}.\n", to_markdown(correlations)]
+        if res.accuracy is not None and data.agreement is not None:
+            per_emotion, agreement = hm.agreement_vs_accuracy(data.agreement, res.accuracy)
+            if len(agreement):
+                write_csv(out / f"{label}agreement_vs_accuracy.csv", agreement)
+                write_csv(out / f"{label}agreement_vs_accuracy_per_emotion.csv", per_emotion)
+                written += save(plots.agreement_vs_accuracy(per_emotion, agreement), out / f"{label}agreement_vs_accuracy", formats)
+                text += [f"## Human side: rater agreement vs prompt accuracy ({title})\n",
+                         " ".join(f"{r.measure}: Pearson r = {r.pearson_r:.3f} (p = {_fmt_p(r.pearson_p)}), Spearman "
+                                  f"rho = {r.spearman_rho:.3f} over {r.n_emotions} emotions."
+                                  for r in agreement.itertuples()) + "\n", to_markdown(agreement)]
+        if res.activations is not None:
+            acts = res.activations
+            table = hm.model_rsa(acts.activations, acts.emotions, res.num_layers or acts.layers, data, rdms)
+            write_csv(out / f"{label}model_rsa.csv", table)
+            written += save(plots.model_rsa(table), out / f"{label}model_rsa", formats)
+            human_rows = table[table["target"] == "human_similarity"]
+            whole = human_rows[human_rows["scope"] == "all"].iloc[0]
+            layers = human_rows[human_rows["scope"] != "all"]
+            best = layers.loc[layers["tau"].idxmax()] if len(layers) else whole
+            text += [f"## Human side: model-level RSA ({title})\n",
+                     f"The correlation-distance RDM of the seed-averaged activation patterns (all neurons) against the "
+                     f"human similarity RDM: tau = {whole['tau']:.3f} (one-sided p = {_fmt_p(whole['p_value'])}). Most "
+                     f"human-like layer: {best['scope'] if best['scope'] == 'all' else int(best['scope']) + 1} "
+                     f"(tau = {best['tau']:.3f}, p = {_fmt_p(best['p_value'])}). Full table: {label}model_rsa.csv.\n"]
+    return written, text
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    from model_emotion.human import load_human
+    from model_emotion.io import staged_dir
+    from model_emotion.results import load_paper_results, load_results
+
+    cli.setup_logging()
+    if args.results_dir is None and args.paper_dir is None:
+        raise ToolkitError("give --results_dir (outputs of steps 1-5) and/or --paper_dir (the paper's released data)")
+    cli.check_output_dir(args.output_dir, "--output_dir")
+    paper = load_paper_results(args.paper_dir, args.attributes, args.fdr, args.alpha) if args.paper_dir else None
+    ours = load_results(args.results_dir, args.rank_csv, alpha=args.alpha) if args.results_dir else None
+    human = load_human(args.human_dir) if args.human_dir is not None else None
+    for res in (ours, paper):
+        if args.k is not None and res is not None and res.masking is not None and args.k not in set(res.masking["k"]):
+            raise ToolkitError(f"--k {args.k} is not a k of the masked evaluation; it has {sorted(set(res.masking['k']))}")
+    # Everything is written to a staging folder and moved into --output_dir at the end, so a failure
+    # half-way leaves the folder as it was.
+    with staged_dir(args.output_dir) as out:
+        return _write_report(args, out, ours, paper, human)
+
+
+def _write_report(args, out: Path, ours, paper, human) -> int:
+    from model_emotion.html_report import build_report_html
+    from model_emotion.io import read_json, save_run_args, write_csv, write_text
+    from model_emotion.results import comparison_tables, summary_table, to_markdown
+
+    written = []
+    markdown = []
+    for label, res in (("", ours), ("paper_", paper)):
+        if res is None:
+            continue
+        prefix = label if ours is not None else ""  # file names get a prefix only when both are drawn
+        if label == "" or ours is None:
+            missing = res.missing()
+            if missing:
+                logger.warning("%s: missing %s; drawing what is there", args.results_dir or args.paper_dir, "; ".join(missing))
+        reference = paper.accuracy if (label == "" and paper is not None) else None
+        written += draw(res, out, args, prefix, reference)
+        table, k = summary_table(res, args.k)
+        if not table.empty:
+            write_csv(out / f"{prefix}summary.csv", table)
+            title = "Paper (RoBERTa-base, released data)" if label else "This run"
+            markdown.append(f"## {title}: summary per attribute" + (f" (k = {k})" if k else "") + "\n\n" + to_markdown(table))
+    if ours is not None and paper is not None:
+        ours_total = ours.tau.shape[0] if ours.tau is not None else 0
+        paper_total = paper.tau.shape[0] if paper.tau is not None else 0
+        for name, table in comparison_tables(ours, paper, ours_total or 1, paper_total or 1).items():
+            write_csv(out / f"comparison_{name}.csv", table)
+            markdown.append(f"## Comparison with the paper: {name}\n\n" + to_markdown(table))
+    if human is not None:
+        human_written, human_markdown = human_side(human, [(p, r) for p, r in (("", ours), ("paper_", paper)) if r is not None],
+                                                   args, out, both=ours is not None and paper is not None)
+        written += human_written
+        markdown += human_markdown
+    if markdown:
+        write_text(out / "summary.md", "\n".join(markdown))
+    record = read_json(save_run_args(out, args, "report"), dict)
+    sources = " + ".join(str(p) for p in (args.results_dir, args.paper_dir) if p is not None)
+    write_text(out / "report.html", build_report_html(f"Model Emotion report: {sources}", "\n".join(markdown),
+                                                      written, record))
+    logger.info("report in %s: %d figures, summary.md, report.html", args.output_dir, len(written))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(cli.run(main))

@@ -1,0 +1,117 @@
+"""Step 3: per-neuron RSA searchlight against human emotion-attribute RDMs.
+
+Example (the paper's data):
+    python rsa_searchlight.py --activations ../shared/data/paper_roberta/activations.npz \
+        --attributes ../shared/data/emotion_attributes --mode 14Properties \
+        --output neuron_rank/neuron_rank_by_searchlight_RSA_14property.csv
+
+Writes the rank table (1 = best) and, beside it, the ``_tau``, ``_p_value`` and ``_q_value``
+tables and a ``_summary`` table of significant and selective neurons per attribute and layer.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from pathlib import Path
+
+from model_emotion import cli
+from model_emotion.errors import ToolkitError
+
+logger = logging.getLogger(__name__)
+
+SUFFIXES = {"tau": "_tau", "p": "_p_value", "q": "_q_value"}
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = cli.Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--activations", type=Path, default=Path("active_neuron_before_relu_csv/activations.npz"),
+                        help="activations.npz or a folder of {emotion}-{seed}.csv (default %(default)s)")
+    parser.add_argument("--attributes", type=str, default=cli.env_default("ME_ATTRIBUTES", None),
+                        help="human ratings folder (attributes.csv [+ rdms.csv, descriptions.csv]); default: env "
+                             "ME_ATTRIBUTES, else the paper's ratings downloaded once into the cache")
+    parser.add_argument("--mode", type=str, default="14Properties", choices=["14Properties", "3Spaces"],
+                        help="one RDM per attribute, or per attribute group (Euclidean over the group)")
+    parser.add_argument("--method", type=str, default="kendall_tau_b",
+                        help="kendall_tau_b (default, as R's cor.test), kendall_tau_a or spearman")
+    parser.add_argument("--fdr", type=str, default="bh",
+                        help="bh: Benjamini-Hochberg over all tests (scipy); paper: p * N / rank(p) as in the paper's R code")
+    parser.add_argument("--alternative", type=str, default="greater", choices=["greater", "two-sided", "less"],
+                        help="alternative hypothesis of the p-values (the paper: greater)")
+    parser.add_argument("--alpha", type=cli.probability, default=0.01, help="q threshold of significance (the paper: 0.01)")
+    parser.add_argument("--attribute_names", type=str, nargs="+", default=None,
+                        help="use only these attributes (or spaces in 3Spaces mode)")
+    parser.add_argument("--groups", type=str, nargs="+", default=None,
+                        help="3Spaces groups as NAME=attr1,attr2 (default: descriptions.csv)")
+    parser.add_argument("--num_layers", type=cli.positive_int, default=None,
+                        help="layers of the model, for the per-layer summary (default: from the npz)")
+    parser.add_argument("--output", type=Path, default=Path("neuron_rank/neuron_rank_by_searchlight_RSA_14property.csv"),
+                        help="rank table CSV; the other tables go beside it (default %(default)s)")
+    cli.add_device_args(parser)
+    parser.add_argument("--overwrite", action="store_true", help="replace existing tables")
+    return parser.parse_args(argv)
+
+
+def output_paths(rank_csv: Path) -> dict[str, Path]:
+    stem = rank_csv.with_suffix("")
+    paths = {"rank": rank_csv}
+    paths.update({key: Path(f"{stem}{suffix}.csv") for key, suffix in SUFFIXES.items()})
+    paths["summary"] = Path(f"{stem}_summary.csv")
+    return paths
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    from model_emotion.activations import load_activations
+    from model_emotion.attributes import build_rdms, load_ratings, parse_groups
+    from model_emotion.download import resolve_attributes
+    from model_emotion.io import file_digest, read_json, save_run_args, write_csv
+    from model_emotion.rsa import FDR_METHODS, METHODS, searchlight, summarize
+
+    cli.setup_logging()
+    if args.method not in METHODS:
+        raise ToolkitError(f"--method {args.method!r} unknown; choose one of {', '.join(METHODS)}")
+    if args.fdr not in FDR_METHODS:
+        raise ToolkitError(f"--fdr {args.fdr!r} unknown; choose one of {', '.join(FDR_METHODS)}")
+    paths = output_paths(args.output)
+    source = Path(args.activations)
+    source_sha = file_digest(source) if source.is_file() else None
+    if paths["rank"].exists() and not args.overwrite:
+        args_path = paths["rank"].parent / f"{paths['rank'].stem}_args.json"
+        recorded = read_json(args_path, dict).get("activations_sha256") if args_path.exists() else None
+        if recorded is None or recorded == source_sha:
+            logger.info("%s exists; skipping (pass --overwrite to recompute)", paths["rank"])
+            return 0
+        logger.info("%s was made from other activations than %s; recomputing", paths["rank"], source)
+    cli.check_output_dir(paths["rank"].parent, "--output's folder")  # before any work
+    data = load_activations(args.activations)
+    ratings = load_ratings(resolve_attributes(args.attributes))
+    rdms = build_rdms(ratings, data.emotions, args.mode, args.attribute_names, parse_groups(args.groups))
+    keep = [data.emotions.index(e) for e in rdms.emotions]
+    num_layers = args.num_layers or data.layers
+    if num_layers is None:
+        raise ToolkitError(f"{args.activations} does not say how many layers the model has; pass --num_layers")
+
+    start = time.perf_counter()
+    device = cli.resolve_device(args.device)
+    result = searchlight(data.activations[keep], rdms.rdms, rdms.names, args.method, args.fdr, args.alternative, device)
+    logger.info("searchlight: %.2f s for %d neurons x %d attributes", time.perf_counter() - start,
+                result.tau.shape[0], len(result.names))
+    summary = summarize(result, num_layers, args.alpha)
+    write_csv(paths["tau"], result.table("tau"))
+    write_csv(paths["p"], result.table("p"))
+    write_csv(paths["q"], result.table("q"))
+    write_csv(paths["summary"], summary)
+    write_csv(paths["rank"], result.table("rank"))  # last: its presence marks a finished run
+    save_run_args(paths["rank"].parent, args, paths["rank"].stem, activations_sha256=source_sha)
+    totals = summary[summary["layer"] == "all"]
+    for _, row in totals.iterrows():
+        logger.info("%-18s significant %6d  selective %6d", row["attribute"], row["n_significant"], row["n_selective"])
+    logger.info("wrote %s (+ tau, p, q, summary)", paths["rank"])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(cli.run(main))

@@ -1,0 +1,101 @@
+"""Step 1: soft-prompt tuning of a frozen model on one GoEmotions emotion (a balanced binary task).
+
+Example (the original README's flags work as written):
+    python train.py --sentiment anger --random_seed 1 --epochs 50 --train_batch_size 8 --eval_batch_size 32
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from model_emotion import cli
+from model_emotion.errors import ToolkitError
+
+logger = logging.getLogger(__name__)
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = cli.Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sentiment", type=str, default="admiration", help="emotion to learn (one of the 27 GoEmotions labels)")
+    parser.add_argument("--random_seed", type=cli.seed_int, default=1, help="seed of the negatives, the prompt init and the batch order")
+    cli.add_jobs_arg(parser)
+    cli.add_model_args(parser)
+    cli.add_data_args(parser)
+    cli.add_checkpoint_args(parser)
+    cli.add_device_args(parser)
+    parser.add_argument("--log_dir", type=Path, default=Path("log"), help="folder of {sentiment}-{seed}.log (default %(default)s)")
+    parser.add_argument("--epochs", type=cli.positive_int, default=cli.env_default("ME_EPOCHS", "50"), help="training epochs (default %(default)s)")
+    parser.add_argument("--train_batch_size", type=cli.positive_int, default=8, help="training batch size (default %(default)s)")
+    parser.add_argument("--eval_batch_size", type=cli.positive_int, default=32, help="evaluation batch size (default %(default)s)")
+    parser.add_argument("--prompt_len", type=cli.positive_int, default=100, help="number of soft-prompt vectors P (default %(default)s)")
+    parser.add_argument("--lr", type=cli.positive_float, default=2e-3, help="AdamW learning rate (default %(default)s)")
+    parser.add_argument("--weight_decay", type=cli.nonneg_float, default=None,
+                        help="AdamW weight decay (default 1e-5; 0.01 under --protocol paper, the original's value)")
+    parser.add_argument("--max_length", type=cli.positive_int, default=256, help="max text tokens, special tokens included (default %(default)s)")
+    parser.add_argument("--max_train_samples", type=cli.positive_int, default=None, help="cap on training examples, balanced (default: all)")
+    parser.add_argument("--max_eval_samples", type=cli.positive_int, default=None, help="cap on dev and test examples, balanced (default: all)")
+    parser.add_argument("--head", type=str, default="auto", choices=["auto", "mlm", "linear"],
+                        help="MLM verbalizer or linear head; auto = mlm when the model has a trained MLM head")
+    parser.add_argument("--verbalizer", type=str, nargs="+", default=["negative", "positive"],
+                        help="label words of the negative and positive class (MLM head)")
+    parser.add_argument("--prompt_init", type=str, default=None, choices=["vocab", "mask"],
+                        help="init the prompt from random vocabulary embeddings (default) or from <mask> x P "
+                             "(the paper; default under --protocol paper)")
+    cli.add_protocol_args(parser, training=True)
+    parser.add_argument("--overwrite", action="store_true", help="retrain even if the checkpoint exists")
+    return parser.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    from model_emotion.api import train_prompt
+    from model_emotion.checkpoint import checkpoint_path, save_checkpoint
+    from model_emotion.data import check_emotions, load_goemotions
+    from model_emotion.io import job_lock, save_run_args
+    from model_emotion.prompt_model import load_backbone
+
+    cli.check_protocol_flags(args)
+    jobs = cli.parse_jobs(args.jobs, args.sentiment, args.random_seed)
+    if len(jobs) == 1 and checkpoint_path(args.checkpoint_dir, *jobs[0]).exists() and not args.overwrite:
+        raise ToolkitError(f"checkpoint {checkpoint_path(args.checkpoint_dir, *jobs[0])} exists; pass --overwrite to "
+                           f"retrain (it is kept until the new one is complete)")
+    for folder, flag in ((args.checkpoint_dir, "--checkpoint_dir"), (args.log_dir, "--log_dir")):
+        cli.check_output_dir(folder, flag)  # before any work: an unusable location fails now, not after training
+    cli.setup_logging()
+    device = cli.resolve_device(args.device)
+    data = load_goemotions(args.data_dir)
+    check_emotions(sorted({e for e, _ in jobs}), data.emotions)
+    backbone, tokenizer, head = load_backbone(args.model, args.head)  # once for all jobs
+
+    def train_one(sentiment: str, seed: int) -> None:
+        ckpt_path = checkpoint_path(args.checkpoint_dir, sentiment, seed)
+        # One run per checkpoint at a time (cluster jobs may overlap); the log is written only by it.
+        with job_lock(ckpt_path):
+            if ckpt_path.exists() and not args.overwrite:
+                raise ToolkitError(f"checkpoint {ckpt_path} exists; pass --overwrite to retrain")
+            with cli.job_log(args.log_dir / f"{sentiment}-{seed}.log"):
+                train_locked(sentiment, seed, ckpt_path)
+
+    def train_locked(sentiment: str, seed: int, ckpt_path) -> None:
+        trained = train_prompt(backbone, tokenizer, data, sentiment, seed, head=head, model_name=args.model,
+                               prompt_len=args.prompt_len, epochs=args.epochs, lr=args.lr,
+                               weight_decay=args.weight_decay, train_batch_size=args.train_batch_size,
+                               eval_batch_size=args.eval_batch_size, max_length=args.max_length,
+                               max_train_samples=args.max_train_samples, max_eval_samples=args.max_eval_samples,
+                               protocol=args.protocol, negative_sampling=args.negative_sampling,
+                               prompt_init=args.prompt_init, verbalizer=args.verbalizer, device=device, progress=True)
+        logger.info("%s-%d: best dev acc %.4f (epoch %d), test acc %.4f", sentiment, seed, trained.best_acc,
+                    trained.best_epoch + 1, trained.test_acc)
+        save_checkpoint(ckpt_path, trained.checkpoint(), exclusive=not args.overwrite)
+        save_run_args(args.checkpoint_dir, {**vars(args), "sentiment": sentiment, "random_seed": seed},
+                      f"{sentiment}-{seed}_train")
+        logger.info("wrote %s", ckpt_path)
+
+    return cli.run_jobs(jobs, train_one)
+
+
+if __name__ == "__main__":
+    sys.exit(cli.run(main))

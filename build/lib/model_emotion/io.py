@@ -1,0 +1,230 @@
+"""File I/O shared by every stage: atomic writes, JSON, and the run metadata beside outputs."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import platform
+import shutil
+import socket
+import sys
+import tempfile
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+from .errors import ToolkitError
+
+logger = logging.getLogger(__name__)
+
+
+TMP_SUFFIX = ".tmp"
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_stale_tmp(folder: str | os.PathLike) -> int:
+    """Remove temporary files that a killed run left in ``folder`` (their process is gone).
+
+    Temporary names carry the writer's PID (``.NAME.PID.XXXX.tmp``), so a live run's files stay.
+    """
+    removed = 0
+    folder = Path(folder)
+    if not folder.is_dir():
+        return 0
+    for item in folder.glob(f".*{TMP_SUFFIX}"):
+        parts = item.name.split(".")
+        pid = next((int(p) for p in reversed(parts[:-2]) if p.isdigit()), None)
+        if pid is not None and pid != os.getpid() and not _pid_alive(pid) and item.is_file():
+            item.unlink(missing_ok=True)
+            removed += 1
+    if removed:
+        logger.info("removed %d stale temporary file(s) of an interrupted run in %s", removed, folder)
+    return removed
+
+
+@contextmanager
+def atomic_path(path: str | os.PathLike, exclusive: bool = False) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; move it into place only if the block succeeds.
+
+    An interrupted or failing write therefore never leaves a half file at ``path`` and never
+    touches an existing file there. The file gets the user's umask (not mkstemp's 0600). A link at
+    ``path`` is replaced, never followed. ``exclusive=True`` refuses to replace an existing file,
+    also one that another process created meanwhile (``FileExistsError``).
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=TMP_SUFFIX, dir=path.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.chmod(tmp_path, 0o666 & ~_umask())
+        if exclusive:
+            os.link(tmp_path, path)  # atomic, and fails if path exists
+        else:
+            os.replace(tmp_path, path)
+    finally:
+        if tmp_path.exists():
+            tmp_path.unlink()
+
+
+@contextmanager
+def job_lock(path: str | os.PathLike) -> Iterator[None]:
+    """Hold ``path.lock`` (exclusive create) while one run writes ``path``; another run stops at once.
+
+    The lock records host and PID; a lock of a process that is gone (same host) is taken over.
+    """
+    lock = Path(f"{path}.lock")
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    me = f"{socket.gethostname()} {os.getpid()}"
+    for _ in range(2):
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666)
+        except FileExistsError:
+            try:
+                host, pid = lock.read_text().split()
+                stale = host == socket.gethostname() and not _pid_alive(int(pid))
+            except (OSError, ValueError):
+                host, pid, stale = "?", "?", False
+            if stale:
+                lock.unlink(missing_ok=True)
+                continue
+            raise ToolkitError(f"{path} is being written by another run (pid {pid} on {host}, lock {lock}); "
+                               f"wait for it, or remove the lock if that run is gone") from None
+        with os.fdopen(fd, "w") as handle:
+            handle.write(me)
+        break
+    try:
+        yield
+    finally:
+        lock.unlink(missing_ok=True)
+
+
+@contextmanager
+def staged_dir(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield an empty staging folder beside ``path``; on success move its files into ``path``.
+
+    For stages that write many files (the report): a failure part-way leaves ``path`` untouched.
+    """
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    stage = Path(tempfile.mkdtemp(prefix=".staging-", dir=path))
+    try:
+        yield stage
+        for item in sorted(stage.rglob("*")):
+            if item.is_file():
+                target = path / item.relative_to(stage)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(item, target)
+                logger.info("wrote %s", target)
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+
+
+def write_text(path: str | os.PathLike, text: str) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+
+
+def write_json(path: str | os.PathLike, obj: Any) -> None:
+    write_text(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
+
+
+def write_csv(path: str | os.PathLike, frame, **kwargs) -> None:
+    """Write a pandas DataFrame atomically (``index=False`` unless given)."""
+    kwargs.setdefault("index", False)
+    with atomic_path(path) as tmp:
+        frame.to_csv(tmp, **kwargs)
+
+
+def read_json(path: str | os.PathLike, kind: type | None = None) -> Any:
+    """Parse a JSON file; ``kind`` (e.g. dict) is the type the top level must have."""
+    path = Path(path)
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ToolkitError(f"file not found: {path}") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ToolkitError(f"{path} is not valid JSON ({str(exc).splitlines()[0]})") from None
+    except OSError as exc:
+        raise ToolkitError(f"cannot read {path} ({exc.strerror or type(exc).__name__})") from None
+    if kind is not None and not isinstance(value, kind):
+        raise ToolkitError(f"{path} holds a JSON {type(value).__name__}, expected a JSON {kind.__name__}")
+    return value
+
+
+def read_csv(path: str | os.PathLike, what: str, required: Sequence[str] = (), **kwargs):
+    """``pandas.read_csv`` for a user's file: any parse failure is one error naming the file and
+    ``what`` it should be; ``required`` columns must be present and the table must have rows."""
+    import pandas as pd
+
+    path = Path(path)
+    try:
+        frame = pd.read_csv(path, **kwargs)
+    except FileNotFoundError:
+        raise ToolkitError(f"file not found: {path} ({what})") from None
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError, OSError) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ToolkitError(f"{path} is not {what} ({reason[:200]})") from None
+    missing = [c for c in required if c not in frame.columns]
+    if missing:
+        raise ToolkitError(f"{path} is not {what}: no column {', '.join(map(repr, missing))}")
+    if frame.empty:
+        raise ToolkitError(f"{path} is not {what}: it has no rows")
+    return frame
+
+
+def file_digest(path: str | os.PathLike) -> str:
+    """SHA-256 of a file's content: what derived outputs record to tell when they went stale."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def versions() -> dict[str, str]:
+    """Versions of the interpreter and the libraries whose numbers can change results."""
+    out = {"python": sys.version.split()[0], "platform": platform.platform()}
+    for name in ("torch", "transformers", "datasets", "numpy", "scipy", "pandas", "numba"):
+        module = sys.modules.get(name)
+        if module is not None:
+            out[name] = getattr(module, "__version__", "unknown")
+    from . import __version__
+
+    out["model_emotion"] = __version__
+    return out
+
+
+def save_run_args(output_dir: str | os.PathLike, args: Any, name: str, **provenance: Any) -> Path:
+    """Write the run's arguments and library versions as ``{name}_args.json`` in ``output_dir``;
+    ``provenance`` (e.g. the digest of the input) goes in at the top level."""
+    values = vars(args) if not isinstance(args, dict) else dict(args)
+    record = {**provenance,
+        "script": name,
+        "time": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "argv": sys.argv,
+        "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in values.items()},
+        "versions": versions(),
+    }
+    path = Path(output_dir) / f"{name}_args.json"
+    write_json(path, record)
+    return path

@@ -1,0 +1,194 @@
+"""Neuron masks: the top-k neurons of an attribute's ranking, and random baselines.
+
+A mask is a tensor [layers, d_ffn] that scales the FFN neurons: binary masks hold 0 (masked) or 1
+(kept); float masks scale the masked neurons by uniform [0, 1) values (the paper's FLOAT_MASK).
+Names: ``{attribute}_top{k}`` and its random baselines ``{attribute}_top{k}_random`` (first draw),
+``{attribute}_top{k}_random_2``, ``_random_3``, ... (further draws).
+
+Random baselines draw k neurons uniformly, either from all neurons (``global``) or layer by layer
+with the top-k mask's count in every layer (``layer_matched``, the default). Masking effects depend
+strongly on the layer, so a global draw confounds "these neurons carry the attribute" with "these
+layers matter"; the layer-matched draw controls for that.
+"""
+
+from __future__ import annotations
+
+import collections
+import io
+import logging
+import pickle
+import zipfile
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from .errors import ToolkitError
+from .io import atomic_path
+
+logger = logging.getLogger(__name__)
+
+MASK_METHODS = {"BINARY_MASK": "binary", "FLOAT_MASK": "float", "1": "binary", "2": "float"}
+RANDOM_METHODS = ("global", "layer_matched")
+
+
+def mask_name(attribute: str, k: int, draw: int | None = None) -> str:
+    """``draw`` None = the top-k mask; 1 = first random draw (``_random``); n > 1 = ``_random_n``."""
+    name = f"{attribute}_top{k}"
+    if draw is None:
+        return name
+    return f"{name}_random" if draw == 1 else f"{name}_random_{draw}"
+
+
+def _rng(seed: int, *parts) -> np.random.Generator:
+    return np.random.default_rng([seed] + [zlib.crc32(str(p).encode()) for p in parts])
+
+
+def top_k(ranks: np.ndarray, k: int, attribute: str = "") -> np.ndarray:
+    """Indices of the k best-ranked neurons (rank 1 = best; unranked NaN never chosen)."""
+    rankable = np.flatnonzero(np.isfinite(ranks))
+    if k > rankable.size:
+        raise ToolkitError(f"k = {k} exceeds the {rankable.size} rankable neurons of {attribute!r}")
+    order = rankable[np.argsort(ranks[rankable], kind="stable")]
+    return np.sort(order[:k])
+
+
+def random_like(top: np.ndarray, num_layers: int, d_ffn: int, method: str, rng: np.random.Generator) -> np.ndarray:
+    """k random neuron indices: uniform over all neurons, or per layer matching ``top``'s counts."""
+    if method not in RANDOM_METHODS:
+        raise ToolkitError(f"--random_method {method!r} unknown; choose one of {', '.join(RANDOM_METHODS)}")
+    if method == "global":
+        return np.sort(rng.choice(num_layers * d_ffn, size=top.size, replace=False))
+    counts = np.bincount(top // d_ffn, minlength=num_layers)
+    picks = [layer * d_ffn + rng.choice(d_ffn, size=count, replace=False) for layer, count in enumerate(counts) if count]
+    return np.sort(np.concatenate(picks)) if picks else np.array([], dtype=np.int64)
+
+
+def build_mask(indices: np.ndarray, num_layers: int, d_ffn: int, method: str, rng: np.random.Generator) -> torch.Tensor:
+    if method == "binary":
+        flat = torch.ones(num_layers * d_ffn, dtype=torch.int8)
+        flat[torch.from_numpy(indices)] = 0
+    else:
+        flat = torch.ones(num_layers * d_ffn, dtype=torch.float32)
+        flat[torch.from_numpy(indices)] = torch.from_numpy(rng.random(indices.size).astype(np.float32))
+    return flat.reshape(num_layers, d_ffn)
+
+
+def generate_masks(ranks: pd.DataFrame, attributes: list[str], thresholds: list[int], num_layers: int,
+                   mask_method: str = "BINARY_MASK", num_random: int = 3, random_method: str = "layer_matched",
+                   seed: int = 0) -> dict[str, torch.Tensor]:
+    """All top-k masks and their random baselines, in a deterministic order."""
+    method = MASK_METHODS.get(mask_method)
+    if method is None:
+        raise ToolkitError(f"--mask_method {mask_method!r} unknown; choose one of BINARY_MASK, FLOAT_MASK")
+    missing = [a for a in attributes if a not in ranks.columns]
+    if missing:
+        raise ToolkitError(f"rank table has no column {', '.join(map(repr, missing))}; it has: {', '.join(ranks.columns)}")
+    bad = [k for k in thresholds if not isinstance(k, (int, np.integer)) or k < 1]
+    if bad:
+        raise ToolkitError(f"thresholds must be positive integers, got {bad}")
+    if num_random < 0:
+        raise ToolkitError(f"--num_random {num_random} must be 0 or more")
+    n = len(ranks)
+    if num_layers < 1 or n % num_layers:
+        raise ToolkitError(f"{n} neurons do not split into {num_layers} layers")
+    d_ffn = n // num_layers
+    masks: dict[str, torch.Tensor] = {}
+    for attribute in attributes:
+        column = pd.to_numeric(ranks[attribute], errors="coerce").to_numpy(float)
+        for k in thresholds:
+            top = top_k(column, int(k), attribute)
+            masks[mask_name(attribute, k)] = build_mask(top, num_layers, d_ffn, method, _rng(seed, attribute, k, "top"))
+            for draw in range(1, num_random + 1):
+                rng = _rng(seed, attribute, k, draw)
+                picks = random_like(top, num_layers, d_ffn, random_method, rng)
+                masks[mask_name(attribute, k, draw)] = build_mask(picks, num_layers, d_ffn, method, rng)
+    return masks
+
+
+def save_masks(path: str | Path, masks: dict[str, torch.Tensor]) -> None:
+    """Write masks with ``torch.save`` (read back with ``weights_only=True``: no code can run on load).
+
+    The ``.pkl`` name of the original command line is kept; only the content format changed.
+    """
+    with atomic_path(path) as tmp:
+        torch.save({name: mask.contiguous() for name, mask in masks.items()}, tmp)
+
+
+try:  # numpy >= 2
+    from numpy._core.multiarray import _reconstruct as _np_reconstruct
+except ImportError:  # numpy 1.x
+    from numpy.core.multiarray import _reconstruct as _np_reconstruct
+
+
+class _OriginalMasksUnpickler(pickle.Unpickler):
+    """Reads the original code's masks: ``pickle.dump`` of a dict of name -> tensor (or numpy array).
+
+    Only what such a file needs is admitted: tensor rebuilding, tensor storages (read back with
+    ``torch.load(weights_only=True)``), ``OrderedDict`` and plain numpy arrays. Any other global,
+    the way a malicious pickle runs code, is refused before it is called.
+    """
+
+    @staticmethod
+    def _storage_from_bytes(data: bytes):
+        return torch.load(io.BytesIO(data), weights_only=True)
+
+    def find_class(self, module: str, name: str):
+        allowed = {
+            ("torch._utils", "_rebuild_tensor_v2"): torch._utils._rebuild_tensor_v2,
+            ("torch._utils", "_rebuild_tensor"): torch._utils._rebuild_tensor,
+            ("torch.storage", "_load_from_bytes"): self._storage_from_bytes,
+            ("collections", "OrderedDict"): collections.OrderedDict,
+            ("numpy", "ndarray"): np.ndarray,
+            ("numpy", "dtype"): np.dtype,
+            ("numpy.core.multiarray", "_reconstruct"): _np_reconstruct,
+            ("numpy._core.multiarray", "_reconstruct"): _np_reconstruct,
+        }
+        if (module, name) not in allowed:
+            raise pickle.UnpicklingError(f"refused global {module}.{name}")
+        return allowed[(module, name)]
+
+
+def _read_masks_file(path: Path):
+    if zipfile.is_zipfile(path):  # torch.save's format (this toolkit's masks)
+        return torch.load(path, map_location="cpu", weights_only=True)
+    with open(path, "rb") as handle:
+        return _OriginalMasksUnpickler(handle).load()
+
+
+def load_masks(path: str | Path) -> dict[str, torch.Tensor]:
+    """Read a masks file safely and check that it is a dict of name -> finite 2-D tensor.
+
+    Reads this toolkit's files (``torch.save``) and the original code's pickles (restricted
+    unpickler); never runs code from the file.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ToolkitError(f"mask file not found: {path} (create it with gen_mask.py)")
+    try:
+        masks = _read_masks_file(path)
+    except pickle.UnpicklingError as exc:
+        raise ToolkitError(f"{path} is not a masks file this toolkit reads safely ({exc}); expected a dict of "
+                           f"name -> tensor [layers, d_ffn] from gen_mask.py or the original code") from None
+    except Exception as exc:  # noqa: BLE001 - any unreadable file is the same user error
+        raise ToolkitError(f"{path} is not a readable masks file ({type(exc).__name__}); create it with gen_mask.py") from None
+    if not isinstance(masks, dict) or not masks:
+        raise ToolkitError(f"{path} must hold a non-empty dict of name -> tensor [layers, d_ffn]")
+    out = {}
+    for name, mask in masks.items():
+        if isinstance(mask, np.ndarray) and mask.dtype.kind in "biuf":
+            mask = torch.from_numpy(np.ascontiguousarray(mask))
+        if not isinstance(name, str) or not isinstance(mask, torch.Tensor) or mask.dim() != 2:
+            raise ToolkitError(f"{path}: entry {name!r} is not a 2-D tensor ({type(mask).__name__}); "
+                               f"expected a dict of name -> tensor [layers, d_ffn]")
+        if mask.is_floating_point() and not bool(torch.isfinite(mask).all()):
+            raise ToolkitError(f"{path}: mask {name!r} holds NaN or infinite values; masks scale neurons by finite factors")
+        if mask.dtype == torch.bool or mask.is_complex():
+            raise ToolkitError(f"{path}: mask {name!r} has dtype {mask.dtype}; expected int8 0/1 or float scales")
+        out[name] = mask
+    shapes = {tuple(m.shape) for m in out.values()}
+    if len(shapes) > 1:
+        raise ToolkitError(f"{path}: masks of different shapes {sorted(shapes)}; one file holds masks of one model")
+    return out

@@ -1,0 +1,163 @@
+"""FFN neurons of a Hugging Face model: find them, read them, scale them.
+
+A "neuron" is one channel of the input of a feed-forward block's output projection (for RoBERTa
+and BERT: the output of ``intermediate``, i.e. after GELU). Neuron index = layer * d_ffn + unit,
+layer-major, everywhere in the toolkit. Hooks only live inside the context managers below, whose
+``finally`` removes them.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Iterable, Iterator
+
+import torch
+from torch import nn
+
+from .errors import ToolkitError
+
+ACTIVATION_MODES = ("before_relu", "after_relu", "pre_activation")
+
+
+@dataclass(frozen=True)
+class FFNLayout:
+    """Where the feed-forward blocks sit, as dotted paths relative to the model's base model."""
+
+    layers: str  # the ModuleList of transformer blocks
+    up: str  # per block: the module whose output is the pre-activation value
+    down: str  # per block: the FFN output projection; its input is the neuron value
+
+
+_ENCODER = FFNLayout("encoder.layer", "intermediate.dense", "output.dense")
+# Table-driven so that other architectures are one line each. For gated MLPs (Llama-style) the
+# neuron is act(gate) * up, the input of down_proj, and "pre-activation" is the gate projection.
+FFN_LAYOUTS = {
+    "bert": _ENCODER,
+    "roberta": _ENCODER,
+    "xlm-roberta": _ENCODER,
+    "camembert": _ENCODER,
+    "electra": _ENCODER,
+    "distilbert": FFNLayout("transformer.layer", "ffn.lin1", "ffn.lin2"),
+    "gpt2": FFNLayout("h", "mlp.c_fc", "mlp.c_proj"),
+    "llama": FFNLayout("layers", "mlp.gate_proj", "mlp.down_proj"),
+    "mistral": FFNLayout("layers", "mlp.gate_proj", "mlp.down_proj"),
+    "qwen2": FFNLayout("layers", "mlp.gate_proj", "mlp.down_proj"),
+}
+
+
+@dataclass(frozen=True)
+class FFNBlocks:
+    up: list[nn.Module]
+    down: list[nn.Module]
+    d_ffn: int
+
+    @property
+    def num_layers(self) -> int:
+        return len(self.down)
+
+    @property
+    def num_neurons(self) -> int:
+        return self.num_layers * self.d_ffn
+
+
+def _get(module: nn.Module, dotted: str) -> nn.Module:
+    for part in dotted.split("."):
+        module = getattr(module, part)
+    return module
+
+
+def _in_features(module: nn.Module) -> int:
+    if isinstance(module, nn.Linear):
+        return module.in_features
+    weight = getattr(module, "weight", None)  # GPT-2's Conv1D stores [in, out]
+    if weight is None:
+        raise ToolkitError(f"cannot read the input width of {type(module).__name__}")
+    return int(weight.shape[0])
+
+
+def find_ffn(model: nn.Module) -> FFNBlocks:
+    """The feed-forward blocks of ``model`` (a backbone, an MLM model or a SoftPromptModel)."""
+    backbone = getattr(model, "backbone", model)
+    model_type = backbone.config.model_type
+    layout = FFN_LAYOUTS.get(model_type)
+    if layout is None:
+        raise ToolkitError(f"no FFN layout known for model type {model_type!r}; known: {', '.join(sorted(FFN_LAYOUTS))}")
+    blocks = _get(backbone.base_model, layout.layers)
+    up = [_get(block, layout.up) for block in blocks]
+    down = [_get(block, layout.down) for block in blocks]
+    widths = {_in_features(m) for m in down}
+    if len(widths) != 1:
+        raise ToolkitError(f"layers of {model_type} have different FFN widths {sorted(widths)}")
+    return FFNBlocks(up, down, widths.pop())
+
+
+@contextmanager
+def capture_neurons(model: nn.Module, mode: str = "before_relu", position: int | None = 0) -> Iterator[list]:
+    """Record every layer's neurons during the forward passes inside the block.
+
+    Yields a list that, after a forward pass, holds one tensor per layer: [batch, d_ffn] at
+    ``position`` (or [batch, seq, d_ffn] when ``position`` is None). ``before_relu`` (the paper's
+    name) is the value after the activation function, ``after_relu`` that value > 0 as 0/1, and
+    ``pre_activation`` the value before the activation function.
+    """
+    if mode not in ACTIVATION_MODES:
+        raise ToolkitError(f"--activation_mode {mode!r} unknown; choose one of {', '.join(ACTIVATION_MODES)}")
+    ffn = find_ffn(model)
+    captured: list = [None] * ffn.num_layers
+    handles = []
+
+    def keep(layer: int, value: torch.Tensor) -> None:
+        value = value.detach()  # [batch, seq, d_ffn]
+        if position is not None:
+            value = value[:, position]
+        if mode == "after_relu":
+            value = (value > 0).to(value.dtype)
+        captured[layer] = value.float()
+
+    try:
+        for layer in range(ffn.num_layers):
+            if mode == "pre_activation":
+                handles.append(ffn.up[layer].register_forward_hook(
+                    lambda _m, _inp, out, layer=layer: keep(layer, out)))
+            else:
+                handles.append(ffn.down[layer].register_forward_pre_hook(
+                    lambda _m, inp, layer=layer: keep(layer, inp[0])))
+        yield captured
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+@contextmanager
+def scale_neurons(model: nn.Module, scale: torch.Tensor, layers: Iterable[int] | None = None) -> Iterator[None]:
+    """Multiply every layer's neurons by ``scale`` [layers, d_ffn] at every position.
+
+    A binary mask (0 = masked) silences neurons; a float mask scales them. The output projection
+    then sees the scaled values, exactly as if its input columns had been multiplied by ``scale``.
+    ``layers`` limits the hooks to those layers (default: all).
+    """
+    ffn = find_ffn(model)
+    if tuple(scale.shape) != (ffn.num_layers, ffn.d_ffn):
+        raise ToolkitError(f"mask shape {list(scale.shape)} does not match the model's FFN "
+                           f"[{ffn.num_layers}, {ffn.d_ffn}]")
+    handles = []
+    try:
+        for layer in range(ffn.num_layers) if layers is None else layers:
+            down = ffn.down[layer]
+            factor = scale[layer].to(device=down.weight.device)  # [d_ffn]
+
+            def hook(_m, inp, factor=factor):
+                value = inp[0]  # [batch, seq, d_ffn]
+                return (value * factor.to(value.dtype),) + tuple(inp[1:])
+
+            handles.append(down.register_forward_pre_hook(hook))
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+def count_hooks(model: nn.Module) -> int:
+    """Forward hooks and pre-hooks currently registered anywhere in ``model`` (for tests)."""
+    return sum(len(m._forward_hooks) + len(m._forward_pre_hooks) for m in model.modules())

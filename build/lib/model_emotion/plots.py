@@ -1,0 +1,296 @@
+"""The report's figures. Colour maps are perceptually uniform (viridis, cividis, magma), so they stay
+readable in greyscale; lines differ by marker and style, not colour alone.
+
+Every function returns a ``matplotlib.figure.Figure`` built without pyplot, so importing this module
+sets no backend: in a notebook the returned figure shows inline, and ``save`` writes it to files.
+Single-panel figures also draw into a given ``ax=``.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+from scipy.spatial.distance import squareform
+
+from .results import masking_effects, mean_ci
+
+logger = logging.getLogger(__name__)
+
+
+def save(fig: Figure | None, path: Path, formats: tuple[str, ...] = ("png",)) -> list[Path]:
+    """Write ``fig`` as ``path.{format}`` for each format; nothing for None (a figure with no data)."""
+    written = []
+    if fig is None:
+        return written
+    for fmt in formats:
+        target = path.with_suffix(f".{fmt}")
+        fig.savefig(target, dpi=150, bbox_inches="tight")
+        written.append(target)
+    return written
+
+
+def _figure(rows: int = 1, cols: int = 1, figsize=(6, 4), **kwargs):
+    """A standalone Figure and its axes (no pyplot state, no backend chosen)."""
+    fig = Figure(figsize=figsize)
+    return fig, fig.subplots(rows, cols, **kwargs)
+
+
+def _single(ax, figsize):
+    """The figure and axes to draw a single-panel plot into: ``ax``'s, or a new figure's."""
+    if ax is not None:
+        return ax.figure, ax
+    return _figure(figsize=figsize)
+
+
+def selectivity_heatmap(tau: pd.DataFrame, q: pd.DataFrame, num_layers: int, alpha: float):
+    """Kendall's tau of significant neurons (q < alpha), one panel per layer: attributes x units."""
+    names = list(tau.columns)
+    values = np.where(np.nan_to_num(q.to_numpy(), nan=1.0) < alpha, tau.to_numpy(), np.nan)  # [neurons, attributes]
+    d_ffn = values.shape[0] // num_layers
+    finite = values[np.isfinite(values)]
+    vmax = float(finite.max()) if finite.size else 1.0
+    vmin = float(finite.min()) if finite.size else 0.0
+    fig, axes = _figure(num_layers, 1, figsize=(12, max(4.0, 0.09 * len(names) * num_layers + 1.5)), sharex=True, squeeze=False)
+    image = None
+    for layer in range(num_layers):
+        ax = axes[layer, 0]
+        block = values[layer * d_ffn:(layer + 1) * d_ffn].T  # [attributes, d_ffn]
+        ax.set_facecolor("white")
+        image = ax.imshow(block, aspect="auto", interpolation="nearest", cmap="magma_r", vmin=vmin, vmax=vmax)
+        ax.set_yticks(range(len(names)))
+        ax.set_yticklabels(names, fontsize=5)
+        ax.set_ylabel(f"layer {layer + 1}", rotation=0, ha="right", va="center", fontsize=7)
+    axes[-1, 0].set_xlabel(f"FFN neuron (unit index within the layer, 0..{d_ffn - 1})")
+    fig.suptitle(f"Attribute-selective neurons: Kendall's tau of neurons significant at q < {alpha:g} (blank = not significant)")
+    if image is not None:
+        fig.colorbar(image, ax=axes[:, 0].tolist(), fraction=0.02, pad=0.01, label="Kendall's tau (neuron RDM vs attribute RDM)")
+    return fig
+
+
+def selectivity_counts(summary: pd.DataFrame):
+    """Significant and selective neurons per layer, one small panel per attribute."""
+    per_layer = summary[summary["layer"].astype(str) != "all"].copy()
+    per_layer["layer"] = per_layer["layer"].astype(int) + 1
+    names = list(dict.fromkeys(per_layer["attribute"]))
+    cols = min(5, len(names))
+    rows = int(np.ceil(len(names) / cols))
+    fig, axes = _figure(rows, cols, figsize=(3.0 * cols, 2.4 * rows), squeeze=False)
+    for ax, name in zip(axes.flat, names):
+        part = per_layer[per_layer["attribute"] == name]
+        ax.bar(part["layer"], part["n_significant"], color="#5b5b5b", label="significant")
+        ax.bar(part["layer"], part["n_selective"], color="#e8b64c", hatch="//", edgecolor="black", linewidth=0.3,
+               label="selective (one attribute only)")
+        ax.set_title(name, fontsize=9)
+        ax.set_xlabel("layer", fontsize=8)
+        ax.set_ylabel("neurons", fontsize=8)
+        ax.tick_params(labelsize=7)
+    for ax in list(axes.flat)[len(names):]:
+        ax.axis("off")
+    axes[0, 0].legend(fontsize=6, loc="upper left")
+    fig.suptitle("Neurons significantly tuned to each attribute, by layer")
+    fig.tight_layout()
+    return fig
+
+
+def _ci_series(effects: pd.DataFrame, column: str, masking: pd.DataFrame | None = None):
+    """Mean and 95% CI over seeds of the per-seed means (over emotions); over emotions when one seed."""
+    ks = sorted(effects["k"].unique())
+    means, halves = [], []
+    seeds = effects["seed"].nunique()
+    for k in ks:
+        part = effects[effects["k"] == k]
+        unit = part.groupby("seed")[column].mean() if seeds > 1 else part[column]
+        mean, half = mean_ci(unit.to_numpy())
+        means.append(mean)
+        halves.append(half)
+    return np.array(ks), np.array(means), np.array(halves), ("seeds" if seeds > 1 else "emotions")
+
+
+def masking_curves(masking: pd.DataFrame, total_neurons: int | None = None):
+    """Accuracy after masking the top-k neurons of each attribute vs k random neurons."""
+    effects = masking_effects(masking)
+    names = sorted(effects["attribute"].unique())
+    panels = names + ["mean over attributes"]
+    cols = min(5, len(panels))
+    rows = int(np.ceil(len(panels) / cols))
+    fig, axes = _figure(rows, cols, figsize=(3.1 * cols, 2.6 * rows), squeeze=False, sharey=True)
+    unit = None
+    for ax, name in zip(axes.flat, panels):
+        part = effects if name == panels[-1] else effects[effects["attribute"] == name]
+        if name == panels[-1]:
+            part = part.groupby(["emotion", "seed", "k"], as_index=False)[["top", "random", "unmasked"]].mean()
+        for column, style, label in (("top", dict(color="black", marker="o", linestyle="-"), "top-k (attribute)"),
+                                     ("random", dict(color="#1f77b4", marker="s", linestyle="--"), "random k (mean of draws)")):
+            ks, mean, half, unit = _ci_series(part, column)
+            x = ks / total_neurons * 100 if total_neurons else ks
+            ax.errorbar(x, mean, yerr=np.nan_to_num(half), capsize=2, label=label, **style)
+        ax.axhline(part["unmasked"].mean(), color="grey", linewidth=0.8, linestyle=":", label="unmasked")
+        ax.set_title(name, fontsize=9)
+        ax.set_xlabel("masked neurons (% of all)" if total_neurons else "masked neurons k", fontsize=8)
+        ax.set_ylabel("accuracy", fontsize=8)
+        ax.tick_params(labelsize=7)
+    for ax in list(axes.flat)[len(panels):]:
+        ax.axis("off")
+    axes[0, 0].legend(fontsize=6, loc="lower left")
+    fig.suptitle(f"Prompt accuracy after masking (mean over emotions and seeds; error bars: 95% CI over {unit})")
+    fig.tight_layout()
+    return fig
+
+
+def drop_matrix(masking: pd.DataFrame, k: int, ax=None):
+    """Emotion x attribute: accuracy lost beyond random masking at k (random acc - top-k acc)."""
+    effects = masking_effects(masking)
+    at_k = effects[effects["k"] == k]
+    matrix = at_k.pivot_table(index="emotion", columns="attribute", values="beyond_random", aggfunc="mean")
+    fig, ax = _single(ax, (0.55 * matrix.shape[1] + 3, 0.32 * matrix.shape[0] + 2))
+    values = matrix.to_numpy() * 100
+    image = ax.imshow(values, cmap="cividis", aspect="auto")
+    ax.set_xticks(range(matrix.shape[1]))
+    ax.set_xticklabels(matrix.columns, rotation=60, ha="right", fontsize=8)
+    ax.set_yticks(range(matrix.shape[0]))
+    ax.set_yticklabels(matrix.index, fontsize=8)
+    if values.size <= 600:
+        mid = np.nanmean(values) if np.isfinite(values).any() else 0
+        for (i, j), v in np.ndenumerate(values):
+            if np.isfinite(v):
+                ax.text(j, i, f"{v:.0f}", ha="center", va="center", fontsize=5, color="black" if v > mid else "white")
+    fig.colorbar(image, ax=ax, label="accuracy drop beyond random (points)")
+    ax.set_title(f"Accuracy lost by masking each attribute's top {k} neurons, beyond k random neurons")
+    fig.tight_layout()
+    return fig
+
+
+def rdm_pair(neuron_rdm: np.ndarray, attribute_rdm: np.ndarray, emotions: list[str], neuron: int, attribute: str,
+             tau: float | None, ax=None):
+    """A neuron's RDM beside an attribute's RDM, both as percentiles of distance (the paper's display)."""
+    n = len(emotions)
+
+    def square(vector):  # pair_index order is scipy's condensed order
+        return squareform(pd.Series(vector).rank(pct=True).to_numpy())
+
+    fig, axes = _figure(1, 2, figsize=(12, 5.6))
+    for ax, matrix, title in ((axes[0], square(neuron_rdm), f"neuron {neuron}"), (axes[1], square(attribute_rdm), attribute)):
+        image = ax.imshow(matrix, cmap="viridis", vmin=0, vmax=1)
+        ax.set_xticks(range(n))
+        ax.set_xticklabels(emotions, rotation=90, fontsize=6)
+        ax.set_yticks(range(n))
+        ax.set_yticklabels(emotions, fontsize=6)
+        ax.set_title(f"RDM: {title}", fontsize=10)
+    fig.colorbar(image, ax=axes.tolist(), fraction=0.025, label="percentile of distance")
+    suffix = f" (Kendall's tau = {tau:.3f})" if tau is not None and np.isfinite(tau) else ""
+    fig.suptitle(f"Representational dissimilarity of emotions: neuron {neuron} vs {attribute}{suffix}")
+    return fig
+
+
+def accuracy_bars(accuracy: pd.DataFrame, reference: pd.DataFrame | None = None, ax=None):
+    """Prompt accuracy per emotion (mean over seeds, with the range), optionally beside a reference."""
+    ours = accuracy.groupby("emotion")["accuracy"].agg(["mean", "min", "max"]).sort_values("mean")
+    fig, ax = _single(ax, (8, 0.28 * len(ours) + 1.5))
+    y = np.arange(len(ours))
+    ax.barh(y, ours["mean"], xerr=[ours["mean"] - ours["min"], ours["max"] - ours["mean"]], color="#7f7f7f",
+            height=0.4 if reference is not None else 0.7, label="this run (mean, min-max over seeds)")
+    if reference is not None:
+        ref = reference.groupby("emotion")["accuracy"].mean().reindex(ours.index)
+        ax.barh(y + 0.4, ref, color="#2b2b2b", height=0.4, hatch="..", label="paper RoBERTa-base (mean over seeds)")
+    ax.set_yticks(y + (0.2 if reference is not None else 0))
+    ax.set_yticklabels(ours.index, fontsize=8)
+    ax.axvline(0.5, color="grey", linestyle=":", linewidth=0.8)
+    ax.set_xlabel("dev accuracy (balanced binary task; chance = 0.5)")
+    ax.set_xlim(0.4, 1.0)
+    ax.legend(fontsize=7, loc="lower right")
+    ax.set_title("Soft-prompt accuracy per emotion")
+    fig.tight_layout()
+    return fig
+
+
+def attribute_importance(table: pd.DataFrame, alpha: float, ax=None):
+    """Kendall's tau of the human similarity RDM with each attribute's RDM, bootstrap CI over participants."""
+    table = table.sort_values("tau")
+    fig, ax = _single(ax, (7, 0.3 * len(table) + 1.5))
+    y = np.arange(len(table))
+    has_ci = table["ci_low"].notna().all()
+    err = [table["tau"] - table["ci_low"], table["ci_high"] - table["tau"]] if has_ci else None
+    significant = table["q_value"].to_numpy() < alpha
+    ax.barh(y, table["tau"], xerr=err, color=np.where(significant, "#2b2b2b", "#bdbdbd"), height=0.7)
+    ax.set_yticks(y)
+    ax.set_yticklabels(table["attribute"], fontsize=8)
+    ax.axvline(0, color="grey", linewidth=0.8)
+    ax.set_xlabel("Kendall's tau-b: human similarity RDM vs attribute RDM"
+                  + (" (95% bootstrap CI over participants)" if has_ci else ""))
+    ax.set_title(f"Attribute importance in human mental space (dark: q < {alpha:g}, BH)")
+    fig.tight_layout()
+    return fig
+
+
+def importance_vs_drop(importance: pd.DataFrame, drops: pd.DataFrame, correlations: pd.DataFrame):
+    """Drop beyond random against attribute importance, one labelled panel per k."""
+    ks = sorted(drops["k"].unique())
+    cols = min(3, len(ks))
+    rows = int(np.ceil(len(ks) / cols))
+    fig, axes = _figure(rows, cols, figsize=(4.6 * cols, 3.8 * rows), squeeze=False)
+    merged = drops.merge(importance[["attribute", "tau"]], on="attribute")
+    for ax, k in zip(axes.flat, ks):
+        part = merged[merged["k"] == k]
+        ax.scatter(part["tau"], 100 * part["drop_beyond_random"], color="#2b2b2b", s=14)
+        for _, row in part.iterrows():
+            ax.annotate(row["attribute"], (row["tau"], 100 * row["drop_beyond_random"]), fontsize=6,
+                        xytext=(2, 2), textcoords="offset points")
+        stat = correlations[correlations["k"] == k]
+        label = ""
+        if len(stat) and np.isfinite(stat["spearman_rho"].iloc[0]):
+            label = f"  rho = {stat['spearman_rho'].iloc[0]:.2f} (p = {stat['p_value'].iloc[0]:.2g})"
+        ax.set_title(f"k = {k}{label}", fontsize=9)
+        ax.axhline(0, color="grey", linewidth=0.6, linestyle=":")
+        ax.set_xlabel("attribute importance (tau with human RDM)", fontsize=8)
+        ax.set_ylabel("drop beyond random (points)", fontsize=8)
+    for ax in list(axes.flat)[len(ks):]:
+        ax.set_visible(False)
+    fig.suptitle("Do the neurons of attributes that matter more to humans matter more to the model?")
+    fig.tight_layout()
+    return fig
+
+
+def agreement_vs_accuracy(per_emotion: pd.DataFrame, correlations: pd.DataFrame):
+    """Prompt accuracy per emotion against each rater-agreement measure, labelled by emotion."""
+    measures = list(correlations["measure"]) if len(correlations) else []
+    if not measures:
+        return None
+    fig, axes = _figure(1, len(measures), figsize=(5 * len(measures), 4.2), squeeze=False)
+    for ax, measure in zip(axes[0], measures):
+        ax.scatter(per_emotion[measure], per_emotion["prompt_accuracy"], color="#2b2b2b", s=12)
+        for _, row in per_emotion.iterrows():
+            ax.annotate(row["emotion"], (row[measure], row["prompt_accuracy"]), fontsize=5, xytext=(2, 2),
+                        textcoords="offset points")
+        stat = correlations[correlations["measure"] == measure].iloc[0]
+        ax.set_title(f"{measure}: r = {stat['pearson_r']:.2f} (p = {stat['pearson_p']:.2g}), "
+                     f"rho = {stat['spearman_rho']:.2f}", fontsize=8)
+        ax.set_xlabel(measure)
+        ax.set_ylabel("prompt accuracy (mean over seeds)")
+    fig.suptitle("GoEmotions rater agreement vs soft-prompt accuracy per emotion")
+    fig.tight_layout()
+    return fig
+
+
+def model_rsa(table: pd.DataFrame, ax=None):
+    """Kendall's tau of the activation-pattern RDM with the human and attribute RDMs, per layer."""
+    layers = table[table["scope"] != "all"]
+    if layers.empty:
+        return None
+    fig, ax = _single(ax, (8, 4.5))
+    markers = "osD^v<>px*h+"
+    for i, (target, part) in enumerate(layers.groupby("target", sort=False)):
+        human = target == "human_similarity"
+        ax.plot(part["scope"].astype(int) + 1, part["tau"], marker=markers[i % len(markers)],
+                color="black" if human else "#9e9e9e", linewidth=2.2 if human else 0.8, markersize=4,
+                linestyle="-" if human else ":", label=target)
+    ax.set_xlabel("layer")
+    ax.set_ylabel("Kendall's tau-b with the model RDM")
+    ax.axhline(0, color="grey", linewidth=0.6)
+    ax.legend(fontsize=6, ncol=2)
+    ax.set_title("Which layer's emotion geometry is most human-like? (correlation-distance RDM of all neurons)")
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,477 @@
+"""The soft-prompt classifier: P trainable vectors in front of a frozen Hugging Face encoder.
+
+The sequence is ``<mask> P_1..P_P <s> text </s>`` (RoBERTa spelling; ``[MASK] P.. [CLS] text
+[SEP]`` for BERT). The class is read at the ``<mask>`` slot, either by an MLM verbalizer (the
+logits of the label words, the paper's choice) or by a small trainable linear head for models
+without an MLM head. Only the prompt (and the head) are trainable.
+
+Two protocols build the input (``PromptConfig.protocol``):
+
+- ``toolkit`` (default): Hugging Face's own position ids (RoBERTa's start after the padding index),
+  the token-type embedding added at every position, the prompt alone read as ``<mask> P_1..P_P``,
+  and the backbone in eval mode (no dropout), so a run is deterministic for a seed.
+- ``paper``: exactly the original code's input (thunlp/Model_Emotion, ``framework/roberta.py``):
+  position ids 0..L-1 over the whole sequence (so the slot gets RoBERTa's position row 0 and P_1
+  the padding row), no token-type embedding on the prompt vectors, the prompt alone read as
+  ``<mask> P_1..P_P <s>``, roberta-base's hard-coded label ids, and dropout active in the frozen
+  backbone while training.
+"""
+
+from __future__ import annotations
+
+import logging
+from contextlib import contextmanager, nullcontext
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+import torch
+from torch import nn
+
+from .errors import ToolkitError
+
+logger = logging.getLogger(__name__)
+
+HEADS = ("mlm", "linear")
+PROMPT_INITS = ("vocab", "mask")
+DEFAULT_VERBALIZER = ("negative", "positive")
+PROTOCOLS = ("toolkit", "paper")
+
+# The original code reads roberta-base's vocabulary logits at these ids (its comment: "positive":
+# 22173, "negative": 33407), not at the tokenised label words. Used under --protocol paper when the
+# tokenizer is roberta-base's (RoBERTa type, 50265 entries); the spellings are logged at run time.
+PAPER_LABEL_IDS = (33407, 22173)
+PAPER_VOCAB_SIZE = 50265
+
+# MLM heads applied to the hidden state of the mask slot only (the full head would project every
+# token onto the vocabulary). Attribute names per model type, applied in order.
+MLM_HEAD_MODULES = {
+    "roberta": ("lm_head",),
+    "xlm-roberta": ("lm_head",),
+    "camembert": ("lm_head",),
+    "bert": ("cls",),
+    "electra": ("generator_predictions", "generator_lm_head"),
+    "distilbert": ("vocab_transform", "activation", "vocab_layer_norm", "vocab_projector"),
+}
+
+# Model types whose position ids start after the padding index (RoBERTa's convention).
+POSITION_OFFSET_TYPES = ("roberta", "xlm-roberta", "camembert")
+
+# Post-LayerNorm encoders built of BERT's blocks: ``encoder.layer[i]`` is attention (self-attention,
+# then ``attention.output(context, hidden)``) followed by ``intermediate`` and
+# ``output(intermediate, attention_output)``, and nothing follows the last block but a pooler.
+BERT_BLOCK_TYPES = ("bert", "roberta", "xlm-roberta", "camembert", "electra")
+
+
+def bert_blocks(backbone: nn.Module) -> nn.ModuleList | None:
+    """The blocks of a BERT-style encoder, or None for other architectures."""
+    if backbone.config.model_type not in BERT_BLOCK_TYPES:
+        return None
+    return getattr(getattr(backbone.base_model, "encoder", None), "layer", None)
+
+
+def _first_position(value):
+    return value[:, :1] if torch.is_tensor(value) and value.dim() == 3 else value  # [batch, 1, hidden]
+
+
+def _keep_first_position(_module, args, kwargs):
+    return tuple(_first_position(a) for a in args), {k: _first_position(v) for k, v in kwargs.items()}
+
+
+class _SlotQueryAttention(nn.Module):
+    """A BERT self-attention that answers for position 0 only: its query, every key and value.
+
+    Returns ``(context [batch, 1, hidden], None)`` like the module it stands for.
+    """
+
+    def __init__(self, attention: nn.Module):
+        super().__init__()
+        self.attention = attention
+
+    @staticmethod
+    def fits(attention: nn.Module) -> bool:
+        """A plain BERT self-attention: q/k/v projections, absolute positions, no cross-attention."""
+        return all(isinstance(getattr(attention, name, None), nn.Linear) for name in ("query", "key", "value")) \
+            and hasattr(attention, "num_attention_heads") and hasattr(attention, "attention_head_size") \
+            and getattr(attention, "position_embedding_type", "absolute") == "absolute" \
+            and not getattr(attention, "is_decoder", False)
+
+    def forward(self, hidden_states: torch.Tensor, attention_mask: torch.Tensor | None = None, *args, **kwargs):
+        module = self.attention
+        batch, seq, _ = hidden_states.shape
+        heads, size = module.num_attention_heads, module.attention_head_size
+
+        def split(x: torch.Tensor) -> torch.Tensor:
+            return x.view(batch, x.shape[1], heads, size).transpose(1, 2)  # [batch, heads, len, size]
+
+        query = split(module.query(hidden_states[:, :1]))
+        key, value = split(module.key(hidden_states)), split(module.value(hidden_states))
+        mask = attention_mask
+        if mask is not None:
+            if mask.dim() == 2:  # [batch, seq] of 0/1 (flash-attention style)
+                mask = mask[:, None, None, :].bool()
+            elif mask.dim() == 4:  # [batch, 1, seq or 1, seq]: the slot's row
+                mask = mask[:, :, :1, :]
+        scaling = getattr(module, "scaling", size ** -0.5)
+        context = nn.functional.scaled_dot_product_attention(query, key, value, attn_mask=mask, scale=scaling)
+        return context.transpose(1, 2).reshape(batch, 1, heads * size), None
+
+
+@contextmanager
+def slot_only_last_block(backbone: nn.Module) -> Iterator[None]:
+    """Compute the last block for the slot (position 0) only.
+
+    Only the slot's final hidden state is read, so the last block needs the slot's query, but the
+    keys and values of every position (the slot attends to them); its attention output projection
+    and FFN run for the slot alone. The encoder then returns [batch, 1, hidden]. Same values up to
+    float rounding (tested, gradients too); saves about 10/12 of one block's projections (14% of a
+    6-layer model, 7% of a 12-layer one) and most of its attention.
+    """
+    blocks = bert_blocks(backbone)
+    handle, swapped = None, None
+    try:
+        if blocks is not None and len(blocks):
+            last = blocks[-1].attention
+            handle = last.output.register_forward_pre_hook(_keep_first_position, with_kwargs=True)
+            if _SlotQueryAttention.fits(last.self):
+                swapped = last.self
+                last.self = _SlotQueryAttention(swapped)
+        yield
+    finally:
+        if handle is not None:
+            handle.remove()
+        if swapped is not None:
+            blocks[-1].attention.self = swapped
+
+
+@dataclass
+class PromptConfig:
+    """What defines a soft prompt; validated on construction and stored in every checkpoint."""
+
+    model: str
+    prompt_len: int = 100
+    head: str = "mlm"
+    verbalizer: tuple[str, ...] = DEFAULT_VERBALIZER
+    prompt_init: str = "vocab"
+    max_length: int = 256
+    seed: int = 1
+    sentiment: str | None = None
+    protocol: str = "toolkit"
+    extra: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        if self.protocol not in PROTOCOLS:
+            raise ToolkitError(f"--protocol {self.protocol!r} unknown; choose one of {', '.join(PROTOCOLS)}")
+        if self.prompt_len < 1:
+            raise ToolkitError(f"--prompt_len {self.prompt_len} must be at least 1")
+        if self.head not in HEADS:
+            raise ToolkitError(f"--head {self.head!r} unknown; choose one of {', '.join(HEADS)}")
+        if self.prompt_init not in PROMPT_INITS:
+            raise ToolkitError(f"--prompt_init {self.prompt_init!r} unknown; choose one of {', '.join(PROMPT_INITS)}")
+        if self.head == "mlm" and len(self.verbalizer) != 2:
+            raise ToolkitError(f"--verbalizer needs two label words (negative class, positive class), got {list(self.verbalizer)}")
+        if self.max_length < 2:
+            raise ToolkitError(f"--max_length {self.max_length} must be at least 2")
+        self.verbalizer = tuple(self.verbalizer)
+
+    def to_dict(self) -> dict:
+        out = asdict(self)
+        out["verbalizer"] = list(self.verbalizer)
+        return out
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "PromptConfig":
+        known = {k: v for k, v in values.items() if k in cls.__dataclass_fields__}
+        return cls(**known)
+
+
+def has_mlm_head(model: nn.Module) -> bool:
+    return hasattr(model, "get_output_embeddings") and model.get_output_embeddings() is not None \
+        and model.base_model is not model
+
+
+def load_backbone(name: str, head: str = "auto"):
+    """Load the frozen model and tokenizer once; returns ``(model, tokenizer, head)``.
+
+    ``head="auto"`` picks the MLM verbalizer when the checkpoint has trained MLM-head weights and
+    the linear head otherwise (e.g. sentence encoders such as all-MiniLM-L6-v2).
+    """
+    import transformers
+    from transformers import AutoModel, AutoModelForMaskedLM, AutoTokenizer
+
+    if head not in ("auto",) + HEADS:
+        raise ToolkitError(f"--head {head!r} unknown; choose one of auto, {', '.join(HEADS)}")
+    looks_local = name.startswith((".", "/", "~")) or Path(name).expanduser().exists() or name.count("/") > 1
+    if looks_local and not Path(name).expanduser().is_dir():
+        raise ToolkitError(f"--model {name}: no such folder (give a local model folder or a hub id like roberta-base)")
+    name = str(Path(name).expanduser()) if looks_local else name
+    previous = transformers.logging.get_verbosity()
+    transformers.logging.set_verbosity_error()
+    try:
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(name)
+        except (OSError, ValueError) as exc:
+            raise ToolkitError(f"cannot load the tokenizer of --model {name}: {str(exc).splitlines()[0]}") from None
+        model, mlm_trained = None, False
+        if head in ("auto", "mlm"):
+            try:
+                model, info = AutoModelForMaskedLM.from_pretrained(name, output_loading_info=True)
+                prefix = model.base_model_prefix
+                missing_head = [k for k in info.get("missing_keys", []) if not k.startswith(prefix)]
+                mlm_trained = not missing_head
+            except ValueError:
+                model = None  # the architecture has no masked-LM class
+            except OSError as exc:
+                raise ToolkitError(f"cannot load --model {name}: {str(exc).splitlines()[0]}") from None
+        if head == "mlm" and not mlm_trained:
+            raise ToolkitError(f"model {name} has no trained masked-LM head, which an MLM-verbalizer prompt needs: "
+                               f"train with a linear head (train.py --head linear), or use the model the prompt "
+                               f"was trained on")
+        if not mlm_trained:
+            if model is not None:
+                model = model.base_model
+            else:
+                try:
+                    model = AutoModel.from_pretrained(name)
+                except (OSError, ValueError) as exc:
+                    raise ToolkitError(f"cannot load --model {name}: {str(exc).splitlines()[0]}") from None
+    finally:
+        transformers.logging.set_verbosity(previous)
+    chosen = "mlm" if mlm_trained else "linear"
+    logger.info("loaded %s (%s, %d layers), head: %s", name, model.config.model_type,
+                model.config.num_hidden_layers, chosen)
+    return model, tokenizer, chosen
+
+
+SIGNATURE_FIELDS = ("model_type", "hidden_size", "num_hidden_layers", "intermediate_size", "vocab_size")
+
+
+def backbone_signature(model: nn.Module) -> dict:
+    """What a prompt depends on: checkpoints record it, and loading onto another model is refused."""
+    return {name: getattr(model.config, name, None) for name in SIGNATURE_FIELDS}
+
+
+def max_text_positions(model: nn.Module, tokenizer, protocol: str = "toolkit") -> int:
+    """How many positions the backbone accepts in total (the paper protocol counts from 0)."""
+    config = model.config
+    limit = getattr(config, "max_position_embeddings", None) or getattr(config, "n_positions", None)
+    if limit is None:
+        return 1 << 30
+    if config.model_type in POSITION_OFFSET_TYPES and protocol == "toolkit":
+        limit -= (config.pad_token_id or 0) + 1
+    return int(limit)
+
+
+class SoftPromptModel(nn.Module):
+    """A frozen backbone with a trainable soft prompt (and optional linear head)."""
+
+    def __init__(self, backbone: nn.Module, tokenizer, config: PromptConfig):
+        super().__init__()
+        self.config = config
+        self.tokenizer = tokenizer  # not a module: kept so that callers can encode texts for this prompt
+        self.backbone = backbone
+        backbone.requires_grad_(False)
+        backbone.eval()
+        self.encoder = backbone.base_model
+        self.embeddings = backbone.get_input_embeddings()
+        config.extra.setdefault("backbone", backbone_signature(backbone))
+        hidden = self.embeddings.embedding_dim
+        if tokenizer.mask_token_id is None:
+            raise ToolkitError(f"the tokenizer of {config.model} has no mask token to mark the classification slot")
+        self.register_buffer("mask_token_id", torch.tensor([tokenizer.mask_token_id]), persistent=False)
+        self.paper = config.protocol == "paper"
+        if self.paper:
+            # The original reads the prompt alone as ``<mask> P_1..P_P <s>``: the text's start token.
+            start = tokenizer.cls_token_id if tokenizer.cls_token_id is not None else tokenizer.bos_token_id
+            if start is None:
+                raise ToolkitError(f"the tokenizer of {config.model} has no start token (<s>/[CLS]) for --protocol paper")
+            self.register_buffer("start_token_id", torch.tensor([start]), persistent=False)
+        limit = max_text_positions(backbone, tokenizer, config.protocol)
+        if 1 + config.prompt_len + config.max_length > limit:
+            raise ToolkitError(
+                f"prompt too long: 1 slot + --prompt_len {config.prompt_len} + --max_length {config.max_length} "
+                f"= {1 + config.prompt_len + config.max_length} positions, but {config.model} allows {limit}; "
+                f"lower --prompt_len or --max_length")
+
+        generator = torch.Generator().manual_seed(config.seed)
+        self.prompt = nn.Parameter(self._init_prompt(tokenizer, generator))  # [P, hidden]
+        self.head: nn.Module | None = None
+        self.head_modules: list[nn.Module] = []
+        if config.head == "linear":
+            self.head = nn.Linear(hidden, 2)
+            with torch.no_grad():
+                bound = 1.0 / hidden ** 0.5
+                self.head.weight.uniform_(-bound, bound, generator=generator)
+                self.head.bias.zero_()
+        else:
+            if not has_mlm_head(backbone):
+                raise ToolkitError(f"{config.model} was loaded without a masked-LM head, which an MLM-verbalizer prompt "
+                                   f"needs: train with a linear head (train.py --head linear)")
+            self.head_modules = self._find_mlm_head(backbone)
+            ids = self._paper_label_ids(backbone, tokenizer) if self.paper else None
+            ids = ids or [self._label_token_ids(tokenizer, word) for word in config.verbalizer]
+            width = max(len(x) for x in ids)
+            table = torch.tensor([x + [x[-1]] * (width - len(x)) for x in ids])  # [2, width]
+            weight = torch.tensor([[1.0 / len(x)] * len(x) + [0.0] * (width - len(x)) for x in ids])
+            self.register_buffer("label_ids", table, persistent=False)
+            self.register_buffer("label_weight", weight, persistent=False)
+
+    def _init_prompt(self, tokenizer, generator: torch.Generator) -> torch.Tensor:
+        weight = self.embeddings.weight.detach()
+        P = self.config.prompt_len
+        if self.config.prompt_init == "mask":
+            ids = torch.full((P,), tokenizer.mask_token_id)
+        else:
+            special = set(tokenizer.all_special_ids)
+            pool = torch.tensor([i for i in range(min(len(tokenizer), weight.shape[0])) if i not in special])
+            ids = pool[torch.randint(len(pool), (P,), generator=generator)]
+        return weight[ids].clone().float()
+
+    @staticmethod
+    def _label_token_ids(tokenizer, word: str) -> list[int]:
+        # RoBERTa-style BPE marks a word start with a leading space; WordPiece ignores it.
+        for form in (" " + word, word):
+            ids = tokenizer(form, add_special_tokens=False)["input_ids"]
+            if len(ids) == 1:
+                return ids
+        ids = tokenizer(" " + word, add_special_tokens=False)["input_ids"]
+        if not ids:
+            raise ToolkitError(f"verbalizer word {word!r} is empty after tokenization")
+        logger.warning("label word %r is %d tokens; its logit is the mean over them", word, len(ids))
+        return ids
+
+    @staticmethod
+    def _paper_label_ids(backbone: nn.Module, tokenizer) -> list[list[int]] | None:
+        """roberta-base's hard-coded label ids of the original code, or None for another vocabulary."""
+        if backbone.config.model_type != "roberta" or len(tokenizer) != PAPER_VOCAB_SIZE:
+            return None
+        spellings = tokenizer.convert_ids_to_tokens(list(PAPER_LABEL_IDS))
+        logger.info("paper protocol: label ids %s = tokens %s (negative, positive)", list(PAPER_LABEL_IDS), spellings)
+        return [[i] for i in PAPER_LABEL_IDS]
+
+    @staticmethod
+    def _find_mlm_head(backbone: nn.Module) -> list[nn.Module]:
+        names = MLM_HEAD_MODULES.get(backbone.config.model_type)
+        if names is None:
+            return []  # unknown type: fall back to the full model's logits
+        return [getattr(backbone, name) for name in names]
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        # Frozen either way; the original code trained with the backbone's dropout active.
+        self.backbone.train(mode and self.paper)
+        return self
+
+    def trainable_state(self) -> dict[str, torch.Tensor]:
+        """The only parameters a checkpoint needs: the prompt and, if any, the head."""
+        state = {"prompt": self.prompt.detach().cpu().clone()}
+        if self.head is not None:
+            state.update({f"head.{k}": v.detach().cpu().clone() for k, v in self.head.state_dict().items()})
+        return state
+
+    def load_trainable_state(self, prompt: torch.Tensor, head_state: dict | None = None) -> None:
+        if tuple(prompt.shape) != tuple(self.prompt.shape):
+            raise ToolkitError(f"checkpoint prompt has shape {list(prompt.shape)}, but the model expects "
+                               f"{list(self.prompt.shape)} (prompt_len x hidden size of {self.config.model})")
+        with torch.no_grad():
+            self.prompt.copy_(prompt.to(self.prompt.dtype))
+            if self.head is not None:
+                if not head_state:
+                    raise ToolkitError("checkpoint has no linear-head weights, but its config says head=linear")
+                self.head.load_state_dict({k.removeprefix("head."): v for k, v in head_state.items()})
+
+    @property
+    def extra_tokens(self) -> int:
+        """Positions the model adds in front of every text: the slot and the soft prompt."""
+        return 1 + self.config.prompt_len
+
+    def prefix_embeds(self, batch_size: int) -> torch.Tensor:
+        """``<mask> P_1..P_P`` for each row. [batch, 1 + P, hidden]"""
+        slot = self.embeddings(self.mask_token_id).to(self.prompt.dtype)  # [1, hidden]
+        prefix = torch.cat([slot, self.prompt], dim=0)  # [1 + P, hidden]
+        return prefix.unsqueeze(0).expand(batch_size, -1, -1)
+
+    def _inputs(self, input_ids: torch.Tensor | None, attention_mask: torch.Tensor | None,
+                batch_size: int) -> dict[str, torch.Tensor]:
+        """The encoder's keyword inputs for ``<mask> P_1..P_P`` followed by the text.
+
+        With ``input_ids`` None the input is the prompt alone: ``<mask> P_1..P_P`` (toolkit) or
+        ``<mask> P_1..P_P <s>`` (paper). Returns inputs_embeds [batch, L, hidden], attention_mask
+        [batch, L] and, under the paper protocol, position_ids [batch, L] = 0..L-1.
+        """
+        if input_ids is None:
+            embeds = self.prefix_embeds(batch_size)
+            if self.paper:
+                start = self.embeddings(self.start_token_id).to(self.prompt.dtype)  # [1, hidden]
+                embeds = torch.cat([embeds, start.unsqueeze(0).expand(batch_size, -1, -1)], dim=1)
+            mask = torch.ones(embeds.shape[:2], dtype=torch.long, device=embeds.device)
+        else:
+            batch = input_ids.shape[0]
+            text = self.embeddings(input_ids).to(self.prompt.dtype)  # [batch, T, hidden]
+            embeds = torch.cat([self.prefix_embeds(batch), text], dim=1)
+            ones = torch.ones(batch, 1 + self.config.prompt_len, dtype=attention_mask.dtype, device=attention_mask.device)
+            mask = torch.cat([ones, attention_mask], dim=1)
+        inputs = {"inputs_embeds": embeds, "attention_mask": mask}
+        if self.paper:
+            inputs["position_ids"] = torch.arange(embeds.shape[1], device=embeds.device).expand(embeds.shape[0], -1)
+        return inputs
+
+    @contextmanager
+    def _paper_token_types(self) -> Iterator[None]:
+        """Under the paper protocol, no token-type embedding on the prompt vectors (positions 1..P).
+
+        The original adds it to the slot and the text tokens only; zeroing those rows of the
+        token-type output is exact (no add-and-subtract rounding).
+        """
+        token_types = getattr(getattr(self.encoder, "embeddings", None), "token_type_embeddings", None)
+        if not self.paper or token_types is None:
+            yield
+            return
+        prompt = slice(1, 1 + self.config.prompt_len)
+
+        def drop_prompt_rows(_module, _inputs, output):
+            output = output.clone()  # [batch, L, hidden]
+            output[:, prompt] = 0
+            return output
+
+        handle = token_types.register_forward_hook(drop_prompt_rows)
+        try:
+            yield
+        finally:
+            handle.remove()
+
+    def encode(self, inputs: dict[str, torch.Tensor], slot_only: bool = True):
+        """Run the backbone's encoder on ``_inputs``' output (the protocol's embeddings)."""
+        # The slot-only last block has no attention dropout: skip it while dropout is active.
+        slot_only = slot_only and not self.backbone.training
+        with self._paper_token_types(), (slot_only_last_block(self.backbone) if slot_only else nullcontext()):
+            return self.encoder(**inputs)
+
+    def slot_hidden(self, input_ids: torch.Tensor | None = None,
+                    attention_mask: torch.Tensor | None = None, batch_size: int = 1) -> torch.Tensor:
+        """Hidden state at the classification slot. [batch, hidden]
+
+        With ``input_ids=None`` the input is the prompt alone, where activations are read.
+        """
+        return self.encode(self._inputs(input_ids, attention_mask, batch_size))[0][:, 0]
+
+    def classify(self, hidden: torch.Tensor) -> torch.Tensor:
+        """Two logits (negative, positive) from the slot's hidden state. [batch, 2]"""
+        if self.head is not None:
+            return self.head(hidden)
+        vocab_logits = hidden
+        for module in self.head_modules:
+            vocab_logits = module(vocab_logits)  # -> [batch, vocab]
+        picked = vocab_logits[:, self.label_ids]  # [batch, 2, width]
+        return (picked * self.label_weight).sum(-1)
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        if self.head is None and not self.head_modules:
+            return self._full_mlm_logits(input_ids, attention_mask)
+        return self.classify(self.slot_hidden(input_ids, attention_mask))
+
+    def _full_mlm_logits(self, input_ids, attention_mask):
+        # Model types without a known MLM-head table entry: run the whole MLM model, read slot 0.
+        with self._paper_token_types():
+            logits = self.backbone(**self._inputs(input_ids, attention_mask, input_ids.shape[0])).logits[:, 0]  # [batch, vocab]
+        return (logits[:, self.label_ids] * self.label_weight).sum(-1)
