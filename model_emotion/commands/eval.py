@@ -67,8 +67,15 @@ def main(argv=None) -> int:
     masks = load_masks(args.maskPath)
     masks_sha = file_digest(args.maskPath)
 
+    known: dict[tuple[str, int], dict] = {}
+
     def settings(emotion: str, seed: int) -> dict:
-        """Everything a result depends on that is known before the model is loaded."""
+        """Everything a result depends on that is known before the model is loaded (the checkpoint hashed once)."""
+        if (emotion, seed) not in known:
+            known[(emotion, seed)] = _settings(emotion, seed)
+        return known[(emotion, seed)]
+
+    def _settings(emotion: str, seed: int) -> dict:
         ckpt = checkpoint_path(args.checkpoint_dir, emotion, seed)
         return {"masks_sha256": masks_sha, "checkpoint_sha256": file_digest(ckpt) if ckpt.is_file() else None,
                 "model": args.model, "split": args.split, "max_eval_samples": args.max_eval_samples,
@@ -88,8 +95,9 @@ def main(argv=None) -> int:
         if recorded is None:
             logger.info("%s exists (no provenance recorded: written by an older version); skipping", path)
             return True
-        if recorded.get("settings") != settings(emotion, seed):
-            changed = [k for k, v in settings(emotion, seed).items() if (recorded.get("settings") or {}).get(k) != v]
+        current = settings(emotion, seed)
+        if recorded.get("settings") != current:
+            changed = [k for k, v in current.items() if (recorded.get("settings") or {}).get(k) != v]
             logger.info("%s is stale (%s changed since); evaluating again", path, ", ".join(changed))
             return False
         logger.info("%s exists and is up to date; skipping (pass --overwrite to re-evaluate)", path)
