@@ -38,9 +38,9 @@ class ActivationSet:
 
 @torch.inference_mode()
 def prompt_activations(model: SoftPromptModel, mode: str = "before_relu") -> np.ndarray:
-    """All FFN neurons at the classification slot when the input is the prompt alone. [layers * d_ffn]"""
+    """All FFN neurons at the read slot when the input is the prompt alone (``alone_position``). [layers * d_ffn]"""
     model.eval()
-    with capture_neurons(model, mode, position=0) as captured:
+    with capture_neurons(model, mode, position=model.alone_position) as captured:
         model.slot_hidden(None)
     return torch.cat([layer[0] for layer in captured]).cpu().numpy()  # layer-major
 

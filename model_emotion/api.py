@@ -29,14 +29,16 @@ import torch
 
 from .activations import ActivationSet, prompt_activations
 from .attributes import AttributeRDMs, Ratings, build_rdms
-from .batching import encode
 from .data import GoEmotions, binary_task
 from .errors import ToolkitError
 from .masked_eval import check_mask_shapes
 from .masked_eval import evaluate_masks as _evaluate_masks
 from .masks import generate_masks
 from .neurons import find_ffn
-from .prompt_model import PromptConfig, SoftPromptModel, has_mlm_head
+from .decoder_prompt import DECODER_VERBALIZER
+from .loading import has_mlm_head, is_decoder
+from .defaults import DEFAULT_ANSWER_CUE, DEFAULT_TEMPLATE
+from .prompt_model import PromptConfig, SoftPromptModel, build_prompt_model
 from .results import Results, masking_from_records, summary_table
 from .rsa import RSAResult, searchlight, summarize
 from .training import accuracy, set_seed
@@ -84,25 +86,41 @@ def train_prompt(backbone, tokenizer, data: GoEmotions, emotion: str, seed: int 
                  train_batch_size: int = 8, eval_batch_size: int = 32, max_length: int = 256,
                  max_train_samples: int | None = None, max_eval_samples: int | None = None,
                  protocol: str = "toolkit", negative_sampling: str = "exclusive", prompt_init: str | None = None,
-                 verbalizer=("negative", "positive"), device=None, progress: bool = False) -> TrainedPrompt:
-    """Step 1 for one (emotion, seed), in memory; ``train.py`` runs exactly this (same defaults)."""
+                 verbalizer=None, prompt_mode: str = "soft", template: str = DEFAULT_TEMPLATE,
+                 answer_cue: str = DEFAULT_ANSWER_CUE, device=None, progress: bool = False) -> TrainedPrompt:
+    """Step 1 for one (emotion, seed), in memory; ``train.py`` runs exactly this (same defaults).
+
+    Decoders (``decoder_prompt``): the verbalizer defaults to no/yes and ``prompt_mode="instruction"``
+    trains nothing: the "best" accuracy is the zero-shot dev accuracy of the question ``template``.
+    """
     paper = protocol == "paper"
     if negative_sampling == "paper" and not paper:
         raise ToolkitError("negative_sampling='paper' reproduces a bug of the original code; it needs protocol='paper'")
     device = _device(device)
-    head = head or ("mlm" if has_mlm_head(backbone) else "linear")
+    decoder = is_decoder(backbone)
+    head = head or ("lm" if decoder else "mlm" if has_mlm_head(backbone) else "linear")
+    if verbalizer is None:
+        verbalizer = DECODER_VERBALIZER if decoder else ("negative", "positive")
     set_seed(seed)
     config = PromptConfig(model=model_name or getattr(backbone.config, "_name_or_path", "model"), prompt_len=prompt_len, head=head,
                           verbalizer=tuple(verbalizer), prompt_init=prompt_init or ("mask" if paper else "vocab"),
                           max_length=max_length, seed=seed, sentiment=emotion, protocol=protocol,
+                          prompt_mode=prompt_mode, template=template, answer_cue=answer_cue,
                           extra={"negative_sampling": negative_sampling})
-    model = SoftPromptModel(backbone, tokenizer, config).to(device)
+    model = build_prompt_model(backbone, tokenizer, config).to(device)
     tasks = {}
     for split, cap in (("train", max_train_samples), ("dev", max_eval_samples), ("test", max_eval_samples)):
         task = binary_task(data.split(split), emotion, seed, split, cap, negative_sampling)
-        tasks[split] = encode(tokenizer, task.texts, task.labels, max_length)
+        tasks[split] = model.encode_task(task.texts, task.labels)
     logger.info("%s-%d: train %d, dev %d, test %d examples; model %s on %s", emotion, seed, len(tasks["train"]),
                 len(tasks["dev"]), len(tasks["test"]), config.model, device)
+    if config.prompt_mode == "instruction":  # zero-shot: nothing to train
+        dev_acc = accuracy(model, tasks["dev"], eval_batch_size, device)
+        state = model.trainable_state()
+        test_acc = accuracy(model, tasks["test"], eval_batch_size, device)
+        history = [{"epoch": 0, "train_loss": None, "dev_acc": dev_acc}]
+        return TrainedPrompt(model, emotion, seed, dev_acc, 0, test_acc, history, state,
+                             {split: len(task) for split, task in tasks.items()})
     result = _train_loop(model, tasks["train"], tasks["dev"], epochs=epochs, lr=lr, batch_size=train_batch_size,
                          eval_batch_size=eval_batch_size, device=device, seed=seed,
                          weight_decay=weight_decay if weight_decay is not None else (0.01 if paper else 1e-5),
@@ -187,7 +205,7 @@ def evaluate_masks(prompt, data: GoEmotions, masks: dict[str, torch.Tensor], *, 
     config = model.config
     task = binary_task(data.split(split), config.sentiment, config.seed, split, max_eval_samples,
                        config.extra.get("negative_sampling", "exclusive"))
-    encoded = encode(model.tokenizer, task.texts, task.labels, config.max_length)
+    encoded = model.encode_task(task.texts, task.labels)
     out = {"unmasked": accuracy(model, encoded, eval_batch_size, device)}
     out.update(_evaluate_masks(model, encoded, masks, eval_batch_size, device, progress=progress))
     return out

@@ -17,7 +17,7 @@ import torch
 
 from .errors import ToolkitError
 from .io import atomic_path
-from .prompt_model import PromptConfig, SoftPromptModel, backbone_signature
+from .prompt_model import PromptConfig, backbone_signature, build_prompt_model
 
 logger = logging.getLogger(__name__)
 
@@ -73,8 +73,8 @@ def load_checkpoint(path: str | Path, model_name: str | None = None) -> dict:
 
 
 def prompt_model_from_checkpoint(record: dict, backbone, tokenizer, state: str = "best",
-                                 path: str | Path = "checkpoint", protocol: str | None = None) -> SoftPromptModel:
-    """Build a SoftPromptModel over an already loaded backbone with the checkpoint's prompt.
+                                 path: str | Path = "checkpoint", protocol: str | None = None):
+    """Build the prompt model (``build_prompt_model``) over an already loaded backbone with the checkpoint's prompt.
 
     ``protocol`` overrides the protocol the checkpoint was trained with (None keeps it; checkpoints
     of the original code count as ``paper``).
@@ -95,6 +95,6 @@ def prompt_model_from_checkpoint(record: dict, backbone, tokenizer, state: str =
     if prompt.shape[1] != hidden:
         raise ToolkitError(f"{path}: prompt hidden size {prompt.shape[1]} does not match the model's {hidden} "
                            f"(checkpoint trained on {config.model}?)")
-    model = SoftPromptModel(backbone, tokenizer, config)
+    model = build_prompt_model(backbone, tokenizer, config)
     model.load_trainable_state(prompt, record.get(f"{state}_head"))
     return model

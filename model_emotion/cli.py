@@ -191,8 +191,11 @@ def resolve_device(name: str | None):
 def add_model_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", "--pretrained_model", dest="model", type=str,
                         default=env_default("ME_MODEL", DEFAULT_MODEL),
-                        help="Hugging Face hub id or local folder of the frozen model "
+                        help="Hugging Face hub id, local folder or .gguf file of the frozen model "
                              "(env ME_MODEL; default %(default)s)")
+    parser.add_argument("--dtype", type=str, default=None, choices=["float32", "bfloat16", "float16"],
+                        help="type of the frozen weights (default float32; bfloat16 halves a decoder's memory, "
+                             "on CUDA bf16 autocast is used either way); activations are read in float32")
 
 
 def add_data_args(parser: argparse.ArgumentParser) -> None:

@@ -1,19 +1,21 @@
 """Accuracy of one prompt under many neuron masks, with the model and data loaded once.
 
 A mask only changes FFN neurons, so the work it cannot change is done once and shared. For
-BERT-style encoders (``prompt_model.BERT_BLOCK_TYPES``), with R = the first layer that any mask of
-a group changes (layer 0 for RSA top-k masks):
+BERT-style encoders and pre-norm decoders with a plain residual FFN (``architectures``: the
+``bert_block`` and ``residual_ffn`` entries), with R = the first layer that any mask of a group
+changes (layer 0 for RSA top-k masks):
 
-* Each batch runs once, unmasked, up to block R's FFN activations. They are kept with the
-  block's attention output and its unmasked FFN output projection.
-* Block R under a mask is that kept projection minus the changed neurons' share. Only the
+* Each batch runs once, unmasked, up to block R's FFN activations. They are kept with what the
+  block adds them to: for an encoder the attention output and the unmasked FFN output projection
+  (the block ends in a LayerNorm of their sum), for a decoder the block's unmasked output.
+* Block R under a mask is that kept output minus the changed neurons' share. Only the
   changed neurons' columns are multiplied, so it costs k/d_ffn of a projection.
 * In the blocks after R, a binary mask removes its silenced neurons from the FFN: the rows of the
   up projection and the columns of the output projection. Those neurons are not computed at all,
   and the result is the same as multiplying them by 0. Rows with fractional scales use the
   scaling hook of ``neurons.scale_neurons``.
-* The last block runs past its self-attention for the classification slot only
-  (``prompt_model.slot_only_last_block``).
+* An encoder's last block runs past its self-attention for the classification slot only
+  (``architectures.slot_only_last_block``); a decoder's final norm and head run at the read slot only.
 
 Batches are grouped by length with little padding (``batching.batch_order``). The kept states of as
 many batches as fit in ``CACHE_BYTES`` are evaluated under every mask of a group before the next
@@ -35,8 +37,10 @@ from tqdm import tqdm
 
 from .batching import EncodedTask, batch_order, pad_rows
 from .errors import ToolkitError
+from .architectures import Architecture, architecture, blocks as model_blocks, get_module, linear_weight, set_module, \
+    slot_only_last_block
 from .neurons import find_ffn, scale_neurons
-from .prompt_model import SoftPromptModel, bert_blocks, slot_only_last_block
+from .prompt_model import SoftPromptModel
 from .training import autocast, mean_accuracy, predict_logits
 
 logger = logging.getLogger(__name__)
@@ -72,31 +76,51 @@ class _Kept:
     """Block R of one batch, unmasked: what every mask resumes from."""
 
     activations: torch.Tensor  # [batch, seq, d_ffn] FFN neurons
-    attention_output: torch.Tensor  # [batch, seq, hidden] the FFN's residual input
-    projection: torch.Tensor  # [batch, seq, hidden] the FFN output projection of all neurons
-    block_args: tuple  # what the encoder passes to every block besides the hidden states
+    # encoder: the FFN's residual input, the attention output; decoder: the block's unmasked output
+    residual: torch.Tensor  # [batch, seq, hidden]
+    projection: torch.Tensor | None  # encoder: [batch, seq, hidden] the FFN output projection of all neurons
+    block_args: tuple  # what the model passes to every block besides the hidden states
     block_kwargs: dict
     rows: list[int]  # the batch's rows in the task
+    attention_mask: torch.Tensor  # [batch, L] of the whole input (decoders read at each row's last 1)
 
     @property
     def nbytes(self) -> int:
-        return sum(t.numel() * t.element_size() for t in (self.activations, self.attention_output, self.projection))
+        kept = [t for t in (self.activations, self.residual, self.projection) if t is not None]
+        return sum(t.numel() * t.element_size() for t in kept)
 
 
-def _keep(model: SoftPromptModel, blocks: nn.ModuleList, layer: int, ids: torch.Tensor, mask: torch.Tensor,
+def _ffn_output(block: nn.Module, arch: Architecture) -> nn.Module:
+    """A BERT block's ``output`` module: LayerNorm(dropout(dense(neurons)) + attention output)."""
+    return get_module(block, arch.down.rpartition(".")[0])
+
+
+def _keep(model, blocks: nn.ModuleList, arch: Architecture, layer: int, ids: torch.Tensor, mask: torch.Tensor,
           rows: list[int]) -> _Kept:
-    """Run the unmasked model on one batch until block ``layer``'s FFN activations are known."""
+    """Run the unmasked model on one batch until block ``layer``'s FFN is known."""
     store: dict = {}
+    block = blocks[layer]
 
     def on_block(_module, args, kwargs):
         store["args"], store["kwargs"] = args[1:], kwargs
 
-    def on_intermediate(_module, args, output):
-        store["attention_output"], store["activations"] = args[0], output
+    def on_down(_module, args):
+        store["activations"] = args[0]
+
+    def on_ffn_output(_module, args):  # encoder: output(neurons, attention_output)
+        store["activations"], store["residual"] = args[0], args[1]
         raise _Stop
 
-    handles = [blocks[layer].register_forward_pre_hook(on_block, with_kwargs=True),
-               blocks[layer].intermediate.register_forward_hook(on_intermediate)]
+    def on_block_output(_module, _args, output):  # decoder: the whole block, unmasked
+        store["residual"] = output[0] if isinstance(output, tuple) else output
+        raise _Stop
+
+    handles = [block.register_forward_pre_hook(on_block, with_kwargs=True)]
+    if arch.bert_block:
+        handles.append(_ffn_output(block, arch).register_forward_pre_hook(on_ffn_output))
+    else:
+        handles += [get_module(block, arch.down).register_forward_pre_hook(on_down),
+                    block.register_forward_hook(on_block_output)]
     try:
         model(ids, mask)
     except _Stop:
@@ -104,19 +128,20 @@ def _keep(model: SoftPromptModel, blocks: nn.ModuleList, layer: int, ids: torch.
     finally:
         for handle in handles:
             handle.remove()
-    if "activations" not in store:
-        raise RuntimeError(f"block {layer} was never reached; is {type(blocks[layer]).__name__} a BERT-style block?")
-    projection = blocks[layer].output.dense(store["activations"])
-    return _Kept(store["activations"], store["attention_output"], projection, store["args"], store["kwargs"], rows)
+    if "residual" not in store:
+        raise RuntimeError(f"block {layer} was never reached; does {type(block).__name__} fit the {arch} entry?")
+    projection = get_module(block, arch.down)(store["activations"]) if arch.bert_block else None
+    full_mask = torch.cat([torch.ones(mask.shape[0], model.extra_tokens, dtype=mask.dtype, device=mask.device), mask], 1)
+    return _Kept(store["activations"], store["residual"], projection, store["args"], store["kwargs"], rows, full_mask)
 
 
-def _kept_chunks(model: SoftPromptModel, blocks: nn.ModuleList, layer: int, task: EncodedTask, batch_size: int,
+def _kept_chunks(model, blocks: nn.ModuleList, arch: Architecture, layer: int, task: EncodedTask, batch_size: int,
                  device: torch.device) -> Iterator[list[_Kept]]:
     """The kept states of all batches, in chunks of at most ``CACHE_BYTES`` (at least one batch)."""
     chunk, size = [], 0
     for rows in batch_order(task, batch_size, extra_tokens=model.extra_tokens):
         ids, mask, _ = pad_rows(task, rows)
-        kept = _keep(model, blocks, layer, ids.to(device), mask.to(device), rows)
+        kept = _keep(model, blocks, arch, layer, ids.to(device), mask.to(device), rows)
         chunk.append(kept)
         size += kept.nbytes
         if size >= CACHE_BYTES:
@@ -138,21 +163,29 @@ class _Linear(nn.Module):
 
 
 @contextmanager
-def _without_silenced(blocks: nn.ModuleList, mask: torch.Tensor, layers: list[int]) -> Iterator[None]:
-    """Remove the neurons a binary row silences from those blocks' FFNs; restored in ``finally``."""
-    replaced = []
+def _without_silenced(blocks: nn.ModuleList, arch: Architecture, mask: torch.Tensor,
+                      layers: list[int]) -> Iterator[None]:
+    """Remove the neurons a binary row silences from those blocks' FFNs; restored in ``finally``.
+
+    The rows of every ``up`` module (a gated MLP's gate and up projections) and the columns of the
+    ``down`` projection go; GPT-2's Conv1D weights are read transposed (``linear_weight``).
+    """
+    replaced = []  # (block, path, original module)
     try:
         for layer in layers:
             block = blocks[layer]
             keep = mask[layer].nonzero()[:, 0]  # [kept]
-            up, down = block.intermediate.dense, block.output.dense
-            replaced.append((block, up, down))
-            block.intermediate.dense = _Linear(up.weight[keep], None if up.bias is None else up.bias[keep])
-            block.output.dense = _Linear(down.weight[:, keep], down.bias)
+            for path in arch.up:
+                up = get_module(block, path)
+                replaced.append((block, path, up))
+                set_module(block, path, _Linear(linear_weight(up)[keep], None if up.bias is None else up.bias[keep]))
+            down = get_module(block, arch.down)
+            replaced.append((block, arch.down, down))
+            set_module(block, arch.down, _Linear(linear_weight(down)[:, keep], down.bias))
         yield
     finally:
-        for block, up, down in replaced:
-            block.intermediate.dense, block.output.dense = up, down
+        for block, path, module in reversed(replaced):
+            set_module(block, path, module)
 
 
 @dataclass
@@ -163,50 +196,57 @@ class _Change:
     weight: torch.Tensor  # [hidden, k] their columns of the output projection times (1 - s)
 
 
-def _change_at(blocks: nn.ModuleList, layer: int, row: torch.Tensor) -> _Change:
+def _change_at(blocks: nn.ModuleList, arch: Architecture, layer: int, row: torch.Tensor) -> _Change:
     neurons = (row != 1).nonzero()[:, 0]
-    weight = blocks[layer].output.dense.weight[:, neurons]  # [hidden, k]
+    weight = linear_weight(get_module(blocks[layer], arch.down))[:, neurons]  # [hidden, k]
     return _Change(neurons, weight * (1 - row[neurons].to(weight.dtype)))
 
 
-def _resume_logits(model: SoftPromptModel, blocks: nn.ModuleList, layer: int, kept: _Kept,
+def _resume_logits(model, blocks: nn.ModuleList, arch: Architecture, layer: int, kept: _Kept,
                    change: _Change) -> torch.Tensor:
     """Logits from block ``layer``'s FFN output onwards, under the active mask. [batch, 2]"""
-    output = blocks[layer].output
-    projection = kept.projection
+    share = None
     if len(change.neurons):
-        share = kept.activations[..., change.neurons] @ change.weight.T.to(kept.activations.dtype)
-        projection = projection.float() - share.float()  # [batch, seq, hidden]; fp32 under bf16 autocast too
-    hidden = output.LayerNorm(output.dropout(projection) + kept.attention_output)  # BERT's FFN output
+        share = kept.activations[..., change.neurons] @ change.weight.T.to(kept.activations.dtype)  # [batch, seq, hidden]
+    if arch.bert_block:
+        projection = kept.projection if share is None else kept.projection.float() - share.float()  # fp32 under autocast
+        output = _ffn_output(blocks[layer], arch)
+        hidden = output.LayerNorm(output.dropout(projection) + kept.residual)  # BERT's FFN output
+    else:  # pre-norm decoder: block output = residual after attention + FFN output
+        hidden = kept.residual if share is None else (kept.residual.float() - share.float()).to(kept.residual.dtype)
     with slot_only_last_block(model.backbone):
         for block in blocks[layer + 1:]:
             out = block(hidden, *kept.block_args, **kept.block_kwargs)
             hidden = out[0] if isinstance(out, tuple) else out  # transformers 4 returns a tuple
-    return model.classify(hidden[:, 0])
+    if arch.bert_block:
+        return model.classify(hidden[:, 0])
+    read = model.read(hidden, kept.attention_mask)  # [batch, hidden] at each row's read slot
+    return model.classify(model.final_norm(read))
 
 
 @contextmanager
-def _masked_after(model: SoftPromptModel, blocks: nn.ModuleList, mask: torch.Tensor, layer: int) -> Iterator[None]:
+def _masked_after(model, blocks: nn.ModuleList, arch: Architecture, mask: torch.Tensor, layer: int) -> Iterator[None]:
     """Apply ``mask`` to the blocks after ``layer``: binary rows by removal, other rows by the hook."""
     later = [i for i in range(layer + 1, len(blocks)) if bool((mask[i] != 1).any())]
     binary = [i for i in later if bool(((mask[i] == 0) | (mask[i] == 1)).all())]
     scaled = [i for i in later if i not in binary]
-    with scale_neurons(model, mask, layers=scaled), _without_silenced(blocks, mask, binary):
+    with scale_neurons(model, mask, layers=scaled), _without_silenced(blocks, arch, mask, binary):
         yield
 
 
 @torch.inference_mode()
-def _group_logits(model: SoftPromptModel, blocks: nn.ModuleList, task: EncodedTask, masks: dict[str, torch.Tensor],
-                  layer: int, batch_size: int, device: torch.device) -> dict[str, torch.Tensor]:
+def _group_logits(model, blocks: nn.ModuleList, arch: Architecture, task: EncodedTask,
+                  masks: dict[str, torch.Tensor], layer: int, batch_size: int,
+                  device: torch.device) -> dict[str, torch.Tensor]:
     """Logits of every row under every mask of a group, resuming from block ``layer``. {name: [n, 2]}"""
     logits = {name: torch.empty(len(task), 2) for name in masks}
     with autocast(device):
-        for chunk in _kept_chunks(model, blocks, layer, task, batch_size, device):
+        for chunk in _kept_chunks(model, blocks, arch, layer, task, batch_size, device):
             for name, mask in masks.items():
-                change = _change_at(blocks, layer, mask[layer])
-                with _masked_after(model, blocks, mask, layer):
+                change = _change_at(blocks, arch, layer, mask[layer])
+                with _masked_after(model, blocks, arch, mask, layer):
                     for kept in chunk:
-                        logits[name][kept.rows] = _resume_logits(model, blocks, layer, kept, change).float().cpu()
+                        logits[name][kept.rows] = _resume_logits(model, blocks, arch, layer, kept, change).float().cpu()
     return logits
 
 
@@ -216,12 +256,13 @@ def _masked_logits(model: SoftPromptModel, task: EncodedTask, masks: dict[str, t
     if group_size < 1:
         raise ToolkitError(f"mask group size {group_size} must be at least 1")
     model.eval()
-    blocks = bert_blocks(model.backbone) if shared else None
-    if blocks is None:  # the plain path: a full forward per mask
+    arch = architecture(model)
+    if not (shared and (arch.bert_block or arch.residual_ffn)):  # the plain path: a full forward per mask
         for name, mask in masks.items():
             with scale_neurons(model, mask.to(device)):
                 yield {name: predict_logits(model, task, batch_size, device)}
         return
+    blocks = model_blocks(model)
     last = len(blocks) - 1
     first = {name: first_changed_layer(mask) for name, mask in masks.items()}
     # Masks that first change a late layer share more of the unmasked pass: group them together.
@@ -229,7 +270,7 @@ def _masked_logits(model: SoftPromptModel, task: EncodedTask, masks: dict[str, t
     for start in range(0, len(names), group_size):
         group = names[start:start + group_size]
         layer = min(last if first[name] is None else first[name] for name in group)
-        yield _group_logits(model, blocks, task, {name: masks[name].to(device) for name in group}, layer,
+        yield _group_logits(model, blocks, arch, task, {name: masks[name].to(device) for name in group}, layer,
                             batch_size, device)
 
 

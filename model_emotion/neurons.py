@@ -1,7 +1,8 @@
 """FFN neurons of a Hugging Face model: find them, read them, scale them.
 
-A "neuron" is one channel of the input of a feed-forward block's output projection (for RoBERTa
-and BERT: the output of ``intermediate``, i.e. after GELU). Neuron index = layer * d_ffn + unit,
+A "neuron" is one channel of the input of a feed-forward block's output projection: for RoBERTa
+and BERT the output of ``intermediate`` (after GELU), for gated MLPs ``act(gate) * up``, for GPT-2
+the input of ``c_proj``. Where those modules sit is ``architectures``' table. Neuron index = layer * d_ffn + unit,
 layer-major, everywhere in the toolkit. Hooks only live inside the context managers below, whose
 ``finally`` removes them.
 """
@@ -15,35 +16,10 @@ from typing import Iterable, Iterator
 import torch
 from torch import nn
 
-from .errors import ToolkitError
+from .architectures import architecture, blocks, get_module, in_features
+from .errors import ConfigError
 
 ACTIVATION_MODES = ("before_relu", "after_relu", "pre_activation")
-
-
-@dataclass(frozen=True)
-class FFNLayout:
-    """Where the feed-forward blocks sit, as dotted paths relative to the model's base model."""
-
-    layers: str  # the ModuleList of transformer blocks
-    up: str  # per block: the module whose output is the pre-activation value
-    down: str  # per block: the FFN output projection; its input is the neuron value
-
-
-_ENCODER = FFNLayout("encoder.layer", "intermediate.dense", "output.dense")
-# Table-driven so that other architectures are one line each. For gated MLPs (Llama-style) the
-# neuron is act(gate) * up, the input of down_proj, and "pre-activation" is the gate projection.
-FFN_LAYOUTS = {
-    "bert": _ENCODER,
-    "roberta": _ENCODER,
-    "xlm-roberta": _ENCODER,
-    "camembert": _ENCODER,
-    "electra": _ENCODER,
-    "distilbert": FFNLayout("transformer.layer", "ffn.lin1", "ffn.lin2"),
-    "gpt2": FFNLayout("h", "mlp.c_fc", "mlp.c_proj"),
-    "llama": FFNLayout("layers", "mlp.gate_proj", "mlp.down_proj"),
-    "mistral": FFNLayout("layers", "mlp.gate_proj", "mlp.down_proj"),
-    "qwen2": FFNLayout("layers", "mlp.gate_proj", "mlp.down_proj"),
-}
 
 
 @dataclass(frozen=True)
@@ -61,34 +37,16 @@ class FFNBlocks:
         return self.num_layers * self.d_ffn
 
 
-def _get(module: nn.Module, dotted: str) -> nn.Module:
-    for part in dotted.split("."):
-        module = getattr(module, part)
-    return module
-
-
-def _in_features(module: nn.Module) -> int:
-    if isinstance(module, nn.Linear):
-        return module.in_features
-    weight = getattr(module, "weight", None)  # GPT-2's Conv1D stores [in, out]
-    if weight is None:
-        raise ToolkitError(f"cannot read the input width of {type(module).__name__}")
-    return int(weight.shape[0])
-
-
 def find_ffn(model: nn.Module) -> FFNBlocks:
-    """The feed-forward blocks of ``model`` (a backbone, an MLM model or a SoftPromptModel)."""
+    """The feed-forward blocks of ``model`` (a backbone, an LM or a prompt model)."""
     backbone = getattr(model, "backbone", model)
-    model_type = backbone.config.model_type
-    layout = FFN_LAYOUTS.get(model_type)
-    if layout is None:
-        raise ToolkitError(f"no FFN layout known for model type {model_type!r}; known: {', '.join(sorted(FFN_LAYOUTS))}")
-    blocks = _get(backbone.base_model, layout.layers)
-    up = [_get(block, layout.up) for block in blocks]
-    down = [_get(block, layout.down) for block in blocks]
-    widths = {_in_features(m) for m in down}
+    arch = architecture(backbone)
+    layer_list = blocks(backbone)
+    up = [get_module(block, arch.up[0]) for block in layer_list]
+    down = [get_module(block, arch.down) for block in layer_list]
+    widths = {in_features(m) for m in down}
     if len(widths) != 1:
-        raise ToolkitError(f"layers of {model_type} have different FFN widths {sorted(widths)}")
+        raise ConfigError(f"layers of {backbone.config.model_type} have different FFN widths {sorted(widths)}")
     return FFNBlocks(up, down, widths.pop())
 
 
@@ -102,7 +60,7 @@ def capture_neurons(model: nn.Module, mode: str = "before_relu", position: int |
     ``pre_activation`` the value before the activation function.
     """
     if mode not in ACTIVATION_MODES:
-        raise ToolkitError(f"--activation_mode {mode!r} unknown; choose one of {', '.join(ACTIVATION_MODES)}")
+        raise ConfigError(f"activation mode {mode!r} unknown; choose one of {', '.join(ACTIVATION_MODES)}")
     ffn = find_ffn(model)
     captured: list = [None] * ffn.num_layers
     handles = []
@@ -139,7 +97,7 @@ def scale_neurons(model: nn.Module, scale: torch.Tensor, layers: Iterable[int] |
     """
     ffn = find_ffn(model)
     if tuple(scale.shape) != (ffn.num_layers, ffn.d_ffn):
-        raise ToolkitError(f"mask shape {list(scale.shape)} does not match the model's FFN "
+        raise ConfigError(f"mask shape {list(scale.shape)} does not match the model's FFN "
                            f"[{ffn.num_layers}, {ffn.d_ffn}]")
     handles = []
     try:

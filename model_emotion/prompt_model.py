@@ -20,129 +20,33 @@ Two protocols build the input (``PromptConfig.protocol``):
 from __future__ import annotations
 
 import logging
+import string
 from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Iterator
 
 import torch
 from torch import nn
 
-from .errors import ToolkitError
+from .architectures import bert_blocks, mlm_head_modules, position_offset, slot_only_last_block  # noqa: F401 (re-exported)
+from .batching import EncodedTask, encode
+from .defaults import DEFAULT_ANSWER_CUE, DEFAULT_TEMPLATE
+from .errors import ConfigError, ToolkitError
+from .loading import HEADS, has_mlm_head, is_decoder, load_backbone  # noqa: F401 (re-exported)
 
 logger = logging.getLogger(__name__)
 
-HEADS = ("mlm", "linear")
 PROMPT_INITS = ("vocab", "mask")
 DEFAULT_VERBALIZER = ("negative", "positive")
 PROTOCOLS = ("toolkit", "paper")
+# soft: a trained soft prompt; instruction (decoders): a natural-language question, nothing trained.
+PROMPT_MODES = ("soft", "instruction")
 
 # The original code reads roberta-base's vocabulary logits at these ids (its comment: "positive":
 # 22173, "negative": 33407), not at the tokenised label words. Used under --protocol paper when the
 # tokenizer is roberta-base's (RoBERTa type, 50265 entries); the spellings are logged at run time.
 PAPER_LABEL_IDS = (33407, 22173)
 PAPER_VOCAB_SIZE = 50265
-
-# MLM heads applied to the hidden state of the mask slot only (the full head would project every
-# token onto the vocabulary). Attribute names per model type, applied in order.
-MLM_HEAD_MODULES = {
-    "roberta": ("lm_head",),
-    "xlm-roberta": ("lm_head",),
-    "camembert": ("lm_head",),
-    "bert": ("cls",),
-    "electra": ("generator_predictions", "generator_lm_head"),
-    "distilbert": ("vocab_transform", "activation", "vocab_layer_norm", "vocab_projector"),
-}
-
-# Model types whose position ids start after the padding index (RoBERTa's convention).
-POSITION_OFFSET_TYPES = ("roberta", "xlm-roberta", "camembert")
-
-# Post-LayerNorm encoders built of BERT's blocks: ``encoder.layer[i]`` is attention (self-attention,
-# then ``attention.output(context, hidden)``) followed by ``intermediate`` and
-# ``output(intermediate, attention_output)``, and nothing follows the last block but a pooler.
-BERT_BLOCK_TYPES = ("bert", "roberta", "xlm-roberta", "camembert", "electra")
-
-
-def bert_blocks(backbone: nn.Module) -> nn.ModuleList | None:
-    """The blocks of a BERT-style encoder, or None for other architectures."""
-    if backbone.config.model_type not in BERT_BLOCK_TYPES:
-        return None
-    return getattr(getattr(backbone.base_model, "encoder", None), "layer", None)
-
-
-def _first_position(value):
-    return value[:, :1] if torch.is_tensor(value) and value.dim() == 3 else value  # [batch, 1, hidden]
-
-
-def _keep_first_position(_module, args, kwargs):
-    return tuple(_first_position(a) for a in args), {k: _first_position(v) for k, v in kwargs.items()}
-
-
-class _SlotQueryAttention(nn.Module):
-    """A BERT self-attention that answers for position 0 only: its query, every key and value.
-
-    Returns ``(context [batch, 1, hidden], None)`` like the module it stands for.
-    """
-
-    def __init__(self, attention: nn.Module):
-        super().__init__()
-        self.attention = attention
-
-    @staticmethod
-    def fits(attention: nn.Module) -> bool:
-        """A plain BERT self-attention: q/k/v projections, absolute positions, no cross-attention."""
-        return all(isinstance(getattr(attention, name, None), nn.Linear) for name in ("query", "key", "value")) \
-            and hasattr(attention, "num_attention_heads") and hasattr(attention, "attention_head_size") \
-            and getattr(attention, "position_embedding_type", "absolute") == "absolute" \
-            and not getattr(attention, "is_decoder", False)
-
-    def forward(self, hidden_states: torch.Tensor, attention_mask: torch.Tensor | None = None, *args, **kwargs):
-        module = self.attention
-        batch, seq, _ = hidden_states.shape
-        heads, size = module.num_attention_heads, module.attention_head_size
-
-        def split(x: torch.Tensor) -> torch.Tensor:
-            return x.view(batch, x.shape[1], heads, size).transpose(1, 2)  # [batch, heads, len, size]
-
-        query = split(module.query(hidden_states[:, :1]))
-        key, value = split(module.key(hidden_states)), split(module.value(hidden_states))
-        mask = attention_mask
-        if mask is not None:
-            if mask.dim() == 2:  # [batch, seq] of 0/1 (flash-attention style)
-                mask = mask[:, None, None, :].bool()
-            elif mask.dim() == 4:  # [batch, 1, seq or 1, seq]: the slot's row
-                mask = mask[:, :, :1, :]
-        scaling = getattr(module, "scaling", size ** -0.5)
-        context = nn.functional.scaled_dot_product_attention(query, key, value, attn_mask=mask, scale=scaling)
-        return context.transpose(1, 2).reshape(batch, 1, heads * size), None
-
-
-@contextmanager
-def slot_only_last_block(backbone: nn.Module) -> Iterator[None]:
-    """Compute the last block for the slot (position 0) only.
-
-    Only the slot's final hidden state is read, so the last block needs the slot's query, but the
-    keys and values of every position (the slot attends to them); its attention output projection
-    and FFN run for the slot alone. The encoder then returns [batch, 1, hidden]. Same values up to
-    float rounding (tested, gradients too); saves about 10/12 of one block's projections (14% of a
-    6-layer model, 7% of a 12-layer one) and most of its attention.
-    """
-    blocks = bert_blocks(backbone)
-    handle, swapped = None, None
-    try:
-        if blocks is not None and len(blocks):
-            last = blocks[-1].attention
-            handle = last.output.register_forward_pre_hook(_keep_first_position, with_kwargs=True)
-            if _SlotQueryAttention.fits(last.self):
-                swapped = last.self
-                last.self = _SlotQueryAttention(swapped)
-        yield
-    finally:
-        if handle is not None:
-            handle.remove()
-        if swapped is not None:
-            blocks[-1].attention.self = swapped
-
 
 @dataclass
 class PromptConfig:
@@ -157,21 +61,29 @@ class PromptConfig:
     seed: int = 1
     sentiment: str | None = None
     protocol: str = "toolkit"
+    prompt_mode: str = "soft"
+    template: str = DEFAULT_TEMPLATE  # instruction mode: the question, with {emotion}
+    answer_cue: str = DEFAULT_ANSWER_CUE  # decoders: the fixed suffix after the text, read at its last token
     extra: dict = field(default_factory=dict)
 
     def __post_init__(self):
         if self.protocol not in PROTOCOLS:
-            raise ToolkitError(f"--protocol {self.protocol!r} unknown; choose one of {', '.join(PROTOCOLS)}")
-        if self.prompt_len < 1:
-            raise ToolkitError(f"--prompt_len {self.prompt_len} must be at least 1")
+            raise ConfigError(f"--protocol {self.protocol!r} unknown; choose one of {', '.join(PROTOCOLS)}")
+        if self.prompt_mode not in PROMPT_MODES:
+            raise ConfigError(f"--prompt_mode {self.prompt_mode!r} unknown; choose one of {', '.join(PROMPT_MODES)}")
+        if self.prompt_mode == "instruction":
+            check_template(self.template)
+            self.prompt_len = 0  # nothing trained
+        elif self.prompt_len < 1:
+            raise ConfigError(f"--prompt_len {self.prompt_len} must be at least 1")
         if self.head not in HEADS:
-            raise ToolkitError(f"--head {self.head!r} unknown; choose one of {', '.join(HEADS)}")
+            raise ConfigError(f"--head {self.head!r} unknown; choose one of {', '.join(HEADS)}")
         if self.prompt_init not in PROMPT_INITS:
-            raise ToolkitError(f"--prompt_init {self.prompt_init!r} unknown; choose one of {', '.join(PROMPT_INITS)}")
-        if self.head == "mlm" and len(self.verbalizer) != 2:
-            raise ToolkitError(f"--verbalizer needs two label words (negative class, positive class), got {list(self.verbalizer)}")
+            raise ConfigError(f"--prompt_init {self.prompt_init!r} unknown; choose one of {', '.join(PROMPT_INITS)}")
+        if self.head in ("mlm", "lm") and len(self.verbalizer) != 2:
+            raise ConfigError(f"--verbalizer needs two label words (negative class, positive class), got {list(self.verbalizer)}")
         if self.max_length < 2:
-            raise ToolkitError(f"--max_length {self.max_length} must be at least 2")
+            raise ConfigError(f"--max_length {self.max_length} must be at least 2")
         self.verbalizer = tuple(self.verbalizer)
 
     def to_dict(self) -> dict:
@@ -185,65 +97,35 @@ class PromptConfig:
         return cls(**known)
 
 
-def has_mlm_head(model: nn.Module) -> bool:
-    return hasattr(model, "get_output_embeddings") and model.get_output_embeddings() is not None \
-        and model.base_model is not model
-
-
-def load_backbone(name: str, head: str = "auto"):
-    """Load the frozen model and tokenizer once; returns ``(model, tokenizer, head)``.
-
-    ``head="auto"`` picks the MLM verbalizer when the checkpoint has trained MLM-head weights and
-    the linear head otherwise (e.g. sentence encoders such as all-MiniLM-L6-v2).
-    """
-    import transformers
-    from transformers import AutoModel, AutoModelForMaskedLM, AutoTokenizer
-
-    if head not in ("auto",) + HEADS:
-        raise ToolkitError(f"--head {head!r} unknown; choose one of auto, {', '.join(HEADS)}")
-    looks_local = name.startswith((".", "/", "~")) or Path(name).expanduser().exists() or name.count("/") > 1
-    if looks_local and not Path(name).expanduser().is_dir():
-        raise ToolkitError(f"--model {name}: no such folder (give a local model folder or a hub id like roberta-base)")
-    name = str(Path(name).expanduser()) if looks_local else name
-    previous = transformers.logging.get_verbosity()
-    transformers.logging.set_verbosity_error()
-    try:
-        try:
-            tokenizer = AutoTokenizer.from_pretrained(name)
-        except (OSError, ValueError) as exc:
-            raise ToolkitError(f"cannot load the tokenizer of --model {name}: {str(exc).splitlines()[0]}") from None
-        model, mlm_trained = None, False
-        if head in ("auto", "mlm"):
-            try:
-                model, info = AutoModelForMaskedLM.from_pretrained(name, output_loading_info=True)
-                prefix = model.base_model_prefix
-                missing_head = [k for k in info.get("missing_keys", []) if not k.startswith(prefix)]
-                mlm_trained = not missing_head
-            except ValueError:
-                model = None  # the architecture has no masked-LM class
-            except OSError as exc:
-                raise ToolkitError(f"cannot load --model {name}: {str(exc).splitlines()[0]}") from None
-        if head == "mlm" and not mlm_trained:
-            raise ToolkitError(f"model {name} has no trained masked-LM head, which an MLM-verbalizer prompt needs: "
-                               f"train with a linear head (train.py --head linear), or use the model the prompt "
-                               f"was trained on")
-        if not mlm_trained:
-            if model is not None:
-                model = model.base_model
-            else:
-                try:
-                    model = AutoModel.from_pretrained(name)
-                except (OSError, ValueError) as exc:
-                    raise ToolkitError(f"cannot load --model {name}: {str(exc).splitlines()[0]}") from None
-    finally:
-        transformers.logging.set_verbosity(previous)
-    chosen = "mlm" if mlm_trained else "linear"
-    logger.info("loaded %s (%s, %d layers), head: %s", name, model.config.model_type,
-                model.config.num_hidden_layers, chosen)
-    return model, tokenizer, chosen
-
-
 SIGNATURE_FIELDS = ("model_type", "hidden_size", "num_hidden_layers", "intermediate_size", "vocab_size")
+
+
+def check_template(template: str) -> str:
+    """An instruction template must name ``{emotion}`` and no other field."""
+    try:
+        fields = {name for _, name, _, _ in string.Formatter().parse(template) if name is not None}
+    except ValueError as exc:
+        raise ConfigError(f"--template {template!r} is not a valid format string ({exc}); write {{emotion}} where "
+                          f"the emotion goes and double other braces") from None
+    if fields != {"emotion"}:
+        raise ConfigError(f"--template {template!r} must contain {{emotion}} (and no other {{field}}); got "
+                          f"{sorted(fields) or 'no field'}")
+    return template
+
+
+def build_prompt_model(backbone: nn.Module, tokenizer, config: PromptConfig) -> nn.Module:
+    """The prompt model that fits the backbone: ``SoftPromptModel`` for encoders, ``DecoderPromptModel``
+    (``decoder_prompt``) for decoders."""
+    if is_decoder(backbone):
+        from .decoder_prompt import DecoderPromptModel
+
+        return DecoderPromptModel(backbone, tokenizer, config)
+    if config.prompt_mode != "soft":
+        raise ConfigError(f"--prompt_mode {config.prompt_mode} needs a decoder LM; {config.model} is a "
+                          f"{backbone.config.model_type} encoder")
+    if config.head == "lm":
+        raise ConfigError(f"--head lm is for decoders; {config.model} is an encoder: use mlm or linear")
+    return SoftPromptModel(backbone, tokenizer, config)
 
 
 def backbone_signature(model: nn.Module) -> dict:
@@ -257,8 +139,8 @@ def max_text_positions(model: nn.Module, tokenizer, protocol: str = "toolkit") -
     limit = getattr(config, "max_position_embeddings", None) or getattr(config, "n_positions", None)
     if limit is None:
         return 1 << 30
-    if config.model_type in POSITION_OFFSET_TYPES and protocol == "toolkit":
-        limit -= (config.pad_token_id or 0) + 1
+    if protocol == "toolkit":
+        limit -= position_offset(model)
     return int(limit)
 
 
@@ -307,7 +189,7 @@ class SoftPromptModel(nn.Module):
             if not has_mlm_head(backbone):
                 raise ToolkitError(f"{config.model} was loaded without a masked-LM head, which an MLM-verbalizer prompt "
                                    f"needs: train with a linear head (train.py --head linear)")
-            self.head_modules = self._find_mlm_head(backbone)
+            self.head_modules = mlm_head_modules(backbone)  # [] = unknown type: the full model's logits
             ids = self._paper_label_ids(backbone, tokenizer) if self.paper else None
             ids = ids or [self._label_token_ids(tokenizer, word) for word in config.verbalizer]
             width = max(len(x) for x in ids)
@@ -349,13 +231,6 @@ class SoftPromptModel(nn.Module):
         logger.info("paper protocol: label ids %s = tokens %s (negative, positive)", list(PAPER_LABEL_IDS), spellings)
         return [[i] for i in PAPER_LABEL_IDS]
 
-    @staticmethod
-    def _find_mlm_head(backbone: nn.Module) -> list[nn.Module]:
-        names = MLM_HEAD_MODULES.get(backbone.config.model_type)
-        if names is None:
-            return []  # unknown type: fall back to the full model's logits
-        return [getattr(backbone, name) for name in names]
-
     def train(self, mode: bool = True):
         super().train(mode)
         # Frozen either way; the original code trained with the backbone's dropout active.
@@ -379,6 +254,12 @@ class SoftPromptModel(nn.Module):
                 if not head_state:
                     raise ToolkitError("checkpoint has no linear-head weights, but its config says head=linear")
                 self.head.load_state_dict({k.removeprefix("head."): v for k, v in head_state.items()})
+
+    alone_position = 0  # where activations are read when the input is the prompt alone: the slot
+
+    def encode_task(self, texts, labels) -> EncodedTask:
+        """Token ids of ``texts`` as this model reads them (special tokens, truncated to max_length)."""
+        return encode(self.tokenizer, list(texts), labels, self.config.max_length)
 
     @property
     def extra_tokens(self) -> int:

@@ -97,7 +97,7 @@ def main(argv=None) -> int:
                            f"compare prompts of one configuration")
     heads = {rec["config"].get("head", "mlm") for rec in records.values()}
     device = cli.resolve_device(args.device)
-    backbone, tokenizer, _ = load_backbone(args.model, "linear" if heads == {"linear"} else "auto")
+    backbone, tokenizer, _ = load_backbone(args.model, "linear" if heads == {"linear"} else "auto", args.dtype)
     ffn = find_ffn(backbone)
     logger.info("%d checkpoints; %s has %d layers x %d FFN neurons", len(jobs), args.model, ffn.num_layers, ffn.d_ffn)
 

@@ -50,7 +50,6 @@ def main(argv=None) -> int:
     import hashlib
     import json
 
-    from model_emotion.batching import encode
     from model_emotion.checkpoint import checkpoint_path, load_checkpoint, prompt_model_from_checkpoint
     from model_emotion.data import binary_task, check_emotions, load_goemotions
     from model_emotion.io import file_digest, job_lock, read_json, save_run_args, write_json
@@ -109,7 +108,7 @@ def main(argv=None) -> int:
     first = load_checkpoint(checkpoint_path(args.checkpoint_dir, *pending[0]), args.model)
     records = {pending[0]: first}
     device = cli.resolve_device(args.device)
-    backbone, tokenizer, _ = load_backbone(args.model, first["config"].get("head", "mlm"))  # once for all jobs
+    backbone, tokenizer, _ = load_backbone(args.model, first["config"].get("head", "mlm"), args.dtype)  # once for all jobs
     data = load_goemotions(args.data_dir, splits=(args.split,))
     check_emotions(sorted({e for e, _ in pending}), data.emotions)
 
@@ -144,7 +143,7 @@ def main(argv=None) -> int:
         if negatives == "paper" and model.config.protocol != "paper":
             raise ToolkitError("the checkpoint was trained with the original code's negatives; evaluate it with --protocol paper")
         task = binary_task(data.split(args.split), emotion, seed, args.split, args.max_eval_samples, negatives)
-        encoded = encode(tokenizer, task.texts, task.labels, model.config.max_length)
+        encoded = model.encode_task(task.texts, task.labels)
         examples = hashlib.sha256(json.dumps([task.texts, task.labels.tolist()]).encode()).hexdigest()
         key = {"settings": settings(emotion, seed), "examples_sha256": examples,
                "resolved": {"protocol": model.config.protocol, "negative_sampling": negatives}}

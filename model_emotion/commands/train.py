@@ -13,6 +13,7 @@ from pathlib import Path
 
 from model_emotion import cli
 from model_emotion.errors import ToolkitError
+from model_emotion.defaults import DEFAULT_ANSWER_CUE, DEFAULT_TEMPLATE
 
 logger = logging.getLogger(__name__)
 
@@ -37,10 +38,20 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--max_length", type=cli.positive_int, default=256, help="max text tokens, special tokens included (default %(default)s)")
     parser.add_argument("--max_train_samples", type=cli.positive_int, default=None, help="cap on training examples, balanced (default: all)")
     parser.add_argument("--max_eval_samples", type=cli.positive_int, default=None, help="cap on dev and test examples, balanced (default: all)")
-    parser.add_argument("--head", type=str, default="auto", choices=["auto", "mlm", "linear"],
-                        help="MLM verbalizer or linear head; auto = mlm when the model has a trained MLM head")
-    parser.add_argument("--verbalizer", type=str, nargs="+", default=["negative", "positive"],
-                        help="label words of the negative and positive class (MLM head)")
+    parser.add_argument("--head", type=str, default="auto", choices=["auto", "mlm", "linear", "lm"],
+                        help="MLM verbalizer (encoders), LM-head verbalizer (lm, decoders) or linear head; auto = "
+                             "mlm when an encoder has a trained MLM head, lm for decoders, linear otherwise")
+    parser.add_argument("--verbalizer", type=str, nargs="+", default=None,
+                        help="label words of the negative and positive class (default negative positive; "
+                             "no yes for decoders, where each must be a single token)")
+    parser.add_argument("--prompt_mode", type=str, default="soft", choices=["soft", "instruction"],
+                        help="soft: train a soft prompt (default); instruction (decoders): no training, a "
+                             "natural-language question per emotion (--template) read at the answer slot")
+    parser.add_argument("--template", type=str, default=DEFAULT_TEMPLATE,
+                        help="instruction question with {emotion} (default %(default)r)")
+    parser.add_argument("--answer_cue", type=str, default=DEFAULT_ANSWER_CUE,
+                        help="decoders: fixed text after the text, whose last token is the read slot "
+                             "(default %(default)r; write a newline as a real newline)")
     parser.add_argument("--prompt_init", type=str, default=None, choices=["vocab", "mask"],
                         help="init the prompt from random vocabulary embeddings (default) or from <mask> x P "
                              "(the paper; default under --protocol paper)")
@@ -68,7 +79,7 @@ def main(argv=None) -> int:
     device = cli.resolve_device(args.device)
     data = load_goemotions(args.data_dir)
     check_emotions(sorted({e for e, _ in jobs}), data.emotions)
-    backbone, tokenizer, head = load_backbone(args.model, args.head)  # once for all jobs
+    backbone, tokenizer, head = load_backbone(args.model, args.head, args.dtype)  # once for all jobs
 
     def train_one(sentiment: str, seed: int) -> None:
         ckpt_path = checkpoint_path(args.checkpoint_dir, sentiment, seed)
@@ -86,7 +97,9 @@ def main(argv=None) -> int:
                                eval_batch_size=args.eval_batch_size, max_length=args.max_length,
                                max_train_samples=args.max_train_samples, max_eval_samples=args.max_eval_samples,
                                protocol=args.protocol, negative_sampling=args.negative_sampling,
-                               prompt_init=args.prompt_init, verbalizer=args.verbalizer, device=device, progress=True)
+                               prompt_init=args.prompt_init, verbalizer=args.verbalizer,
+                               prompt_mode=args.prompt_mode, template=args.template, answer_cue=args.answer_cue,
+                               device=device, progress=True)
         logger.info("%s-%d: best dev acc %.4f (epoch %d), test acc %.4f", sentiment, seed, trained.best_acc,
                     trained.best_epoch + 1, trained.test_acc)
         save_checkpoint(ckpt_path, trained.checkpoint(), exclusive=not args.overwrite)
