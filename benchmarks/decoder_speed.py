@@ -20,17 +20,14 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
-from common import shared_data
+from common import random_masks, shared_data
 from model_emotion.data import binary_task, load_goemotions
 from model_emotion.masked_eval import evaluate_masks
 from model_emotion.neurons import find_ffn, scale_neurons
 from model_emotion.prompt_model import PromptConfig, build_prompt_model, load_backbone
 from model_emotion.training import accuracy, train_prompt
-
-PERCENTS = (4, 8, 16)
 
 
 def smollm2_gguf() -> Path:
@@ -90,13 +87,7 @@ def main(argv=None) -> int:
               f"{args.prompt_len}); inference {len(dev_enc) / eval_s:.1f} examples/s")
 
         ffn = find_ffn(model)
-        rng = np.random.default_rng(0)
-        masks = {}
-        for i in range(args.num_masks):
-            k = ffn.num_neurons * PERCENTS[i % len(PERCENTS)] // 100
-            flat = torch.ones(ffn.num_neurons, dtype=torch.int8)
-            flat[torch.from_numpy(rng.choice(ffn.num_neurons, k, replace=False))] = 0
-            masks[f"m{i}"] = flat.reshape(ffn.num_layers, ffn.d_ffn)
+        masks = random_masks(ffn.num_layers, ffn.d_ffn, args.num_masks)
         start = time.perf_counter()
         ours = evaluate_masks(model, dev_enc, masks, args.batch_size, device, progress=False)
         toolkit_per = (time.perf_counter() - start) / len(masks)

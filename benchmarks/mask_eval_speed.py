@@ -20,17 +20,14 @@ from __future__ import annotations
 import argparse
 import time
 
-import numpy as np
 import torch
 
-from common import packaged_encoder, shared_data
+from common import packaged_encoder, random_masks, shared_data
 from model_emotion.batching import batches, encode
 from model_emotion.data import binary_task, load_goemotions
 from model_emotion.masked_eval import evaluate_masks
 from model_emotion.neurons import find_ffn, scale_neurons
 from model_emotion.prompt_model import PromptConfig, SoftPromptModel, load_backbone
-
-PERCENTS = (4, 8, 16)
 
 
 def build(model_name: str, prompt_len: int, prompt: torch.Tensor | None, head_state: dict | None, device):
@@ -87,13 +84,7 @@ def main() -> int:
     model, tokenizer = build(model_name, args.prompt_len, None, None, device)
     loaded_s = time.perf_counter() - start
     ffn = find_ffn(model)
-    rng = np.random.default_rng(0)
-    masks = {}
-    for i in range(args.num_masks):
-        k = ffn.num_neurons * PERCENTS[i % len(PERCENTS)] // 100
-        flat = torch.ones(ffn.num_neurons, dtype=torch.int8)
-        flat[torch.from_numpy(rng.choice(ffn.num_neurons, k, replace=False))] = 0
-        masks[f"m{i}"] = flat.reshape(ffn.num_layers, ffn.d_ffn)
+    masks = random_masks(ffn.num_layers, ffn.d_ffn, args.num_masks)
     encoded = encode(tokenizer, task.texts, task.labels, 256)
     ours = evaluate_masks(model, encoded, masks, args.batch_size, device, progress=False)
     toolkit_s = time.perf_counter() - start

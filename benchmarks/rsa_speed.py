@@ -18,7 +18,7 @@ import numpy as np
 from scipy import stats
 
 from common import shared_data
-from model_emotion.activations import load_activations
+from model_emotion.activation_files import load_activations
 from model_emotion.attributes import build_rdms, load_ratings
 from model_emotion.rsa import kendall, neuron_rdms, searchlight
 

@@ -37,9 +37,10 @@ from .masks import generate_masks
 from .neurons import find_ffn
 from .decoder_prompt import DECODER_VERBALIZER
 from .loading import has_mlm_head, is_decoder
-from .defaults import DEFAULT_ANSWER_CUE, DEFAULT_TEMPLATE
+from .defaults import DEFAULT_ANSWER_CUE, DEFAULT_TEMPLATE, TRAIN
 from .prompt_model import PromptConfig, SoftPromptModel, build_prompt_model
-from .results import Results, masking_from_records, summary_table
+from .results import Results, masking_from_records
+from .tables import summary_table
 from .rsa import RSAResult, searchlight, summarize
 from .training import accuracy, set_seed
 from .training import train_prompt as _train_loop
@@ -82,8 +83,9 @@ def _device(device) -> torch.device:
 
 def train_prompt(backbone, tokenizer, data: GoEmotions, emotion: str, seed: int = 1, *, head: str | None = None,
                  model_name: str | None = None,
-                 prompt_len: int = 100, epochs: int = 50, lr: float = 2e-3, weight_decay: float | None = None,
-                 train_batch_size: int = 8, eval_batch_size: int = 32, max_length: int = 256,
+                 prompt_len: int = TRAIN.prompt_len, epochs: int = TRAIN.epochs, lr: float = TRAIN.lr,
+                 weight_decay: float | None = None, train_batch_size: int = TRAIN.train_batch_size,
+                 eval_batch_size: int = TRAIN.eval_batch_size, max_length: int = TRAIN.max_length,
                  max_train_samples: int | None = None, max_eval_samples: int | None = None,
                  protocol: str = "toolkit", negative_sampling: str = "exclusive", prompt_init: str | None = None,
                  verbalizer=None, prompt_mode: str = "soft", template: str = DEFAULT_TEMPLATE,

@@ -31,7 +31,7 @@ from torch import nn
 from .architectures import architecture, get_module
 from .batching import EncodedTask
 from .errors import ConfigError
-from .prompt_model import PromptConfig, backbone_signature, max_text_positions
+from .prompt_model import PromptConfig, TrainablePrompt, backbone_signature, max_text_positions
 
 logger = logging.getLogger(__name__)
 
@@ -55,7 +55,7 @@ def adds_bos(tokenizer) -> bool:
     return bos is not None and tokenizer("a")["input_ids"][:1] == [bos]
 
 
-class DecoderPromptModel(nn.Module):
+class DecoderPromptModel(TrainablePrompt):
     """A frozen causal LM with a soft prompt (or an instruction) read at the last real token."""
 
     alone_position = -1  # activations of the prompt alone are read at its last token
@@ -135,23 +135,6 @@ class DecoderPromptModel(nn.Module):
         super().train(mode)
         self.backbone.train(False)  # frozen, no dropout
         return self
-
-    def trainable_state(self) -> dict[str, torch.Tensor]:
-        state = {"prompt": self.prompt.detach().cpu().clone()}
-        if self.head is not None:
-            state.update({f"head.{k}": v.detach().cpu().clone() for k, v in self.head.state_dict().items()})
-        return state
-
-    def load_trainable_state(self, prompt: torch.Tensor, head_state: dict | None = None) -> None:
-        if tuple(prompt.shape) != tuple(self.prompt.shape):
-            raise ConfigError(f"checkpoint prompt has shape {list(prompt.shape)}, but the model expects "
-                              f"{list(self.prompt.shape)} (prompt_len x hidden size of {self.config.model})")
-        with torch.no_grad():
-            self.prompt.copy_(prompt.to(self.prompt.dtype))
-            if self.head is not None:
-                if not head_state:
-                    raise ConfigError("checkpoint has no linear-head weights, but its config says head=linear")
-                self.head.load_state_dict({k.removeprefix("head."): v for k, v in head_state.items()})
 
     def encode_task(self, texts, labels) -> EncodedTask:
         """``prefix text suffix`` token ids per row; the text is truncated to ``max_length`` tokens."""

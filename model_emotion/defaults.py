@@ -4,3 +4,22 @@
 DEFAULT_TEMPLATE = "Does this text express {emotion}? Answer yes or no."
 # Decoders: the fixed text after the text; its last token is the read slot.
 DEFAULT_ANSWER_CUE = "\nAnswer:"
+
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class TrainDefaults:
+    """Step 1's defaults (the paper's setup). ``train.py``'s flags, ``api.train_prompt`` and ``train.sh``
+    (which passes a flag only when its variable is set) all take them from here."""
+
+    epochs: int = 50
+    prompt_len: int = 100
+    lr: float = 2e-3
+    train_batch_size: int = 8
+    eval_batch_size: int = 32
+    max_length: int = 256
+
+
+TRAIN = TrainDefaults()

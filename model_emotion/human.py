@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from scipy import stats
-from scipy.spatial.distance import pdist
+from scipy.spatial.distance import pdist, squareform
 
 from .attributes import AttributeRDMs, pair_index
 from .errors import ToolkitError
@@ -114,14 +114,9 @@ def _restrict(rdms: AttributeRDMs, emotions: list[str]) -> np.ndarray:
     """The attribute RDMs over a subset of their emotions. [attributes, pairs]"""
     if emotions == rdms.emotions:
         return rdms.rdms
-    position = {e: i for i, e in enumerate(rdms.emotions)}
-    n = len(rdms.emotions)
-    square_index = np.full((n, n), -1)
-    rows, cols = pair_index(n)
-    square_index[rows, cols] = np.arange(len(rows))
-    sub_rows, sub_cols = pair_index(len(emotions))
-    picks = [square_index[position[emotions[i]], position[emotions[j]]] for i, j in zip(sub_rows, sub_cols)]
-    return rdms.rdms[:, picks]
+    keep = [rdms.emotions.index(e) for e in emotions]
+    # pair_index order is scipy's condensed order: square each RDM, take the sub-matrix, condense it.
+    return np.stack([squareform(squareform(rdm, checks=False)[np.ix_(keep, keep)], checks=False) for rdm in rdms.rdms])
 
 
 def attribute_importance(human: HumanData, rdms: AttributeRDMs, n_boot: int = 1000, seed: int = 0,

@@ -228,3 +228,38 @@ def save_run_args(output_dir: str | os.PathLike, args: Any, name: str, **provena
     path = Path(output_dir) / f"{name}_args.json"
     write_json(path, record)
     return path
+
+
+META_FIELDS = {"num_layers": int, "d_ffn": int, "num_neurons": int, "alpha": float, "model": str, "protocol": str}
+
+
+def meta_path(data_path: str | os.PathLike) -> Path:
+    """``NAME_meta.json`` beside ``NAME.csv`` / ``NAME.pkl`` / ``NAME.npz``."""
+    data_path = Path(data_path)
+    return data_path.with_name(f"{data_path.stem}_meta.json")
+
+
+def write_meta(data_path: str | os.PathLike, **fields: Any) -> Path:
+    """The facts that travel with a data file (layers, FFN width, alpha, model, protocol, ...)."""
+    path = meta_path(data_path)
+    write_json(path, {k: v for k, v in fields.items() if v is not None})
+    return path
+
+
+def read_meta(data_path: str | os.PathLike) -> dict:
+    """The meta record beside ``data_path`` ({} when there is none); known fields are type-checked,
+    a wrong one is dropped with a warning (the caller then derives it as before)."""
+    path = meta_path(data_path)
+    if not path.exists():
+        return {}
+    meta = read_json(path, dict)
+    for name, kind in META_FIELDS.items():
+        value = meta.get(name)
+        if value is None:
+            continue
+        ok = isinstance(value, kind) and not isinstance(value, bool) if kind is not float else \
+            isinstance(value, (int, float)) and not isinstance(value, bool) and value == value
+        if not ok or (kind is int and value < 1):
+            logger.warning("%s: %s is %r, not a valid %s; ignored", path, name, value, kind.__name__)
+            meta.pop(name)
+    return meta

@@ -16,7 +16,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 from scipy.spatial.distance import squareform
 
-from .results import masking_effects, mean_ci
+from .tables import masking_effects, mean_ci
 
 logger = logging.getLogger(__name__)
 

@@ -144,7 +144,32 @@ def max_text_positions(model: nn.Module, tokenizer, protocol: str = "toolkit") -
     return int(limit)
 
 
-class SoftPromptModel(nn.Module):
+class TrainablePrompt(nn.Module):
+    """What every prompt model saves and restores: the prompt [P, hidden] and the optional linear head."""
+
+    prompt: nn.Parameter
+    head: nn.Module | None
+
+    def trainable_state(self) -> dict[str, torch.Tensor]:
+        """The only parameters a checkpoint needs: the prompt and, if any, the head."""
+        state = {"prompt": self.prompt.detach().cpu().clone()}
+        if self.head is not None:
+            state.update({f"head.{k}": v.detach().cpu().clone() for k, v in self.head.state_dict().items()})
+        return state
+
+    def load_trainable_state(self, prompt: torch.Tensor, head_state: dict | None = None) -> None:
+        if tuple(prompt.shape) != tuple(self.prompt.shape):
+            raise ToolkitError(f"checkpoint prompt has shape {list(prompt.shape)}, but the model expects "
+                               f"{list(self.prompt.shape)} (prompt_len x hidden size of {self.config.model})")
+        with torch.no_grad():
+            self.prompt.copy_(prompt.to(self.prompt.dtype))
+            if self.head is not None:
+                if not head_state:
+                    raise ToolkitError("checkpoint has no linear-head weights, but its config says head=linear")
+                self.head.load_state_dict({k.removeprefix("head."): v for k, v in head_state.items()})
+
+
+class SoftPromptModel(TrainablePrompt):
     """A frozen backbone with a trainable soft prompt (and optional linear head)."""
 
     def __init__(self, backbone: nn.Module, tokenizer, config: PromptConfig):
@@ -237,24 +262,6 @@ class SoftPromptModel(nn.Module):
         self.backbone.train(mode and self.paper)
         return self
 
-    def trainable_state(self) -> dict[str, torch.Tensor]:
-        """The only parameters a checkpoint needs: the prompt and, if any, the head."""
-        state = {"prompt": self.prompt.detach().cpu().clone()}
-        if self.head is not None:
-            state.update({f"head.{k}": v.detach().cpu().clone() for k, v in self.head.state_dict().items()})
-        return state
-
-    def load_trainable_state(self, prompt: torch.Tensor, head_state: dict | None = None) -> None:
-        if tuple(prompt.shape) != tuple(self.prompt.shape):
-            raise ToolkitError(f"checkpoint prompt has shape {list(prompt.shape)}, but the model expects "
-                               f"{list(self.prompt.shape)} (prompt_len x hidden size of {self.config.model})")
-        with torch.no_grad():
-            self.prompt.copy_(prompt.to(self.prompt.dtype))
-            if self.head is not None:
-                if not head_state:
-                    raise ToolkitError("checkpoint has no linear-head weights, but its config says head=linear")
-                self.head.load_state_dict({k.removeprefix("head."): v for k, v in head_state.items()})
-
     alone_position = 0  # where activations are read when the input is the prompt alone: the slot
 
     def encode_task(self, texts, labels) -> EncodedTask:
@@ -292,7 +299,7 @@ class SoftPromptModel(nn.Module):
             embeds = torch.cat([self.prefix_embeds(batch), text], dim=1)
             ones = torch.ones(batch, 1 + self.config.prompt_len, dtype=attention_mask.dtype, device=attention_mask.device)
             mask = torch.cat([ones, attention_mask], dim=1)
-        inputs = {"inputs_embeds": embeds, "attention_mask": mask}
+        inputs = {"inputs_embeds": embeds.to(self.embeddings.weight.dtype), "attention_mask": mask}  # --dtype
         if self.paper:
             inputs["position_ids"] = torch.arange(embeds.shape[1], device=embeds.device).expand(embeds.shape[0], -1)
         return inputs
@@ -339,7 +346,7 @@ class SoftPromptModel(nn.Module):
     def classify(self, hidden: torch.Tensor) -> torch.Tensor:
         """Two logits (negative, positive) from the slot's hidden state. [batch, 2]"""
         if self.head is not None:
-            return self.head(hidden)
+            return self.head(hidden.to(self.head.weight.dtype))
         vocab_logits = hidden
         for module in self.head_modules:
             vocab_logits = module(vocab_logits)  # -> [batch, vocab]

@@ -1,4 +1,4 @@
-"""Reading a results folder into tidy tables, and the numbers of the summary table.
+"""Reading a results folder into tidy tables (the report's numbers from them: ``tables``).
 
 A results folder is whatever the stages wrote under one root; files are found by name anywhere
 below it (the first match in sorted order wins, ``report.py`` flags pick others):
@@ -18,10 +18,9 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from .errors import ToolkitError
-from .io import read_csv, read_json
+from .io import read_csv, read_json, read_meta
 
 logger = logging.getLogger(__name__)
 
@@ -53,6 +52,17 @@ class Results:
         return [text for key, text in names.items() if getattr(self, key) is None]
 
 
+def accuracies_of(record: dict, source: str = "result") -> dict:
+    """The accuracies of an eval result: ``record["accuracies"]`` ({"unmasked": a, mask name: a, ...}),
+    or, in files written before that key existed, the top-level ``unmasked`` and mask-name keys."""
+    nested = record.get("accuracies")
+    if nested is None:
+        return {k: v for k, v in record.items() if k == "unmasked" or MASK_KEY.match(k)}
+    if not isinstance(nested, dict):
+        raise ToolkitError(f"{source}: 'accuracies' is {type(nested).__name__}, not an object of accuracies")
+    return nested
+
+
 def masking_from_json(files: list[Path]) -> pd.DataFrame:
     """Long table of masked accuracies from eval JSONs."""
     records = []
@@ -67,7 +77,7 @@ def masking_from_json(files: list[Path]) -> pd.DataFrame:
 
 
 def masking_from_records(records: list[dict]) -> pd.DataFrame:
-    """Long table of masked accuracies from eval-result dicts (``sentiment``, ``seed``, ``unmasked``, masks)."""
+    """Long table of masked accuracies from eval-result dicts (``sentiment``, ``seed``, ``accuracies``)."""
     return _masking_rows([(record, f"result of {record.get('sentiment')}-{record.get('seed')}") for record in records])
 
 
@@ -75,6 +85,7 @@ def _masking_rows(records: list[tuple[dict, str]]) -> pd.DataFrame:
     rows = []
     for record, file in records:
         emotion, seed = record["sentiment"], record["seed"]
+        record = accuracies_of(record, file)
         unmasked = record.get("unmasked")
         if unmasked is not None and not _is_accuracy(unmasked):
             raise ToolkitError(f"{file}: 'unmasked' is {unmasked!r}, not an accuracy in [0, 1]")
@@ -135,7 +146,7 @@ def read_rank_table(path: str | Path) -> pd.DataFrame:
 
 def load_results(root: str | Path, rank_csv: str | Path | None = None, num_layers: int | None = None,
                  alpha: float = 0.01) -> Results:
-    from .activations import load_activations
+    from .activation_files import load_activations
 
     root = Path(root)
     if not root.is_dir():
@@ -158,6 +169,9 @@ def load_results(root: str | Path, rank_csv: str | Path | None = None, num_layer
     if rank_path is not None and rank_path.exists():
         stem = rank_path.with_suffix("")
         res.rank = read_rank_table(rank_path)
+        meta = read_meta(rank_path)  # the layer count travels with the table
+        if res.num_layers is None and meta.get("num_neurons") == len(res.rank):
+            res.num_layers = meta.get("num_layers")
         for key, suffix in (("tau", "_tau"), ("q", "_q_value")):
             path = Path(f"{stem}{suffix}.csv")
             if path.exists():
@@ -196,80 +210,11 @@ def load_results(root: str | Path, rank_csv: str | Path | None = None, num_layer
     return res
 
 
-def masking_effects(masking: pd.DataFrame) -> pd.DataFrame:
-    """Per (emotion, seed, attribute, k): top-k accuracy, mean random accuracy over draws, unmasked."""
-    top = masking[masking["kind"] == "top"].groupby(["emotion", "seed", "attribute", "k"])["accuracy"].mean()
-    rand = masking[masking["kind"] == "random"].groupby(["emotion", "seed", "attribute", "k"])["accuracy"].mean()
-    base = masking.groupby(["emotion", "seed"])["unmasked"].first()
-    table = pd.DataFrame({"top": top, "random": rand}).reset_index()
-    table["unmasked"] = [base.get((e, s), np.nan) for e, s in zip(table["emotion"], table["seed"])]
-    table["beyond_random"] = table["random"] - table["top"]  # accuracy lost beyond what random masking costs
-    return table
-
-
-def mean_ci(values: np.ndarray, confidence: float = 0.95) -> tuple[float, float]:
-    """Mean and half-width of the t confidence interval (NaN half-width for fewer than 2 values)."""
-    values = np.asarray(values, dtype=float)
-    values = values[np.isfinite(values)]
-    if values.size == 0:
-        return float("nan"), float("nan")
-    if values.size < 2:
-        return float(values.mean()), float("nan")
-    half = stats.t.ppf(0.5 + confidence / 2, values.size - 1) * values.std(ddof=1) / np.sqrt(values.size)
-    return float(values.mean()), float(half)
-
-
-def summary_table(res: Results, k: int | None) -> tuple[pd.DataFrame, int | None]:
-    """Per attribute: significant and selective neurons, top-k and random drops, their difference and a
-    paired t-test over (emotion, seed). Returns the table and the k used."""
-    rows: dict[str, dict] = {}
-    if res.summary is not None:
-        totals = res.summary[res.summary["layer"].astype(str) == "all"]
-        for _, row in totals.iterrows():
-            rows.setdefault(row["attribute"], {})["n_significant"] = int(row["n_significant"])
-            rows[row["attribute"]]["n_selective"] = int(row["n_selective"])
-    if res.masking is not None:
-        effects = masking_effects(res.masking)
-        ks = sorted(effects["k"].unique())
-        k = k if k in ks else ks[len(ks) // 2]
-        at_k = effects[effects["k"] == k].dropna(subset=["top", "random"])
-        for attribute, group in at_k.groupby("attribute"):
-            entry = rows.setdefault(attribute, {})
-            entry["k"] = int(k)
-            entry["top_drop"] = float((group["unmasked"] - group["top"]).mean())
-            entry["random_drop"] = float((group["unmasked"] - group["random"]).mean())
-            entry["drop_beyond_random"] = float(group["beyond_random"].mean())
-            entry["n_pairs"] = int(len(group))
-            if len(group) > 1 and group["beyond_random"].std() > 0:
-                test = stats.ttest_rel(group["random"], group["top"], alternative="greater")
-                entry["t"] = float(test.statistic)
-                entry["p_paired"] = float(test.pvalue)
-            else:
-                entry["t"], entry["p_paired"] = float("nan"), float("nan")
-    else:
-        k = None
-    table = pd.DataFrame([{"attribute": a, **v} for a, v in rows.items()])
-    return table, k
-
-
-def to_markdown(table: pd.DataFrame) -> str:
-    """A plain GitHub-style Markdown table (no optional dependency)."""
-    def fmt(value):
-        if isinstance(value, float):
-            return "" if np.isnan(value) else (f"{value:.3g}" if abs(value) < 1e-3 and value != 0 else f"{value:.4f}")
-        return str(value)
-
-    header = "| " + " | ".join(table.columns) + " |"
-    rule = "|" + "|".join("---" for _ in table.columns) + "|"
-    body = ["| " + " | ".join(fmt(v) for v in row) + " |" for row in table.itertuples(index=False)]
-    return "\n".join([header, rule, *body]) + "\n"
-
-
 def load_paper_results(paper_dir: str | Path, attributes: str | Path | None, fdr_method: str = "paper",
                        alpha: float = 0.01) -> Results:
     """The paper's released RoBERTa results in the same form (its searchlight recomputed from its
     activations, which reproduces its ``neurons_rank.csv``; see benchmarks/rsa_reproduce.py)."""
-    from .activations import load_activations
+    from .activation_files import load_activations
     from .attributes import build_rdms, load_ratings
     from .download import resolve_attributes
     from .rsa import searchlight, summarize
@@ -313,36 +258,3 @@ def load_paper_results(paper_dir: str | Path, attributes: str | Path | None, fdr
         res.masking = masking
     res.sources["paper"] = str(paper_dir)
     return res
-
-
-def comparison_tables(ours: Results, paper: Results, ours_total: int, paper_total: int) -> dict[str, pd.DataFrame]:
-    """Side-by-side numbers: prompt accuracy per emotion; per attribute significant neurons (as a share
-    of all neurons, since models differ in size) and the masking drop beyond random at matched k%."""
-    out = {}
-    if ours.accuracy is not None and paper.accuracy is not None:
-        a = ours.accuracy.groupby("emotion")["accuracy"].mean().rename("ours")
-        b = paper.accuracy.groupby("emotion")["accuracy"].mean().rename("paper")
-        table = pd.concat([a, b], axis=1).dropna().reset_index()
-        out["accuracy"] = table
-    rows = {}
-    for label, res, total in (("ours", ours, ours_total), ("paper", paper, paper_total)):
-        if res.summary is not None:
-            totals = res.summary[res.summary["layer"].astype(str) == "all"]
-            for _, row in totals.iterrows():
-                entry = rows.setdefault(row["attribute"], {})
-                entry[f"{label}_significant_pct"] = 100 * row["n_significant"] / total
-                entry[f"{label}_selective_pct"] = 100 * row["n_selective"] / total
-    if ours.masking is not None and paper.masking is not None:
-        ours_eff, paper_eff = masking_effects(ours.masking), masking_effects(paper.masking)
-        paper_pct = {k: 100 * k / paper_total for k in paper_eff["k"].unique()}
-        for k in sorted(ours_eff["k"].unique()):
-            pct = 100 * k / ours_total
-            near = min(paper_pct, key=lambda pk: abs(paper_pct[pk] - pct))
-            for attribute, group in ours_eff[ours_eff["k"] == k].groupby("attribute"):
-                entry = rows.setdefault(attribute, {})
-                entry[f"ours_beyond_random_{pct:.0f}pct"] = 100 * group["beyond_random"].mean()
-                ref = paper_eff[(paper_eff["k"] == near) & (paper_eff["attribute"] == attribute)]
-                entry[f"paper_beyond_random_{paper_pct[near]:.1f}pct"] = 100 * ref["beyond_random"].mean()
-    if rows:
-        out["attributes"] = pd.DataFrame([{"attribute": a, **v} for a, v in rows.items()])
-    return out

@@ -355,3 +355,29 @@ def test_real_smollm2_gguf_loads_once_and_reads_the_answer_slot(tmp_path, monkey
         full = again(**tokenizer(text, return_tensors="pt")).logits[0, -1]
     ids = [tokenizer(" no", add_special_tokens=False)["input_ids"][0], tokenizer(" yes", add_special_tokens=False)["input_ids"][0]]
     assert torch.allclose(logits[0], full[ids], atol=1e-3)
+
+
+@pytest.mark.parametrize("kind", ["llama", "bert"])
+def test_bfloat16_weights_give_the_float32_answers(kind, bpe_tokenizer, tiny_bert, tmp_path, shared):
+    """--dtype bfloat16: the frozen weights in bf16, the prompt and the activations in fp32."""
+    if kind == "llama":
+        folder = tmp_path / "llama"
+        _tiny("llama", bpe_tokenizer).save_pretrained(folder)
+        bpe_tokenizer.save_pretrained(folder)
+    else:
+        folder = tiny_bert
+    outputs = {}
+    for dtype in ("float32", "bfloat16"):
+        backbone, tokenizer, head = load_backbone(str(folder), dtype=dtype)
+        assert next(backbone.parameters()).dtype == getattr(torch, dtype)
+        prompt = build_prompt_model(backbone, tokenizer, PromptConfig(model="m", prompt_len=3, head=head, max_length=40,
+                                                                      verbalizer=VERBALIZER, sentiment="joy")).eval()
+        assert prompt.prompt.dtype == torch.float32
+        task = prompt.encode_task(_texts(shared, 4), np.arange(4) % 2)
+        with torch.no_grad():
+            logits = prompt(*pad_rows(task, [0, 1, 2, 3])[:2])
+        acts = prompt_activations(prompt)
+        assert logits.dtype == torch.float32 and acts.dtype == np.float32
+        outputs[dtype] = logits, acts
+    assert torch.allclose(outputs["float32"][0], outputs["bfloat16"][0], atol=0.1, rtol=0.1)
+    assert np.corrcoef(outputs["float32"][1], outputs["bfloat16"][1])[0, 1] > 0.99

@@ -352,7 +352,7 @@ def test_eval_result_is_recomputed_when_masks_change(lab, tmp_path):
     assert gen_mask.main(["--CSV_Path", str(lab["rank"]), "--PKL_File", str(other), "--thresholds", "8", "--num_random", "1"]) == 0
     assert eval_mask_neuron.main(_eval_argv(lab, tmp_path, other, out)) == 0
     result = json.loads((out / "joy-1.json").read_text())
-    assert "valence_top8" in result and "valence_top4" not in result
+    assert "valence_top8" in result["accuracies"] and "valence_top4" not in result["accuracies"]
 
 
 def test_one_failing_job_does_not_stop_the_others(capsys, lab, tmp_path):
@@ -439,7 +439,7 @@ def _mutations(raw: bytes, rng: np.random.Generator, n: int = 8):
 
 def _parsers(lab, shared):
     from model_emotion import human
-    from model_emotion.activations import load_activations, read_activation_csv
+    from model_emotion.activation_files import load_activations, read_activation_csv
     from model_emotion.attributes import load_ratings
     from model_emotion.checkpoint import load_checkpoint
     from model_emotion.data import load_goemotions
@@ -532,5 +532,33 @@ def test_two_evaluations_of_one_result_leave_one_valid_json(lab, tmp_path):
     for proc, (_, err) in zip(procs, outs):
         assert proc.returncode in (0, 2) and "Traceback" not in err
     result = json.loads((tmp_path / "eval" / "joy-1.json").read_text())
-    assert result["sentiment"] == "joy" and "valence_top4" in result
+    assert result["sentiment"] == "joy" and "valence_top4" in result["accuracies"]
     assert not list((tmp_path / "eval").glob("*.lock"))
+
+
+def test_eval_accuracies_that_are_not_an_object_are_refused(tmp_path):
+    from model_emotion.results import masking_from_json
+
+    bad = tmp_path / "joy-1.json"
+    bad.write_text('{"sentiment": "joy", "seed": 1, "accuracies": [0.5, 0.6]}')
+    with pytest.raises(ToolkitError, match="'accuracies' is list"):
+        masking_from_json([bad])
+    old = tmp_path / "anger-1.json"  # the layout before "accuracies" existed is still read
+    old.write_text('{"sentiment": "anger", "seed": 1, "unmasked": 0.8, "valence_top4": 0.7}')
+    new = tmp_path / "fear-1.json"
+    new.write_text('{"sentiment": "fear", "seed": 1, "accuracies": {"unmasked": 0.8, "valence_top4": 0.6}}')
+    table = masking_from_json([old, new])
+    assert sorted(table["accuracy"]) == [0.6, 0.7] and set(table["unmasked"]) == {0.8}
+
+
+def test_meta_files_with_wrong_types_are_ignored(tmp_path, caplog):
+    from model_emotion.io import read_meta, write_meta
+
+    table = tmp_path / "rank.csv"
+    write_meta(table, num_layers=6, d_ffn=1536, alpha=0.01, model="m")
+    assert read_meta(table) == {"num_layers": 6, "d_ffn": 1536, "alpha": 0.01, "model": "m"}
+    (tmp_path / "rank_meta.json").write_text('{"num_layers": "six", "d_ffn": -3, "alpha": true}')
+    assert read_meta(table) == {}
+    (tmp_path / "rank_meta.json").write_text('[1, 2]')
+    with pytest.raises(ToolkitError, match="expected a JSON dict"):
+        read_meta(table)

@@ -64,7 +64,7 @@ def test_importance_vs_drop_is_spearman_across_attributes():
 
 def test_model_rsa_against_a_hand_computed_rdm(paper_human, shared):
     data, rdms = paper_human
-    from model_emotion.activations import load_activations
+    from model_emotion.activation_files import load_activations
 
     acts = load_activations(shared / "paper_roberta" / "activations.npz")
     table = hm.model_rsa(acts.activations, acts.emotions, 12, data, rdms)

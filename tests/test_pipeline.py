@@ -78,7 +78,7 @@ def test_masked_eval_end_to_end_and_resume(chain, tiny_bert, small_goemotions):
     (out / "joy-1.partial.json").write_text(json.dumps(partial))
     assert eval_mask_neuron.main(argv) == 0
     result = json.loads((out / "joy-1.json").read_text())
-    assert result["arousal_top4"] == 0.999 and result["unmasked"] == 0.123
+    assert result["accuracies"]["arousal_top4"] == 0.999 and result["accuracies"]["unmasked"] == 0.123
     # The same partial file after the masks file changed: it is not trusted, everything is evaluated anew.
     other_pkl = root / "masks" / "other.pkl"
     assert gen_mask.main(["--CSV_Path", str(root / "neuron_rank" / "rank.csv"), "--PKL_File", str(other_pkl),
@@ -89,22 +89,24 @@ def test_masked_eval_end_to_end_and_resume(chain, tiny_bert, small_goemotions):
     other_argv = [*argv[:4], "--maskPath", str(other_pkl), "--resultPath", str(other_out), *argv[8:]]
     assert eval_mask_neuron.main(other_argv) == 0
     fresh_other = json.loads((other_out / "joy-1.json").read_text())
-    assert fresh_other["unmasked"] == first["unmasked"] and fresh_other["arousal_top4"] == first["arousal_top4"]
+    assert fresh_other["accuracies"]["unmasked"] == first["accuracies"]["unmasked"]
+    assert fresh_other["accuracies"]["arousal_top4"] == first["accuracies"]["arousal_top4"]
     # A garbage value in a partial file with the right key is not copied into the result either.
     (other_out / "joy-1.json").unlink()
     (other_out / "joy-1.partial.json").write_text(json.dumps({**partial, "provenance": fresh_other["provenance"],
                                                               "arousal_top4": "garbage"}))
     assert eval_mask_neuron.main(other_argv) == 0
-    assert json.loads((other_out / "joy-1.json").read_text())["arousal_top4"] == first["arousal_top4"]
-    assert {"sentiment", "seed", "best", "unmasked", "valence_top16_random_2"} <= set(result)
+    assert json.loads((other_out / "joy-1.json").read_text())["accuracies"]["arousal_top4"] == first["accuracies"]["arousal_top4"]
+    assert {"sentiment", "seed", "best", "accuracies", "provenance"} <= set(result)
+    assert list(result["accuracies"])[0] == "unmasked" and "valence_top16_random_2" in result["accuracies"]
     assert not (out / "joy-1.partial.json").exists()
     # Without --overwrite a finished result is skipped; with it everything is recomputed.
     assert eval_mask_neuron.main(argv) == 0
     assert json.loads((out / "joy-1.json").read_text()) == result
     assert eval_mask_neuron.main(argv + ["--overwrite"]) == 0
     fresh = json.loads((out / "joy-1.json").read_text())
-    assert fresh["unmasked"] != 0.123 and fresh["n_examples"] == 20
-    assert all(0.0 <= fresh[name] <= 1.0 for name in result if name.startswith(("arousal", "valence")))
+    assert fresh["accuracies"]["unmasked"] != 0.123 and fresh["n_examples"] == 20
+    assert all(0.0 <= value <= 1.0 for value in fresh["accuracies"].values())
     # Several prompts in one process give the same numbers as one process per prompt.
     batch_out = root / "eval_batch"
     assert eval_mask_neuron.main(["--jobs", "joy-1", "anger-1", *argv[4:6], "--resultPath", str(batch_out), *argv[8:]]) == 0

@@ -182,5 +182,5 @@ def test_paper_protocol_through_the_stage_commands(tiny_roberta, small_goemotion
             "--eval_batch_size", "5", "--protocol", "paper"]
     assert evaluate.main(argv) == 0
     result = json.loads((tmp_path / "eval" / "joy-1.json").read_text())
-    assert result["valence_top8"] == result["unmasked"]  # an all-ones mask changes nothing
+    assert result["accuracies"]["valence_top8"] == result["accuracies"]["unmasked"]  # an all-ones mask changes nothing
     assert result["provenance"]["resolved"] == {"protocol": "paper", "negative_sampling": "paper"}

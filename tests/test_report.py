@@ -12,7 +12,7 @@ from scipy import stats
 
 from model_emotion.commands import report
 from conftest import one_line_error, run_script
-from model_emotion.activations import ActivationSet, save_npz
+from model_emotion.activation_files import ActivationSet, save_npz
 from model_emotion.download import SOURCE_FILES, fetch_paper_attributes, resolve_attributes
 from model_emotion.errors import ToolkitError
 

@@ -72,9 +72,10 @@ def main(argv=None) -> int:
     import pandas as pd
     from tqdm import tqdm
 
-    from model_emotion.activations import ActivationSet, prompt_activations, read_activation_csv, save_npz, write_activation_csv
+    from model_emotion.activation_files import ActivationSet, read_activation_csv, save_npz, write_activation_csv
+    from model_emotion.activations import prompt_activations
     from model_emotion.checkpoint import load_checkpoint, prompt_model_from_checkpoint
-    from model_emotion.io import file_digest, read_json, save_run_args, write_csv, write_json
+    from model_emotion.io import file_digest, read_json, save_run_args, write_csv, write_json, write_meta
     from model_emotion.neurons import find_ffn
     from model_emotion.prompt_model import load_backbone
 
@@ -137,6 +138,11 @@ def main(argv=None) -> int:
                            f"were written but activations.npz needs the full grid (restrict with --sentiments/--seeds)")
     acts = np.stack([np.stack([rows[(e, s)] for s in seeds]) for e in emotions]).astype(np.float32)
     save_npz(out / "activations.npz", ActivationSet(acts, emotions, seeds, ffn.num_layers, ffn.d_ffn))
+    protocols = sorted({args.protocol or rec["config"].get("protocol", "toolkit") for rec in records.values()})
+    modes = sorted({rec["config"].get("prompt_mode", "soft") for rec in records.values()})
+    write_meta(out / "activations.npz", num_layers=ffn.num_layers, d_ffn=ffn.d_ffn, num_neurons=ffn.num_neurons,
+               model=args.model, model_type=backbone.config.model_type, protocol="+".join(protocols),
+               prompt_mode="+".join(modes), activation_mode=args.activation_mode, state=args.state)
     save_run_args(out, args, "get_active_neuron")
     logger.info("wrote %d activation CSVs, activations.npz %s and the accuracy table to %s", len(rows), acts.shape, out)
     return 0

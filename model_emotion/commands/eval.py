@@ -53,6 +53,7 @@ def main(argv=None) -> int:
     from model_emotion.checkpoint import checkpoint_path, load_checkpoint, prompt_model_from_checkpoint
     from model_emotion.data import binary_task, check_emotions, load_goemotions
     from model_emotion.io import file_digest, job_lock, read_json, save_run_args, write_json
+    from model_emotion.results import accuracies_of
     from model_emotion.masked_eval import check_mask_shapes, evaluate_masks
     from model_emotion.masks import load_masks
     from model_emotion.prompt_model import load_backbone
@@ -118,7 +119,7 @@ def main(argv=None) -> int:
             logger.info("%s: the partial result was made with other inputs (masks, checkpoint, examples or "
                         "settings); starting over", run_name)
             return {}
-        values = {k: v for k, v in previous.items() if k in masks or k == "unmasked"}
+        values = {k: v for k, v in accuracies_of(previous, run_name).items() if k in masks or k == "unmasked"}
         bad = [k for k, v in values.items() if not isinstance(v, (int, float)) or isinstance(v, bool) or not 0 <= v <= 1]
         if bad or "unmasked" not in values:
             logger.warning("%s: the partial result holds invalid values (%s); starting over", run_name,
@@ -166,11 +167,12 @@ def main(argv=None) -> int:
 
         def save_progress(name: str, value: float) -> None:
             done[name] = value
-            write_json(partial_path, {**result, **done, "provenance": key})
+            write_json(partial_path, {**result, "accuracies": {"unmasked": result["unmasked"], **done}, "provenance": key})
 
         accuracies = evaluate_masks(model, encoded, masks, args.eval_batch_size, device, done, save_progress,
                                     per_batch=per_batch)
-        result.update({name: accuracies[name] for name in masks})
+        # One key holds every accuracy (the unmasked one first); readers accept the older flat layout too.
+        result["accuracies"] = {"unmasked": result.pop("unmasked"), **{name: accuracies[name] for name in masks}}
         result["provenance"] = key
         write_json(result_path, result)
         if partial_path.exists():

@@ -100,7 +100,7 @@ def infer_layers(rank_csv: Path, rows: int, model: str) -> int:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    from model_emotion.io import file_digest, read_json, save_run_args
+    from model_emotion.io import file_digest, read_json, read_meta, save_run_args, write_meta
     from model_emotion.masks import generate_masks, save_masks
     from model_emotion.results import read_rank_table
 
@@ -120,7 +120,12 @@ def main(argv=None) -> int:
     # A rank table holds exactly the columns of its RSA mode (attributes or spaces), so --mode needs no
     # column list of its own; it is kept for the original command line.
     attributes = args.attributes or list(ranks.columns)
-    num_layers = args.num_layers or infer_layers(args.CSV_Path, len(ranks), args.model)
+    rank_meta = read_meta(args.CSV_Path)
+    if rank_meta.get("num_neurons") not in (None, len(ranks)):
+        logger.warning("%s: its meta file says %d neurons, the table has %d; the meta file is ignored",
+                       args.CSV_Path, rank_meta["num_neurons"], len(ranks))
+        rank_meta = {}
+    num_layers = args.num_layers or rank_meta.get("num_layers") or infer_layers(args.CSV_Path, len(ranks), args.model)
     if args.percent:
         thresholds = [max(1, round(len(ranks) * p / 100)) for p in args.percent]
     else:
@@ -133,6 +138,10 @@ def main(argv=None) -> int:
     save_masks(args.PKL_File, masks)
     save_run_args(args.PKL_File.parent, args, args.PKL_File.stem,
                   rank_sha256=rank_sha)
+    write_meta(args.PKL_File, num_layers=num_layers, d_ffn=len(ranks) // num_layers, num_neurons=len(ranks),
+               model=rank_meta.get("model"), model_type=rank_meta.get("model_type"), protocol=rank_meta.get("protocol"),
+               thresholds=list(thresholds), mask_method=args.mask_method, random_method=args.random_method,
+               num_random=args.num_random, seed=args.seed, attributes=list(attributes), rank_sha256=rank_sha)
     logger.info("wrote %d masks (%d attributes x k in %s, %d random draws each, %s) to %s", len(masks),
                 len(attributes), thresholds, args.num_random, args.random_method, args.PKL_File)
     return 0

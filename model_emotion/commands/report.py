@@ -116,7 +116,7 @@ def human_side(data, results: list, args, out: Path, both: bool) -> tuple[list[P
     from model_emotion.attributes import build_rdms, load_ratings
     from model_emotion.download import resolve_attributes
     from model_emotion.io import write_csv
-    from model_emotion.results import masking_effects, to_markdown
+    from model_emotion.tables import masking_effects, to_markdown
 
     emotions = sorted(set(data.similarity["emotion_a"]) | set(data.similarity["emotion_b"]))
     ratings_dir = args.attributes or next((r.ratings_dir for _, r in results if r.ratings_dir), None)
@@ -207,7 +207,7 @@ def main(argv=None) -> int:
 def _write_report(args, out: Path, ours, paper, human) -> int:
     from model_emotion.html_report import build_report_html
     from model_emotion.io import read_json, save_run_args, write_csv, write_text
-    from model_emotion.results import comparison_tables, summary_table, to_markdown
+    from model_emotion.tables import comparison_tables, summary_table, to_markdown
 
     written = []
     markdown = []

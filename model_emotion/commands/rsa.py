@@ -64,10 +64,10 @@ def output_paths(rank_csv: Path) -> dict[str, Path]:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    from model_emotion.activations import load_activations
+    from model_emotion.activation_files import load_activations
     from model_emotion.attributes import build_rdms, load_ratings, parse_groups
     from model_emotion.download import resolve_attributes
-    from model_emotion.io import file_digest, read_json, save_run_args, write_csv
+    from model_emotion.io import file_digest, read_json, read_meta, save_run_args, write_csv, write_meta
     from model_emotion.rsa import FDR_METHODS, METHODS, searchlight, summarize
 
     cli.setup_logging()
@@ -90,6 +90,7 @@ def main(argv=None) -> int:
     ratings = load_ratings(resolve_attributes(args.attributes))
     rdms = build_rdms(ratings, data.emotions, args.mode, args.attribute_names, parse_groups(args.groups))
     keep = [data.emotions.index(e) for e in rdms.emotions]
+    source_meta = read_meta(source) if source.is_file() else {}
     num_layers = args.num_layers or data.layers
     if num_layers is None:
         raise ToolkitError(f"{args.activations} does not say how many layers the model has; pass --num_layers")
@@ -106,6 +107,12 @@ def main(argv=None) -> int:
     write_csv(paths["summary"], summary)
     write_csv(paths["rank"], result.table("rank"))  # last: its presence marks a finished run
     save_run_args(paths["rank"].parent, args, paths["rank"].stem, activations_sha256=source_sha)
+    write_meta(paths["rank"], num_layers=num_layers, d_ffn=data.d_ffn, num_neurons=int(result.tau.shape[0]),
+               alpha=args.alpha, method=args.method, fdr=args.fdr, alternative=args.alternative, mode=args.mode,
+               attributes=list(rdms.names), emotions=list(rdms.emotions), seeds=list(data.seeds),
+               model=source_meta.get("model"), model_type=source_meta.get("model_type"),
+               protocol=source_meta.get("protocol"), prompt_mode=source_meta.get("prompt_mode"),
+               activations_sha256=source_sha)
     totals = summary[summary["layer"] == "all"]
     for _, row in totals.iterrows():
         logger.info("%-18s significant %6d  selective %6d", row["attribute"], row["n_significant"], row["n_selective"])

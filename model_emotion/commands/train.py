@@ -13,7 +13,7 @@ from pathlib import Path
 
 from model_emotion import cli
 from model_emotion.errors import ToolkitError
-from model_emotion.defaults import DEFAULT_ANSWER_CUE, DEFAULT_TEMPLATE
+from model_emotion.defaults import DEFAULT_ANSWER_CUE, DEFAULT_TEMPLATE, TRAIN
 
 logger = logging.getLogger(__name__)
 
@@ -28,14 +28,14 @@ def parse_args(argv=None) -> argparse.Namespace:
     cli.add_checkpoint_args(parser)
     cli.add_device_args(parser)
     parser.add_argument("--log_dir", type=Path, default=Path("log"), help="folder of {sentiment}-{seed}.log (default %(default)s)")
-    parser.add_argument("--epochs", type=cli.positive_int, default=cli.env_default("ME_EPOCHS", "50"), help="training epochs (default %(default)s)")
-    parser.add_argument("--train_batch_size", type=cli.positive_int, default=8, help="training batch size (default %(default)s)")
-    parser.add_argument("--eval_batch_size", type=cli.positive_int, default=32, help="evaluation batch size (default %(default)s)")
-    parser.add_argument("--prompt_len", type=cli.positive_int, default=100, help="number of soft-prompt vectors P (default %(default)s)")
-    parser.add_argument("--lr", type=cli.positive_float, default=2e-3, help="AdamW learning rate (default %(default)s)")
+    parser.add_argument("--epochs", type=cli.positive_int, default=cli.env_default("ME_EPOCHS", str(TRAIN.epochs)), help="training epochs (default %(default)s)")
+    parser.add_argument("--train_batch_size", type=cli.positive_int, default=TRAIN.train_batch_size, help="training batch size (default %(default)s)")
+    parser.add_argument("--eval_batch_size", type=cli.positive_int, default=TRAIN.eval_batch_size, help="evaluation batch size (default %(default)s)")
+    parser.add_argument("--prompt_len", type=cli.positive_int, default=TRAIN.prompt_len, help="number of soft-prompt vectors P (default %(default)s)")
+    parser.add_argument("--lr", type=cli.positive_float, default=TRAIN.lr, help="AdamW learning rate (default %(default)s)")
     parser.add_argument("--weight_decay", type=cli.nonneg_float, default=None,
                         help="AdamW weight decay (default 1e-5; 0.01 under --protocol paper, the original's value)")
-    parser.add_argument("--max_length", type=cli.positive_int, default=256, help="max text tokens, special tokens included (default %(default)s)")
+    parser.add_argument("--max_length", type=cli.positive_int, default=TRAIN.max_length, help="max text tokens, special tokens included (default %(default)s)")
     parser.add_argument("--max_train_samples", type=cli.positive_int, default=None, help="cap on training examples, balanced (default: all)")
     parser.add_argument("--max_eval_samples", type=cli.positive_int, default=None, help="cap on dev and test examples, balanced (default: all)")
     parser.add_argument("--head", type=str, default="auto", choices=["auto", "mlm", "linear", "lm"],

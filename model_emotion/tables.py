@@ -1,0 +1,110 @@
+"""The report's tables from loaded results (``results.Results``): masking effects, the per-attribute
+summary with its paired test, the comparison with the paper, and Markdown output."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+
+def masking_effects(masking: pd.DataFrame) -> pd.DataFrame:
+    """Per (emotion, seed, attribute, k): top-k accuracy, mean random accuracy over draws, unmasked."""
+    top = masking[masking["kind"] == "top"].groupby(["emotion", "seed", "attribute", "k"])["accuracy"].mean()
+    rand = masking[masking["kind"] == "random"].groupby(["emotion", "seed", "attribute", "k"])["accuracy"].mean()
+    base = masking.groupby(["emotion", "seed"])["unmasked"].first()
+    table = pd.DataFrame({"top": top, "random": rand}).reset_index()
+    table["unmasked"] = [base.get((e, s), np.nan) for e, s in zip(table["emotion"], table["seed"])]
+    table["beyond_random"] = table["random"] - table["top"]  # accuracy lost beyond what random masking costs
+    return table
+
+
+def mean_ci(values: np.ndarray, confidence: float = 0.95) -> tuple[float, float]:
+    """Mean and half-width of the t confidence interval (NaN half-width for fewer than 2 values)."""
+    values = np.asarray(values, dtype=float)
+    values = values[np.isfinite(values)]
+    if values.size == 0:
+        return float("nan"), float("nan")
+    if values.size < 2:
+        return float(values.mean()), float("nan")
+    half = stats.t.ppf(0.5 + confidence / 2, values.size - 1) * values.std(ddof=1) / np.sqrt(values.size)
+    return float(values.mean()), float(half)
+
+
+def summary_table(res, k: int | None) -> tuple[pd.DataFrame, int | None]:
+    """Per attribute: significant and selective neurons, top-k and random drops, their difference and a
+    paired t-test over (emotion, seed). Returns the table and the k used."""
+    rows: dict[str, dict] = {}
+    if res.summary is not None:
+        totals = res.summary[res.summary["layer"].astype(str) == "all"]
+        for _, row in totals.iterrows():
+            rows.setdefault(row["attribute"], {})["n_significant"] = int(row["n_significant"])
+            rows[row["attribute"]]["n_selective"] = int(row["n_selective"])
+    if res.masking is not None:
+        effects = masking_effects(res.masking)
+        ks = sorted(effects["k"].unique())
+        k = k if k in ks else ks[len(ks) // 2]
+        at_k = effects[effects["k"] == k].dropna(subset=["top", "random"])
+        for attribute, group in at_k.groupby("attribute"):
+            entry = rows.setdefault(attribute, {})
+            entry["k"] = int(k)
+            entry["top_drop"] = float((group["unmasked"] - group["top"]).mean())
+            entry["random_drop"] = float((group["unmasked"] - group["random"]).mean())
+            entry["drop_beyond_random"] = float(group["beyond_random"].mean())
+            entry["n_pairs"] = int(len(group))
+            if len(group) > 1 and group["beyond_random"].std() > 0:
+                test = stats.ttest_rel(group["random"], group["top"], alternative="greater")
+                entry["t"] = float(test.statistic)
+                entry["p_paired"] = float(test.pvalue)
+            else:
+                entry["t"], entry["p_paired"] = float("nan"), float("nan")
+    else:
+        k = None
+    table = pd.DataFrame([{"attribute": a, **v} for a, v in rows.items()])
+    return table, k
+
+
+def to_markdown(table: pd.DataFrame) -> str:
+    """A plain GitHub-style Markdown table (no optional dependency)."""
+    def fmt(value):
+        if isinstance(value, float):
+            return "" if np.isnan(value) else (f"{value:.3g}" if abs(value) < 1e-3 and value != 0 else f"{value:.4f}")
+        return str(value)
+
+    header = "| " + " | ".join(table.columns) + " |"
+    rule = "|" + "|".join("---" for _ in table.columns) + "|"
+    body = ["| " + " | ".join(fmt(v) for v in row) + " |" for row in table.itertuples(index=False)]
+    return "\n".join([header, rule, *body]) + "\n"
+
+
+def comparison_tables(ours, paper, ours_total: int, paper_total: int) -> dict[str, pd.DataFrame]:
+    """Side-by-side numbers: prompt accuracy per emotion; per attribute significant neurons (as a share
+    of all neurons, since models differ in size) and the masking drop beyond random at matched k%."""
+    out = {}
+    if ours.accuracy is not None and paper.accuracy is not None:
+        a = ours.accuracy.groupby("emotion")["accuracy"].mean().rename("ours")
+        b = paper.accuracy.groupby("emotion")["accuracy"].mean().rename("paper")
+        table = pd.concat([a, b], axis=1).dropna().reset_index()
+        out["accuracy"] = table
+    rows = {}
+    for label, res, total in (("ours", ours, ours_total), ("paper", paper, paper_total)):
+        if res.summary is not None:
+            totals = res.summary[res.summary["layer"].astype(str) == "all"]
+            for _, row in totals.iterrows():
+                entry = rows.setdefault(row["attribute"], {})
+                entry[f"{label}_significant_pct"] = 100 * row["n_significant"] / total
+                entry[f"{label}_selective_pct"] = 100 * row["n_selective"] / total
+    if ours.masking is not None and paper.masking is not None:
+        ours_eff, paper_eff = masking_effects(ours.masking), masking_effects(paper.masking)
+        paper_pct = {k: 100 * k / paper_total for k in paper_eff["k"].unique()}
+        for k in sorted(ours_eff["k"].unique()):
+            pct = 100 * k / ours_total
+            near = min(paper_pct, key=lambda pk: abs(paper_pct[pk] - pct))
+            for attribute, group in ours_eff[ours_eff["k"] == k].groupby("attribute"):
+                entry = rows.setdefault(attribute, {})
+                entry[f"ours_beyond_random_{pct:.0f}pct"] = 100 * group["beyond_random"].mean()
+                ref = paper_eff[(paper_eff["k"] == near) & (paper_eff["attribute"] == attribute)]
+                entry[f"paper_beyond_random_{paper_pct[near]:.1f}pct"] = 100 * ref["beyond_random"].mean()
+    if rows:
+        out["attributes"] = pd.DataFrame([{"attribute": a, **v} for a, v in rows.items()])
+    return out
