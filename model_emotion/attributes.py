@@ -101,7 +101,7 @@ def parse_groups(specs: list[str] | None) -> dict[str, list[str]] | None:
     for spec in specs:
         name, sep, members = spec.partition("=")
         if not sep or not name or not members:
-            raise ToolkitError(f"--groups entry {spec!r} must look like NAME=attr1,attr2")
+            raise ToolkitError(f"{{--groups}} entry {spec!r} must look like NAME=attr1,attr2")
         out[name] = [m for m in members.split(",") if m]
     return out
 
@@ -114,7 +114,7 @@ def build_rdms(ratings: Ratings, emotions: list[str], mode: str = "14Properties"
                attributes: list[str] | None = None, groups: dict[str, list[str]] | None = None) -> AttributeRDMs:
     """The attribute RDMs over the emotions shared by the ratings and ``emotions``."""
     if mode not in MODES:
-        raise ToolkitError(f"--mode {mode!r} unknown; choose one of {', '.join(MODES)}")
+        raise ToolkitError(f"{{--mode}} {mode!r} unknown; choose one of {', '.join(MODES)}")
     shared = sorted(set(emotions) & set(ratings.scores.index))
     if len(shared) < MIN_EMOTIONS:
         raise ToolkitError(f"only {len(shared)} emotion(s) are in both the activations and {ratings.source} "
@@ -138,7 +138,7 @@ def build_rdms(ratings: Ratings, emotions: list[str], mode: str = "14Properties"
         groups = groups or ratings.groups
         if not groups:
             raise ToolkitError(f"3Spaces needs attribute groups: a descriptions.csv beside the ratings "
-                               f"({ratings.source}) or --groups NAME=attr1,attr2 ...")
+                               f"({ratings.source}) or {{--groups}} NAME=attr1,attr2 ...")
         names = sorted(groups) if not attributes else list(attributes)
         unknown = [g for g in names if g not in groups]
         if unknown:

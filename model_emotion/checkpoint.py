@@ -35,7 +35,7 @@ def save_checkpoint(path: str | Path, record: dict, exclusive: bool = False) -> 
             torch.save(record, tmp)
     except FileExistsError:
         raise ToolkitError(f"checkpoint {path} was written by another run meanwhile; this run's result is "
-                           f"discarded (pass --overwrite to replace it)") from None
+                           f"discarded (pass {{--overwrite}} to replace it)") from None
 
 
 def _as_float(value) -> float:
@@ -46,7 +46,7 @@ def load_checkpoint(path: str | Path, model_name: str | None = None) -> dict:
     """Read a checkpoint and return it with a complete ``config`` dict and plain-float accuracies."""
     path = Path(path)
     if not path.exists():
-        raise ToolkitError(f"checkpoint not found: {path} (train it first with train.py, or set --checkpoint_dir)")
+        raise ToolkitError(f"checkpoint not found: {path} (train it first with train.py, or set {{--checkpoint_dir}})")
     try:
         record = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any unreadable file is the same user error
@@ -80,7 +80,7 @@ def prompt_model_from_checkpoint(record: dict, backbone, tokenizer, state: str =
     of the original code count as ``paper``).
     """
     if state not in STATES:
-        raise ToolkitError(f"--state {state!r} unknown; choose one of {', '.join(STATES)}")
+        raise ToolkitError(f"{{--state}} {state!r} unknown; choose one of {', '.join(STATES)}")
     config = PromptConfig.from_dict(record["config"])
     if protocol is not None and protocol != config.protocol:
         logger.warning("%s: trained under the %s protocol, read under --protocol %s", path, config.protocol, protocol)
@@ -89,7 +89,7 @@ def prompt_model_from_checkpoint(record: dict, backbone, tokenizer, state: str =
     here = backbone_signature(backbone)
     if trained_on and trained_on != here:
         diff = ", ".join(f"{k} {trained_on.get(k)} vs {here[k]}" for k in here if trained_on.get(k) != here[k])
-        raise ToolkitError(f"{path}: prompt trained on another model ({config.model}; {diff}); pass that model with --model")
+        raise ToolkitError(f"{path}: prompt trained on another model ({config.model}; {diff}); pass that model with {{--model}}")
     hidden = backbone.get_input_embeddings().embedding_dim
     prompt = record[f"{state}_prompt"]
     if prompt.shape[1] != hidden:

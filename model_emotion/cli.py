@@ -303,8 +303,10 @@ def setup_logging(verbose: bool = False) -> None:
 
 
 def _one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())
-    return text if isinstance(exc, ToolkitError) else f"{type(exc).__name__}: {text}"
+    """One line for the command line: a ToolkitError's settings spelled as flags (``--name``)."""
+    if isinstance(exc, ToolkitError):
+        return exc.for_cli()
+    return f"{type(exc).__name__}: {' '.join(str(exc).split())}"
 
 
 def run(main: Callable[[Sequence[str] | None], int | None], argv: Sequence[str] | None = None) -> int:

@@ -85,7 +85,7 @@ def load_goemotions(data_dir: str | Path | None = None, splits=SPLITS) -> GoEmot
         return _load_hub(splits)
     data_dir = Path(data_dir)
     if not data_dir.is_dir():
-        raise ToolkitError(f"--data_dir {data_dir} is not a folder (expected GoEmotions train.tsv, dev.tsv, "
+        raise ToolkitError(f"{{--data_dir}} {data_dir} is not a folder (expected GoEmotions train.tsv, dev.tsv, "
                            f"test.tsv and labels.txt)")
     if (data_dir / "labels.txt").exists() or any((data_dir / f"{s}.tsv").exists() for s in splits):
         return _load_tsv_dir(data_dir, splits)
@@ -171,7 +171,7 @@ def _load_hub(splits) -> GoEmotions:
         dataset = datasets.load_dataset(HUB_ID, HUB_CONFIG)
     except Exception as exc:  # noqa: BLE001 - any failure means the hub is unreachable for us
         raise ToolkitError(f"could not load {HUB_ID} ({HUB_CONFIG}) from the Hugging Face hub "
-                           f"({type(exc).__name__}); offline, pass --data_dir or set ME_DATA_DIR to a local "
+                           f"({type(exc).__name__}); offline, pass {{--data_dir}} or set ME_DATA_DIR to a local "
                            f"GoEmotions folder") from None
     label_names = tuple(dataset["train"].features["labels"].feature.names)
     frames = {}

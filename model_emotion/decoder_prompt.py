@@ -66,12 +66,12 @@ class DecoderPromptModel(TrainablePrompt):
         if arch.family != "decoder":
             raise ConfigError(f"{config.model} is not a decoder")
         if config.protocol != "toolkit":
-            raise ConfigError(f"--protocol {config.protocol} describes the original RoBERTa code; decoders use "
-                              f"--protocol toolkit")
+            raise ConfigError(f"{{--protocol}} {config.protocol} describes the original RoBERTa code; decoders use "
+                              f"{{--protocol}} toolkit")
         if config.head == "mlm":
             config.head = "lm"  # the decoder's counterpart of the MLM verbalizer
         if config.prompt_mode == "soft" and config.prompt_init != "vocab":
-            raise ConfigError(f"--prompt_init {config.prompt_init}: a decoder has no mask token; use vocab")
+            raise ConfigError(f"{{--prompt_init}} {config.prompt_init}: a decoder has no mask token; use vocab")
         self.config = config
         self.tokenizer = tokenizer
         self.backbone = backbone
@@ -100,8 +100,8 @@ class DecoderPromptModel(TrainablePrompt):
         limit = max_text_positions(backbone, tokenizer)
         used = len(self.bos) + config.prompt_len + len(self.prefix_ids) + config.max_length + len(self.suffix_ids)
         if used > limit:
-            raise ConfigError(f"prompt too long: {used} positions with --max_length {config.max_length}, but "
-                              f"{config.model} allows {limit}; lower --prompt_len or --max_length")
+            raise ConfigError(f"prompt too long: {used} positions with {{--max_length}} {config.max_length}, but "
+                              f"{config.model} allows {limit}; lower {{--prompt_len}} or {{--max_length}}")
 
         generator = torch.Generator().manual_seed(config.seed)
         self.prompt = nn.Parameter(self._init_prompt(tokenizer, generator))  # [P, hidden]
@@ -115,7 +115,7 @@ class DecoderPromptModel(TrainablePrompt):
         else:
             output = backbone.get_output_embeddings()
             if output is None:
-                raise ConfigError(f"{config.model} has no LM head; use --head linear")
+                raise ConfigError(f"{config.model} has no LM head; use {{--head}} linear")
             ids = [single_token(tokenizer, word) for word in config.verbalizer]
             logger.info("verbalizer %s = tokens %s", list(config.verbalizer), tokenizer.convert_ids_to_tokens(ids))
             self.register_buffer("label_ids", torch.tensor(ids), persistent=False)

@@ -57,7 +57,7 @@ def fetch_paper_attributes(dest: str | Path, base_url: str | None = None, timeou
             texts[key] = _fetch(url, timeout)
         except (urllib.error.URLError, OSError) as exc:
             raise ToolkitError(f"could not download the paper's attribute ratings ({url}: {exc}); offline, pass "
-                               f"--attributes DIR or set ME_ATTRIBUTES to a folder with attributes.csv") from None
+                               f"{{--attributes}} DIR or set ME_ATTRIBUTES to a folder with attributes.csv") from None
     emotions = [line.strip() for line in texts["emotions"].splitlines() if line.strip()]
     scores = pd.read_csv(io.StringIO(texts["scores"]))
     distances = pd.read_csv(io.StringIO(texts["distances"]))
@@ -91,6 +91,6 @@ def resolve_attributes(path: str | Path | None) -> Path:
     if (cached / "attributes.csv").exists():
         return cached
     if os.environ.get("HF_HUB_OFFLINE") == "1" or os.environ.get("ME_OFFLINE") == "1":
-        raise ToolkitError("no attribute ratings given and offline: pass --attributes DIR or set ME_ATTRIBUTES "
+        raise ToolkitError("no attribute ratings given and offline: pass {--attributes} DIR or set ME_ATTRIBUTES "
                            "to a folder with attributes.csv")
     return fetch_paper_attributes(cached)

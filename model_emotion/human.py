@@ -71,7 +71,7 @@ def load_human(folder: str | Path) -> HumanData:
     """Read a human-judgment folder; the averaged similarity judgments are required."""
     folder = Path(folder)
     if not (folder / SIMILARITY).is_file():
-        raise ToolkitError(f"--human_dir {folder}: no {SIMILARITY} (emotion_a, emotion_b, dissimilarity)")
+        raise ToolkitError(f"{{--human_dir}} {folder}: no {SIMILARITY} (emotion_a, emotion_b, dissimilarity)")
     pair_columns = ["emotion_a", "emotion_b", "dissimilarity"]
     similarity = _read_table(folder / SIMILARITY, pair_columns, ["dissimilarity"])
     by_participant = None

@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .architectures import ARCHITECTURES
+from .architectures import ARCHITECTURES, architecture
 from .errors import ConfigError, MissingDependencyError, ToolkitError
 
 logger = logging.getLogger(__name__)
@@ -133,7 +133,7 @@ def resolve_model_name(name: str) -> str:
         return str(dequantised_folder(gguf))
     looks_local = name.startswith((".", "/", "~")) or Path(name).expanduser().exists() or name.count("/") > 1
     if looks_local and not Path(name).expanduser().is_dir():
-        raise ToolkitError(f"--model {name}: no such folder (give a local model folder, a .gguf file or a hub id "
+        raise ToolkitError(f"{{--model}} {name}: no such folder (give a local model folder, a .gguf file or a hub id "
                            f"like roberta-base)")
     return str(Path(name).expanduser()) if looks_local else name
 
@@ -154,9 +154,9 @@ def load_backbone(name: str, head: str = "auto", dtype: str | None = None):
     from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, AutoModelForMaskedLM, AutoTokenizer
 
     if head not in ("auto",) + HEADS:
-        raise ConfigError(f"--head {head!r} unknown; choose one of auto, {', '.join(HEADS)}")
+        raise ConfigError(f"{{--head}} {head!r} unknown; choose one of auto, {', '.join(HEADS)}")
     if dtype is not None and dtype not in DTYPES:
-        raise ConfigError(f"--dtype {dtype!r} unknown; choose one of {', '.join(DTYPES)}")
+        raise ConfigError(f"{{--dtype}} {dtype!r} unknown; choose one of {', '.join(DTYPES)}")
     torch_dtype = DTYPES[dtype or "float32"]
     name = resolve_model_name(name)
     previous = transformers.logging.get_verbosity()
@@ -166,21 +166,21 @@ def load_backbone(name: str, head: str = "auto", dtype: str | None = None):
             tokenizer = AutoTokenizer.from_pretrained(name)
             config = AutoConfig.from_pretrained(name)
         except (OSError, ValueError) as exc:
-            raise ToolkitError(f"cannot load the tokenizer of --model {name}: {_first_line(exc)}") from None
-        arch = ARCHITECTURES.get(config.model_type)
-        if arch is not None and arch.family == "decoder":
+            raise ToolkitError(f"cannot load the tokenizer of {{--model}} {name}: {_first_line(exc)}") from None
+        arch = architecture(config.model_type)  # every stage needs the FFN layout: refuse unknown types now
+        if arch.family == "decoder":
             if head == "mlm":
-                raise ConfigError(f"{name} is a decoder ({config.model_type}): use --head lm (its LM head) or linear")
+                raise ConfigError(f"{name} is a decoder ({config.model_type}): use {{--head}} lm (its LM head) or linear")
             try:
                 model = AutoModelForCausalLM.from_pretrained(name, dtype=torch_dtype)
             except (OSError, ValueError) as exc:
-                raise ToolkitError(f"cannot load --model {name}: {_first_line(exc)}") from None
+                raise ToolkitError(f"cannot load {{--model}} {name}: {_first_line(exc)}") from None
             chosen = "linear" if head == "linear" else "lm"
             logger.info("loaded %s (%s decoder, %d layers, %s), head: %s", name, config.model_type,
                         config.num_hidden_layers, torch_dtype, chosen)
             return model, tokenizer, chosen
         if head == "lm":
-            raise ConfigError(f"--head lm is for decoders; {name} is a {config.model_type} model: use mlm or linear")
+            raise ConfigError(f"{{--head}} lm is for decoders; {name} is a {config.model_type} model: use mlm or linear")
         model, mlm_trained = None, False
         if head in ("auto", "mlm"):
             try:
@@ -191,7 +191,7 @@ def load_backbone(name: str, head: str = "auto", dtype: str | None = None):
             except ValueError:
                 model = None  # the architecture has no masked-LM class
             except OSError as exc:
-                raise ToolkitError(f"cannot load --model {name}: {_first_line(exc)}") from None
+                raise ToolkitError(f"cannot load {{--model}} {name}: {_first_line(exc)}") from None
         if head == "mlm" and not mlm_trained:
             raise ConfigError(f"model {name} has no trained masked-LM head, which an MLM-verbalizer prompt needs: "
                               f"train with a linear head (train.py --head linear), or use the model the prompt "
@@ -203,7 +203,7 @@ def load_backbone(name: str, head: str = "auto", dtype: str | None = None):
                 try:
                     model = AutoModel.from_pretrained(name, dtype=torch_dtype)
                 except (OSError, ValueError) as exc:
-                    raise ToolkitError(f"cannot load --model {name}: {_first_line(exc)}") from None
+                    raise ToolkitError(f"cannot load {{--model}} {name}: {_first_line(exc)}") from None
     finally:
         transformers.logging.set_verbosity(previous)
     chosen = "mlm" if mlm_trained else "linear"

@@ -58,7 +58,7 @@ def top_k(ranks: np.ndarray, k: int, attribute: str = "") -> np.ndarray:
 def random_like(top: np.ndarray, num_layers: int, d_ffn: int, method: str, rng: np.random.Generator) -> np.ndarray:
     """k random neuron indices: uniform over all neurons, or per layer matching ``top``'s counts."""
     if method not in RANDOM_METHODS:
-        raise ToolkitError(f"--random_method {method!r} unknown; choose one of {', '.join(RANDOM_METHODS)}")
+        raise ToolkitError(f"{{--random_method}} {method!r} unknown; choose one of {', '.join(RANDOM_METHODS)}")
     if method == "global":
         return np.sort(rng.choice(num_layers * d_ffn, size=top.size, replace=False))
     counts = np.bincount(top // d_ffn, minlength=num_layers)
@@ -82,7 +82,7 @@ def generate_masks(ranks: pd.DataFrame, attributes: list[str], thresholds: list[
     """All top-k masks and their random baselines, in a deterministic order."""
     method = MASK_METHODS.get(mask_method)
     if method is None:
-        raise ToolkitError(f"--mask_method {mask_method!r} unknown; choose one of BINARY_MASK, FLOAT_MASK")
+        raise ToolkitError(f"{{--mask_method}} {mask_method!r} unknown; choose one of BINARY_MASK, FLOAT_MASK")
     missing = [a for a in attributes if a not in ranks.columns]
     if missing:
         raise ToolkitError(f"rank table has no column {', '.join(map(repr, missing))}; it has: {', '.join(ranks.columns)}")
@@ -90,7 +90,7 @@ def generate_masks(ranks: pd.DataFrame, attributes: list[str], thresholds: list[
     if bad:
         raise ToolkitError(f"thresholds must be positive integers, got {bad}")
     if num_random < 0:
-        raise ToolkitError(f"--num_random {num_random} must be 0 or more")
+        raise ToolkitError(f"{{--num_random}} {num_random} must be 0 or more")
     n = len(ranks)
     if num_layers < 1 or n % num_layers:
         raise ToolkitError(f"{n} neurons do not split into {num_layers} layers")

@@ -68,22 +68,22 @@ class PromptConfig:
 
     def __post_init__(self):
         if self.protocol not in PROTOCOLS:
-            raise ConfigError(f"--protocol {self.protocol!r} unknown; choose one of {', '.join(PROTOCOLS)}")
+            raise ConfigError(f"{{--protocol}} {self.protocol!r} unknown; choose one of {', '.join(PROTOCOLS)}")
         if self.prompt_mode not in PROMPT_MODES:
-            raise ConfigError(f"--prompt_mode {self.prompt_mode!r} unknown; choose one of {', '.join(PROMPT_MODES)}")
+            raise ConfigError(f"{{--prompt_mode}} {self.prompt_mode!r} unknown; choose one of {', '.join(PROMPT_MODES)}")
         if self.prompt_mode == "instruction":
             check_template(self.template)
             self.prompt_len = 0  # nothing trained
         elif self.prompt_len < 1:
-            raise ConfigError(f"--prompt_len {self.prompt_len} must be at least 1")
+            raise ConfigError(f"{{--prompt_len}} {self.prompt_len} must be at least 1")
         if self.head not in HEADS:
-            raise ConfigError(f"--head {self.head!r} unknown; choose one of {', '.join(HEADS)}")
+            raise ConfigError(f"{{--head}} {self.head!r} unknown; choose one of {', '.join(HEADS)}")
         if self.prompt_init not in PROMPT_INITS:
-            raise ConfigError(f"--prompt_init {self.prompt_init!r} unknown; choose one of {', '.join(PROMPT_INITS)}")
+            raise ConfigError(f"{{--prompt_init}} {self.prompt_init!r} unknown; choose one of {', '.join(PROMPT_INITS)}")
         if self.head in ("mlm", "lm") and len(self.verbalizer) != 2:
-            raise ConfigError(f"--verbalizer needs two label words (negative class, positive class), got {list(self.verbalizer)}")
+            raise ConfigError(f"{{--verbalizer}} needs two label words (negative class, positive class), got {list(self.verbalizer)}")
         if self.max_length < 2:
-            raise ConfigError(f"--max_length {self.max_length} must be at least 2")
+            raise ConfigError(f"{{--max_length}} {self.max_length} must be at least 2")
         self.verbalizer = tuple(self.verbalizer)
 
     def to_dict(self) -> dict:
@@ -105,10 +105,10 @@ def check_template(template: str) -> str:
     try:
         fields = {name for _, name, _, _ in string.Formatter().parse(template) if name is not None}
     except ValueError as exc:
-        raise ConfigError(f"--template {template!r} is not a valid format string ({exc}); write {{emotion}} where "
+        raise ConfigError(f"{{--template}} {template!r} is not a valid format string ({exc}); write {{emotion}} where "
                           f"the emotion goes and double other braces") from None
     if fields != {"emotion"}:
-        raise ConfigError(f"--template {template!r} must contain {{emotion}} (and no other {{field}}); got "
+        raise ConfigError(f"{{--template}} {template!r} must contain {{emotion}} (and no other {{field}}); got "
                           f"{sorted(fields) or 'no field'}")
     return template
 
@@ -121,10 +121,10 @@ def build_prompt_model(backbone: nn.Module, tokenizer, config: PromptConfig) -> 
 
         return DecoderPromptModel(backbone, tokenizer, config)
     if config.prompt_mode != "soft":
-        raise ConfigError(f"--prompt_mode {config.prompt_mode} needs a decoder LM; {config.model} is a "
+        raise ConfigError(f"{{--prompt_mode}} {config.prompt_mode} needs a decoder LM; {config.model} is a "
                           f"{backbone.config.model_type} encoder")
     if config.head == "lm":
-        raise ConfigError(f"--head lm is for decoders; {config.model} is an encoder: use mlm or linear")
+        raise ConfigError(f"{{--head}} lm is for decoders; {config.model} is an encoder: use mlm or linear")
     return SoftPromptModel(backbone, tokenizer, config)
 
 
@@ -191,14 +191,14 @@ class SoftPromptModel(TrainablePrompt):
             # The original reads the prompt alone as ``<mask> P_1..P_P <s>``: the text's start token.
             start = tokenizer.cls_token_id if tokenizer.cls_token_id is not None else tokenizer.bos_token_id
             if start is None:
-                raise ToolkitError(f"the tokenizer of {config.model} has no start token (<s>/[CLS]) for --protocol paper")
+                raise ToolkitError(f"the tokenizer of {config.model} has no start token (<s>/[CLS]) for {{--protocol}} paper")
             self.register_buffer("start_token_id", torch.tensor([start]), persistent=False)
         limit = max_text_positions(backbone, tokenizer, config.protocol)
         if 1 + config.prompt_len + config.max_length > limit:
             raise ToolkitError(
-                f"prompt too long: 1 slot + --prompt_len {config.prompt_len} + --max_length {config.max_length} "
+                f"prompt too long: 1 slot + {{--prompt_len}} {config.prompt_len} + {{--max_length}} {config.max_length} "
                 f"= {1 + config.prompt_len + config.max_length} positions, but {config.model} allows {limit}; "
-                f"lower --prompt_len or --max_length")
+                f"lower {{--prompt_len}} or {{--max_length}}")
 
         generator = torch.Generator().manual_seed(config.seed)
         self.prompt = nn.Parameter(self._init_prompt(tokenizer, generator))  # [P, hidden]

@@ -150,7 +150,7 @@ def load_results(root: str | Path, rank_csv: str | Path | None = None, num_layer
 
     root = Path(root)
     if not root.is_dir():
-        raise ToolkitError(f"--results_dir {root} is not a folder")
+        raise ToolkitError(f"{{--results_dir}} {root} is not a folder")
     res = Results(num_layers=num_layers, alpha=alpha)
     acc_path = _first(root, "goemotions_prompt_tuning_accuracy.csv")
     if acc_path:
@@ -223,7 +223,7 @@ def load_paper_results(paper_dir: str | Path, attributes: str | Path | None, fdr
     needed = ["activations.npz", "prompt_tuning_accuracy.csv", "masking_accuracy.csv"]
     missing = [name for name in needed if not (paper_dir / name).exists()]
     if len(missing) == len(needed):
-        raise ToolkitError(f"--paper_dir {paper_dir} holds none of {', '.join(needed)}")
+        raise ToolkitError(f"{{--paper_dir}} {paper_dir} holds none of {', '.join(needed)}")
     res = Results(alpha=alpha)
     if (paper_dir / "prompt_tuning_accuracy.csv").exists():
         path = paper_dir / "prompt_tuning_accuracy.csv"

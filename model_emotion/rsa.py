@@ -170,7 +170,7 @@ def spearman(x: np.ndarray, y: np.ndarray, alternative: str = "greater") -> tupl
 def fdr(p: np.ndarray, method: str = "bh") -> np.ndarray:
     """q-values over all finite tests: Benjamini-Hochberg (scipy) or the paper's p * N / rank(p)."""
     if method not in FDR_METHODS:
-        raise ToolkitError(f"--fdr {method!r} unknown; choose one of {', '.join(FDR_METHODS)}")
+        raise ToolkitError(f"{{--fdr}} {method!r} unknown; choose one of {', '.join(FDR_METHODS)}")
     q = np.full(p.shape, np.nan)
     finite = np.isfinite(p)
     values = p[finite]
@@ -197,9 +197,9 @@ def searchlight(activations: np.ndarray, attribute_rdms: np.ndarray, names: list
     if device is not None and getattr(device, "type", str(device)) == "cpu":
         device = None
     if method not in METHODS:
-        raise ToolkitError(f"--method {method!r} unknown; choose one of {', '.join(METHODS)}")
+        raise ToolkitError(f"{{--method}} {method!r} unknown; choose one of {', '.join(METHODS)}")
     if alternative not in ALTERNATIVES:
-        raise ToolkitError(f"--alternative {alternative!r} unknown; choose one of {', '.join(ALTERNATIVES)}")
+        raise ToolkitError(f"{{--alternative}} {alternative!r} unknown; choose one of {', '.join(ALTERNATIVES)}")
     x = neuron_rdms(activations)  # [neurons, pairs]
     logger.info("RSA: %d neurons x %d attributes over %d emotion pairs (%s)", x.shape[0], len(names), x.shape[1], method)
     if method == "spearman":

@@ -163,8 +163,10 @@ def test_download_converts_the_release_into_the_ratings_layout(tmp_path, local_r
 
 
 def test_download_failure_and_offline_give_clear_errors(tmp_path, monkeypatch):
-    with pytest.raises(ToolkitError, match="pass --attributes DIR or set ME_ATTRIBUTES"):
+    with pytest.raises(ToolkitError, match="pass attributes DIR or set ME_ATTRIBUTES") as caught:
         fetch_paper_attributes(tmp_path / "x", base_url="http://127.0.0.1:9/", timeout=2)
+    # The library names the setting; the command line names its flag.
+    assert "pass --attributes DIR or set ME_ATTRIBUTES" in caught.value.for_cli()
     monkeypatch.setenv("ME_CACHE", str(tmp_path / "empty_cache"))
     monkeypatch.setenv("ME_OFFLINE", "1")
     with pytest.raises(ToolkitError, match="offline"):
