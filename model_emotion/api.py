@@ -30,7 +30,7 @@ import torch
 from .activations import ActivationSet, prompt_activations
 from .attributes import AttributeRDMs, Ratings, build_rdms
 from .data import GoEmotions, binary_task
-from .errors import ToolkitError
+from .errors import ConfigError, ToolkitError
 from .masked_eval import check_mask_shapes
 from .masked_eval import evaluate_masks as _evaluate_masks
 from .masks import generate_masks
@@ -43,7 +43,9 @@ from .results import Results, masking_from_records
 from .tables import summary_table
 from .rsa import RSAResult, searchlight, summarize
 from .training import accuracy, set_seed
+from .training import TrainResult
 from .training import train_prompt as _train_loop
+from .multi_prompt import train_prompts as _train_many
 
 logger = logging.getLogger(__name__)
 
@@ -95,43 +97,75 @@ def train_prompt(backbone, tokenizer, data: GoEmotions, emotion: str, seed: int 
     Decoders (``decoder_prompt``): the verbalizer defaults to no/yes and ``prompt_mode="instruction"``
     trains nothing: the "best" accuracy is the zero-shot dev accuracy of the question ``template``.
     """
+    settings = {k: v for k, v in locals().items() if k not in ("backbone", "tokenizer", "data", "emotion", "seed")}
+    return train_prompts(backbone, tokenizer, data, [(emotion, seed)], multi_prompt=False, **settings)[(emotion, seed)]
+
+
+def train_prompts(backbone, tokenizer, data: GoEmotions, jobs, *, multi_prompt: bool = False, head: str | None = None,
+                  model_name: str | None = None, prompt_len: int = TRAIN.prompt_len, epochs: int = TRAIN.epochs,
+                  lr: float = TRAIN.lr, weight_decay: float | None = None,
+                  train_batch_size: int = TRAIN.train_batch_size, eval_batch_size: int = TRAIN.eval_batch_size,
+                  max_length: int = TRAIN.max_length, max_train_samples: int | None = None,
+                  max_eval_samples: int | None = None, protocol: str = "toolkit", negative_sampling: str = "exclusive",
+                  prompt_init: str | None = None, verbalizer=None, prompt_mode: str = "soft",
+                  template: str = DEFAULT_TEMPLATE, answer_cue: str = DEFAULT_ANSWER_CUE, device=None,
+                  progress: bool = False) -> dict[tuple[str, int], TrainedPrompt]:
+    """Step 1 for several (emotion, seed) jobs; ``multi_prompt=True`` trains them together in one batched
+    model (``multi_prompt``: the same result up to float rounding, one backbone forward per step)."""
     paper = protocol == "paper"
     if negative_sampling == "paper" and not paper:
-        raise ToolkitError("negative_sampling='paper' reproduces a bug of the original code; it needs protocol='paper'")
+        raise ConfigError("negative_sampling='paper' reproduces a bug of the original code; it needs protocol='paper'")
     device = _device(device)
     decoder = is_decoder(backbone)
     head = head or ("lm" if decoder else "mlm" if has_mlm_head(backbone) else "linear")
     if verbalizer is None:
         verbalizer = DECODER_VERBALIZER if decoder else ("negative", "positive")
-    set_seed(seed)
-    config = PromptConfig(model=model_name or getattr(backbone.config, "_name_or_path", "model"), prompt_len=prompt_len, head=head,
-                          verbalizer=tuple(verbalizer), prompt_init=prompt_init or ("mask" if paper else "vocab"),
-                          max_length=max_length, seed=seed, sentiment=emotion, protocol=protocol,
-                          prompt_mode=prompt_mode, template=template, answer_cue=answer_cue,
-                          extra={"negative_sampling": negative_sampling})
-    model = build_prompt_model(backbone, tokenizer, config).to(device)
-    tasks = {}
-    for split, cap in (("train", max_train_samples), ("dev", max_eval_samples), ("test", max_eval_samples)):
-        task = binary_task(data.split(split), emotion, seed, split, cap, negative_sampling)
-        tasks[split] = model.encode_task(task.texts, task.labels)
-    logger.info("%s-%d: train %d, dev %d, test %d examples; model %s on %s", emotion, seed, len(tasks["train"]),
-                len(tasks["dev"]), len(tasks["test"]), config.model, device)
-    if config.prompt_mode == "instruction":  # zero-shot: nothing to train
-        dev_acc = accuracy(model, tasks["dev"], eval_batch_size, device)
-        state = model.trainable_state()
+    def prepare(emotion: str, seed: int):
+        set_seed(seed)
+        config = PromptConfig(model=model_name or getattr(backbone.config, "_name_or_path", "model"),
+                              prompt_len=prompt_len, head=head, verbalizer=tuple(verbalizer),
+                              prompt_init=prompt_init or ("mask" if paper else "vocab"), max_length=max_length,
+                              seed=seed, sentiment=emotion, protocol=protocol, prompt_mode=prompt_mode,
+                              template=template, answer_cue=answer_cue, extra={"negative_sampling": negative_sampling})
+        model = build_prompt_model(backbone, tokenizer, config).to(device)
+        tasks = {}
+        for split, cap in (("train", max_train_samples), ("dev", max_eval_samples), ("test", max_eval_samples)):
+            task = binary_task(data.split(split), emotion, seed, split, cap, negative_sampling)
+            tasks[split] = model.encode_task(task.texts, task.labels)
+        logger.info("%s-%d: train %d, dev %d, test %d examples; model %s on %s", emotion, seed, len(tasks["train"]),
+                    len(tasks["dev"]), len(tasks["test"]), config.model, device)
+        return model, tasks
+
+    loop = dict(epochs=epochs, lr=lr, batch_size=train_batch_size, eval_batch_size=eval_batch_size, device=device,
+                weight_decay=weight_decay if weight_decay is not None else (0.01 if paper else 1e-5),
+                optimizer="adamw_legacy" if paper else "adamw", progress=progress)
+    prepared, results = {}, {}
+    if prompt_mode == "instruction":  # zero-shot: nothing to train
+        for key in jobs:
+            prepared[key] = model, tasks = prepare(*key)
+            dev_acc = accuracy(model, tasks["dev"], eval_batch_size, device)
+            history = [{"epoch": 0, "train_loss": None, "dev_acc": dev_acc}]
+            results[key] = TrainResult(model.trainable_state(), dev_acc, 0, model.trainable_state(), dev_acc, history)
+    elif multi_prompt:
+        prepared = {key: prepare(*key) for key in jobs}
+        keys = list(prepared)
+        trained = _train_many([prepared[k][0] for k in keys], [prepared[k][1]["train"] for k in keys],
+                              [prepared[k][1]["dev"] for k in keys], seeds=[s for _, s in keys], **loop)
+        results = dict(zip(keys, trained))
+    else:  # one after another, each built just before its training (as train.py always did)
+        for key in jobs:
+            prepared[key] = model, tasks = prepare(*key)
+            results[key] = _train_loop(model, tasks["train"], tasks["dev"], seed=key[1], **loop)
+    out = {}
+    for (emotion, seed), (model, tasks) in prepared.items():
+        result = results[(emotion, seed)]
+        model.load_trainable_state(result.best_state["prompt"],
+                                   {k: v for k, v in result.best_state.items() if k.startswith("head.")})
         test_acc = accuracy(model, tasks["test"], eval_batch_size, device)
-        history = [{"epoch": 0, "train_loss": None, "dev_acc": dev_acc}]
-        return TrainedPrompt(model, emotion, seed, dev_acc, 0, test_acc, history, state,
-                             {split: len(task) for split, task in tasks.items()})
-    result = _train_loop(model, tasks["train"], tasks["dev"], epochs=epochs, lr=lr, batch_size=train_batch_size,
-                         eval_batch_size=eval_batch_size, device=device, seed=seed,
-                         weight_decay=weight_decay if weight_decay is not None else (0.01 if paper else 1e-5),
-                         optimizer="adamw_legacy" if paper else "adamw", progress=progress)
-    model.load_trainable_state(result.best_state["prompt"],
-                               {k: v for k, v in result.best_state.items() if k.startswith("head.")})
-    test_acc = accuracy(model, tasks["test"], eval_batch_size, device)
-    return TrainedPrompt(model, emotion, seed, result.best_acc, result.best_epoch, test_acc, result.history,
-                         result.final_state, {split: len(task) for split, task in tasks.items()})
+        out[(emotion, seed)] = TrainedPrompt(model, emotion, seed, result.best_acc, result.best_epoch, test_acc,
+                                             result.history, result.final_state,
+                                             {split: len(task) for split, task in tasks.items()})
+    return out
 
 
 def _prompt_model(prompt) -> SoftPromptModel:

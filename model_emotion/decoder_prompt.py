@@ -107,11 +107,7 @@ class DecoderPromptModel(TrainablePrompt):
         self.prompt = nn.Parameter(self._init_prompt(tokenizer, generator))  # [P, hidden]
         self.head: nn.Module | None = None
         if config.head == "linear":
-            self.head = nn.Linear(hidden, 2)
-            with torch.no_grad():
-                bound = 1.0 / hidden ** 0.5
-                self.head.weight.uniform_(-bound, bound, generator=generator)
-                self.head.bias.zero_()
+            self.head = self.linear_head(hidden, generator)
         else:
             output = backbone.get_output_embeddings()
             if output is None:
@@ -188,7 +184,10 @@ class DecoderPromptModel(TrainablePrompt):
     def slot_hidden(self, input_ids: torch.Tensor | None = None, attention_mask: torch.Tensor | None = None,
                     batch_size: int = 1) -> torch.Tensor:
         """Final hidden state at the read slot. [batch, hidden]"""
-        inputs = self._inputs(input_ids, attention_mask, batch_size)
+        return self.hidden_from_inputs(self._inputs(input_ids, attention_mask, batch_size))
+
+    def hidden_from_inputs(self, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The read slot's hidden state for ``_inputs``' output (possibly several prompts' rows stacked)."""
         return self.read(self.encoder(**inputs)[0], inputs["attention_mask"])
 
     def classify(self, hidden: torch.Tensor) -> torch.Tensor:

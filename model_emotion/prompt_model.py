@@ -150,6 +150,16 @@ class TrainablePrompt(nn.Module):
     prompt: nn.Parameter
     head: nn.Module | None
 
+    @staticmethod
+    def linear_head(hidden: int, generator: torch.Generator) -> nn.Linear:
+        """Two logits from a hidden state: seeded uniform(+-1/sqrt(hidden)) weights, zero bias."""
+        head = nn.Linear(hidden, 2)
+        with torch.no_grad():
+            bound = 1.0 / hidden ** 0.5
+            head.weight.uniform_(-bound, bound, generator=generator)
+            head.bias.zero_()
+        return head
+
     def trainable_state(self) -> dict[str, torch.Tensor]:
         """The only parameters a checkpoint needs: the prompt and, if any, the head."""
         state = {"prompt": self.prompt.detach().cpu().clone()}
@@ -205,11 +215,7 @@ class SoftPromptModel(TrainablePrompt):
         self.head: nn.Module | None = None
         self.head_modules: list[nn.Module] = []
         if config.head == "linear":
-            self.head = nn.Linear(hidden, 2)
-            with torch.no_grad():
-                bound = 1.0 / hidden ** 0.5
-                self.head.weight.uniform_(-bound, bound, generator=generator)
-                self.head.bias.zero_()
+            self.head = self.linear_head(hidden, generator)
         else:
             if not has_mlm_head(backbone):
                 raise ToolkitError(f"{config.model} was loaded without a masked-LM head, which an MLM-verbalizer prompt "
@@ -341,7 +347,11 @@ class SoftPromptModel(TrainablePrompt):
 
         With ``input_ids=None`` the input is the prompt alone, where activations are read.
         """
-        return self.encode(self._inputs(input_ids, attention_mask, batch_size))[0][:, 0]
+        return self.hidden_from_inputs(self._inputs(input_ids, attention_mask, batch_size))
+
+    def hidden_from_inputs(self, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The slot's hidden state for ``_inputs``' output (possibly several prompts' rows stacked). [batch, hidden]"""
+        return self.encode(inputs)[0][:, 0]
 
     def classify(self, hidden: torch.Tensor) -> torch.Tensor:
         """Two logits (negative, positive) from the slot's hidden state. [batch, 2]"""

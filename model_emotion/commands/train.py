@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from contextlib import ExitStack
 from pathlib import Path
 
 from model_emotion import cli
@@ -56,19 +57,25 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="init the prompt from random vocabulary embeddings (default) or from <mask> x P "
                              "(the paper; default under --protocol paper)")
     cli.add_protocol_args(parser, training=True)
+    parser.add_argument("--multi_prompt", action="store_true",
+                        help="train all --jobs together in one batched model (one backbone forward per step; "
+                             "the same prompts as one after another, up to float rounding; toolkit protocol)")
     parser.add_argument("--overwrite", action="store_true", help="retrain even if the checkpoint exists")
     return parser.parse_args(argv)
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    from model_emotion.api import train_prompt
+    from model_emotion.api import train_prompt, train_prompts
     from model_emotion.checkpoint import checkpoint_path, save_checkpoint
     from model_emotion.data import check_emotions, load_goemotions
     from model_emotion.io import job_lock, save_run_args
     from model_emotion.prompt_model import load_backbone
 
     cli.check_protocol_flags(args)
+    if args.multi_prompt and args.protocol == "paper":
+        raise ToolkitError("--multi_prompt keeps the backbone in eval mode; --protocol paper trains with dropout, "
+                           "which would make a row depend on the other jobs' rows: train those jobs one by one")
     jobs = cli.parse_jobs(args.jobs, args.sentiment, args.random_seed)
     if len(jobs) == 1 and checkpoint_path(args.checkpoint_dir, *jobs[0]).exists() and not args.overwrite:
         raise ToolkitError(f"checkpoint {checkpoint_path(args.checkpoint_dir, *jobs[0])} exists; pass --overwrite to "
@@ -80,6 +87,30 @@ def main(argv=None) -> int:
     data = load_goemotions(args.data_dir)
     check_emotions(sorted({e for e, _ in jobs}), data.emotions)
     backbone, tokenizer, head = load_backbone(args.model, args.head, args.dtype)  # once for all jobs
+    settings = dict(head=head, model_name=args.model, prompt_len=args.prompt_len, epochs=args.epochs, lr=args.lr,
+                    weight_decay=args.weight_decay, train_batch_size=args.train_batch_size,
+                    eval_batch_size=args.eval_batch_size, max_length=args.max_length,
+                    max_train_samples=args.max_train_samples, max_eval_samples=args.max_eval_samples,
+                    protocol=args.protocol, negative_sampling=args.negative_sampling, prompt_init=args.prompt_init,
+                    verbalizer=args.verbalizer, prompt_mode=args.prompt_mode, template=args.template,
+                    answer_cue=args.answer_cue, device=device, progress=True)
+
+    def train_together() -> int:
+        """--multi_prompt: every job without a checkpoint (all with --overwrite) in one batched model."""
+        todo = [(e, s) for e, s in jobs if args.overwrite or not checkpoint_path(args.checkpoint_dir, e, s).exists()]
+        for e, s in sorted(set(jobs) - set(todo)):
+            logger.info("checkpoint %s exists; skipping (pass --overwrite to retrain)", checkpoint_path(args.checkpoint_dir, e, s))
+        if not todo:
+            return 0
+        with ExitStack() as stack:
+            for e, s in todo:  # one run per checkpoint at a time, as without --multi_prompt
+                stack.enter_context(job_lock(checkpoint_path(args.checkpoint_dir, e, s)))
+            first = f"{todo[0][0]}-{todo[0][1]}"
+            stack.enter_context(cli.job_log(args.log_dir / f"multi_prompt-{first}-{len(todo)}.log"))
+            trained = train_prompts(backbone, tokenizer, data, todo, multi_prompt=True, **settings)
+            for e, s in todo:
+                save(trained[(e, s)], checkpoint_path(args.checkpoint_dir, e, s))
+        return 0
 
     def train_one(sentiment: str, seed: int) -> None:
         ckpt_path = checkpoint_path(args.checkpoint_dir, sentiment, seed)
@@ -90,22 +121,21 @@ def main(argv=None) -> int:
             with cli.job_log(args.log_dir / f"{sentiment}-{seed}.log"):
                 train_locked(sentiment, seed, ckpt_path)
 
-    def train_locked(sentiment: str, seed: int, ckpt_path) -> None:
-        trained = train_prompt(backbone, tokenizer, data, sentiment, seed, head=head, model_name=args.model,
-                               prompt_len=args.prompt_len, epochs=args.epochs, lr=args.lr,
-                               weight_decay=args.weight_decay, train_batch_size=args.train_batch_size,
-                               eval_batch_size=args.eval_batch_size, max_length=args.max_length,
-                               max_train_samples=args.max_train_samples, max_eval_samples=args.max_eval_samples,
-                               protocol=args.protocol, negative_sampling=args.negative_sampling,
-                               prompt_init=args.prompt_init, verbalizer=args.verbalizer,
-                               prompt_mode=args.prompt_mode, template=args.template, answer_cue=args.answer_cue,
-                               device=device, progress=True)
+    def save(trained, ckpt_path) -> None:
+        sentiment, seed = trained.emotion, trained.seed
         logger.info("%s-%d: best dev acc %.4f (epoch %d), test acc %.4f", sentiment, seed, trained.best_acc,
                     trained.best_epoch + 1, trained.test_acc)
         save_checkpoint(ckpt_path, trained.checkpoint(), exclusive=not args.overwrite)
         save_run_args(args.checkpoint_dir, {**vars(args), "sentiment": sentiment, "random_seed": seed},
                       f"{sentiment}-{seed}_train")
         logger.info("wrote %s", ckpt_path)
+
+    if args.multi_prompt:
+        return train_together()
+
+    def train_locked(sentiment: str, seed: int, ckpt_path) -> None:
+        trained = train_prompt(backbone, tokenizer, data, sentiment, seed, **settings)
+        save(trained, ckpt_path)
 
     return cli.run_jobs(jobs, train_one)
 

@@ -1,0 +1,73 @@
+"""--multi_prompt: all jobs in one batched model give the prompts of training them one after another."""
+
+import pytest
+import torch
+
+from model_emotion.api import train_prompts
+from model_emotion.commands import train
+from model_emotion.data import load_goemotions
+from model_emotion.prompt_model import load_backbone
+
+JOBS = [("joy", 1), ("anger", 2), ("grief", 1)]  # grief has few positives: a shorter epoch than the others
+
+
+@pytest.fixture(scope="module")
+def data(small_goemotions):
+    return load_goemotions(small_goemotions)
+
+
+@pytest.fixture(scope="module")
+def tiny_llama(tiny_roberta, tmp_path_factory):
+    from transformers import AutoTokenizer, GPT2TokenizerFast, LlamaConfig, LlamaForCausalLM
+
+    folder = tmp_path_factory.mktemp("multi_llama")
+    AutoTokenizer.from_pretrained(tiny_roberta).save_pretrained(folder)
+    tokenizer = GPT2TokenizerFast.from_pretrained(folder, bos_token="<s>", eos_token="</s>", unk_token="<unk>",
+                                                  pad_token="<pad>")
+    torch.manual_seed(0)
+    LlamaForCausalLM(LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=40, num_hidden_layers=2,
+                                 num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256)
+                     ).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+@pytest.mark.parametrize("which", ["tiny_bert", "tiny_roberta", "tiny_llama"])
+def test_multi_prompt_equals_one_after_another(which, request, data):
+    folder = request.getfixturevalue(which)
+    backbone, tokenizer, head = load_backbone(str(folder))
+    settings = dict(head=head, prompt_len=3, epochs=3, lr=0.05, train_batch_size=4, eval_batch_size=8, max_length=32,
+                    max_train_samples=24, max_eval_samples=16, device="cpu",
+                    verbalizer=("negative", "positive"))
+    alone = train_prompts(backbone, tokenizer, data, JOBS, **settings)
+    together = train_prompts(backbone, tokenizer, data, JOBS, multi_prompt=True, **settings)
+    sizes = {alone[key].sizes["train"] for key in JOBS}
+    assert len(sizes) > 1  # jobs of different lengths: some steps have fewer jobs
+    for key in JOBS:
+        a, b = alone[key], together[key]
+        assert a.best_acc == b.best_acc and a.best_epoch == b.best_epoch and a.test_acc == b.test_acc, key
+        for name, value in a.final_state.items():
+            other = b.final_state[name]
+            assert torch.linalg.norm(value - other) <= 1e-3 * torch.linalg.norm(value), (key, name)
+        assert [h["dev_acc"] for h in a.history] == [h["dev_acc"] for h in b.history]
+        assert not torch.equal(a.final_state["prompt"], a.model.prompt.detach()) or a.best_epoch == 2
+
+
+def test_multi_prompt_through_train_py(tiny_bert, small_goemotions, tmp_path):
+    argv = ["--jobs", "joy-1", "anger-1", "--model", str(tiny_bert), "--data_dir", str(small_goemotions),
+            "--checkpoint_dir", str(tmp_path / "ckpt"), "--log_dir", str(tmp_path / "log"), "--epochs", "1",
+            "--prompt_len", "2", "--max_length", "32", "--max_train_samples", "8", "--max_eval_samples", "8",
+            "--device", "cpu"]
+    assert train.main(argv + ["--multi_prompt"]) == 0
+    together = {e: torch.load(tmp_path / "ckpt" / f"{e}-1.pt", weights_only=True) for e in ("joy", "anger")}
+    assert list((tmp_path / "log").glob("multi_prompt-*.log"))
+    assert train.main(argv + ["--multi_prompt"]) == 0  # every checkpoint exists: skipped
+    sequential = [str(tmp_path / "seq") if value == str(tmp_path / "ckpt") else value for value in argv]
+    assert train.main(sequential) == 0
+    for e in ("joy", "anger"):
+        alone = torch.load(tmp_path / "seq" / f"{e}-1.pt", weights_only=True)
+        assert torch.allclose(alone["best_prompt"], together[e]["best_prompt"], rtol=1e-3, atol=1e-6)
+        assert alone["best_acc"] == together[e]["best_acc"]
+    from model_emotion import cli
+
+    assert cli.run(train.main, argv + ["--multi_prompt", "--protocol", "paper", "--overwrite"]) == 2
