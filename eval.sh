@@ -5,7 +5,8 @@
 #   EMOTIONS, SEEDS            the grid (space-separated; default 27 x 12)
 #   MASK_PATH (masks/RSA_14property_top_500_6000.pkl), RESULT_PATH (eval_mask_neuron_result/<mask name>)
 #   MODEL (roberta-base), DATA_DIR (empty = hub), CHECKPOINT_DIR (checkpoint)
-#   MAX_EVAL_SAMPLES (empty = all), EVAL_BATCH_SIZE (64), SPLIT (dev), DEVICE (empty = auto), EXTRA_ARGS
+#   MAX_EVAL_SAMPLES (empty = all), EVAL_BATCH_SIZE (64), SPLIT (dev), DEVICE (empty = auto), EXTRA_ARGS,
+#   MASKS_PER_FORWARD (1; masks stacked along the batch, for GPUs)
 #   PROTOCOL (toolkit|paper; empty = the checkpoint's), NEGATIVE_SAMPLING, ACCURACY_MEAN (paper protocol only)
 #   SHARD, NUM_SHARDS, JOBS_PER_PROCESS, DRY_RUN  as in train.sh
 set -euo pipefail
@@ -17,6 +18,7 @@ mask_name=$(basename "$MASK_PATH" .pkl)
 RESULT_PATH=${RESULT_PATH:-eval_mask_neuron_result/$mask_name}
 args=(--maskPath "$MASK_PATH" --resultPath "$RESULT_PATH" --model "${MODEL:-roberta-base}"
       --checkpoint_dir "${CHECKPOINT_DIR:-checkpoint}" --eval_batch_size "${EVAL_BATCH_SIZE:-64}" --split "${SPLIT:-dev}")
+[[ -n ${MASKS_PER_FORWARD:-} ]] && args+=(--masks_per_forward "$MASKS_PER_FORWARD")
 [[ -n ${DATA_DIR:-} ]] && args+=(--data_dir "$DATA_DIR")
 [[ -n ${MAX_EVAL_SAMPLES:-} ]] && args+=(--max_eval_samples "$MAX_EVAL_SAMPLES")
 [[ -n ${DEVICE:-} ]] && args+=(--device "$DEVICE")

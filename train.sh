@@ -8,6 +8,7 @@
 #   50, 100, 2e-3, 8, 32, defined once in model_emotion/defaults.py)
 #   MAX_TRAIN_SAMPLES, MAX_EVAL_SAMPLES (empty = all), DEVICE (empty = auto), EXTRA_ARGS
 #   PROTOCOL (toolkit|paper), NEGATIVE_SAMPLING (exclusive|paper; paper protocol only)
+#   MULTI_PROMPT=1             train the jobs of each python process together (train.py --multi_prompt)
 #   SHARD, NUM_SHARDS          split the grid (SLURM_ARRAY_TASK_ID / _COUNT are used when set)
 #   JOBS_PER_PROCESS           jobs per python process (default 0 = all of the shard: the model loads once)
 #   DRY_RUN=1                  list the jobs of this shard without running them
@@ -28,6 +29,7 @@ args=(--model "${MODEL:-roberta-base}" --checkpoint_dir "$CHECKPOINT_DIR" --log_
 [[ -n ${DEVICE:-} ]] && args+=(--device "$DEVICE")
 [[ -n ${PROTOCOL:-} ]] && args+=(--protocol "$PROTOCOL")
 [[ -n ${NEGATIVE_SAMPLING:-} ]] && args+=(--negative_sampling "$NEGATIVE_SAMPLING")
+[[ ${MULTI_PROMPT:-0} == 1 ]] && args+=(--multi_prompt)  # all jobs of a python process in one batched model
 EXTRA=()
 [[ -n ${EXTRA_ARGS:-} ]] && read -r -a EXTRA <<<"$EXTRA_ARGS"  # split on spaces, never globbed
 args+=(${EXTRA[@]+"${EXTRA[@]}"})

@@ -232,7 +232,7 @@ def make_masks(rsa: Searchlight, *, thresholds=None, percent=None, mask_method: 
 
 def evaluate_masks(prompt, data: GoEmotions, masks: dict[str, torch.Tensor], *, split: str = "dev",
                    max_eval_samples: int | None = None, eval_batch_size: int = 64, device=None,
-                   progress: bool = False) -> dict[str, float]:
+                   progress: bool = False, masks_per_forward: int = 1) -> dict[str, float]:
     """Step 5: accuracy of one prompt with each mask applied, plus ``unmasked``, on its balanced split."""
     model = _prompt_model(prompt)
     device = _device(device)
@@ -243,7 +243,8 @@ def evaluate_masks(prompt, data: GoEmotions, masks: dict[str, torch.Tensor], *, 
                        config.extra.get("negative_sampling", "exclusive"))
     encoded = model.encode_task(task.texts, task.labels)
     out = {"unmasked": accuracy(model, encoded, eval_batch_size, device)}
-    out.update(_evaluate_masks(model, encoded, masks, eval_batch_size, device, progress=progress))
+    out.update(_evaluate_masks(model, encoded, masks, eval_batch_size, device, progress=progress,
+                               masks_per_forward=masks_per_forward))
     return out
 
 

@@ -36,7 +36,7 @@ from torch import nn
 from tqdm import tqdm
 
 from .batching import EncodedTask, batch_order, pad_rows
-from .errors import ToolkitError
+from .errors import ConfigError, ToolkitError
 from .architectures import Architecture, architecture, blocks as model_blocks, get_module, linear_weight, set_module, \
     slot_only_last_block
 from .neurons import find_ffn, scale_neurons
@@ -202,26 +202,77 @@ def _change_at(blocks: nn.ModuleList, arch: Architecture, layer: int, row: torch
     return _Change(neurons, weight * (1 - row[neurons].to(weight.dtype)))
 
 
-def _resume_logits(model, blocks: nn.ModuleList, arch: Architecture, layer: int, kept: _Kept,
-                   change: _Change) -> torch.Tensor:
-    """Logits from block ``layer``'s FFN output onwards, under the active mask. [batch, 2]"""
+def _block_output(blocks: nn.ModuleList, arch: Architecture, layer: int, kept: _Kept, change: _Change) -> torch.Tensor:
+    """Block ``layer``'s output under a mask that changes ``change`` there. [batch, seq, hidden]"""
     share = None
     if len(change.neurons):
         share = kept.activations[..., change.neurons] @ change.weight.T.to(kept.activations.dtype)  # [batch, seq, hidden]
     if arch.bert_block:
         projection = kept.projection if share is None else kept.projection.float() - share.float()  # fp32 under autocast
         output = _ffn_output(blocks[layer], arch)
-        hidden = output.LayerNorm(output.dropout(projection) + kept.residual)  # BERT's FFN output
-    else:  # pre-norm decoder: block output = residual after attention + FFN output
-        hidden = kept.residual if share is None else (kept.residual.float() - share.float()).to(kept.residual.dtype)
+        return output.LayerNorm(output.dropout(projection) + kept.residual)  # BERT's FFN output
+    # pre-norm decoder: block output = residual after attention + FFN output
+    return kept.residual if share is None else (kept.residual.float() - share.float()).to(kept.residual.dtype)
+
+
+def _finish(model, blocks: nn.ModuleList, arch: Architecture, layer: int, hidden: torch.Tensor, block_args: tuple,
+            block_kwargs: dict, attention_mask: torch.Tensor) -> torch.Tensor:
+    """The blocks after ``layer`` and the head, from block ``layer``'s output. [batch, 2]"""
     with slot_only_last_block(model.backbone):
         for block in blocks[layer + 1:]:
-            out = block(hidden, *kept.block_args, **kept.block_kwargs)
+            out = block(hidden, *block_args, **block_kwargs)
             hidden = out[0] if isinstance(out, tuple) else out  # transformers 4 returns a tuple
     if arch.bert_block:
         return model.classify(hidden[:, 0])
-    read = model.read(hidden, kept.attention_mask)  # [batch, hidden] at each row's read slot
+    read = model.read(hidden, attention_mask)  # [batch, hidden] at each row's read slot
     return model.classify(model.final_norm(read))
+
+
+def _resume_logits(model, blocks: nn.ModuleList, arch: Architecture, layer: int, kept: _Kept,
+                   change: _Change) -> torch.Tensor:
+    """Logits from block ``layer``'s FFN output onwards, under the active mask. [batch, 2]"""
+    hidden = _block_output(blocks, arch, layer, kept, change)
+    return _finish(model, blocks, arch, layer, hidden, kept.block_args, kept.block_kwargs, kept.attention_mask)
+
+
+def _repeat_batch(value, batch: int, times: int):
+    """``value`` with its batch dimension (size ``batch``) repeated ``times`` times, mask-major; nested tuples too."""
+    if torch.is_tensor(value):
+        return torch.cat([value] * times) if value.dim() and value.shape[0] == batch else value
+    if isinstance(value, tuple):
+        return tuple(_repeat_batch(v, batch, times) for v in value)
+    return value
+
+
+@contextmanager
+def _row_scaled(blocks: nn.ModuleList, arch: Architecture, scales: dict[int, torch.Tensor]) -> Iterator[None]:
+    """Scale each row's neurons in the given layers by its own factors ({layer: [rows, d_ffn]})."""
+    handles = []
+    try:
+        for layer, factor in scales.items():
+            def hook(_m, inp, factor=factor):
+                value = inp[0]  # [rows, seq, d_ffn]
+                return (value * factor[:, None, :].to(value.dtype),) + tuple(inp[1:])
+
+            handles.append(get_module(blocks[layer], arch.down).register_forward_pre_hook(hook))
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+def _stacked_logits(model, blocks: nn.ModuleList, arch: Architecture, layer: int, kept: _Kept,
+                    masks: list[torch.Tensor], changes: list[_Change]) -> torch.Tensor:
+    """Logits of one batch under several masks in one forward: the masks' row groups stacked along
+    the batch, each scaled by its own mask after ``layer``. [masks * batch, 2], mask-major."""
+    batch, times = kept.residual.shape[0], len(masks)
+    hidden = torch.cat([_block_output(blocks, arch, layer, kept, change) for change in changes])
+    later = [i for i in range(layer + 1, len(blocks)) if any(bool((m[i] != 1).any()) for m in masks)]
+    scales = {i: torch.stack([m[i] for m in masks]).repeat_interleave(batch, dim=0) for i in later}  # [M*b, d_ffn]
+    with _row_scaled(blocks, arch, scales):
+        return _finish(model, blocks, arch, layer, hidden, _repeat_batch(kept.block_args, batch, times),
+                       {k: _repeat_batch(v, batch, times) for k, v in kept.block_kwargs.items()},
+                       torch.cat([kept.attention_mask] * times))
 
 
 @contextmanager
@@ -237,11 +288,25 @@ def _masked_after(model, blocks: nn.ModuleList, arch: Architecture, mask: torch.
 @torch.inference_mode()
 def _group_logits(model, blocks: nn.ModuleList, arch: Architecture, task: EncodedTask,
                   masks: dict[str, torch.Tensor], layer: int, batch_size: int,
-                  device: torch.device) -> dict[str, torch.Tensor]:
-    """Logits of every row under every mask of a group, resuming from block ``layer``. {name: [n, 2]}"""
+                  device: torch.device, masks_per_forward: int = 1) -> dict[str, torch.Tensor]:
+    """Logits of every row under every mask of a group, resuming from block ``layer``. {name: [n, 2]}
+
+    ``masks_per_forward`` > 1 stacks that many masks along the batch of each forward (each row group
+    scaled by its own mask) instead of one forward per mask with the silenced neurons removed.
+    """
     logits = {name: torch.empty(len(task), 2) for name in masks}
+    names = list(masks)
     with autocast(device):
         for chunk in _kept_chunks(model, blocks, arch, layer, task, batch_size, device):
+            if masks_per_forward > 1:
+                for start in range(0, len(names), masks_per_forward):
+                    part = names[start:start + masks_per_forward]
+                    changes = [_change_at(blocks, arch, layer, masks[name][layer]) for name in part]
+                    for kept in chunk:
+                        out = _stacked_logits(model, blocks, arch, layer, kept, [masks[n] for n in part], changes)
+                        for name, rows in zip(part, out.float().cpu().split(len(kept.rows))):
+                            logits[name][kept.rows] = rows
+                continue
             for name, mask in masks.items():
                 change = _change_at(blocks, arch, layer, mask[layer])
                 with _masked_after(model, blocks, arch, mask, layer):
@@ -251,10 +316,11 @@ def _group_logits(model, blocks: nn.ModuleList, arch: Architecture, task: Encode
 
 
 def _masked_logits(model: SoftPromptModel, task: EncodedTask, masks: dict[str, torch.Tensor], batch_size: int,
-                   device: torch.device, group_size: int, shared: bool) -> Iterator[dict[str, torch.Tensor]]:
+                   device: torch.device, group_size: int, shared: bool,
+                   masks_per_forward: int = 1) -> Iterator[dict[str, torch.Tensor]]:
     """Logits under the masks, one group at a time. Yields {name: [n, 2]} per group."""
-    if group_size < 1:
-        raise ToolkitError(f"mask group size {group_size} must be at least 1")
+    if group_size < 1 or masks_per_forward < 1:
+        raise ConfigError(f"mask group size {group_size} and masks per forward {masks_per_forward} must be at least 1")
     model.eval()
     arch = architecture(model)
     if not (shared and (arch.bert_block or arch.residual_ffn)):  # the plain path: a full forward per mask
@@ -271,18 +337,19 @@ def _masked_logits(model: SoftPromptModel, task: EncodedTask, masks: dict[str, t
         group = names[start:start + group_size]
         layer = min(last if first[name] is None else first[name] for name in group)
         yield _group_logits(model, blocks, arch, task, {name: masks[name].to(device) for name in group}, layer,
-                            batch_size, device)
+                            batch_size, device, masks_per_forward)
 
 
 def masked_logits(model: SoftPromptModel, task: EncodedTask, masks: dict[str, torch.Tensor], batch_size: int,
                   device: torch.device, group_size: int = DEFAULT_GROUP_SIZE,
-                  shared: bool = True) -> dict[str, torch.Tensor]:
+                  shared: bool = True, masks_per_forward: int = 1) -> dict[str, torch.Tensor]:
     """The logits of every row of ``task`` under each mask, in row order. {name: [n, 2]}
 
-    ``shared=False`` forces the plain path (a full forward per mask), e.g. to check the shared one.
+    ``shared=False`` forces the plain path (a full forward per mask), e.g. to check the shared one;
+    ``masks_per_forward`` stacks masks along the batch on the shared path.
     """
     out: dict[str, torch.Tensor] = {}
-    for group in _masked_logits(model, task, masks, batch_size, device, group_size, shared):
+    for group in _masked_logits(model, task, masks, batch_size, device, group_size, shared, masks_per_forward):
         out.update(group)
     return {name: out[name] for name in masks}
 
@@ -291,7 +358,7 @@ def evaluate_masks(model: SoftPromptModel, task: EncodedTask, masks: dict[str, t
                    device: torch.device, done: dict[str, float] | None = None,
                    on_result: Callable[[str, float], None] | None = None, progress: bool = True,
                    group_size: int = DEFAULT_GROUP_SIZE, shared: bool = True,
-                   per_batch: int | None = None) -> dict[str, float]:
+                   per_batch: int | None = None, masks_per_forward: int = 1) -> dict[str, float]:
     """Accuracy under each mask, skipping names already in ``done``; ``on_result`` after each.
 
     ``per_batch``: the original evaluation's mean of per-batch accuracies (``training.mean_accuracy``).
@@ -300,7 +367,7 @@ def evaluate_masks(model: SoftPromptModel, task: EncodedTask, masks: dict[str, t
     todo = {name: mask for name, mask in masks.items() if name not in results}
     labels = torch.from_numpy(task.labels)
     with tqdm(total=len(todo), desc="masks", disable=not progress) as bar:
-        for group in _masked_logits(model, task, todo, batch_size, device, group_size, shared):
+        for group in _masked_logits(model, task, todo, batch_size, device, group_size, shared, masks_per_forward):
             for name, logits in group.items():
                 results[name] = mean_accuracy((logits.argmax(-1) == labels).numpy(), per_batch)
                 if on_result is not None:

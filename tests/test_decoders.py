@@ -380,3 +380,17 @@ def test_bfloat16_weights_give_the_float32_answers(kind, bpe_tokenizer, tiny_ber
         outputs[dtype] = logits, acts
     assert torch.allclose(outputs["float32"][0], outputs["bfloat16"][0], atol=0.1, rtol=0.1)
     assert np.corrcoef(outputs["float32"][1], outputs["bfloat16"][1])[0, 1] > 0.99
+
+
+def test_stacked_masks_equal_one_mask_at_a_time(decoder, shared):
+    kind, model, tokenizer = decoder
+    prompt = _prompt(model, tokenizer, head="linear" if kind == "gpt2" else "lm")
+    task = prompt.encode_task(_texts(shared, 9), np.arange(9) % 2)
+    rng = np.random.default_rng(3)
+    masks = {f"m{i}": torch.from_numpy((rng.random((3, 40)) > 0.2 * (i % 3)).astype(np.int8)) for i in range(5)}
+    masks["float"] = torch.full((3, 40), 0.5)
+    one = masked_eval.masked_logits(prompt, task, masks, 4, torch.device("cpu"))
+    stacked = masked_eval.masked_logits(prompt, task, masks, 4, torch.device("cpu"), masks_per_forward=4)
+    for name in masks:
+        assert torch.allclose(one[name], stacked[name], atol=1e-4), name
+    assert count_hooks(model) == 0

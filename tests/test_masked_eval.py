@@ -69,11 +69,12 @@ def test_shared_path_gives_the_plain_logits(setup):
     ffn = find_ffn(model)
     masks = _masks(ffn.num_layers, ffn.d_ffn)
     plain = masked_eval.masked_logits(model, task, masks, 8, torch.device("cpu"), shared=False)
-    for group_size in (1, 3, 32):
-        shared = masked_eval.masked_logits(model, task, masks, 8, torch.device("cpu"), group_size=group_size)
+    for group_size, stacked in ((1, 1), (3, 1), (32, 1), (32, 3), (5, 8)):  # stacked: masks per forward
+        shared = masked_eval.masked_logits(model, task, masks, 8, torch.device("cpu"), group_size=group_size,
+                                           masks_per_forward=stacked)
         assert list(shared) == list(masks)
         for name in masks:
-            assert torch.allclose(shared[name], plain[name], rtol=1e-4, atol=1e-4), (name, group_size)
+            assert torch.allclose(shared[name], plain[name], rtol=1e-4, atol=1e-4), (name, group_size, stacked)
     unmasked = predict_logits(model, task, 8, torch.device("cpu"))
     assert torch.allclose(plain["ones"], unmasked, atol=1e-6)
     spread = float(unmasked.std(0).min())

@@ -39,6 +39,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--split", type=str, default="dev", choices=["dev", "test"], help="evaluation split (default dev)")
     parser.add_argument("--max_eval_samples", type=cli.positive_int, default=None, help="cap on evaluation examples, balanced")
     parser.add_argument("--eval_batch_size", type=cli.positive_int, default=64, help="evaluation batch size (default %(default)s)")
+    parser.add_argument("--masks_per_forward", type=cli.positive_int, default=1,
+                        help="masks stacked along the batch of one forward (default %(default)s: one mask per forward, "
+                             "its silenced neurons removed; more pays off on a GPU, memory grows with it)")
     parser.add_argument("--state", type=str, default="best", choices=["best", "final"], help="which prompt of the checkpoint")
     cli.add_protocol_args(parser, evaluation=True)
     parser.add_argument("--overwrite", action="store_true", help="re-evaluate even if the result exists")
@@ -170,7 +173,7 @@ def main(argv=None) -> int:
             write_json(partial_path, {**result, "accuracies": {"unmasked": result["unmasked"], **done}, "provenance": key})
 
         accuracies = evaluate_masks(model, encoded, masks, args.eval_batch_size, device, done, save_progress,
-                                    per_batch=per_batch)
+                                    per_batch=per_batch, masks_per_forward=args.masks_per_forward)
         # One key holds every accuracy (the unmasked one first); readers accept the older flat layout too.
         result["accuracies"] = {"unmasked": result.pop("unmasked"), **{name: accuracies[name] for name in masks}}
         result["provenance"] = key
