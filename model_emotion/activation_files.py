@@ -16,12 +16,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .data import split_run_name
 from .errors import ToolkitError
 from .io import atomic_path, read_csv, write_csv
 
 logger = logging.getLogger(__name__)
 
-CSV_NAME = re.compile(r"^(?P<emotion>.+)-(?P<seed>\d+)\.csv$")
+CSV_NAME = re.compile(r"^(?P<emotion>.+)-(?P<seed>\d+)\.csv$")  # kept for callers; files are parsed by split_run_name
 
 
 @dataclass
@@ -99,9 +100,9 @@ def load_activations(path: str | Path) -> ActivationSet:
 def _load_csv_folder(folder: Path) -> ActivationSet:
     found: dict[tuple[str, int], Path] = {}
     for file in sorted(folder.glob("*.csv")):
-        match = CSV_NAME.match(file.name)
-        if match:
-            found[(match["emotion"], int(match["seed"]))] = file
+        run = split_run_name(file.stem)
+        if run:
+            found[run] = file
     if not found:
         raise ToolkitError(f"{folder} holds no {{emotion}}-{{seed}}.csv activation files")
     emotions = sorted({e for e, _ in found})

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import torch
 
+from .data import split_run_name
 from .errors import ToolkitError
 from .io import atomic_path
 from .prompt_model import PromptConfig, backbone_signature, build_prompt_model
@@ -58,9 +59,9 @@ def load_checkpoint(path: str | Path, model_name: str | None = None) -> dict:
         raise ToolkitError(f"{path}: best_prompt must be a [prompt_len, hidden] tensor")
     config = dict(record.get("config") or {})
     if not config:  # written by the original code
-        stem_sentiment, _, stem_seed = path.stem.rpartition("-")
+        stem_sentiment, stem_seed = split_run_name(path.stem) or (None, 1)
         config = {"model": model_name or "roberta-base", "head": "mlm", "prompt_init": "mask",
-                  "sentiment": stem_sentiment or None, "seed": int(stem_seed) if stem_seed.isdigit() else 1,
+                  "sentiment": stem_sentiment, "seed": stem_seed,
                   "protocol": "paper", "extra": {"original_code": True}}
     config["prompt_len"] = int(prompt.shape[0])
     record["config"] = config

@@ -136,14 +136,14 @@ def parse_jobs(jobs: Sequence[str] | None, sentiment: str, seed: int) -> list[tu
 
 def parse_run_name(name: str, what: str = "name") -> tuple[str, int]:
     """``{emotion}-{seed}`` (file stems, --jobs entries) -> (emotion, seed), both validated."""
-    from .data import check_name
+    from .data import check_name, split_run_name
 
-    emotion, _, number = name.rpartition("-")
-    if not emotion or not number.isdigit():
+    run = split_run_name(name)
+    if run is None:
         raise ToolkitError(f"{what} {name!r} must look like EMOTION-SEED, e.g. anger-1")
-    if int(number) > MAX_SEED:
+    if run[1] > MAX_SEED:
         raise ToolkitError(f"{what} {name!r}: seed must be in 0..{MAX_SEED}")
-    return check_name(emotion, what), int(number)
+    return check_name(run[0], what), run[1]
 
 
 def add_jobs_arg(parser: argparse.ArgumentParser) -> None:

@@ -63,6 +63,18 @@ class GoEmotions:
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_+-]*$")
 
 
+RUN_NAME = re.compile(r"^(?P<emotion>.+)-(?P<seed>\d+)$")
+
+
+def split_run_name(stem: str) -> tuple[str, int] | None:
+    """``(emotion, seed)`` of a ``{emotion}-{seed}`` name (a file stem, a --jobs entry); None for another form.
+
+    The one parser of these names: checkpoints, activation CSVs, eval results and --jobs use it.
+    """
+    match = RUN_NAME.match(stem)
+    return (match["emotion"], int(match["seed"])) if match else None
+
+
 def check_name(name: str, source: str = "") -> str:
     """A label name becomes part of file names: refuse path separators, dots and other surprises."""
     if not _SAFE_NAME.match(name):

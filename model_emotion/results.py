@@ -19,13 +19,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .data import split_run_name
 from .errors import ToolkitError
 from .io import read_csv, read_json, read_meta
 
 logger = logging.getLogger(__name__)
 
 MASK_KEY = re.compile(r"^(?P<attribute>.+)_top(?P<k>\d+)(?P<random>_random(?:_(?P<draw>\d+))?)?$")
-RESULT_NAME = re.compile(r"^(?P<emotion>[^/]+)-(?P<seed>\d+)\.json$")
 
 
 @dataclass
@@ -70,8 +70,8 @@ def masking_from_json(files: list[Path]) -> pd.DataFrame:
         record = read_json(file, dict)
         emotion, seed = record.get("sentiment"), record.get("seed")
         if not isinstance(emotion, str) or not isinstance(seed, int) or isinstance(seed, bool):
-            match = RESULT_NAME.match(file.name)
-            record = {**record, "sentiment": match["emotion"], "seed": int(match["seed"])}
+            emotion, seed = split_run_name(file.stem)
+            record = {**record, "sentiment": emotion, "seed": seed}
         records.append((record, str(file)))
     return _masking_rows(records)
 
@@ -192,7 +192,7 @@ def load_results(root: str | Path, rank_csv: str | Path | None = None, num_layer
                 raise ToolkitError(f"{args_path}: no valid 'args.alpha' (a q threshold in (0, 1)); the file is corrupt")
             res.alpha = float(value)
         res.sources["rank"] = str(rank_path)
-    json_files = [p for p in sorted(root.rglob("*.json")) if RESULT_NAME.match(p.name)]
+    json_files = [p for p in sorted(root.rglob("*.json")) if split_run_name(p.stem)]
     if json_files:
         res.masking = masking_from_json(json_files)
         if res.masking.empty:

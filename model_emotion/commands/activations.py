@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import re
 import sys
 from pathlib import Path
 
@@ -23,9 +22,6 @@ from model_emotion.errors import ToolkitError
 logger = logging.getLogger(__name__)
 
 PROVENANCE = "provenance.json"
-CHECKPOINT_NAME = re.compile(r"^(?P<emotion>.+)-(?P<seed>\d+)\.pt$")
-
-
 def parse_args(argv=None) -> argparse.Namespace:
     parser = cli.Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--activation_mode", type=str, default="before_relu",
@@ -46,13 +42,15 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def find_checkpoints(checkpoint_dir: Path, sentiments, seeds) -> list[tuple[str, int, Path]]:
+    from model_emotion.data import split_run_name
+
     if not checkpoint_dir.is_dir():
         raise ToolkitError(f"--checkpoint_dir {checkpoint_dir} is not a folder")
     found = {}
     for file in sorted(checkpoint_dir.glob("*.pt")):
-        match = CHECKPOINT_NAME.match(file.name)
-        if match:
-            found[(match["emotion"], int(match["seed"]))] = file
+        run = split_run_name(file.stem) if file.suffix == ".pt" else None
+        if run:
+            found[run] = file
     if sentiments or seeds:
         emotions = sentiments or sorted({e for e, _ in found})
         wanted = seeds or sorted({s for _, s in found})
