@@ -99,7 +99,7 @@ def test_eval_mask_neuron_original_command_on_original_pickled_masks(original_re
     assert proc.returncode == 0, proc.stderr
     result = json.loads((root / "eval_mask_neuron_result" / "RSA_14property_top_500_6000" / "joy-1.json").read_text())
     assert result["sentiment"] == "joy" and result["seed"] == 1 and result["best"] == pytest.approx(0.75)
-    assert {"valence_top8", "valence_top8_random", "valence_top32", "valence_top32_random"} <= set(result)
+    assert {"valence_top8", "valence_top8_random", "valence_top32", "valence_top32_random"} <= set(result["accuracies"])
 
 
 def test_train_original_command(original_repo, small_goemotions, tmp_path):
