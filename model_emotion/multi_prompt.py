@@ -4,8 +4,9 @@ The backbone is frozen and the same for every (emotion, seed) job, so the rows o
 through it together. Each job keeps everything of its own: its training rows and their shuffled
 order (the same batches as ``training.train_prompt``), its prompt and head, its optimizer, its dev
 evaluation after every epoch and its best state. At step t the t-th batch of every job that still
-has one is embedded by that job's prompt model, the rows are padded to a common length (masked)
-and stacked, the backbone runs once, and each job's rows are classified by its own head. The loss
+has one is embedded by that job's prompt model, all rows are sorted by length and cut into groups
+with little padding, the backbone runs once per group, and each job's rows are classified by its
+own head. The loss
 is the sum of the jobs' mean losses; the jobs' parameters are disjoint, so job j's gradient is the
 gradient of its own mean loss, and the result equals training the jobs one after another up to
 float rounding (``tests/test_multi_prompt.py``).
@@ -23,42 +24,41 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from .batching import EncodedTask, batch_order, pad_rows
+from .batching import MAX_PADDING, EncodedTask, _sorted_groups, batch_order, pad_rows
 from .errors import ConfigError, ToolkitError
 from .training import OPTIMIZERS, LegacyAdamW, TrainResult, accuracy, autocast
 
 logger = logging.getLogger(__name__)
 
 
-def _pad_inputs(parts: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
-    """Stack several prompt models' ``_inputs`` along the batch, right-padding to the longest (masked)."""
-    width = max(p["inputs_embeds"].shape[1] for p in parts)
-    out: dict[str, torch.Tensor] = {}
-    for key in parts[0]:
-        if not torch.is_tensor(parts[0][key]):
-            out[key] = parts[0][key]  # e.g. use_cache=False
-            continue
-        padded = []
-        for part in parts:
-            value = part[key]
-            missing = width - value.shape[1]
-            if missing:
-                pad = (0, 0, 0, missing) if value.dim() == 3 else (0, missing)
-                value = nn.functional.pad(value, pad)  # zero embeddings, mask 0, position 0: never attended to
-            padded.append(value)
-        out[key] = torch.cat(padded)
-    return out
+def _fit(row: torch.Tensor, width: int) -> torch.Tensor:
+    """One row ([L] or [L, hidden]) cut or right-padded with zeros (masked positions) to ``width``."""
+    if row.shape[0] >= width:
+        return row[:width]
+    pad = (0, 0, 0, width - row.shape[0]) if row.dim() == 2 else (0, width - row.shape[0])
+    return nn.functional.pad(row, pad)
 
 
-def stacked_logits(models: list[nn.Module], batches: list[tuple[torch.Tensor, torch.Tensor]]) -> list[torch.Tensor]:
-    """Each model's logits on its own batch, from one backbone forward over all rows. [[rows_j, 2]]"""
+def stacked_logits(models: list[nn.Module], batches: list[tuple[torch.Tensor, torch.Tensor]],
+                   max_rows: int = 512) -> list[torch.Tensor]:
+    """Each model's logits on its own batch, from as few backbone forwards as padding allows. [[rows_j, 2]]
+
+    The rows of all jobs are sorted by length and cut into groups with little padding
+    (``batching.MAX_PADDING``, at most ``max_rows`` rows); each group is one forward. Padding
+    every job's rows to the longest row of all would cost more than it saves on a CPU.
+    """
     parts = [model._inputs(ids, mask, len(ids)) for model, (ids, mask) in zip(models, batches)]
-    hidden = models[0].hidden_from_inputs(_pad_inputs(parts))  # [all rows, hidden]
-    out, start = [], 0
-    for model, (ids, _) in zip(models, batches):
-        out.append(model.classify(hidden[start:start + len(ids)]))
-        start += len(ids)
-    return out
+    rows = [(j, i) for j, part in enumerate(parts) for i in range(part["attention_mask"].shape[0])]
+    lengths = [int(parts[j]["attention_mask"][i].sum()) for j, i in rows]
+    hidden: list[list[torch.Tensor | None]] = [[None] * len(ids) for ids, _ in batches]
+    for group in _sorted_groups(lengths, max_rows, 0, MAX_PADDING):
+        width = max(lengths[r] for r in group)  # rows are right-padded: their real tokens come first
+        inputs = {key: torch.stack([_fit(parts[rows[r][0]][key][rows[r][1]], width) for r in group])
+                  if torch.is_tensor(value) else value for key, value in parts[0].items()}
+        out = models[0].hidden_from_inputs(inputs)  # [group, hidden]
+        for k, r in enumerate(group):
+            hidden[rows[r][0]][rows[r][1]] = out[k]
+    return [model.classify(torch.stack(h)) for model, h in zip(models, hidden)]
 
 
 def _optimizer(model: nn.Module, name: str, lr: float, weight_decay: float) -> torch.optim.Optimizer:
