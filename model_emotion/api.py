@@ -42,8 +42,8 @@ from .prompt_model import PromptConfig, SoftPromptModel, build_prompt_model
 from .results import Results, masking_from_records
 from .tables import summary_table
 from .rsa import RSAResult, searchlight, summarize
-from .training import accuracy, set_seed
-from .training import TrainResult
+from .inference import accuracy
+from .training import TrainResult, set_seed
 from .training import train_prompt as _train_loop
 from .multi_prompt import train_prompts as _train_many
 

@@ -41,7 +41,7 @@ from .architectures import Architecture, architecture, blocks as model_blocks, g
     slot_only_last_block
 from .neurons import find_ffn, scale_neurons
 from .prompt_model import SoftPromptModel
-from .training import autocast, mean_accuracy, predict_logits
+from .inference import autocast, mean_accuracy, predict_logits
 
 logger = logging.getLogger(__name__)
 

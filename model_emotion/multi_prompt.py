@@ -26,7 +26,8 @@ from tqdm import tqdm
 
 from .batching import MAX_PADDING, EncodedTask, _sorted_groups, batch_order, pad_rows
 from .errors import ConfigError, ToolkitError
-from .training import OPTIMIZERS, LegacyAdamW, TrainResult, accuracy, autocast
+from .inference import accuracy, autocast
+from .training import OPTIMIZERS, LegacyAdamW, TrainResult
 
 logger = logging.getLogger(__name__)
 

@@ -60,7 +60,7 @@ def main(argv=None) -> int:
     from model_emotion.masked_eval import check_mask_shapes, evaluate_masks
     from model_emotion.masks import load_masks
     from model_emotion.prompt_model import load_backbone
-    from model_emotion.training import accuracy
+    from model_emotion.inference import accuracy
 
     cli.check_protocol_flags(args)
     per_batch = args.eval_batch_size if args.accuracy_mean == "per_batch" else None

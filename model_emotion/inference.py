@@ -1,0 +1,56 @@
+"""Inference with a prompt model: logits, predictions and accuracy over an encoded task (no training)."""
+
+from __future__ import annotations
+
+from contextlib import nullcontext
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from .batching import EncodedTask, batch_order, pad_rows
+
+
+def autocast(device: torch.device):
+    """bf16 mixed precision on CUDA; full precision elsewhere (CPU results stay exact)."""
+    if device.type == "cuda":
+        return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
+    return nullcontext()
+
+
+@torch.inference_mode()
+def predict_logits(model, task: EncodedTask, batch_size: int, device: torch.device,
+                   pad_to: int | None = None, progress: bool = False, desc: str = "eval") -> torch.Tensor:
+    """The two logits of every row of ``task``, in the task's row order. [n, 2] float32 on the CPU"""
+    model.eval()
+    out = torch.empty(len(task), 2)
+    with autocast(device):
+        for rows in tqdm(batch_order(task, batch_size, pad_to=pad_to, extra_tokens=model.extra_tokens), desc=desc,
+                         leave=False, disable=not progress):
+            ids, mask, _ = pad_rows(task, rows, pad_to)
+            out[rows] = model(ids.to(device), mask.to(device)).float().cpu()  # [batch, 2]
+    return out
+
+
+def predict(model, task: EncodedTask, batch_size: int, device: torch.device,
+            **kwargs) -> np.ndarray:
+    """Predicted class of every row of ``task``, in the task's row order. [n]"""
+    return predict_logits(model, task, batch_size, device, **kwargs).argmax(-1).numpy()
+
+
+ACCURACY_MEANS = ("overall", "per_batch")
+
+
+def mean_accuracy(correct, per_batch: int | None = None) -> float:
+    """Share of correct rows; ``per_batch=B``: the original evaluation's mean of per-batch means over
+    consecutive batches of B rows in task order (its last, smaller batch weighs as much as a full one)."""
+    correct = np.asarray(correct, dtype=np.float64)
+    if per_batch is None:
+        return float(correct.mean())
+    return float(np.mean([chunk.mean() for chunk in np.array_split(correct, range(per_batch, len(correct), per_batch))]))
+
+
+def accuracy(model, task: EncodedTask, batch_size: int, device: torch.device,
+             per_batch: int | None = None, **kwargs) -> float:
+    preds = predict(model, task, batch_size, device, **kwargs)
+    return mean_accuracy(preds == task.labels, per_batch)
