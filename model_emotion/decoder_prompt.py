@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import logging
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -120,13 +121,6 @@ class DecoderPromptModel(TrainablePrompt):
     def _ids(self, text: str) -> list[int]:
         return self.tokenizer(text, add_special_tokens=False)["input_ids"] if text else []
 
-    def _init_prompt(self, tokenizer, generator: torch.Generator) -> torch.Tensor:
-        weight = self.embeddings.weight.detach()
-        special = set(tokenizer.all_special_ids)
-        pool = torch.tensor([i for i in range(min(len(tokenizer), weight.shape[0])) if i not in special])
-        ids = pool[torch.randint(len(pool), (self.config.prompt_len,), generator=generator)]
-        return weight[ids].clone().float()
-
     def train(self, mode: bool = True):
         super().train(mode)
         self.backbone.train(False)  # frozen, no dropout
@@ -134,8 +128,6 @@ class DecoderPromptModel(TrainablePrompt):
 
     def encode_task(self, texts, labels) -> EncodedTask:
         """``prefix text suffix`` token ids per row; the text is truncated to ``max_length`` tokens."""
-        import numpy as np
-
         texts = [self.text_lead + t for t in texts]
         ids = self.tokenizer(texts, add_special_tokens=False, truncation=True,
                              max_length=self.config.max_length)["input_ids"] if texts else []

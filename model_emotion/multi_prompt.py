@@ -27,7 +27,7 @@ from tqdm import tqdm
 from .batching import MAX_PADDING, EncodedTask, _sorted_groups, batch_order, pad_rows
 from .errors import ConfigError, ToolkitError
 from .inference import accuracy, autocast
-from .training import OPTIMIZERS, LegacyAdamW, TrainResult
+from .training import TrainResult, make_optimizer
 
 logger = logging.getLogger(__name__)
 
@@ -62,14 +62,6 @@ def stacked_logits(models: list[nn.Module], batches: list[tuple[torch.Tensor, to
     return [model.classify(torch.stack(h)) for model, h in zip(models, hidden)]
 
 
-def _optimizer(model: nn.Module, name: str, lr: float, weight_decay: float) -> torch.optim.Optimizer:
-    params = [p for p in model.parameters() if p.requires_grad]
-    if name not in OPTIMIZERS:
-        raise ConfigError(f"optimizer {name!r} unknown; choose one of {', '.join(OPTIMIZERS)}")
-    return (torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay) if name == "adamw"
-            else LegacyAdamW(params, lr=lr, weight_decay=weight_decay))
-
-
 def train_prompts(models: list[nn.Module], trains: list[EncodedTask], devs: list[EncodedTask], *, epochs: int,
                   lr: float, batch_size: int, eval_batch_size: int, device: torch.device, seeds: list[int],
                   weight_decay: float = 1e-5, optimizer: str = "adamw", progress: bool = True) -> list[TrainResult]:
@@ -82,7 +74,7 @@ def train_prompts(models: list[nn.Module], trains: list[EncodedTask], devs: list
     if any(getattr(m, "paper", False) for m in models):
         raise ConfigError("multi-prompt training keeps the backbone in eval mode; the paper protocol trains with "
                           "dropout, which would make a row depend on the other jobs' rows: train those one by one")
-    optimizers = [_optimizer(m, optimizer, lr, weight_decay) for m in models]
+    optimizers = [make_optimizer(m, optimizer, lr, weight_decay) for m in models]
     jobs = range(len(models))
     best = [(-1.0, -1, None) for _ in jobs]  # (accuracy, epoch, state)
     histories: list[list[dict]] = [[] for _ in jobs]

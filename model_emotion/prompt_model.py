@@ -150,6 +150,18 @@ class TrainablePrompt(nn.Module):
     prompt: nn.Parameter
     head: nn.Module | None
 
+    def _init_prompt(self, tokenizer, generator: torch.Generator) -> torch.Tensor:
+        """P rows of the input embeddings: seeded random non-special tokens, or ``<mask>`` x P. [P, hidden]"""
+        weight = self.embeddings.weight.detach()
+        P = self.config.prompt_len
+        if self.config.prompt_init == "mask":
+            ids = torch.full((P,), tokenizer.mask_token_id)
+        else:
+            special = set(tokenizer.all_special_ids)
+            pool = torch.tensor([i for i in range(min(len(tokenizer), weight.shape[0])) if i not in special])
+            ids = pool[torch.randint(len(pool), (P,), generator=generator)]
+        return weight[ids].clone().float()
+
     @staticmethod
     def linear_head(hidden: int, generator: torch.Generator) -> nn.Linear:
         """Two logits from a hidden state: seeded uniform(+-1/sqrt(hidden)) weights, zero bias."""
@@ -228,17 +240,6 @@ class SoftPromptModel(TrainablePrompt):
             weight = torch.tensor([[1.0 / len(x)] * len(x) + [0.0] * (width - len(x)) for x in ids])
             self.register_buffer("label_ids", table, persistent=False)
             self.register_buffer("label_weight", weight, persistent=False)
-
-    def _init_prompt(self, tokenizer, generator: torch.Generator) -> torch.Tensor:
-        weight = self.embeddings.weight.detach()
-        P = self.config.prompt_len
-        if self.config.prompt_init == "mask":
-            ids = torch.full((P,), tokenizer.mask_token_id)
-        else:
-            special = set(tokenizer.all_special_ids)
-            pool = torch.tensor([i for i in range(min(len(tokenizer), weight.shape[0])) if i not in special])
-            ids = pool[torch.randint(len(pool), (P,), generator=generator)]
-        return weight[ids].clone().float()
 
     @staticmethod
     def _label_token_ids(tokenizer, word: str) -> list[int]:

@@ -9,9 +9,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
+from torch import nn
 from tqdm import tqdm
 
-from .errors import ToolkitError
+from .errors import ConfigError, ToolkitError
 from .batching import EncodedTask, batches, num_batches
 from .inference import ACCURACY_MEANS, accuracy, autocast, mean_accuracy, predict, predict_logits
 from .prompt_model import SoftPromptModel
@@ -19,7 +20,7 @@ from .prompt_model import SoftPromptModel
 logger = logging.getLogger(__name__)
 
 # The inference helpers stay importable from here (callers written against earlier versions).
-__all__ = ["set_seed", "LegacyAdamW", "OPTIMIZERS", "TrainResult", "train_prompt", "ACCURACY_MEANS", "accuracy",
+__all__ = ["set_seed", "LegacyAdamW", "OPTIMIZERS", "make_optimizer", "TrainResult", "train_prompt", "ACCURACY_MEANS", "accuracy",
            "autocast", "mean_accuracy", "predict", "predict_logits"]
 
 
@@ -59,6 +60,15 @@ class LegacyAdamW(torch.optim.Optimizer):
 OPTIMIZERS = ("adamw", "adamw_legacy")
 
 
+def make_optimizer(model: nn.Module, name: str, lr: float, weight_decay: float) -> torch.optim.Optimizer:
+    """The optimizer of a prompt model's trainable parameters (the prompt and, if any, the head)."""
+    if name not in OPTIMIZERS:
+        raise ConfigError(f"optimizer {name!r} unknown; choose one of {', '.join(OPTIMIZERS)}")
+    params = [p for p in model.parameters() if p.requires_grad]
+    return (torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay) if name == "adamw"
+            else LegacyAdamW(params, lr=lr, weight_decay=weight_decay))
+
+
 @dataclass
 class TrainResult:
     best_state: dict
@@ -77,11 +87,7 @@ def train_prompt(model: SoftPromptModel, train: EncodedTask, dev: EncodedTask, *
 
     ``optimizer="adamw_legacy"`` is the original code's AdamW without bias correction.
     """
-    params = [p for p in model.parameters() if p.requires_grad]
-    if optimizer not in OPTIMIZERS:
-        raise ValueError(f"optimizer {optimizer!r} unknown; choose one of {', '.join(OPTIMIZERS)}")
-    optimizer = (torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay) if optimizer == "adamw"
-                 else LegacyAdamW(params, lr=lr, weight_decay=weight_decay))
+    optimizer = make_optimizer(model, optimizer, lr, weight_decay)
     best_acc, best_epoch, best_state = -1.0, -1, None
     history = []
     for epoch in range(epochs):
