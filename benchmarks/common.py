@@ -36,3 +36,72 @@ def random_masks(num_layers: int, d_ffn: int, count: int, percents=(4, 8, 16), s
         flat[torch.from_numpy(rng.choice(total, total * percents[i % len(percents)] // 100, replace=False))] = 0
         masks[f"m{i}"] = flat.reshape(num_layers, d_ffn)
     return masks
+
+
+# Published shapes a benchmark can build with random weights (--arch): the speed of a forward does not
+# depend on the weights' values, so a GPU run needs neither a hub download nor the weights on disk.
+ARCHS = {
+    "roberta-base": dict(model_type="roberta", vocab_size=50265, hidden_size=768, num_hidden_layers=12,
+                         num_attention_heads=12, intermediate_size=3072, max_position_embeddings=514,
+                         type_vocab_size=1, pad_token_id=1, bos_token_id=0, eos_token_id=2, layer_norm_eps=1e-5),
+}
+
+
+def non_embedding_params(layers: int, hidden: int, ffn: int) -> int:
+    # attention q, k, v, o (4 h^2 + 4 h) + FFN (2 h f + f + h) + 2 LayerNorms (4 h), per layer
+    return layers * (4 * hidden * hidden + 4 * hidden + 2 * hidden * ffn + ffn + hidden + 4 * hidden)
+
+
+def forward_flops(tokens, layers: int, hidden: int, ffn: int) -> float:
+    """FLOPs of one encoder forward over rows of the given lengths (each row attends over its own length):
+    2 per parameter per token, plus QK^T and AV (4 T d per token and layer)."""
+    import numpy as np
+
+    tokens = np.asarray(tokens, dtype=np.float64)
+    return float((2 * non_embedding_params(layers, hidden, ffn) * tokens).sum()
+                 + (4 * layers * hidden * tokens * tokens).sum())
+
+
+def model_flops(backbone, tokens) -> float:
+    """``forward_flops`` with the backbone's own sizes."""
+    config = backbone.config
+    return forward_flops(tokens, config.num_hidden_layers, config.hidden_size, config.intermediate_size)
+
+
+def benchmark_backbone(model: str | None = None, arch: str | None = None, dtype: str | None = None):
+    """``(backbone, tokenizer, head, name)`` for a benchmark.
+
+    Without ``arch``: ``model`` (default the packaged all-MiniLM-L6-v2) loaded by the toolkit. With
+    ``arch`` (a key of ``ARCHS``): a masked-LM model of that shape with random weights (seed 0), and
+    ``model``'s tokenizer (its ids must fit the shape's vocabulary). For timings only: accuracies of
+    such a model are chance.
+    """
+    from model_emotion.loading import DTYPES, load_backbone
+
+    name = model or packaged_encoder()
+    if arch is None:
+        backbone, tokenizer, head = load_backbone(name, dtype=dtype)
+        return backbone, tokenizer, head, name
+    import torch
+    from transformers import AutoConfig, AutoModelForMaskedLM, AutoTokenizer
+
+    if arch not in ARCHS:
+        raise SystemExit(f"--arch {arch!r} unknown; choose one of {', '.join(ARCHS)}")
+    spec = dict(ARCHS[arch])
+    config = AutoConfig.for_model(spec.pop("model_type"), **spec)
+    tokenizer = AutoTokenizer.from_pretrained(name)
+    if len(tokenizer) > config.vocab_size:
+        raise SystemExit(f"the tokenizer of {name} has {len(tokenizer)} ids, more than {arch}'s {config.vocab_size}")
+    torch.manual_seed(0)
+    backbone = AutoModelForMaskedLM.from_config(config).to(DTYPES[dtype or "float32"]).eval()
+    return backbone, tokenizer, "mlm", f"{arch} (random weights)"
+
+
+def add_model_arguments(parser) -> None:
+    """--model, --arch, --dtype, shared by the benchmarks that load a model."""
+    parser.add_argument("--model", type=str, default=None,
+                        help="model, or with --arch the tokenizer's folder (default: the packaged all-MiniLM-L6-v2)")
+    parser.add_argument("--arch", type=str, default=None, choices=sorted(ARCHS),
+                        help="time a model of this published shape with random weights instead of --model's")
+    parser.add_argument("--dtype", type=str, default=None, help="weights' dtype (default float32; CUDA uses bf16 "
+                        "autocast either way)")

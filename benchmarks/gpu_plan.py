@@ -1,4 +1,4 @@
-"""The paper's full grid as work: tokens and FLOPs, the limit on one GPU, and a measured fraction of a peak.
+"""The paper's full grid as work: tokens and FLOPs, the limit on one GPU, and the measured rate.
 
 The grid: 27 emotions x 12 seeds = 324 prompts on roberta-base (12 layers, hidden 768, FFN 3072,
 about 85M parameters outside the embeddings), P = 100, the original README's 2 epochs with
@@ -9,17 +9,24 @@ under ``--masks`` masks (the paper's top-k masks plus their random twins) on its
 Counting (per token, N = non-embedding parameters, T = sequence length):
 - forward: 2N multiply-adds plus attention 4 T d per layer (QK^T and AV);
 - training with a frozen backbone: forward + backward to the inputs only (no weight gradients),
-  about 2x the forward; the prompt's own gradient is negligible.
+  about 2x the forward; the prompt's own gradient is negligible;
+- masked evaluation: a full forward per row and mask (the toolkit computes less: it resumes from
+  the unmasked prefix and drops silenced neurons, so its rate below is "plan-equivalent").
 Tokens per row: 1 slot + P + the text's tokens, as the toolkit batches them (dynamic padding) and,
 for comparison, padded to 256 text tokens as the original did. Text lengths come from the
-packaged all-MiniLM-L6-v2 WordPiece tokenizer (roberta-base's BPE is not available offline here;
-the two differ by a few percent on English Reddit text).
+tokenizer of ``--model`` (default the packaged all-MiniLM-L6-v2 WordPiece; roberta-base's BPE is
+not available offline here; the two differ by a few percent on English Reddit text).
 
 The limit is the total FLOPs at the device's dense bf16 peak (``--peak_tflops``, default H100/H200
-SXM: 989 TFLOP/s). The measured part runs here: the toolkit's training step on all-MiniLM-L6-v2
-(the same counting) against this machine's own measured matmul peak, the fraction a real run reaches.
+SXM datasheet: 989 TFLOP/s). The measured part runs the toolkit's own code on ``--device``: a
+matmul reference (bf16 on CUDA, float32 elsewhere), a training step of one prompt (batch 16), a
+``--multi_prompt`` step of ``--measure_jobs`` prompts (16 rows each), a plain evaluation (batch 32)
+and a masked evaluation with ``--masks_per_forward`` masks per forward; the grid's hours at those
+rates follow. ``--arch roberta-base`` times roberta-base's shape with random weights (speed does
+not depend on the weights' values), with ``--model``'s tokenizer.
 
     python benchmarks/gpu_plan.py [--peak_tflops 989] [--masks 252] [--device cpu]
+    python benchmarks/gpu_plan.py --device cuda --arch roberta-base   # on the GPU
 """
 
 from __future__ import annotations
@@ -30,22 +37,10 @@ import time
 import numpy as np
 import torch
 
-from common import packaged_encoder, shared_data
+from common import add_model_arguments, benchmark_backbone, forward_flops, model_flops, packaged_encoder, random_masks, shared_data
 from model_emotion.data import EMOTIONS, binary_task, load_goemotions
 
 ROBERTA = dict(layers=12, hidden=768, ffn=3072)
-
-
-def non_embedding_params(layers: int, hidden: int, ffn: int) -> int:
-    # attention q, k, v, o (4 h^2 + 4 h) + FFN (2 h f + f + h) + 2 LayerNorms (4 h), per layer
-    return layers * (4 * hidden * hidden + 4 * hidden + 2 * hidden * ffn + ffn + hidden + 4 * hidden)
-
-
-def forward_flops(tokens: np.ndarray, layers: int, hidden: int, ffn: int) -> float:
-    """FLOPs of one forward over rows of the given lengths (each row attends over its own length)."""
-    n = non_embedding_params(layers, hidden, ffn)
-    tokens = tokens.astype(np.float64)
-    return float((2 * n * tokens).sum() + (4 * layers * hidden * tokens * tokens).sum())
 
 
 def grid_rows(data, tokenizer, prompt_len: int, seeds: int):
@@ -59,51 +54,90 @@ def grid_rows(data, tokenizer, prompt_len: int, seeds: int):
     return {split: np.concatenate(parts) + 1 + prompt_len for split, parts in out.items()}
 
 
-def measured_fraction(device: torch.device) -> tuple[float, float, float]:
-    """(achieved FLOP/s of a training step of the toolkit, matmul peak FLOP/s measured here, fraction)."""
-    from model_emotion.batching import encode, pad_rows
-    from model_emotion.prompt_model import PromptConfig, SoftPromptModel, load_backbone
-
-    size = 2048 if device.type == "cpu" else 8192
-    a = torch.randn(size, size, device=device)
-    b = torch.randn(size, size, device=device)
+def _timed(fn, device: torch.device, reps: int) -> float:
+    """Seconds per call of ``fn`` after two warm-up calls."""
     for _ in range(2):
-        a @ b
+        fn()
     if device.type == "cuda":
         torch.cuda.synchronize()
-    start, reps = time.perf_counter(), 5
+    start = time.perf_counter()
     for _ in range(reps):
-        a @ b
+        fn()
     if device.type == "cuda":
         torch.cuda.synchronize()
-    peak = 2 * size ** 3 * reps / (time.perf_counter() - start)
+    return (time.perf_counter() - start) / reps
 
-    name = packaged_encoder()
-    backbone, tokenizer, head = load_backbone(name)
-    model = SoftPromptModel(backbone, tokenizer, PromptConfig(model=name, prompt_len=100, head=head)).to(device)
-    texts = ["I really did not expect this to go so well, thank you all for the support!"] * 16
-    task = encode(tokenizer, texts, np.zeros(16, dtype=np.int64), 256)
-    ids, mask, labels = (t.to(device) for t in pad_rows(task, list(range(16))))
-    optimizer = torch.optim.AdamW([model.prompt], lr=1e-3)
-    model.train()
 
-    def step():
-        loss = torch.nn.functional.cross_entropy(model(ids, mask).float(), labels)
-        optimizer.zero_grad()
+def measure(args, data) -> dict[str, float]:
+    """FLOP/s of the matmul reference and of the toolkit's training, evaluation and masked evaluation."""
+    from model_emotion.batching import pad_rows
+    from model_emotion.inference import accuracy, autocast
+    from model_emotion.masked_eval import evaluate_masks
+    from model_emotion.multi_prompt import stacked_logits
+    from model_emotion.neurons import find_ffn
+    from model_emotion.prompt_model import PromptConfig, build_prompt_model
+    from model_emotion.training import make_optimizer
+
+    device = torch.device(args.device)
+    cuda = device.type == "cuda"
+    size, dtype = (8192, torch.bfloat16) if cuda else (2048, torch.float32)
+    a, b = torch.randn(size, size, device=device, dtype=dtype), torch.randn(size, size, device=device, dtype=dtype)
+    rates = {"matmul": 2 * size ** 3 / _timed(lambda: a @ b, device, args.reps)}
+    del a, b
+
+    backbone, tokenizer, head, name = benchmark_backbone(args.model, args.arch, args.dtype)
+    jobs = args.measure_jobs or (27 if cuda else 4)
+    emotions = [EMOTIONS[j % len(EMOTIONS)] for j in range(jobs)]
+    models, batches, rows = [], [], []
+    for emotion in emotions:
+        model = build_prompt_model(backbone, tokenizer, PromptConfig(model=name, prompt_len=args.prompt_len, head=head,
+                                                                     seed=1, sentiment=emotion)).to(device)
+        task = model.encode_task(*_texts_labels(data, emotion, "train", 16))
+        ids, mask, labels = pad_rows(task, list(range(len(task))))
+        models.append(model.train())
+        batches.append((ids.to(device), mask.to(device), labels.to(device)))
+        rows.append([len(r) + model.extra_tokens for r in task.input_ids])
+    optimizers = [make_optimizer(m, "adamw", 1e-3, 1e-5) for m in models]
+
+    def step(indices):
+        with autocast(device):
+            logits = stacked_logits([models[j] for j in indices], [batches[j][:2] for j in indices])
+        loss = sum(torch.nn.functional.cross_entropy(out.float(), batches[j][2]) for j, out in zip(indices, logits))
+        for j in indices:
+            optimizers[j].zero_grad(set_to_none=True)
         loss.backward()
-        optimizer.step()
+        for j in indices:
+            optimizers[j].step()
 
-    step()
-    start, reps = time.perf_counter(), 5
-    for _ in range(reps):
-        step()
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    seconds = (time.perf_counter() - start) / reps
-    config = backbone.config
-    rows = np.full(16, ids.shape[1] + 1 + 100)
-    flops = 2 * forward_flops(rows, config.num_hidden_layers, config.hidden_size, config.intermediate_size)
-    return flops / seconds, peak, flops / seconds / peak
+    one = models[0]
+
+    def single():  # the sequential path's step (training.train_prompt)
+        with autocast(device):
+            logits = one(*batches[0][:2])
+        loss = torch.nn.functional.cross_entropy(logits.float(), batches[0][2])
+        optimizers[0].zero_grad(set_to_none=True)
+        loss.backward()
+        optimizers[0].step()
+
+    rates["train, one prompt"] = 2 * model_flops(backbone, rows[0]) / _timed(single, device, args.reps)
+    rates[f"train, {jobs} prompts"] = (2 * sum(model_flops(backbone, r) for r in rows)
+                                       / _timed(lambda: step(range(jobs)), device, args.reps))
+
+    dev = one.encode_task(*_texts_labels(data, "joy", "dev", args.eval_rows))
+    dev_rows = [len(r) + one.extra_tokens for r in dev.input_ids]
+    rates["evaluation"] = model_flops(backbone, dev_rows) / _timed(lambda: accuracy(one, dev, 32, device), device,
+                                                                     args.reps)
+    ffn = find_ffn(one)
+    masks = random_masks(ffn.num_layers, ffn.d_ffn, args.measure_masks)
+    seconds = _timed(lambda: evaluate_masks(one, dev, masks, 32, device, progress=False,
+                                            masks_per_forward=args.masks_per_forward), device, 1)
+    rates["masked evaluation"] = model_flops(backbone, dev_rows) * len(masks) / seconds
+    return rates
+
+
+def _texts_labels(data, emotion: str, split: str, rows: int):
+    task = binary_task(data.split(split), emotion, 1, split, rows)
+    return task.texts, task.labels
 
 
 def main() -> int:
@@ -115,11 +149,18 @@ def main() -> int:
     parser.add_argument("--prompt_len", type=int, default=100, help="P (default %(default)s)")
     parser.add_argument("--masks", type=int, default=252, help="masks per prompt: 126 top-k + 126 random (default)")
     parser.add_argument("--device", type=str, default="cpu", help="device of the measured part (default %(default)s)")
+    add_model_arguments(parser)
+    parser.add_argument("--measure_jobs", type=int, default=None,
+                        help="prompts in the measured multi-prompt step (default 27 on CUDA, 4 elsewhere)")
+    parser.add_argument("--measure_masks", type=int, default=16, help="masks in the measured masked evaluation")
+    parser.add_argument("--masks_per_forward", type=int, default=16, help="stacked masks in that evaluation")
+    parser.add_argument("--eval_rows", type=int, default=128, help="balanced dev rows of the measured evaluations")
+    parser.add_argument("--reps", type=int, default=5, help="timed repetitions of each step (default %(default)s)")
     args = parser.parse_args()
     data = load_goemotions(shared_data(args.shared_data) / "goemotions")
     from transformers import AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(packaged_encoder())
+    tokenizer = AutoTokenizer.from_pretrained(args.model or packaged_encoder())
     rows = grid_rows(data, tokenizer, args.prompt_len, args.seeds)
     padded = {split: np.full(len(r), 256 + 1 + args.prompt_len) for split, r in rows.items()}
     prompts = len(EMOTIONS) * args.seeds
@@ -127,29 +168,36 @@ def main() -> int:
           f"dev {len(rows['dev']):,}, test {len(rows['test']):,}; mean row {rows['train'].mean():.0f} tokens "
           f"(padded: {256 + 1 + args.prompt_len})")
     peak = args.peak_tflops * 1e12
-    total = {}
+    work = {}
     for label, lengths in (("dynamic padding", rows), ("padded to 256", padded)):
         fwd = {split: forward_flops(lengths[split], **ROBERTA) for split in lengths}
-        work = {"training": 2 * fwd["train"] * args.epochs,
-                "dev + test evaluation": fwd["dev"] * args.epochs + fwd["test"],
-                "masked evaluation": fwd["dev"] * args.masks}
-        total[label] = sum(work.values())
-        print(f"{label}: " + ", ".join(f"{k} {v / 1e15:,.0f} PFLOP" for k, v in work.items())
-              + f"; total {total[label] / 1e15:,.0f} PFLOP = {total[label] / peak / 3600:.2f} h at "
-                f"{args.peak_tflops:.0f} TFLOP/s")
-    device = torch.device(args.device)
-    achieved, measured_peak, fraction = measured_fraction(device)
-    print(f"measured here ({args.device}): a training step of all-MiniLM-L6-v2 (P = 100, batch 16) reaches "
-          f"{achieved / 1e9:.1f} GFLOP/s against a {measured_peak / 1e9:.1f} GFLOP/s matmul measured in the same "
-          f"process ({100 * fraction:.0f}%; the count ignores the slot-only last block, so it runs a little high)")
-    if device.type != "cuda":
-        print("the GPU hours above are limits at the quoted peak, not measurements: a CPU's fraction says nothing "
-              "about a GPU's; run this script with --device cuda on the GPU to measure its fraction")
-        return 0
-    achieved_tflops = fraction * args.peak_tflops  # the matmul reference stands in for the device's peak
-    print(f"on this GPU: the full grid at {achieved_tflops:.0f} TFLOP/s takes "
-          f"{total['dynamic padding'] / (achieved_tflops * 1e12) / 3600:.2f} h (limit "
-          f"{total['dynamic padding'] / peak / 3600:.2f} h at {args.peak_tflops:.0f} TFLOP/s)")
+        work[label] = {"training": 2 * fwd["train"] * args.epochs,
+                       "dev + test evaluation": fwd["dev"] * args.epochs + fwd["test"],
+                       "masked evaluation": fwd["dev"] * args.masks}
+        total = sum(work[label].values())
+        print(f"{label}: " + ", ".join(f"{k} {v / 1e15:,.0f} PFLOP" for k, v in work[label].items())
+              + f"; total {total / 1e15:,.0f} PFLOP = {total / peak / 3600:.2f} h at {args.peak_tflops:.0f} TFLOP/s")
+
+    rates = measure(args, data)
+    shape = f"{args.arch} (random weights)" if args.arch else (args.model or "all-MiniLM-L6-v2").rstrip("/").split("/")[-1]
+    print(f"measured on {args.device}, {shape}, P = {args.prompt_len} (useful FLOPs: padding not counted):")
+    for label, rate in rates.items():
+        share = "" if label == "matmul" else f" = {100 * rate / rates['matmul']:.1f}% of the matmul"
+        print(f"  {label:>22}: {rate / 1e12:8.2f} TFLOP/s{share}")
+    if args.device.startswith("cuda"):
+        print(f"  the matmul reaches {100 * rates['matmul'] / peak:.0f}% of the {args.peak_tflops:.0f} TFLOP/s datasheet peak")
+    jobs = [label for label in rates if label.startswith("train, ") and label != "train, one prompt"][0]
+    dynamic = work["dynamic padding"]
+    for label, train_rate in (("one prompt at a time", rates["train, one prompt"]), ("--multi_prompt", rates[jobs])):
+        hours = (dynamic["training"] / train_rate + dynamic["dev + test evaluation"] / rates["evaluation"]
+                 + dynamic["masked evaluation"] / rates["masked evaluation"]) / 3600
+        print(f"full grid at these rates, training {label}: {hours:,.2f} h on {args.device} "
+              f"(limit {sum(dynamic.values()) / peak / 3600:.2f} h at {args.peak_tflops:.0f} TFLOP/s)")
+    if not args.device.startswith("cuda"):
+        print("these are this machine's rates; the GPU hours are limits at the quoted peak, not measurements: "
+              "run with --device cuda --arch roberta-base on a GPU to measure them")
+    if args.arch is None:
+        print(f"note: the grid is counted for roberta-base; the rates were measured on {shape}, whose shape differs")
     return 0
 
 

@@ -16,17 +16,17 @@ import time
 
 import torch
 
-from common import packaged_encoder, random_masks, shared_data
+from common import add_model_arguments, benchmark_backbone, random_masks, shared_data
 from model_emotion.data import binary_task, load_goemotions
 from model_emotion.masked_eval import evaluate_masks
 from model_emotion.neurons import find_ffn
-from model_emotion.prompt_model import PromptConfig, build_prompt_model, load_backbone
+from model_emotion.prompt_model import PromptConfig, build_prompt_model
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--shared_data", type=str, default=None, help="the shared data folder")
-    parser.add_argument("--model", type=str, default=None, help="model (default: the packaged all-MiniLM-L6-v2)")
+    add_model_arguments(parser)
     parser.add_argument("--num_masks", type=int, default=112, help="masks (default %(default)s)")
     parser.add_argument("--eval_examples", type=int, default=32, help="balanced dev examples (default %(default)s)")
     parser.add_argument("--masks_per_forward", type=int, nargs="+", default=[4, 16], help="N to compare with 1")
@@ -36,8 +36,7 @@ def main() -> int:
     args = parser.parse_args()
     device = torch.device(args.device)
     data = load_goemotions(shared_data(args.shared_data) / "goemotions", splits=("dev",))
-    name = args.model or packaged_encoder()
-    backbone, tokenizer, head = load_backbone(name)
+    backbone, tokenizer, head, name = benchmark_backbone(args.model, args.arch, args.dtype)
     model = build_prompt_model(backbone, tokenizer, PromptConfig(model=name, prompt_len=args.prompt_len, head=head,
                                                                  seed=1, sentiment="joy")).to(device)
     task = binary_task(data.split("dev"), "joy", 1, "dev", args.eval_examples)
