@@ -8,7 +8,7 @@
 # TOKENIZER_FOLDER: any tokenizer whose ids fit roberta-base's vocabulary (the packaged
 # all-MiniLM-L6-v2 folder will do); SHARED_DATA: the folder holding goemotions/. Each log goes to
 # OUT_FOLDER (default ./results/gpu_run) as it is written, so a run cut short keeps what it measured.
-# DEVICE=cpu QUICK=1 runs the same script on tiny sizes (a check of the script itself, no figures).
+# ONLY="gpu_plan mask_stack" runs some of the three. DEVICE=cpu QUICK=1 runs the same script on tiny sizes (a check of the script itself, no figures).
 set -u
 tok=${1:?tokenizer folder}; data=${2:?shared data folder}; out=${3:-results/gpu_run}
 tok=$(cd "$tok" && pwd); data=$(cd "$data" && pwd); mkdir -p "$out"; out=$(cd "$out" && pwd)
@@ -31,6 +31,7 @@ fi
 status=0
 run() {
   local name=$1; shift
+  case " ${ONLY:-gpu_plan multi_prompt mask_stack} " in *" $name "*) ;; *) return 0 ;; esac
   echo "== $name: $*"
   local start=$SECONDS
   python3 "$@" 2>&1 | grep -v "^Loading weights" | tee "$out/$name.txt"

@@ -55,9 +55,12 @@ def main() -> int:
     same_acc = all(a[k].best_acc == b[k].best_acc for k in jobs)
     worst = max(float(torch.linalg.norm(a[k].final_state["prompt"] - b[k].final_state["prompt"])
                       / torch.linalg.norm(a[k].final_state["prompt"])) for k in jobs)
+    # CUDA runs under bf16 autocast, whose rounding depends on which rows share a forward: the prompts then
+    # agree to bf16's precision compounded over the steps, not to 1e-3 (the float32 check, in the tests)
+    rtol = 5e-2 if args.device.startswith("cuda") else 1e-3
     print(f"speed-up: {timings['one after another'] / timings['--multi_prompt']:.2f}x; same best accuracies: "
-          f"{same_acc}; largest relative prompt difference {worst:.2e}")
-    return 0 if same_acc and worst <= 1e-3 else 1
+          f"{same_acc}; largest relative prompt difference {worst:.2e} (tolerance {rtol:g})")
+    return 0 if same_acc and worst <= rtol else 1
 
 
 if __name__ == "__main__":

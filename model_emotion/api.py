@@ -45,7 +45,7 @@ from .rsa import RSAResult, searchlight, summarize
 from .inference import accuracy
 from .training import TrainResult, set_seed
 from .training import train_prompt as _train_loop
-from .multi_prompt import train_prompts as _train_many
+from .multi_prompt import stacked_accuracies, train_prompts as _train_many
 
 logger = logging.getLogger(__name__)
 
@@ -156,12 +156,17 @@ def train_prompts(backbone, tokenizer, data: GoEmotions, jobs, *, multi_prompt: 
         for key in jobs:
             prepared[key] = model, tasks = prepare(*key)
             results[key] = _train_loop(model, tasks["train"], tasks["dev"], seed=key[1], **loop)
+    for key, (model, _) in prepared.items():
+        best = results[key].best_state
+        model.load_trainable_state(best["prompt"], {k: v for k, v in best.items() if k.startswith("head.")})
+    if multi_prompt and prompt_mode != "instruction":  # every job's test rows batched together
+        tests = stacked_accuracies([m for m, _ in prepared.values()], [t["test"] for _, t in prepared.values()],
+                                   eval_batch_size, device)
+    else:
+        tests = [accuracy(model, tasks["test"], eval_batch_size, device) for model, tasks in prepared.values()]
     out = {}
-    for (emotion, seed), (model, tasks) in prepared.items():
+    for ((emotion, seed), (model, tasks)), test_acc in zip(prepared.items(), tests):
         result = results[(emotion, seed)]
-        model.load_trainable_state(result.best_state["prompt"],
-                                   {k: v for k, v in result.best_state.items() if k.startswith("head.")})
-        test_acc = accuracy(model, tasks["test"], eval_batch_size, device)
         out[(emotion, seed)] = TrainedPrompt(model, emotion, seed, result.best_acc, result.best_epoch, test_acc,
                                              result.history, result.final_state,
                                              {split: len(task) for split, task in tasks.items()})

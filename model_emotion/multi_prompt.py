@@ -20,46 +20,96 @@ from __future__ import annotations
 import copy
 import logging
 
+import numpy as np
 import torch
 from torch import nn
 from tqdm import tqdm
 
 from .batching import MAX_PADDING, EncodedTask, _sorted_groups, batch_order, pad_rows
 from .errors import ConfigError, ToolkitError
-from .inference import accuracy, autocast
+from .inference import autocast, mean_accuracy
 from .training import TrainResult, make_optimizer
 
 logger = logging.getLogger(__name__)
 
 
-def _fit(row: torch.Tensor, width: int) -> torch.Tensor:
-    """One row ([L] or [L, hidden]) cut or right-padded with zeros (masked positions) to ``width``."""
-    if row.shape[0] >= width:
-        return row[:width]
-    pad = (0, 0, 0, width - row.shape[0]) if row.dim() == 2 else (0, width - row.shape[0])
-    return nn.functional.pad(row, pad)
+# Padding tolerated inside one forward of stacked rows: on a CPU every padded token costs its full
+# compute, so rows are cut into groups of similar length (batching.MAX_PADDING); on a GPU a few large
+# forwards beat many small ones (kernel launches and Python dispatch, not FLOPs, bound small batches),
+# so far more padding pays (benchmarks/gpu_plan.py measures the choice).
+GPU_MAX_PADDING = 0.5
+
+
+def max_padding_for(device: torch.device) -> float:
+    return GPU_MAX_PADDING if device.type == "cuda" else MAX_PADDING
+
+
+def _pad_width(tensor: torch.Tensor, width: int) -> torch.Tensor:
+    """[rows, L(, hidden)] right-padded with zeros (masked positions) to ``width`` along dim 1."""
+    extra = width - tensor.shape[1]
+    if extra <= 0:
+        return tensor
+    pad = (0, 0, 0, extra) if tensor.dim() == 3 else (0, extra)
+    return nn.functional.pad(tensor, pad)
 
 
 def stacked_logits(models: list[nn.Module], batches: list[tuple[torch.Tensor, torch.Tensor]],
-                   max_rows: int = 512) -> list[torch.Tensor]:
+                   max_rows: int = 512, max_padding: float = MAX_PADDING) -> list[torch.Tensor]:
     """Each model's logits on its own batch, from as few backbone forwards as padding allows. [[rows_j, 2]]
 
-    The rows of all jobs are sorted by length and cut into groups with little padding
-    (``batching.MAX_PADDING``, at most ``max_rows`` rows); each group is one forward. Padding
-    every job's rows to the longest row of all would cost more than it saves on a CPU.
+    The rows of all jobs are sorted by length and cut into groups of at most ``max_rows`` rows whose
+    padding stays under ``max_padding`` of their tokens (``max_padding_for`` the device); each group
+    is one forward. Rows are right-padded, so a row's real tokens come first at any width.
     """
     parts = [model._inputs(ids, mask, len(ids)) for model, (ids, mask) in zip(models, batches)]
-    rows = [(j, i) for j, part in enumerate(parts) for i in range(part["attention_mask"].shape[0])]
-    lengths = [int(parts[j]["attention_mask"][i].sum()) for j, i in rows]
-    hidden: list[list[torch.Tensor | None]] = [[None] * len(ids) for ids, _ in batches]
-    for group in _sorted_groups(lengths, max_rows, 0, MAX_PADDING):
-        width = max(lengths[r] for r in group)  # rows are right-padded: their real tokens come first
-        inputs = {key: torch.stack([_fit(parts[rows[r][0]][key][rows[r][1]], width) for r in group])
-                  if torch.is_tensor(value) else value for key, value in parts[0].items()}
-        out = models[0].hidden_from_inputs(inputs)  # [group, hidden]
-        for k, r in enumerate(group):
-            hidden[rows[r][0]][rows[r][1]] = out[k]
-    return [model.classify(torch.stack(h)) for model, h in zip(models, hidden)]
+    sizes = [part["attention_mask"].shape[0] for part in parts]
+    width = max(part["attention_mask"].shape[1] for part in parts)
+    flat = {key: torch.cat([_pad_width(part[key], width) for part in parts]) if torch.is_tensor(value) else value
+            for key, value in parts[0].items()}  # every job's rows, one tensor per input
+    lengths = flat["attention_mask"].sum(dim=1).tolist()
+    outputs, order = [], []
+    for group in _sorted_groups(lengths, max_rows, 0, max_padding):
+        index = torch.tensor(group, device=flat["attention_mask"].device)
+        group_width = int(max(lengths[r] for r in group))
+        inputs = {key: value.index_select(0, index)[:, :group_width] if torch.is_tensor(value) else value
+                  for key, value in flat.items()}
+        outputs.append(models[0].hidden_from_inputs(inputs))  # [group, hidden]
+        order.extend(group)
+    inverse = torch.empty(len(order), dtype=torch.long)
+    inverse[torch.tensor(order)] = torch.arange(len(order))
+    hidden = torch.cat(outputs).index_select(0, inverse.to(outputs[0].device))  # back to the jobs' row order
+    return [model.classify(h) for model, h in zip(models, hidden.split(sizes))]
+
+
+@torch.inference_mode()
+def stacked_predictions(models: list[nn.Module], tasks: list[EncodedTask], batch_size: int,
+                        device: torch.device) -> list[np.ndarray]:
+    """Each model's predicted labels on its own task, the rows of all jobs batched together. [[n_j]]
+
+    Round t takes the t-th batch of every job (``batch_order``: sorted by length, as
+    ``inference.predict`` batches one job), so memory stays that of ``len(models)`` batches.
+    """
+    for model in models:
+        model.eval()
+    orders = [batch_order(task, batch_size, extra_tokens=model.extra_tokens) for model, task in zip(models, tasks)]
+    preds = [np.empty(len(task), dtype=np.int64) for task in tasks]
+    for step in range(max((len(order) for order in orders), default=0)):
+        active = [j for j in range(len(models)) if step < len(orders[j])]
+        padded = [pad_rows(tasks[j], orders[j][step]) for j in active]
+        with autocast(device):
+            logits = stacked_logits([models[j] for j in active],
+                                    [(ids.to(device), mask.to(device)) for ids, mask, _ in padded],
+                                    max_rows=max(batch_size, 512), max_padding=max_padding_for(device))
+        for j, out in zip(active, logits):
+            preds[j][orders[j][step]] = out.argmax(dim=-1).cpu().numpy()
+    return preds
+
+
+def stacked_accuracies(models: list[nn.Module], tasks: list[EncodedTask], batch_size: int,
+                       device: torch.device) -> list[float]:
+    """``inference.accuracy`` of every job on its own task, from ``stacked_predictions``."""
+    return [mean_accuracy(pred == task.labels) for pred, task in
+            zip(stacked_predictions(models, tasks, batch_size, device), tasks)]
 
 
 def train_prompts(models: list[nn.Module], trains: list[EncodedTask], devs: list[EncodedTask], *, epochs: int,
@@ -90,7 +140,8 @@ def train_prompts(models: list[nn.Module], trains: list[EncodedTask], devs: list
             padded = [pad_rows(trains[j], orders[j][step]) for j in active]
             with autocast(device):
                 logits = stacked_logits([models[j] for j in active],
-                                        [(ids.to(device), mask.to(device)) for ids, mask, _ in padded])
+                                        [(ids.to(device), mask.to(device)) for ids, mask, _ in padded],
+                                        max_padding=max_padding_for(device))
             total = 0.0
             for j, out, (_, _, labels) in zip(active, logits, padded):
                 loss = nn.functional.cross_entropy(out.float(), labels.to(device))  # job j's mean loss
@@ -105,8 +156,9 @@ def train_prompts(models: list[nn.Module], trains: list[EncodedTask], devs: list
             total.backward()
             for j in active:
                 optimizers[j].step()
+        dev_accs = stacked_accuracies(models, devs, eval_batch_size, device)
         for j in jobs:
-            dev_acc = accuracy(models[j], devs[j], eval_batch_size, device)
+            dev_acc = dev_accs[j]
             histories[j].append({"epoch": epoch, "train_loss": losses[j] / max(seen[j], 1), "dev_acc": dev_acc})
             if dev_acc > best[j][0]:
                 best[j] = (dev_acc, epoch, copy.deepcopy(models[j].trainable_state()))

@@ -71,3 +71,35 @@ def test_multi_prompt_through_train_py(tiny_bert, small_goemotions, tmp_path):
     from model_emotion import cli
 
     assert cli.run(train.main, argv + ["--multi_prompt", "--protocol", "paper", "--overwrite"]) == 2
+
+
+@pytest.mark.parametrize("which", ["tiny_roberta", "tiny_llama"])
+@pytest.mark.parametrize("max_padding", [0.0, 0.05, 1.0])
+def test_stacked_rows_equal_each_job_alone(which, max_padding, request, data):
+    """Any grouping of the jobs' rows (one group per length, the CPU default, one group for all) gives each
+    job's own logits, and the stacked evaluation gives each job's own predictions."""
+    from model_emotion.batching import pad_rows
+    from model_emotion.data import binary_task
+    from model_emotion.inference import predict
+    from model_emotion.multi_prompt import stacked_logits, stacked_predictions
+    from model_emotion.prompt_model import PromptConfig, build_prompt_model
+
+    folder = str(request.getfixturevalue(which))
+    backbone, tokenizer, head = load_backbone(folder)
+    models, tasks = [], []
+    for emotion, seed in JOBS:
+        torch.manual_seed(seed)
+        model = build_prompt_model(backbone, tokenizer, PromptConfig(model=folder, prompt_len=3, head=head, seed=seed,
+                                                                     sentiment=emotion, max_length=32,
+                                                                     verbalizer=("negative", "positive"))).eval()
+        task = binary_task(data.split("dev"), emotion, seed, "dev", 12)
+        models.append(model)
+        tasks.append(model.encode_task(task.texts, task.labels))
+    batches = [pad_rows(task, list(range(len(task))))[:2] for task in tasks]
+    with torch.no_grad():
+        together = stacked_logits(models, batches, max_padding=max_padding)
+        for model, (ids, mask), logits in zip(models, batches, together):
+            torch.testing.assert_close(logits, model(ids, mask), rtol=1e-5, atol=1e-5)
+    stacked = stacked_predictions(models, tasks, 5, torch.device("cpu"))
+    for model, task, preds in zip(models, tasks, stacked):
+        assert (preds == predict(model, task, 5, torch.device("cpu"))).all()
