@@ -16,7 +16,7 @@ import time
 
 import torch
 
-from common import add_model_arguments, benchmark_backbone, random_masks, shared_data
+from common import add_model_arguments, benchmark_backbone, model_flops, random_masks, shared_data
 from model_emotion.data import binary_task, load_goemotions
 from model_emotion.masked_eval import evaluate_masks
 from model_emotion.neurons import find_ffn
@@ -44,6 +44,9 @@ def main() -> int:
     ffn = find_ffn(model)
     masks = random_masks(ffn.num_layers, ffn.d_ffn, args.num_masks)
     print(f"{args.num_masks} masks x {len(encoded)} examples, {name.split('/')[-1]}, P = {args.prompt_len}, {device}")
+    # counted as benchmarks/gpu_plan.py counts the grid: a full forward per row and mask (the toolkit computes
+    # less: it resumes from the unmasked prefix and drops silenced neurons)
+    flops = model_flops(backbone, [len(ids) + model.extra_tokens for ids in encoded.input_ids]) * len(masks)
     results, seconds = {}, {}
     for n in [1] + args.masks_per_forward:
         evaluate_masks(model, encoded, dict(list(masks.items())[:n]), args.batch_size, device, progress=False,
@@ -58,7 +61,8 @@ def main() -> int:
         seconds[n] = time.perf_counter() - start
         gap = max(abs(results[n][k] - results[1][k]) for k in masks)
         print(f"{n:>3} mask(s) per forward: {seconds[n]:.1f} s ({seconds[n] / len(masks):.3f} s per mask), "
-              f"speed-up {seconds[1] / seconds[n]:.2f}x, largest accuracy gap {gap:.4f}")
+              f"speed-up {seconds[1] / seconds[n]:.2f}x, {flops / seconds[n] / 1e12:.2f} TFLOP/s plan-equivalent, "
+              f"largest accuracy gap {gap:.4f}")
     worst = max(abs(results[n][k] - results[1][k]) for n in results for k in masks)
     return 0 if worst <= 1.0 / len(encoded) else 1
 
