@@ -208,7 +208,9 @@ def _block_output(blocks: nn.ModuleList, arch: Architecture, layer: int, kept: _
     if len(change.neurons):
         share = kept.activations[..., change.neurons] @ change.weight.T.to(kept.activations.dtype)  # [batch, seq, hidden]
     if arch.bert_block:
-        projection = kept.projection if share is None else kept.projection.float() - share.float()  # fp32 under autocast
+        projection = kept.projection
+        if share is not None:  # subtracted in fp32, back in the projection's own dtype (bf16 weights on a CPU too)
+            projection = (projection.float() - share.float()).to(projection.dtype)
         output = _ffn_output(blocks[layer], arch)
         return output.LayerNorm(output.dropout(projection) + kept.residual)  # BERT's FFN output
     # pre-norm decoder: block output = residual after attention + FFN output

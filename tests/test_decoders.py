@@ -377,9 +377,16 @@ def test_bfloat16_weights_give_the_float32_answers(kind, bpe_tokenizer, tiny_ber
             logits = prompt(*pad_rows(task, [0, 1, 2, 3])[:2])
         acts = prompt_activations(prompt)
         assert logits.dtype == torch.float32 and acts.dtype == np.float32
-        outputs[dtype] = logits, acts
+        ffn = find_ffn(prompt)
+        masks = {"half": torch.from_numpy((np.arange(ffn.num_layers * ffn.d_ffn).reshape(ffn.num_layers, ffn.d_ffn)
+                                           % 2).astype(np.int8))}
+        masked = [masked_eval.masked_logits(prompt, task, masks, 2, torch.device("cpu"), masks_per_forward=n)["half"]
+                  for n in (1, 2)]  # one mask per forward (neurons removed) and stacked (rows scaled)
+        outputs[dtype] = logits, acts, masked
     assert torch.allclose(outputs["float32"][0], outputs["bfloat16"][0], atol=0.1, rtol=0.1)
     assert np.corrcoef(outputs["float32"][1], outputs["bfloat16"][1])[0, 1] > 0.99
+    for one, other in zip(outputs["float32"][2], outputs["bfloat16"][2]):
+        assert torch.allclose(one, other, atol=0.1, rtol=0.1)
 
 
 def test_stacked_masks_equal_one_mask_at_a_time(decoder, shared):
