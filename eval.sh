@@ -6,7 +6,7 @@
 #   MASK_PATH (masks/RSA_14property_top_500_6000.pkl), RESULT_PATH (eval_mask_neuron_result/<mask name>)
 #   MODEL (roberta-base), DATA_DIR (empty = hub), CHECKPOINT_DIR (checkpoint)
 #   MAX_EVAL_SAMPLES (empty = all), EVAL_BATCH_SIZE (64), SPLIT (dev), DEVICE (empty = auto), EXTRA_ARGS,
-#   MASKS_PER_FORWARD (1; masks stacked along the batch, for GPUs)
+#   MASKS_PER_FORWARD (auto: 1 off CUDA, sized to the free memory on CUDA; or a number of masks per forward)
 #   PROTOCOL (toolkit|paper; empty = the checkpoint's), NEGATIVE_SAMPLING, ACCURACY_MEAN (paper protocol only)
 #   SHARD, NUM_SHARDS, JOBS_PER_PROCESS, DRY_RUN  as in train.sh
 set -euo pipefail

@@ -18,7 +18,7 @@ import torch
 
 from common import add_model_arguments, benchmark_backbone, model_flops, random_masks, shared_data
 from model_emotion.data import binary_task, load_goemotions
-from model_emotion.masked_eval import evaluate_masks
+from model_emotion.masked_eval import auto_masks_per_forward, evaluate_masks
 from model_emotion.neurons import find_ffn
 from model_emotion.prompt_model import PromptConfig, build_prompt_model
 
@@ -43,7 +43,9 @@ def main() -> int:
     encoded = model.encode_task(task.texts, task.labels)
     ffn = find_ffn(model)
     masks = random_masks(ffn.num_layers, ffn.d_ffn, args.num_masks)
-    print(f"{args.num_masks} masks x {len(encoded)} examples, {name.split('/')[-1]}, P = {args.prompt_len}, {device}")
+    print(f"{args.num_masks} masks x {len(encoded)} examples, {name.split('/')[-1]}, P = {args.prompt_len}, {device}; "
+          f"--masks_per_forward auto would stack "
+          f"{auto_masks_per_forward(model, encoded, args.batch_size, device, len(masks))} here")
     # counted as benchmarks/gpu_plan.py counts the grid: a full forward per row and mask (the toolkit computes
     # less: it resumes from the unmasked prefix and drops silenced neurons)
     flops = model_flops(backbone, [len(ids) + model.extra_tokens for ids in encoded.input_ids]) * len(masks)

@@ -237,7 +237,7 @@ def make_masks(rsa: Searchlight, *, thresholds=None, percent=None, mask_method: 
 
 def evaluate_masks(prompt, data: GoEmotions, masks: dict[str, torch.Tensor], *, split: str = "dev",
                    max_eval_samples: int | None = None, eval_batch_size: int = 64, device=None,
-                   progress: bool = False, masks_per_forward: int = 1) -> dict[str, float]:
+                   progress: bool = False, masks_per_forward: int | str = "auto") -> dict[str, float]:
     """Step 5: accuracy of one prompt with each mask applied, plus ``unmasked``, on its balanced split."""
     model = _prompt_model(prompt)
     device = _device(device)

@@ -46,6 +46,10 @@ def positive_int(text: str) -> int:
     return value
 
 
+def positive_int_or_auto(text: str) -> int | str:
+    return "auto" if text == "auto" else positive_int(text)
+
+
 def nonneg_int(text: str) -> int:
     value = _number(text, int, "an integer")
     if value < 0:

@@ -49,6 +49,12 @@ logger = logging.getLogger(__name__)
 DEFAULT_GROUP_SIZE = 32
 # Kept unmasked states of one chunk of batches (FFN activations, attention output, projection).
 CACHE_BYTES = 512 * 2 ** 20
+# masks_per_forward="auto" on CUDA: stack masks until a forward holds about this many tokens (rows x
+# length). On an H200 with roberta-base's shape the rate stopped rising past about 66k tokens per
+# forward (16 masks x 32 rows; benchmarks/mask_stack_speed.py); twice that leaves room for other GPUs.
+STACK_TOKENS = 2 ** 17
+# ... and while a forward's activations take at most this share of the free device memory.
+STACK_MEMORY_SHARE = 0.25
 
 
 def check_mask_shapes(model: SoftPromptModel, masks: dict[str, torch.Tensor], source: str = "masks") -> None:
@@ -317,11 +323,35 @@ def _group_logits(model, blocks: nn.ModuleList, arch: Architecture, task: Encode
     return logits
 
 
+def auto_masks_per_forward(model: SoftPromptModel, task: EncodedTask, batch_size: int, device: torch.device,
+                           num_masks: int, group_size: int = DEFAULT_GROUP_SIZE) -> int:
+    """Masks per forward for ``masks_per_forward="auto"``: 1 off CUDA (a CPU computes less with one mask
+    per forward, which drops the silenced neurons); on CUDA as many as keep a forward under
+    ``STACK_TOKENS`` tokens and its activations under ``STACK_MEMORY_SHARE`` of the free memory, at most
+    the masks of one group (which share one unmasked prefix)."""
+    if device.type != "cuda" or num_masks <= 1 or len(task) == 0:
+        return 1
+    config = model.backbone.config
+    width = max(len(ids) for ids in task.input_ids) + model.extra_tokens
+    tokens = min(batch_size, len(task)) * width  # one stacked row group at its widest
+    ffn = find_ffn(model)
+    # per token and block, float32 worst case: the FFN's up output (and gate), a few hidden-size tensors,
+    # one row of attention scores per head; doubled for the allocator's slack
+    per_token = 2 * 4 * (2 * ffn.d_ffn + 8 * config.hidden_size + config.num_attention_heads * width)
+    free, _ = torch.cuda.mem_get_info(device)
+    by_memory = int(STACK_MEMORY_SHARE * free // (tokens * per_token))
+    by_speed = STACK_TOKENS // tokens
+    return max(1, min(num_masks, group_size, by_memory, by_speed))
+
+
 def _masked_logits(model: SoftPromptModel, task: EncodedTask, masks: dict[str, torch.Tensor], batch_size: int,
                    device: torch.device, group_size: int, shared: bool,
-                   masks_per_forward: int = 1) -> Iterator[dict[str, torch.Tensor]]:
+                   masks_per_forward: int | str = 1) -> Iterator[dict[str, torch.Tensor]]:
     """Logits under the masks, one group at a time. Yields {name: [n, 2]} per group."""
-    if group_size < 1 or masks_per_forward < 1:
+    if masks_per_forward == "auto":
+        masks_per_forward = auto_masks_per_forward(model, task, batch_size, device, len(masks), group_size)
+        logger.info("stacking %d mask(s) per forward", masks_per_forward)
+    if not isinstance(masks_per_forward, int) or group_size < 1 or masks_per_forward < 1:
         raise ConfigError(f"mask group size {group_size} and masks per forward {masks_per_forward} must be at least 1")
     model.eval()
     arch = architecture(model)
@@ -344,7 +374,7 @@ def _masked_logits(model: SoftPromptModel, task: EncodedTask, masks: dict[str, t
 
 def masked_logits(model: SoftPromptModel, task: EncodedTask, masks: dict[str, torch.Tensor], batch_size: int,
                   device: torch.device, group_size: int = DEFAULT_GROUP_SIZE,
-                  shared: bool = True, masks_per_forward: int = 1) -> dict[str, torch.Tensor]:
+                  shared: bool = True, masks_per_forward: int | str = 1) -> dict[str, torch.Tensor]:
     """The logits of every row of ``task`` under each mask, in row order. {name: [n, 2]}
 
     ``shared=False`` forces the plain path (a full forward per mask), e.g. to check the shared one;
@@ -360,7 +390,7 @@ def evaluate_masks(model: SoftPromptModel, task: EncodedTask, masks: dict[str, t
                    device: torch.device, done: dict[str, float] | None = None,
                    on_result: Callable[[str, float], None] | None = None, progress: bool = True,
                    group_size: int = DEFAULT_GROUP_SIZE, shared: bool = True,
-                   per_batch: int | None = None, masks_per_forward: int = 1) -> dict[str, float]:
+                   per_batch: int | None = None, masks_per_forward: int | str = 1) -> dict[str, float]:
     """Accuracy under each mask, skipping names already in ``done``; ``on_result`` after each.
 
     ``per_batch``: the original evaluation's mean of per-batch accuracies (``training.mean_accuracy``).

@@ -172,3 +172,40 @@ def test_slot_query_attention_with_either_mask_form(tiny_bert, implementation):
     assert torch.allclose(fast, full, atol=1e-5)
     assert isinstance(bert_blocks(backbone)[-1].attention.self, torch.nn.Module)
     assert type(bert_blocks(backbone)[-1].attention.self).__name__ == "BertSelfAttention"  # restored
+
+
+def test_auto_masks_per_forward_is_sized_to_memory_and_to_the_payoff(setup, monkeypatch):
+    model, task = setup
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert masked_eval.auto_masks_per_forward(model, task, 8, cpu, 100) == 1  # a CPU computes less one at a time
+    gib = 2 ** 30
+    free = {"bytes": 100 * gib}
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (free["bytes"], 141 * gib))
+    width = max(len(ids) for ids in task.input_ids) + model.extra_tokens
+    plenty = masked_eval.auto_masks_per_forward(model, task, 8, cuda, 1000, group_size=10 ** 6)
+    assert plenty == masked_eval.STACK_TOKENS // (8 * width)  # bounded by the payoff, not the memory
+    assert masked_eval.auto_masks_per_forward(model, task, 8, cuda, 1000) == masked_eval.DEFAULT_GROUP_SIZE
+    assert masked_eval.auto_masks_per_forward(model, task, 8, cuda, 3) == 3  # no more than there are masks
+    free["bytes"] = 4 * 2 ** 20
+    tight = masked_eval.auto_masks_per_forward(model, task, 8, cuda, 1000, group_size=10 ** 6)
+    assert 1 <= tight < plenty  # little free memory: fewer masks per forward
+    free["bytes"] = 0
+    assert masked_eval.auto_masks_per_forward(model, task, 8, cuda, 1000) == 1
+    ffn = find_ffn(model)
+    masks = _masks(ffn.num_layers, ffn.d_ffn)
+    one = masked_eval.masked_logits(model, task, masks, 8, cpu, masks_per_forward=1)
+    auto = masked_eval.masked_logits(model, task, masks, 8, cpu, masks_per_forward="auto")
+    assert all(torch.equal(one[name], auto[name]) for name in masks)
+    with pytest.raises(ValueError):
+        masked_eval.masked_logits(model, task, masks, 8, cpu, masks_per_forward="many")
+
+
+def test_masks_per_forward_flag_takes_auto_or_a_positive_count():
+    import argparse
+
+    from model_emotion import cli
+
+    assert cli.positive_int_or_auto("auto") == "auto" and cli.positive_int_or_auto("12") == 12
+    for bad in ("0", "-3", "many", "1.5"):
+        with pytest.raises(argparse.ArgumentTypeError):
+            cli.positive_int_or_auto(bad)

@@ -39,9 +39,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--split", type=str, default="dev", choices=["dev", "test"], help="evaluation split (default dev)")
     parser.add_argument("--max_eval_samples", type=cli.positive_int, default=None, help="cap on evaluation examples, balanced")
     parser.add_argument("--eval_batch_size", type=cli.positive_int, default=64, help="evaluation batch size (default %(default)s)")
-    parser.add_argument("--masks_per_forward", type=cli.positive_int, default=1,
-                        help="masks stacked along the batch of one forward (default %(default)s: one mask per forward, "
-                             "its silenced neurons removed; more pays off on a GPU, memory grows with it)")
+    parser.add_argument("--masks_per_forward", type=cli.positive_int_or_auto, default="auto",
+                        help="masks stacked along the batch of one forward, or auto (default): 1 off CUDA (one mask "
+                             "per forward, its silenced neurons removed), on CUDA as many as fit the device's free "
+                             "memory and pay off (masked_eval.auto_masks_per_forward)")
     parser.add_argument("--state", type=str, default="best", choices=["best", "final"], help="which prompt of the checkpoint")
     cli.add_protocol_args(parser, evaluation=True)
     parser.add_argument("--overwrite", action="store_true", help="re-evaluate even if the result exists")
