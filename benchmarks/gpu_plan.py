@@ -37,10 +37,12 @@ import time
 import numpy as np
 import torch
 
-from common import add_model_arguments, benchmark_backbone, forward_flops, model_flops, packaged_encoder, random_masks, shared_data
+from common import (ARCHS, add_model_arguments, benchmark_backbone, forward_flops, model_flops, packaged_encoder,
+                    random_masks, shared_data)
 from model_emotion.data import EMOTIONS, binary_task, load_goemotions
 
-ROBERTA = dict(layers=12, hidden=768, ffn=3072)
+_R = ARCHS["roberta-base"]
+ROBERTA = dict(layers=_R["num_hidden_layers"], hidden=_R["hidden_size"], ffn=_R["intermediate_size"])
 
 
 def grid_rows(data, tokenizer, prompt_len: int, seeds: int):
@@ -68,6 +70,9 @@ def _timed(fn, device: torch.device, reps: int) -> float:
     return (time.perf_counter() - start) / reps
 
 
+MULTI = "train, --multi_prompt"  # the rate at the toolkit's padding tolerance for the device
+
+
 def measure(args, data) -> dict[str, float]:
     """FLOP/s of the matmul reference and of the toolkit's training, evaluation and masked evaluation."""
     from model_emotion.batching import pad_rows
@@ -86,7 +91,7 @@ def measure(args, data) -> dict[str, float]:
     del a, b
 
     backbone, tokenizer, head, name = benchmark_backbone(args.model, args.arch, args.dtype)
-    jobs = args.measure_jobs or (27 if cuda else 4)
+    jobs = args.measure_jobs
     emotions = [EMOTIONS[j % len(EMOTIONS)] for j in range(jobs)]
     models, batches, rows = [], [], []
     for emotion in emotions:
@@ -122,11 +127,10 @@ def measure(args, data) -> dict[str, float]:
 
     rates["train, one prompt"] = 2 * model_flops(backbone, rows[0]) / _timed(single, device, args.reps)
     default = max_padding_for(device)
-    for padding in sorted(set(args.paddings) | {default}):  # the toolkit's choice for the device is the first key
-        label = f"train, {jobs} prompts" + ("" if padding == default else f" (padding <= {padding:g})")
+    for padding in sorted(set(args.paddings) | {default}):
+        label = MULTI if padding == default else f"{MULTI} (padding <= {padding:g})"
         rates[label] = (2 * sum(model_flops(backbone, r) for r in rows)
                         / _timed(lambda: step(range(jobs), padding), device, args.reps))
-    rates = {k: rates[k] for k in sorted(rates, key=lambda k: "(" in k)}
 
     dev = one.encode_task(*_texts_labels(data, "joy", "dev", args.eval_rows))
     dev_rows = [len(r) + one.extra_tokens for r in dev.input_ids]
@@ -185,17 +189,18 @@ def main() -> int:
         print(f"{label}: " + ", ".join(f"{k} {v / 1e15:,.0f} PFLOP" for k, v in work[label].items())
               + f"; total {total / 1e15:,.0f} PFLOP = {total / peak / 3600:.2f} h at {args.peak_tflops:.0f} TFLOP/s")
 
+    args.measure_jobs = args.measure_jobs or (27 if args.device.startswith("cuda") else 4)
     rates = measure(args, data)
     shape = f"{args.arch} (random weights)" if args.arch else (args.model or "all-MiniLM-L6-v2").rstrip("/").split("/")[-1]
-    print(f"measured on {args.device}, {shape}, P = {args.prompt_len} (useful FLOPs: padding not counted):")
+    print(f"measured on {args.device}, {shape}, P = {args.prompt_len}, {args.measure_jobs} prompts "
+          f"x 16 rows in the --multi_prompt step (useful FLOPs: padding not counted):")
     for label, rate in rates.items():
         share = "" if label == "matmul" else f" = {100 * rate / rates['matmul']:.1f}% of the matmul"
         print(f"  {label:>36}: {rate / 1e12:8.2f} TFLOP/s{share}")
     if args.device.startswith("cuda"):
         print(f"  the matmul reaches {100 * rates['matmul'] / peak:.0f}% of the {args.peak_tflops:.0f} TFLOP/s datasheet peak")
-    jobs = [label for label in rates if label.startswith("train, ") and label != "train, one prompt"][0]  # default
     dynamic = work["dynamic padding"]
-    for label, train_rate in (("one prompt at a time", rates["train, one prompt"]), ("--multi_prompt", rates[jobs])):
+    for label, train_rate in (("one prompt at a time", rates["train, one prompt"]), ("--multi_prompt", rates[MULTI])):
         hours = (dynamic["training"] / train_rate + dynamic["dev + test evaluation"] / rates["evaluation"]
                  + dynamic["masked evaluation"] / rates["masked evaluation"]) / 3600
         print(f"full grid at these rates, training {label}: {hours:,.2f} h on {args.device} "
