@@ -62,10 +62,52 @@ def forward_flops(tokens, layers: int, hidden: int, ffn: int) -> float:
                  + (4 * layers * hidden * tokens * tokens).sum())
 
 
-def model_flops(backbone, tokens) -> float:
-    """``forward_flops`` with the backbone's own sizes."""
+def slot_read_flops(tokens, layers: int, hidden: int, ffn: int) -> float:
+    """FLOPs of the forward the toolkit runs to read an encoder at its slot: ``forward_flops`` for every
+    block but the last, whose keys and values are computed for every position and the rest (query,
+    attention of one row, output projection, FFN, LayerNorms) for the slot only."""
+    import numpy as np
+
+    tokens = np.asarray(tokens, dtype=np.float64)
+    per_layer = non_embedding_params(1, hidden, ffn)
+    keys_values = 2 * (2 * hidden * hidden + 2 * hidden)  # per position
+    slot = 2 * (per_layer - 2 * hidden * hidden - 2 * hidden) + 4 * hidden * tokens  # per row
+    return forward_flops(tokens, layers - 1, hidden, ffn) + float((keys_values * tokens + slot).sum())
+
+
+def model_flops(backbone, tokens, slot_only: bool = False) -> float:
+    """``forward_flops`` (``slot_read_flops`` with ``slot_only``) with the backbone's own sizes."""
     config = backbone.config
-    return forward_flops(tokens, config.num_hidden_layers, config.hidden_size, config.intermediate_size)
+    count = slot_read_flops if slot_only else forward_flops
+    return count(tokens, config.num_hidden_layers, config.hidden_size, config.intermediate_size)
+
+
+def timed(fn, device, reps: int) -> float:
+    """Seconds per call of ``fn`` after two warm-up calls (CUDA synchronised around the timed calls)."""
+    import time
+
+    import torch
+
+    for _ in range(2):
+        fn()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    start = time.perf_counter()
+    for _ in range(reps):
+        fn()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return (time.perf_counter() - start) / reps
+
+
+def matmul_rate(device, reps: int = 5) -> float:
+    """FLOP/s of a large square matmul on ``device``, the reference for the toolkit's rates: bf16
+    8192^3 on CUDA (the tensor cores), float32 2048^3 elsewhere, with torch's own thread count."""
+    import torch
+
+    size, dtype = (8192, torch.bfloat16) if device.type == "cuda" else (2048, torch.float32)
+    a, b = torch.randn(size, size, device=device, dtype=dtype), torch.randn(size, size, device=device, dtype=dtype)
+    return 2 * size ** 3 / timed(lambda: a @ b, device, reps)
 
 
 def benchmark_backbone(model: str | None = None, arch: str | None = None, dtype: str | None = None):

@@ -32,13 +32,12 @@ not depend on the weights' values), with ``--model``'s tokenizer.
 from __future__ import annotations
 
 import argparse
-import time
 
 import numpy as np
 import torch
 
-from common import (ARCHS, add_model_arguments, benchmark_backbone, forward_flops, model_flops, packaged_encoder,
-                    random_masks, shared_data)
+from common import (ARCHS, add_model_arguments, benchmark_backbone, forward_flops, matmul_rate, model_flops,
+                    packaged_encoder, random_masks, shared_data, timed)
 from model_emotion.data import EMOTIONS, binary_task, load_goemotions
 
 _R = ARCHS["roberta-base"]
@@ -56,20 +55,6 @@ def grid_rows(data, tokenizer, prompt_len: int, seeds: int):
     return {split: np.concatenate(parts) + 1 + prompt_len for split, parts in out.items()}
 
 
-def _timed(fn, device: torch.device, reps: int) -> float:
-    """Seconds per call of ``fn`` after two warm-up calls."""
-    for _ in range(2):
-        fn()
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    start = time.perf_counter()
-    for _ in range(reps):
-        fn()
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    return (time.perf_counter() - start) / reps
-
-
 MULTI = "train, --multi_prompt"  # the rate at the toolkit's padding tolerance for the device
 
 
@@ -84,11 +69,7 @@ def measure(args, data) -> dict[str, float]:
     from model_emotion.training import make_optimizer
 
     device = torch.device(args.device)
-    cuda = device.type == "cuda"
-    size, dtype = (8192, torch.bfloat16) if cuda else (2048, torch.float32)
-    a, b = torch.randn(size, size, device=device, dtype=dtype), torch.randn(size, size, device=device, dtype=dtype)
-    rates = {"matmul": 2 * size ** 3 / _timed(lambda: a @ b, device, args.reps)}
-    del a, b
+    rates = {"matmul": matmul_rate(device, args.reps)}
 
     backbone, tokenizer, head, name = benchmark_backbone(args.model, args.arch, args.dtype)
     jobs = args.measure_jobs
@@ -125,20 +106,20 @@ def measure(args, data) -> dict[str, float]:
         loss.backward()
         optimizers[0].step()
 
-    rates["train, one prompt"] = 2 * model_flops(backbone, rows[0]) / _timed(single, device, args.reps)
+    rates["train, one prompt"] = 2 * model_flops(backbone, rows[0]) / timed(single, device, args.reps)
     default = max_padding_for(device)
     for padding in sorted(set(args.paddings) | {default}):
         label = MULTI if padding == default else f"{MULTI} (padding <= {padding:g})"
         rates[label] = (2 * sum(model_flops(backbone, r) for r in rows)
-                        / _timed(lambda: step(range(jobs), padding), device, args.reps))
+                        / timed(lambda: step(range(jobs), padding), device, args.reps))
 
     dev = one.encode_task(*_texts_labels(data, "joy", "dev", args.eval_rows))
     dev_rows = [len(r) + one.extra_tokens for r in dev.input_ids]
-    rates["evaluation"] = model_flops(backbone, dev_rows) / _timed(lambda: accuracy(one, dev, 32, device), device,
+    rates["evaluation"] = model_flops(backbone, dev_rows) / timed(lambda: accuracy(one, dev, 32, device), device,
                                                                      args.reps)
     ffn = find_ffn(one)
     masks = random_masks(ffn.num_layers, ffn.d_ffn, args.measure_masks)
-    seconds = _timed(lambda: evaluate_masks(one, dev, masks, 32, device, progress=False,
+    seconds = timed(lambda: evaluate_masks(one, dev, masks, 32, device, progress=False,
                                             masks_per_forward=args.masks_per_forward), device, 1)
     rates["masked evaluation"] = model_flops(backbone, dev_rows) * len(masks) / seconds
     return rates
