@@ -163,6 +163,11 @@ def main() -> int:
     work = {}
     for label, lengths in (("dynamic padding", rows), ("padded to 256", padded)):
         fwd = {split: forward_flops(lengths[split], **ROBERTA) for split in lengths}
+        tokens = {split: float(np.sum(lengths[split])) for split in lengths}
+        passes = {"training": tokens["train"] * args.epochs, "dev + test evaluation": tokens["dev"] * args.epochs
+                  + tokens["test"], "masked evaluation": tokens["dev"] * args.masks}
+        print(f"{label}, tokens through the backbone: " + ", ".join(f"{k} {v / 1e9:,.2f} G" for k, v in passes.items())
+              + f"; total {sum(passes.values()) / 1e9:,.2f} G tokens")
         work[label] = {"training": 2 * fwd["train"] * args.epochs,
                        "dev + test evaluation": fwd["dev"] * args.epochs + fwd["test"],
                        "masked evaluation": fwd["dev"] * args.masks}
@@ -174,7 +179,9 @@ def main() -> int:
     rates = measure(args, data)
     shape = f"{args.arch} (random weights)" if args.arch else (args.model or "all-MiniLM-L6-v2").rstrip("/").split("/")[-1]
     print(f"measured on {args.device}, {shape}, P = {args.prompt_len}, {args.measure_jobs} prompts "
-          f"x 16 rows in the --multi_prompt step (useful FLOPs: padding not counted):")
+          f"x 16 rows in the --multi_prompt step (FLOPs counted as the grid is: a full forward per row, padding "
+          f"not counted; the toolkit computes less, e.g. its last block at the slot only, so a rate can pass "
+          f"the matmul's):")
     for label, rate in rates.items():
         share = "" if label == "matmul" else f" = {100 * rate / rates['matmul']:.1f}% of the matmul"
         print(f"  {label:>36}: {rate / 1e12:8.2f} TFLOP/s{share}")
