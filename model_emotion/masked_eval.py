@@ -39,6 +39,7 @@ from .batching import EncodedTask, batch_order, pad_rows
 from .errors import ConfigError, ToolkitError
 from .architectures import Architecture, architecture, blocks as model_blocks, get_module, linear_weight, set_module, \
     slot_only_last_block
+from .memory import activation_bytes, free_bytes
 from .neurons import find_ffn, scale_neurons
 from .prompt_model import SoftPromptModel
 from .inference import autocast, mean_accuracy, predict_logits
@@ -331,15 +332,9 @@ def auto_masks_per_forward(model: SoftPromptModel, task: EncodedTask, batch_size
     the masks of one group (which share one unmasked prefix)."""
     if device.type != "cuda" or num_masks <= 1 or len(task) == 0:
         return 1
-    config = model.backbone.config
     width = max(len(ids) for ids in task.input_ids) + model.extra_tokens
     tokens = min(batch_size, len(task)) * width  # one stacked row group at its widest
-    ffn = find_ffn(model)
-    # per token and block, float32 worst case: the FFN's up output (and gate), a few hidden-size tensors,
-    # one row of attention scores per head; doubled for the allocator's slack
-    per_token = 2 * 4 * (2 * ffn.d_ffn + 8 * config.hidden_size + config.num_attention_heads * width)
-    free, _ = torch.cuda.mem_get_info(device)
-    by_memory = int(STACK_MEMORY_SHARE * free // (tokens * per_token))
+    by_memory = int(STACK_MEMORY_SHARE * free_bytes(device) // (tokens * activation_bytes(model, width)))
     by_speed = STACK_TOKENS // tokens
     return max(1, min(num_masks, group_size, by_memory, by_speed))
 

@@ -11,6 +11,11 @@ is the sum of the jobs' mean losses; the jobs' parameters are disjoint, so job j
 gradient of its own mean loss, and the result equals training the jobs one after another up to
 float rounding (``tests/test_multi_prompt.py``).
 
+More jobs than one step should stack (``waves``: a token budget and, on CUDA, the free memory) are
+trained in successive waves, each through all its epochs. Jobs are independent, so the results
+are the same, and memory stays that of one wave: the whole grid in one process (324 prompts)
+would otherwise keep every job's batch for one backward.
+
 The backbone must be in eval mode while training (the toolkit protocol): with dropout active (the
 paper protocol) a row's noise would depend on the other jobs' rows.
 """
@@ -28,6 +33,8 @@ from tqdm import tqdm
 from .batching import MAX_PADDING, EncodedTask, _sorted_groups, batch_order, pad_rows
 from .errors import ConfigError, ToolkitError
 from .inference import autocast, mean_accuracy
+from .memory import activation_bytes, free_bytes
+from .neurons import find_ffn
 from .training import TrainResult, make_optimizer
 
 logger = logging.getLogger(__name__)
@@ -38,6 +45,42 @@ logger = logging.getLogger(__name__)
 # forwards beat many small ones (kernel launches and Python dispatch, not FLOPs, bound small batches),
 # so far more padding pays (benchmarks/gpu_plan.py measures the choice).
 GPU_MAX_PADDING = 0.5
+
+
+# Tokens one step stacks across jobs (each job's batch at its rows' mean length); more jobs go to the
+# next wave. 2^16 is just above the largest step measured, 27 prompts x 16 rows of roberta-base with
+# P = 100 (about 54k tokens) on an H200: 4.3x over one prompt at a time (benchmarks/multi_prompt_speed.py).
+WAVE_TOKENS = 2 ** 16
+# ... and, on CUDA, while the activations a step keeps for its backward (every block's) take at most
+# this share of the free device memory by ``memory.activation_bytes``. That estimate is float32 and
+# doubled; under bf16 autocast a BERT block keeps about a quarter of it (roberta-base: ~29 of 110 KB
+# per token), so the real use stays near a fifth of the free memory.
+WAVE_MEMORY_SHARE = 0.75
+
+
+def waves(models: list[nn.Module], tasks: list[EncodedTask], batch_size: int, device: torch.device) -> list[list[int]]:
+    """The jobs' indices, in order, cut into waves to train (or evaluate) together; at least one job each.
+
+    A job's step is ``batch_size`` of its rows at their mean length. A wave holds jobs while their
+    steps stay within ``WAVE_TOKENS`` tokens and, on CUDA, their activations in every block within
+    ``WAVE_MEMORY_SHARE`` of the free memory.
+    """
+    free = free_bytes(device)
+    out, wave, tokens, memory = [], [], 0.0, 0.0
+    for j, (model, task) in enumerate(zip(models, tasks)):
+        lengths = [len(ids) + model.extra_tokens for ids in task.input_ids] or [model.extra_tokens]
+        mean = sum(lengths) / len(lengths)
+        step = min(batch_size, len(task) or 1) * mean  # tokens of one batch of this job
+        need = step * find_ffn(model).num_layers * activation_bytes(model, round(mean)) if free is not None else 0.0
+        if wave and (tokens + step > WAVE_TOKENS or (free is not None and memory + need > WAVE_MEMORY_SHARE * free)):
+            out.append(wave)
+            wave, tokens, memory = [], 0.0, 0.0
+        wave.append(j)
+        tokens += step
+        memory += need
+    if wave:
+        out.append(wave)
+    return out
 
 
 def max_padding_for(device: torch.device) -> float:
@@ -86,22 +129,23 @@ def stacked_predictions(models: list[nn.Module], tasks: list[EncodedTask], batch
                         device: torch.device) -> list[np.ndarray]:
     """Each model's predicted labels on its own task, the rows of all jobs batched together. [[n_j]]
 
-    Round t takes the t-th batch of every job (``batch_order``: sorted by length, as
-    ``inference.predict`` batches one job), so memory stays that of ``len(models)`` batches.
+    Round t takes the t-th batch of every job of a wave (``batch_order``: sorted by length, as
+    ``inference.predict`` batches one job; ``waves``), so memory stays that of one wave's batches.
     """
     for model in models:
         model.eval()
     orders = [batch_order(task, batch_size, extra_tokens=model.extra_tokens) for model, task in zip(models, tasks)]
     preds = [np.empty(len(task), dtype=np.int64) for task in tasks]
-    for step in range(max((len(order) for order in orders), default=0)):
-        active = [j for j in range(len(models)) if step < len(orders[j])]
-        padded = [pad_rows(tasks[j], orders[j][step]) for j in active]
-        with autocast(device):
-            logits = stacked_logits([models[j] for j in active],
-                                    [(ids.to(device), mask.to(device)) for ids, mask, _ in padded],
-                                    max_rows=max(batch_size, 512), max_padding=max_padding_for(device))
-        for j, out in zip(active, logits):
-            preds[j][orders[j][step]] = out.argmax(dim=-1).cpu().numpy()
+    for wave in waves(models, tasks, batch_size, device):
+        for step in range(max(len(orders[j]) for j in wave)):
+            active = [j for j in wave if step < len(orders[j])]
+            padded = [pad_rows(tasks[j], orders[j][step]) for j in active]
+            with autocast(device):
+                logits = stacked_logits([models[j] for j in active],
+                                        [(ids.to(device), mask.to(device)) for ids, mask, _ in padded],
+                                        max_rows=max(batch_size, 512), max_padding=max_padding_for(device))
+            for j, out in zip(active, logits):
+                preds[j][orders[j][step]] = out.argmax(dim=-1).cpu().numpy()
     return preds
 
 
@@ -124,6 +168,25 @@ def train_prompts(models: list[nn.Module], trains: list[EncodedTask], devs: list
     if any(getattr(m, "paper", False) for m in models):
         raise ConfigError("multi-prompt training keeps the backbone in eval mode; the paper protocol trains with "
                           "dropout, which would make a row depend on the other jobs' rows: train those one by one")
+    groups = waves(models, trains, batch_size, device)
+    if len(groups) > 1:
+        logger.info("%d prompts trained in %d waves of at most %d", len(models), len(groups), max(map(len, groups)))
+    results: list[TrainResult | None] = [None] * len(models)
+    for wave in groups:
+        trained = _train_together([models[j] for j in wave], [trains[j] for j in wave], [devs[j] for j in wave],
+                                  epochs=epochs, lr=lr, batch_size=batch_size, eval_batch_size=eval_batch_size,
+                                  device=device, seeds=[seeds[j] for j in wave], weight_decay=weight_decay,
+                                  optimizer=optimizer, progress=progress, first_job=wave[0])
+        for j, result in zip(wave, trained):
+            results[j] = result
+    return results
+
+
+def _train_together(models: list[nn.Module], trains: list[EncodedTask], devs: list[EncodedTask], *, epochs: int,
+                    lr: float, batch_size: int, eval_batch_size: int, device: torch.device, seeds: list[int],
+                    weight_decay: float, optimizer: str, progress: bool, first_job: int = 0) -> list[TrainResult]:
+    """One wave (the jobs ``first_job``, ``first_job + 1``, ...): every job's step in one stacked forward and
+    backward."""
     optimizers = [make_optimizer(m, optimizer, lr, weight_decay) for m in models]
     jobs = range(len(models))
     best = [(-1.0, -1, None) for _ in jobs]  # (accuracy, epoch, state)
@@ -146,7 +209,7 @@ def train_prompts(models: list[nn.Module], trains: list[EncodedTask], devs: list
             for j, out, (_, _, labels) in zip(active, logits, padded):
                 loss = nn.functional.cross_entropy(out.float(), labels.to(device))  # job j's mean loss
                 if not torch.isfinite(loss):
-                    raise ToolkitError(f"the training loss of job {j + 1} became {loss.item()} in epoch {epoch + 1}; "
+                    raise ToolkitError(f"the training loss of job {first_job + j + 1} became {loss.item()} in epoch {epoch + 1}; "
                                        f"no checkpoint is written (lower the learning rate)")
                 total = total + loss
                 losses[j] += loss.item() * len(labels)

@@ -103,3 +103,58 @@ def test_stacked_rows_equal_each_job_alone(which, max_padding, request, data):
     stacked = stacked_predictions(models, tasks, 5, torch.device("cpu"))
     for model, task, preds in zip(models, tasks, stacked):
         assert (preds == predict(model, task, 5, torch.device("cpu"))).all()
+
+
+def _prompt_models(folder, data, split="train", rows=24):
+    from model_emotion.data import binary_task
+    from model_emotion.prompt_model import PromptConfig, build_prompt_model
+
+    backbone, tokenizer, head = load_backbone(str(folder))
+    models, tasks = [], []
+    for emotion, seed in JOBS:
+        model = build_prompt_model(backbone, tokenizer, PromptConfig(model=str(folder), prompt_len=3, head=head,
+                                                                     seed=seed, sentiment=emotion, max_length=32))
+        task = binary_task(data.split(split), emotion, seed, split, rows)
+        models.append(model)
+        tasks.append(model.encode_task(task.texts, task.labels))
+    return models, tasks
+
+
+def test_waves_cut_the_jobs_by_tokens_and_by_free_device_memory(tiny_bert, data, monkeypatch):
+    from model_emotion import multi_prompt
+
+    models, tasks = _prompt_models(tiny_bert, data)
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    steps = [4 * sum(len(ids) + m.extra_tokens for ids in t.input_ids) / len(t) for m, t in zip(models, tasks)]
+    assert multi_prompt.waves(models, tasks, 4, cpu) == [[0, 1, 2]]  # far under the default budget
+    monkeypatch.setattr(multi_prompt, "WAVE_TOKENS", steps[0] + steps[1])
+    assert multi_prompt.waves(models, tasks, 4, cpu) == [[0, 1], [2]]
+    monkeypatch.setattr(multi_prompt, "WAVE_TOKENS", 1)
+    assert multi_prompt.waves(models, tasks, 4, cpu) == [[0], [1], [2]]  # never an empty wave
+    monkeypatch.setattr(multi_prompt, "WAVE_TOKENS", 2 ** 16)
+    free = {"bytes": 2 ** 40}
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (free["bytes"], 2 ** 41))
+    assert multi_prompt.waves(models, tasks, 4, cuda) == [[0, 1, 2]]
+    free["bytes"] = 0  # no room: one job at a time
+    assert multi_prompt.waves(models, tasks, 4, cuda) == [[0], [1], [2]]
+
+
+def test_prompts_trained_in_waves_equal_one_after_another(tiny_bert, data, monkeypatch):
+    from model_emotion import multi_prompt
+
+    backbone, tokenizer, head = load_backbone(str(tiny_bert))
+    settings = dict(head=head, prompt_len=3, epochs=2, lr=0.05, train_batch_size=4, eval_batch_size=8, max_length=32,
+                    max_train_samples=24, max_eval_samples=16, device="cpu")
+    alone = train_prompts(backbone, tokenizer, data, JOBS, **settings)
+    models, tasks = _prompt_models(tiny_bert, data)
+    steps = [4 * sum(len(ids) + m.extra_tokens for ids in t.input_ids) / len(t) for m, t in zip(models, tasks)]
+    monkeypatch.setattr(multi_prompt, "WAVE_TOKENS", steps[0] + steps[1])  # waves [joy, anger], [grief]
+    cut, real = [], multi_prompt.waves
+    monkeypatch.setattr(multi_prompt, "waves", lambda *args: cut.append(real(*args)) or cut[-1])
+    together = train_prompts(backbone, tokenizer, data, JOBS, multi_prompt=True, **settings)
+    assert cut[0] == [[0, 1], [2]]  # the training's waves
+    for key in JOBS:
+        a, b = alone[key], together[key]
+        assert a.best_acc == b.best_acc and a.best_epoch == b.best_epoch and a.test_acc == b.test_acc, key
+        assert torch.linalg.norm(a.final_state["prompt"] - b.final_state["prompt"]) \
+            <= 1e-3 * torch.linalg.norm(a.final_state["prompt"]), key
