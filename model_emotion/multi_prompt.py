@@ -209,8 +209,8 @@ def _train_together(models: list[nn.Module], trains: list[EncodedTask], devs: li
             for j, out, (_, _, labels) in zip(active, logits, padded):
                 loss = nn.functional.cross_entropy(out.float(), labels.to(device))  # job j's mean loss
                 if not torch.isfinite(loss):
-                    raise ToolkitError(f"the training loss of job {first_job + j + 1} became {loss.item()} in epoch {epoch + 1}; "
-                                       f"no checkpoint is written (lower the learning rate)")
+                    raise ToolkitError(f"the training loss of job {first_job + j + 1} became {loss.item()} in epoch "
+                                       f"{epoch + 1}; no checkpoint is written (lower the learning rate)")
                 total = total + loss
                 losses[j] += loss.item() * len(labels)
                 seen[j] += len(labels)

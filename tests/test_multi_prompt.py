@@ -158,3 +158,16 @@ def test_prompts_trained_in_waves_equal_one_after_another(tiny_bert, data, monke
         assert a.best_acc == b.best_acc and a.best_epoch == b.best_epoch and a.test_acc == b.test_acc, key
         assert torch.linalg.norm(a.final_state["prompt"] - b.final_state["prompt"]) \
             <= 1e-3 * torch.linalg.norm(a.final_state["prompt"]), key
+
+
+def test_multi_prompt_nan_loss_names_the_job_and_keeps_no_checkpoint(tiny_bert, small_goemotions, tmp_path, capsys):
+    from model_emotion import cli
+
+    argv = ["--jobs", "joy-1", "anger-1", "--model", str(tiny_bert), "--data_dir", str(small_goemotions),
+            "--checkpoint_dir", str(tmp_path / "ckpt"), "--log_dir", str(tmp_path / "log"), "--epochs", "1",
+            "--prompt_len", "2", "--max_length", "32", "--max_train_samples", "8", "--max_eval_samples", "8",
+            "--device", "cpu", "--multi_prompt", "--lr", "1e30", "--train_batch_size", "2"]
+    assert cli.run(train.main, argv) != 0
+    err = capsys.readouterr().err
+    assert "the training loss of job 1 became" in err and "Traceback" not in err
+    assert not list((tmp_path / "ckpt").glob("*.pt"))
