@@ -116,11 +116,11 @@ def measure(args, data) -> dict[str, float]:
     dev = one.encode_task(*_texts_labels(data, "joy", "dev", args.eval_rows))
     dev_rows = [len(r) + one.extra_tokens for r in dev.input_ids]
     rates["evaluation"] = model_flops(backbone, dev_rows) / timed(lambda: accuracy(one, dev, 32, device), device,
-                                                                     args.reps)
+                                                                    args.reps)
     ffn = find_ffn(one)
     masks = random_masks(ffn.num_layers, ffn.d_ffn, args.measure_masks)
     seconds = timed(lambda: evaluate_masks(one, dev, masks, 32, device, progress=False,
-                                            masks_per_forward=args.masks_per_forward), device, 1)
+                                           masks_per_forward=args.masks_per_forward), device, 1)
     rates["masked evaluation"] = model_flops(backbone, dev_rows) * len(masks) / seconds
     return rates
 
