@@ -10,7 +10,8 @@ Each call returns data that the next one accepts; nothing is read or written unl
     prompts = {(e, 1): me.train_prompt(backbone, tokenizer, data, e, seed=1, epochs=2, max_train_samples=400)
                for e in ["anger", "joy", "sadness", "fear"]}
     acts = me.collect_activations(prompts)                       # ActivationSet [emotions, seeds, neurons]
-    rsa = me.run_searchlight(acts, me.load_ratings("../shared/data/emotion_attributes"))
+    rsa = me.run_searchlight(acts, me.load_ratings("../shared/data/emotion_attributes"),
+                             test="parametric")                  # 4 emotions: too few permutations (4! = 24)
     masks = me.make_masks(rsa, percent=[4, 8])                   # {name: tensor [layers, d_ffn]}
     accuracy = me.evaluate_masks(prompts[("joy", 1)], data, masks, max_eval_samples=64)
     tables = me.report_tables(acts, rsa, {("joy", 1): accuracy}, prompts)
@@ -212,11 +213,19 @@ class Searchlight:
 
 def run_searchlight(activations: ActivationSet, ratings: Ratings, *, mode: str = "14Properties",
                     method: str = "kendall_tau_b", fdr: str = "bh", alternative: str = "greater", alpha: float = 0.01,
-                    num_layers: int | None = None, device=None) -> Searchlight:
-    """Step 3: the per-neuron RSA against the attribute RDMs of ``ratings`` (``load_ratings``)."""
+                    num_layers: int | None = None, device=None, test: str = "permutation", permutations: int = 1000,
+                    perm_seed: int = 0, correction: str | None = None, tail: str = "empirical") -> Searchlight:
+    """Step 3: the per-neuron RSA against the attribute RDMs of ``ratings`` (``load_ratings``).
+
+    ``test="permutation"`` (the default, as ``rsa_searchlight.py``): emotion-label permutation test with
+    max-T family-wise error control within each attribute (``correction``), ``permutations`` draws from
+    ``perm_seed``; ``result.perm`` holds its p-values and the null counts. ``test="parametric"``: the paper's test.
+    """
     rdms = build_rdms(ratings, activations.emotions, mode)
     keep = [activations.emotions.index(e) for e in rdms.emotions]
-    result = searchlight(activations.activations[keep], rdms.rdms, rdms.names, method, fdr, alternative, device)
+    result = searchlight(activations.activations[keep], rdms.rdms, rdms.names, method, fdr, alternative, device,
+                         test=test, permutations=permutations, perm_seed=perm_seed, alpha=alpha,
+                         correction=correction, tail=tail)
     layers = num_layers or activations.layers
     if not layers:
         raise ToolkitError("the activations do not say how many layers the model has; pass num_layers")

@@ -134,3 +134,184 @@ def kendall_s_torch(x: np.ndarray, y: np.ndarray, device, chunk_bytes: int = 1 <
         ties[start:start + rows, 1] = ((c - 1) * (2 * c + 5)).sum(1).cpu().numpy()
         ties[start:start + rows, 2] = ((c - 1) * (c - 2)).sum(1).cpu().numpy()
     return S, ties
+
+
+# --- Many targets at once: Kendall's S of every neuron against thousands of (permuted) attribute RDMs ---
+#
+# For a row x, let less_x[p] be the bitset of elements q with x_q < x_p. For a target y likewise
+# less_y[p]. The concordant pairs are C = sum_p popcount(less_x[p] & less_y[p]): a binary matrix
+# product over the (element, word) axis, the same for every target, so neurons x targets is one
+# "bit GEMM" with no sorting per target. With Tx, Ty the pairs tied in x, in y, and Txy in both,
+#   S = C - D = 2 C - (n0 - Tx) + (Ty - Txy),
+# because the x-ordered pairs (n0 - Tx of them) are concordant, discordant or tied in y only.
+# Txy is a second bit GEMM of equal-value bitsets, needed only for rows with ties in x.
+
+TARGET_BLOCK = 64  # targets per register tile of the bit GEMM (8 AVX-512 words of 64-bit lanes)
+NEURON_TILE = 2  # neurons sharing each loaded target word
+
+
+@nb.njit(cache=True)
+def _value_bitsets(values: np.ndarray, equal: bool) -> tuple[np.ndarray, np.ndarray]:
+    """less[r, p] = {q: v_rq < v_rp} and, with ``equal``, eq[r, p] = {q < p: v_rq == v_rp}.
+    [rows, n, words] each (eq empty without ``equal``)."""
+    R, n = values.shape
+    W = (n + 63) // 64
+    less = np.zeros((R, n, W), np.uint64)
+    eq = np.zeros((R, n, W) if equal else (0, n, W), np.uint64)
+    one = np.uint64(1)
+    for r in range(R):
+        row = values[r]
+        order = np.argsort(row, kind="mergesort")
+        passed = np.zeros(W, np.uint64)
+        start = 0
+        while start < n:
+            end = start + 1
+            value = row[order[start]]
+            while end < n and row[order[end]] == value:
+                end += 1
+            for k in range(start, end):
+                less[r, order[k], :] = passed
+            if equal and end - start > 1:
+                for k in range(start, end):
+                    p = order[k]
+                    for k2 in range(start, end):
+                        q = order[k2]
+                        if q < p:
+                            eq[r, p, q >> 6] |= one << np.uint64(q & 63)
+            for k in range(start, end):
+                p = order[k]
+                passed[p >> 6] |= one << np.uint64(p & 63)
+            start = end
+    return less, eq
+
+
+@nb.njit(cache=True)
+def _blocked_bitsets(values: np.ndarray, equal: bool) -> np.ndarray:
+    """The kernel's layout of the targets' bitsets, built in place: [blocks, n * words, TARGET_BLOCK],
+    with less[t, p] = {q: y_tq < y_tp}, or (``equal``) {q != p: y_tq == y_tp}; padding targets are empty."""
+    T, n = values.shape
+    W = (n + 63) // 64
+    TB = TARGET_BLOCK
+    out = np.zeros(((T + TB - 1) // TB, n * W, TB), np.uint64)
+    one = np.uint64(1)
+    for t in range(T):
+        blk = t // TB
+        lane = t % TB
+        row = values[t]
+        if equal:
+            for p in range(n):
+                for q in range(n):
+                    if q != p and row[q] == row[p]:
+                        out[blk, p * W + (q >> 6), lane] |= one << np.uint64(q & 63)
+            continue
+        order = np.argsort(row, kind="mergesort")
+        passed = np.zeros(W, np.uint64)
+        start = 0
+        while start < n:
+            end = start + 1
+            while end < n and row[order[end]] == row[order[start]]:
+                end += 1
+            for k in range(start, end):
+                p = order[k]
+                for w in range(W):
+                    out[blk, p * W + w, lane] = passed[w]
+            for k in range(start, end):
+                p = order[k]
+                passed[p >> 6] |= one << np.uint64(p & 63)
+            start = end
+    return out
+
+
+@nb.njit(parallel=True, cache=True)
+def bit_gemm(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """C[i, t] = sum_k popcount(a[i, k] & b[t // TB, k, t % TB]). a: [rows, K] uint64 (rows even),
+    b: [blocks, K, TB] uint64 -> [rows, blocks * TB] int32. Each target block stays in cache while
+    all rows stream past it; two rows share every loaded target word."""
+    N, K = a.shape
+    blocks = b.shape[0]
+    TB = TARGET_BLOCK
+    out = np.zeros((N, blocks * TB), np.int32)
+    groups = N // NEURON_TILE
+    for blk in range(blocks):
+        for g in nb.prange(groups):
+            i0 = g * NEURON_TILE
+            acc = np.zeros((NEURON_TILE, TB), np.int64)
+            for k in range(K):
+                for r in range(NEURON_TILE):
+                    word = a[i0 + r, k]
+                    if word == 0:
+                        continue
+                    for t in range(TB):
+                        acc[r, t] += _popcount(word & b[blk, k, t])
+            for r in range(NEURON_TILE):
+                for t in range(TB):
+                    out[i0 + r, blk * TB + t] = acc[r, t]
+    return out
+
+
+class TargetBitsets:
+    """The bitsets of many targets (e.g. every attribute RDM under every permutation), built once."""
+
+    def __init__(self, targets: np.ndarray):
+        targets = np.ascontiguousarray(targets, dtype=np.float64)  # [T, n]
+        self.count, self.n = targets.shape
+        self.tied = tie_sums(targets)[:, 0] / 2.0  # [T] tied pairs
+        self.less = _blocked_bitsets(targets, False)
+        # Equal-value bitsets only matter for targets with ties (for Txy with tied neurons).
+        self.eq = _blocked_bitsets(targets, True) if self.tied.any() else None
+
+
+def kendall_s_targets(x: np.ndarray, targets: TargetBitsets) -> tuple[np.ndarray, np.ndarray]:
+    """Kendall's S of every row of x against every target, exactly, and x's tie sums.
+
+    x: [rows, n] float64 (finite). Returns S [rows, targets] int64 and ties [rows, 3] as ``kendall_s``.
+    """
+    x = np.ascontiguousarray(x, dtype=np.float64)
+    N, n = x.shape
+    pad = N % NEURON_TILE
+    xp = np.concatenate([x, np.zeros((pad, n))]) if pad else x
+    less, eq = _value_bitsets(xp, True)
+    K = n * less.shape[2]
+    conc = bit_gemm(less.reshape(len(xp), K), targets.less)[:N, :targets.count].astype(np.int64)
+    ties = tie_sums(x)
+    tx = ties[:, 0] / 2.0
+    n0 = n * (n - 1) // 2
+    S = 2 * conc - (n0 - tx.astype(np.int64))[:, None] + targets.tied.astype(np.int64)[None, :]
+    tied_rows = np.flatnonzero(tx > 0)
+    if tied_rows.size and targets.eq is not None:
+        rows = eq[tied_rows].reshape(tied_rows.size, K)
+        if tied_rows.size % NEURON_TILE:
+            rows = np.concatenate([rows, np.zeros((1, K), np.uint64)])
+        both = bit_gemm(rows, targets.eq)[:tied_rows.size, :targets.count]
+        S[tied_rows] -= both
+    return S, ties
+
+
+def kendall_s_targets_torch(x: np.ndarray, targets: "TorchTargets") -> tuple[np.ndarray, np.ndarray]:
+    """The same (S, ties) as ``kendall_s_targets``, as sign-matrix products over the n(n-1)/2 pairs
+    of elements in float64 on ``targets.device`` (a GPU): sums of +-1 below 2^53 are exact, so the
+    result equals the CPU kernel's bit for bit."""
+    import torch
+
+    block = torch.as_tensor(np.ascontiguousarray(x, dtype=np.float64), device=targets.device)  # [c, n]
+    sx = torch.sign(block[:, targets.rows] - block[:, targets.cols])  # [c, pairs of elements]
+    S = torch.empty((len(x), targets.count), dtype=torch.float64, device=targets.device)
+    for start in range(0, targets.count, targets.step):
+        S[:, start:start + targets.step] = sx @ targets.sign[start:start + targets.step].T
+    return torch.round(S).to(torch.int64).cpu().numpy(), tie_sums(x)
+
+
+class TorchTargets:
+    """The sign vectors of many targets over all pairs of elements, on a torch device."""
+
+    def __init__(self, targets: np.ndarray, device, chunk_bytes: int = 1 << 31):
+        import torch
+
+        self.device = device
+        self.count, n = targets.shape
+        rows, cols = np.triu_indices(n, 1)
+        self.rows = torch.as_tensor(rows, device=device)
+        self.cols = torch.as_tensor(cols, device=device)
+        y = torch.as_tensor(np.ascontiguousarray(targets, dtype=np.float64), device=device)
+        self.sign = torch.sign(y[:, self.rows] - y[:, self.cols])  # [T, pairs of elements]
+        self.step = max(1, chunk_bytes // (8 * rows.size))

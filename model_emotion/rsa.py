@@ -21,7 +21,9 @@ from scipy import stats
 
 from .attributes import pair_index
 from .errors import ToolkitError
-from .kendall import kendall_s, kendall_s_torch, order_bitsets, tie_sums
+from .kendall import (TargetBitsets, TorchTargets, kendall_s, kendall_s_targets, kendall_s_targets_torch,
+                      kendall_s_torch, order_bitsets, tie_sums)
+from .permutation import CORRECTIONS, TAILS, TESTS, PermutationResult, permutation_test
 
 logger = logging.getLogger(__name__)
 
@@ -34,12 +36,124 @@ ALTERNATIVES = ("greater", "two-sided", "less")
 class RSAResult:
     names: list[str]  # attribute columns
     tau: np.ndarray  # [neurons, attributes]; NaN where the neuron's RDM is constant
-    p: np.ndarray
-    q: np.ndarray
+    p: np.ndarray  # the parametric p (R's cor.test), whichever test decides significance
+    q: np.ndarray  # the parametric p's FDR q
     rank: np.ndarray  # 1 = best; NaN = unranked
+    test: str = "parametric"
+    perm: PermutationResult | None = None  # the permutation test's p-values and nulls (test="permutation")
 
     def table(self, which: str) -> pd.DataFrame:
         return pd.DataFrame(getattr(self, which), columns=self.names)
+
+    @property
+    def adjusted(self) -> np.ndarray:
+        """The p-value that decides significance: the FDR q (parametric), the max-T adjusted p within each
+        attribute or over all of them, or the FDR q of the permutation p (permutation, by correction)."""
+        if self.perm is None:
+            return self.q
+        if self.perm.correction == "maxt":
+            return self.perm.fwer_p
+        if self.perm.correction == "maxt_global":
+            return self.perm.fwer_global_p
+        return self.perm_q
+
+    perm_q: np.ndarray | None = None  # FDR q of the permutation p (correction "fdr")
+
+    def significant(self, alpha: float) -> np.ndarray:
+        """[neurons, attributes] bool: q < alpha (FDR), or adjusted p <= alpha (max-T: exact level alpha)."""
+        adjusted = np.nan_to_num(self.adjusted, nan=np.inf)
+        if self.perm is not None and self.perm.correction != "fdr":
+            return adjusted <= alpha
+        return adjusted < alpha
+
+
+class _KendallStatistic:
+    """Kendall tau of chunks of neuron RDMs against many targets (``permutation_test``'s ``stat_fn``)."""
+
+    tolerance = 0.0  # tau is S / a per-test constant, so equal S give equal floats
+
+    def __init__(self, n_neurons: int, n: int, variant: str, alternative: str, n_attributes: int, device=None):
+        self.n, self.variant, self.alternative, self.A, self.device = n, variant, alternative, n_attributes, device
+        self.xt = np.zeros((n_neurons, 3))
+        self.n0 = n * (n - 1) / 2.0
+
+    def prepare(self, targets: np.ndarray):
+        self.yt = tie_sums(targets)  # [T, 3]; a permutation keeps each attribute's ties
+        return TargetBitsets(targets) if self.device is None else TorchTargets(targets, self.device)
+
+    def _tau(self, S: np.ndarray, xt: np.ndarray, yt: np.ndarray) -> np.ndarray:
+        if self.variant == "a":
+            return S / self.n0
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return S / np.sqrt((self.n0 - xt[:, 0:1] / 2.0) * (self.n0 - yt[None, :, 0] / 2.0))
+
+    def __call__(self, x: np.ndarray, rows: np.ndarray, prepared) -> np.ndarray:
+        if self.device is None:
+            S, ties = kendall_s_targets(x, prepared)
+        else:
+            S, ties = kendall_s_targets_torch(x, prepared)
+        self.xt[rows] = ties
+        return self._tau(S.astype(np.float64), ties, self.yt)  # [chunk, targets]
+
+    def null_hits(self, rows: np.ndarray, stat: np.ndarray, alpha: float):
+        """The tests whose parametric p is below alpha among statistics [chunk, perms, A] of these
+        neurons: (perm index, attribute, p). p is computed only where z can reach alpha."""
+        c, b, A = stat.shape
+        xt, yt = self.xt[rows], self.yt[:A]
+        if self.n < EXACT_BELOW:  # R's exact p for untied rows: compute every p (small problems only)
+            den = self._tau(np.ones((c, A)), xt, yt)
+            with np.errstate(invalid="ignore"):
+                S = np.rint(stat / den[:, None, :]).reshape(c, b * A)
+            _, p = kendall_from_s(np.nan_to_num(S), xt, np.tile(yt, (b, 1)), self.n, self.variant, self.alternative)
+            hit = np.nonzero(p.reshape(c, b, A) < alpha)
+            return hit[1], hit[2], p.reshape(c, b, A)[hit]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            den = self._tau(np.ones((c, A)), xt, yt)  # tau per unit of S
+            sd = np.sqrt(_kendall_var(xt, yt, self.n))
+            z = np.rint(stat / den[:, None, :]) / sd[:, None, :]  # [c, b, A]
+        return _hits(z, alpha, self.alternative, lambda v: _alternative_p(v, self.alternative))
+
+
+def _hits(z: np.ndarray, alpha: float, alternative: str, p_of):
+    """Entries of a monotone statistic whose p (``p_of``) is below alpha, screened by its critical value."""
+    crit = stats.norm.isf(alpha / (2 if alternative == "two-sided" else 1)) * (1 - 1e-9)
+    with np.errstate(invalid="ignore"):
+        if alternative == "greater":
+            candidate = z > crit
+        elif alternative == "less":
+            candidate = z < -crit
+        else:
+            candidate = np.abs(z) > crit
+    hit = np.nonzero(candidate)
+    p = p_of(z[hit])
+    keep = p < alpha
+    return hit[1][keep], hit[2][keep], p[keep]
+
+
+class _SpearmanStatistic:
+    tolerance = 1e-9  # rho comes from matrix products, whose rounding differs between columns
+
+    def __init__(self, n: int, alternative: str):
+        self.n, self.alternative = n, alternative
+
+    def prepare(self, targets: np.ndarray):
+        return _unit_ranks(targets)
+
+    def __call__(self, x: np.ndarray, rows: np.ndarray, prepared) -> np.ndarray:
+        return np.clip(_unit_ranks(x) @ prepared.T, -1.0, 1.0)
+
+    def null_hits(self, rows: np.ndarray, stat: np.ndarray, alpha: float):
+        """As ``_KendallStatistic.null_hits``: screened on t, whose p is monotone in it."""
+        with np.errstate(divide="ignore", invalid="ignore"):
+            t = stat * np.sqrt((self.n - 2) / ((1.0 - stat) * (1.0 + stat)))
+        dist = stats.t(self.n - 2)
+        crit = dist.isf(alpha / (2 if self.alternative == "two-sided" else 1)) * (1 - 1e-9)
+        with np.errstate(invalid="ignore"):
+            candidate = {"greater": t > crit, "less": t < -crit}.get(self.alternative, np.abs(t) > crit)
+        hit = np.nonzero(candidate)
+        p = spearman_p(stat[hit], self.n, self.alternative)
+        keep = p < alpha
+        return hit[1][keep], hit[2][keep], p[keep]
 
 
 @nb.njit(parallel=True, cache=True)
@@ -113,14 +227,18 @@ def kendall(x: np.ndarray, y: np.ndarray, variant: str = "b", alternative: str =
     S is counted by the numba bitset kernel on the CPU, or by torch sign-matrix products on
     ``device`` when it is a GPU (or when a torch device is passed explicitly).
     """
-    n = x.shape[1]
     if device is not None:
         S, xt = kendall_s_torch(np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64), device)
     else:
         less, greater = order_bitsets(np.ascontiguousarray(y, dtype=np.float64))
         S, xt = kendall_s(np.ascontiguousarray(x, dtype=np.float64), less, greater)
-    S = S.astype(np.float64)
-    yt = tie_sums(y)
+    return kendall_from_s(S.astype(np.float64), xt, tie_sums(y), x.shape[1], variant, alternative)
+
+
+def kendall_from_s(S: np.ndarray, xt: np.ndarray, yt: np.ndarray, n: int, variant: str = "b",
+                   alternative: str = "greater") -> tuple[np.ndarray, np.ndarray]:
+    """tau and R's p-values from Kendall's S [rows, targets], the rows' tie sums [rows, 3] and the
+    targets' [targets, 3] (``tie_sums``); n observations."""
     n0 = n * (n - 1) / 2.0
     n1 = xt[:, 0:1] / 2.0  # [neurons, 1]
     n2 = yt[None, :, 0] / 2.0  # [1, attributes]
@@ -129,10 +247,7 @@ def kendall(x: np.ndarray, y: np.ndarray, variant: str = "b", alternative: str =
             tau = S / np.sqrt((n0 - n1) * (n0 - n2))
         else:
             tau = S / n0
-        var = ((n * (n - 1) * (2 * n + 5) - xt[:, 1:2] - yt[None, :, 1]) / 18.0
-               + xt[:, 0:1] * yt[None, :, 0] / (2.0 * n * (n - 1))
-               + xt[:, 2:3] * yt[None, :, 2] / (9.0 * n * (n - 1) * (n - 2)))
-        z = S / np.sqrt(var)
+        z = S / np.sqrt(_kendall_var(xt, yt, n))
     constant = (n1[:, 0] >= n0)
     tau[constant] = np.nan
     z[constant] = np.nan
@@ -145,26 +260,36 @@ def kendall(x: np.ndarray, y: np.ndarray, variant: str = "b", alternative: str =
     return tau, p
 
 
+def _kendall_var(xt: np.ndarray, yt: np.ndarray, n: int) -> np.ndarray:
+    """R's tie-corrected variance of S. [rows, targets]"""
+    return ((n * (n - 1) * (2 * n + 5) - xt[:, 1:2] - yt[None, :, 1]) / 18.0
+            + xt[:, 0:1] * yt[None, :, 0] / (2.0 * n * (n - 1))
+            + xt[:, 2:3] * yt[None, :, 2] / (9.0 * n * (n - 1) * (n - 2)))
+
+
 def spearman(x: np.ndarray, y: np.ndarray, alternative: str = "greater") -> tuple[np.ndarray, np.ndarray]:
     """Spearman's rho and its t-approximation p-values (as ``scipy.stats.spearmanr``)."""
-    n = x.shape[1]
-    rx = stats.rankdata(x, axis=1)
-    ry = stats.rankdata(y, axis=1)
-    rx = rx - rx.mean(axis=1, keepdims=True)
-    ry = ry - ry.mean(axis=1, keepdims=True)
+    rho = np.clip(_unit_ranks(x) @ _unit_ranks(y).T, -1.0, 1.0)
+    return rho, spearman_p(rho, x.shape[1], alternative)
+
+
+def _unit_ranks(x: np.ndarray) -> np.ndarray:
+    """Each row's ranks, centred and scaled to unit length (a dot product of two is Spearman's rho)."""
+    r = stats.rankdata(x, axis=1)
+    r = r - r.mean(axis=1, keepdims=True)
     with np.errstate(divide="ignore", invalid="ignore"):
-        rx /= np.linalg.norm(rx, axis=1, keepdims=True)
-        ry /= np.linalg.norm(ry, axis=1, keepdims=True)
-        rho = np.clip(rx @ ry.T, -1.0, 1.0)
+        return r / np.linalg.norm(r, axis=1, keepdims=True)
+
+
+def spearman_p(rho: np.ndarray, n: int, alternative: str) -> np.ndarray:
+    with np.errstate(divide="ignore", invalid="ignore"):
         t = rho * np.sqrt((n - 2) / ((1.0 - rho) * (1.0 + rho)))
     dist = stats.t(n - 2)
     if alternative == "greater":
-        p = dist.sf(t)
-    elif alternative == "less":
-        p = dist.cdf(t)
-    else:
-        p = 2 * dist.sf(np.abs(t))
-    return rho, p
+        return dist.sf(t)
+    if alternative == "less":
+        return dist.cdf(t)
+    return 2 * dist.sf(np.abs(t))
 
 
 def fdr(p: np.ndarray, method: str = "bh") -> np.ndarray:
@@ -189,9 +314,15 @@ def rank_by(score: np.ndarray) -> np.ndarray:
 
 def searchlight(activations: np.ndarray, attribute_rdms: np.ndarray, names: list[str],
                 method: str = "kendall_tau_b", fdr_method: str = "bh", alternative: str = "greater",
-                device=None) -> RSAResult:
+                device=None, *, test: str = "parametric", permutations: int = 1000, perm_seed: int = 0,
+                alpha: float = 0.01, correction: str | None = None, tail: str = "empirical",
+                chunk: int = 2048) -> RSAResult:
     """Run the per-neuron RSA. activations: [emotions, seeds, neurons]; attribute_rdms: [attributes, pairs].
 
+    ``test="parametric"`` is the paper's test (p from R's cor.test, FDR over all tests). ``test="permutation"``
+    adds the condition-label randomisation test (``permutation.permutation_test``) with ``permutations``
+    draws from ``perm_seed``, corrected by ``correction`` (default max-T within each attribute) at
+    ``alpha``; the parametric p and q are still computed (the null counts compare both).
     ``device``: a torch CUDA device moves the Kendall counting to the GPU; None or cpu uses the numba kernel.
     """
     if device is not None and getattr(device, "type", str(device)) == "cpu":
@@ -200,6 +331,15 @@ def searchlight(activations: np.ndarray, attribute_rdms: np.ndarray, names: list
         raise ToolkitError(f"{{--method}} {method!r} unknown; choose one of {', '.join(METHODS)}")
     if alternative not in ALTERNATIVES:
         raise ToolkitError(f"{{--alternative}} {alternative!r} unknown; choose one of {', '.join(ALTERNATIVES)}")
+    if test not in TESTS:
+        raise ToolkitError(f"{{--test}} {test!r} unknown; choose one of {', '.join(TESTS)}")
+    correction = correction or ("maxt" if test == "permutation" else "fdr")
+    if correction not in CORRECTIONS:
+        raise ToolkitError(f"{{--correction}} {correction!r} unknown; choose one of {', '.join(CORRECTIONS)}")
+    if test == "parametric" and correction != "fdr":
+        raise ToolkitError(f"{{--correction}} {correction} needs {{--test}} permutation (the parametric test uses FDR)")
+    if tail not in TAILS:
+        raise ToolkitError(f"{{--tail}} {tail!r} unknown; choose one of {', '.join(TAILS)}")
     x = neuron_rdms(activations)  # [neurons, pairs]
     logger.info("RSA: %d neurons x %d attributes over %d emotion pairs (%s)", x.shape[0], len(names), x.shape[1], method)
     if method == "spearman":
@@ -209,17 +349,30 @@ def searchlight(activations: np.ndarray, attribute_rdms: np.ndarray, names: list
         p[constant] = np.nan
     else:
         score, p = kendall(x, attribute_rdms, "b" if method == "kendall_tau_b" else "a", alternative, device)
-    return RSAResult(list(names), score, p, fdr(p, fdr_method), rank_by(score))
+    result = RSAResult(list(names), score, p, fdr(p, fdr_method), rank_by(score), test)
+    if test == "permutation":
+        n = x.shape[1]
+        stat = (_SpearmanStatistic(n, alternative) if method == "spearman" else
+                _KendallStatistic(x.shape[0], n, "b" if method == "kendall_tau_b" else "a", alternative,
+                                  len(names), device))
+        result.perm = permutation_test(
+            x, np.asarray(attribute_rdms, dtype=np.float64), list(names), activations.shape[0], stat_fn=stat,
+            observed=score, parametric_null_hits=stat.null_hits, observed_p=p, valid=np.isfinite(score), permutations=permutations,
+            seed=perm_seed, alpha=alpha, correction=correction, fdr_method=fdr_method,
+            parametric_fdr_method=fdr_method, alternative=alternative, tail=tail, chunk=chunk)
+        if correction == "fdr":
+            result.perm_q = fdr(result.perm.perm_p, fdr_method)
+    return result
 
 
 def summarize(result: RSAResult, num_layers: int, alpha: float) -> pd.DataFrame:
-    """Significant neurons (q < alpha) per attribute and layer, and the selective ones among them
+    """Significant neurons (by the result's test and correction) per attribute and layer, and the selective ones among them
     (significant for exactly one attribute), plus an ``all`` row per attribute."""
     n = result.q.shape[0]
     if n % num_layers:
         raise ToolkitError(f"{n} neurons do not split into {num_layers} layers")
     d_ffn = n // num_layers
-    significant = np.nan_to_num(result.q, nan=1.0) < alpha  # [neurons, attributes]
+    significant = result.significant(alpha)  # [neurons, attributes]
     selective = significant & (significant.sum(axis=1, keepdims=True) == 1)
     layer = np.arange(n) // d_ffn
     rows = []

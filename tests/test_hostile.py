@@ -91,8 +91,9 @@ def lab(tmp_path_factory, shared, small_goemotions, tiny_bert):
     ratings = root / "ratings"
     shutil.copytree(shared / "emotion_attributes", ratings)
     rank = root / "rank" / "r.csv"
+    # 4 emotions have 24 permutations, too few for a permutation test at 0.01: the paper's test here
     assert rsa_searchlight.main(["--activations", str(acts / "activations.npz"), "--attributes", str(ratings),
-                                 "--output", str(rank)]) == 0
+                                 "--output", str(rank), "--test", "parametric"]) == 0
     pkl = root / "masks" / "m.pkl"
     assert gen_mask.main(["--CSV_Path", str(rank), "--PKL_File", str(pkl), "--thresholds", "4", "--num_random", "1"]) == 0
     results = root / "eval"
@@ -249,7 +250,7 @@ def test_activations_are_recomputed_after_retraining(lab, tmp_path, caplog):
 def test_rsa_refuses_broken_inputs(capsys, lab, tmp_path):
     out = tmp_path / "rank" / "r.csv"
     npz = lab["acts"] / "activations.npz"
-    good = ["--activations", str(npz), "--attributes", str(lab["ratings"]), "--output", str(out)]
+    good = ["--activations", str(npz), "--attributes", str(lab["ratings"]), "--output", str(out), "--test", "parametric"]
     for flags in (["--num_layers", "-3"], ["--alpha", "nan"], ["--alpha", "1.5"], ["--method", "bogus"], ["--device", "meta"]):
         refused(capsys, rsa_searchlight.main, good + flags, tmp_path)
     raw = npz.read_bytes()

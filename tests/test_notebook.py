@@ -45,8 +45,8 @@ def test_installed_command_runs_a_stage_from_outside_the_repository(tmp_path, sh
     cmd = [sys.executable, "-c", "import sys; from model_emotion.commands import main; sys.exit(main())"]
     out = tmp_path / "rank.csv"
     proc = subprocess.run([*cmd, "rsa", "--activations", str(shared / "paper_roberta" / "activations.npz"),
-                           "--attributes", str(shared / "emotion_attributes"), "--output", str(out)],
-                          cwd=tmp_path, capture_output=True, text=True, timeout=600)
+                           "--attributes", str(shared / "emotion_attributes"), "--output", str(out),
+                           "--test", "parametric"], cwd=tmp_path, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr
     assert out.exists() and out.with_name("rank_summary.csv").exists()
     bad = subprocess.run([*cmd, "nope"], cwd=tmp_path, capture_output=True, text=True)

@@ -166,7 +166,7 @@ def test_rsa_bad_inputs(chain, shared, tmp_path):
                                                            str(ratings), *out))
     assert "unknown attribute 'joyfulness'" in one_line_error(run_script(
         "rsa_searchlight.py", "--activations", npz, "--attributes", attrs, "--attribute_names", "joyfulness", *out))
-    assert "--method 'pearson' unknown" in one_line_error(run_script(
+    assert "--method: invalid choice: 'pearson'" in one_line_error(run_script(
         "rsa_searchlight.py", "--activations", npz, "--attributes", attrs, "--method", "pearson", *out))
 
 

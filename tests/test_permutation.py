@@ -1,0 +1,267 @@
+"""The emotion-label permutation test: exact statistics, brute-force p-values, error rates and power
+measured on simulated data where the truth is known, and its command-line behaviour."""
+
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from model_emotion import cli
+from model_emotion import permutation as pm
+from model_emotion.attributes import pair_index
+from model_emotion.commands import rsa as rsa_searchlight
+from model_emotion.errors import ToolkitError
+from model_emotion.kendall import (TargetBitsets, TorchTargets, kendall_s, kendall_s_targets, kendall_s_targets_torch,
+                                   order_bitsets)
+from model_emotion.rsa import _KendallStatistic, _SpearmanStatistic, neuron_rdms, searchlight
+
+
+def attribute_rdms(scores: np.ndarray) -> np.ndarray:
+    """|score_i - score_j| per emotion pair, one row per attribute. scores: [emotions, attributes]"""
+    rows, cols = pair_index(scores.shape[0])
+    return np.abs(scores[rows] - scores[cols]).T
+
+
+def per_emotion_null(rng, K, S, N, big=4.0):
+    """Activations with strong per-emotion effects (one emotion far from the others per neuron, as in
+    real neuron RDMs) that carry no information about any attribute: exchangeable over emotions."""
+    effect = rng.standard_t(2, size=(K, 1, N))
+    outlier = rng.integers(0, K, size=N)
+    effect[outlier, 0, np.arange(N)] += big * rng.choice([-1, 1], size=N)
+    return effect + 0.3 * rng.normal(size=(K, S, N))
+
+
+@pytest.fixture(scope="module")
+def paper_sample(shared):
+    """40 neurons of the paper's activations (the tied ones included) and its 14 attribute RDMs (with ties)."""
+    data = np.load(shared / "paper_roberta" / "activations.npz")
+    x = neuron_rdms(data["activations"][:, :, :3072])  # layer 0
+    tied = np.flatnonzero([np.unique(row).size < row.size for row in x])
+    pick = np.concatenate([tied[:5], np.random.default_rng(0).choice(x.shape[0], 35, replace=False)])
+    rdms = pd.read_csv(shared / "emotion_attributes" / "rdms.csv")
+    return x[pick], rdms.iloc[:, 2:].to_numpy(dtype=float).T, tied.size
+
+
+def test_permuted_statistics_equal_scipy_kendalltau_with_ties(paper_sample):
+    x, y, n_tied = paper_sample
+    assert n_tied > 0 and (np.array([np.unique(r).size for r in y]) < y.shape[1]).any()  # ties on both sides
+    perms = pm.draw_permutations(27, 20, seed=3)
+    targets = pm.permuted_targets(y, perms)  # [(B+1) * A, pairs]
+    for variant in ("b", "a"):
+        stat = _KendallStatistic(len(x), x.shape[1], variant, "greater", y.shape[0])
+        tau = stat(x, np.arange(len(x)), stat.prepare(targets))  # [neurons, targets]
+        rng = np.random.default_rng(1)
+        for n, t in zip(rng.integers(0, len(x), 150), rng.integers(0, len(targets), 150)):
+            expected = stats.kendalltau(x[n], targets[t]).statistic
+            if variant == "a":  # scipy has tau-b only: tau-a = S / n0 with S = tau-b * sqrt((n0 - Tx)(n0 - Ty))
+                n0 = x.shape[1] * (x.shape[1] - 1) / 2
+                tied = [sum(c * (c - 1) / 2 for c in np.unique(v, return_counts=True)[1]) for v in (x[n], targets[t])]
+                expected *= math.sqrt((n0 - tied[0]) * (n0 - tied[1])) / n0
+            assert tau[n, t] == pytest.approx(expected, abs=1e-12)
+    rho = _SpearmanStatistic(x.shape[1], "greater")
+    values = rho(x, None, rho.prepare(targets))
+    for n, t in [(0, 5), (7, 200), (len(x) - 1, 293)]:
+        assert values[n, t] == pytest.approx(stats.spearmanr(x[n], targets[t]).statistic, abs=1e-10)
+
+
+def test_permuted_targets_are_the_permuted_emotions_rdm():
+    rng = np.random.default_rng(2)
+    scores = rng.normal(size=(7, 2))
+    perms = pm.draw_permutations(7, 5, seed=1)
+    targets = pm.permuted_targets(attribute_rdms(scores), perms).reshape(6, 2, -1)
+    assert np.array_equal(targets[0], attribute_rdms(scores))  # block 0: the observed order
+    for b, perm in enumerate(perms, start=1):
+        assert np.allclose(targets[b], attribute_rdms(scores[perm]))
+
+
+def test_bit_gemm_kernel_equals_the_order_kernel_and_the_torch_path():
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(4)
+    n = 66  # two 64-bit words, the second partly used
+    x = np.concatenate([rng.integers(0, 5, size=(9, n)).astype(float), rng.normal(size=(8, n)),
+                        np.ones((1, n))])  # heavy ties and a constant row
+    y = np.concatenate([rng.integers(0, 3, size=(70, n)).astype(float), rng.normal(size=(60, n))])
+    S, ties = kendall_s_targets(x, TargetBitsets(y))
+    less, greater = order_bitsets(y)
+    S_ref, ties_ref = kendall_s(x, less, greater)
+    assert np.array_equal(S, S_ref) and np.allclose(ties, ties_ref)
+    S_torch, ties_torch = kendall_s_targets_torch(x, TorchTargets(y, torch.device("cpu"), chunk_bytes=1 << 16))
+    assert np.array_equal(S_torch, S) and np.allclose(ties_torch, ties)
+
+
+def brute_force(x, y, perms, alternative="greater"):
+    """Per-test and max-T p-values by scipy loops over every permutation."""
+    index = pm.pair_permutations(perms)
+    B = len(perms)
+    sign = {"greater": 1.0, "less": -1.0}.get(alternative)
+
+    def stat(a, b):
+        t = stats.kendalltau(a, b).statistic
+        return abs(t) if sign is None else sign * t
+
+    obs = np.array([[stat(row, target) for target in y] for row in x])
+    null = np.array([[[stat(row, target[index[b]]) for target in y] for row in x] for b in range(B)])  # [B, N, A]
+    perm_p = (1 + (null >= obs[None] - 1e-12).sum(0)) / (B + 1)
+    maxima = np.nanmax(null, axis=1)  # [B, A]
+    fwer = np.array([[(1 + (maxima[:, a] >= obs[n, a]).sum()) / (B + 1) for a in range(y.shape[0])]
+                     for n in range(len(x))])
+    global_max = maxima.max(axis=1)
+    fwer_global = (1 + (global_max[None, None, :] >= obs[:, :, None]).sum(2)) / (B + 1)
+    return perm_p, fwer, fwer_global
+
+
+@pytest.mark.parametrize("alternative", ["greater", "two-sided", "less"])
+def test_p_values_equal_brute_force_over_every_permutation(alternative):
+    rng = np.random.default_rng(5)
+    K = 8
+    acts = rng.normal(size=(K, 3, 25))
+    acts[:, :, :4] = np.round(acts[:, :, :4])  # tied neuron RDMs
+    acts[:, :, 6] += 2 * rng.integers(0, 3, size=(K, 1))[:, :1]  # some structure
+    y = attribute_rdms(rng.integers(0, 4, size=(K, 3)).astype(float))  # tied attribute RDMs
+    result = searchlight(acts, y, ["a", "b", "c"], alternative=alternative, test="permutation", permutations=150,
+                         perm_seed=9, alpha=0.05)
+    perm_p, fwer, fwer_global = brute_force(neuron_rdms(acts), y, pm.draw_permutations(K, 150, 9), alternative)
+    assert np.allclose(result.perm.perm_p, perm_p)
+    assert np.allclose(result.perm.fwer_p, fwer)
+    assert np.allclose(result.perm.fwer_global_p, fwer_global)
+
+
+def test_family_wise_error_under_the_null_and_the_parametric_tests_error(record_property):
+    """200 simulated datasets with strong per-emotion effects and no attribute alignment: max-T keeps the
+    family-wise error at alpha (within Monte Carlo error); the parametric test's does not."""
+    rng = np.random.default_rng(11)
+    alpha, B, runs = 0.05, 199, 200
+    any_maxt = any_global = any_parametric = 0
+    for _ in range(runs):
+        K = 10
+        acts = per_emotion_null(rng, K, 3, 40)
+        y = attribute_rdms(rng.normal(size=(K, 2)))
+        result = searchlight(acts, y, ["a", "b"], test="permutation", permutations=B, perm_seed=int(rng.integers(1e9)),
+                             alpha=alpha)
+        any_maxt += bool((result.perm.fwer_p[:, 0] <= alpha).any())  # one attribute's family
+        any_global += bool((result.perm.fwer_global_p <= alpha).any())
+        any_parametric += bool((np.nan_to_num(result.q[:, 0], nan=1) < alpha).any())
+    mc = 2.5 * math.sqrt(alpha * (1 - alpha) / runs)
+    record_property("fwer", (any_maxt / runs, any_global / runs, any_parametric / runs))
+    assert any_maxt / runs <= alpha + mc
+    assert any_global / runs <= alpha + mc
+    assert any_parametric / runs > 0.5  # a fact about these data: the parametric test's FWER is far above alpha
+
+
+def test_power_finds_planted_aligned_neurons(record_property):
+    rng = np.random.default_rng(12)
+    found = false = 0
+    runs, planted = 20, 5
+    for _ in range(runs):
+        K = 12
+        scores = rng.normal(size=(K, 2))
+        acts = per_emotion_null(rng, K, 3, 60)
+        acts[:, :, :planted] = 1.5 * scores[:, None, 0:1] + 0.4 * rng.normal(size=(K, 3, planted))  # attribute 0
+        result = searchlight(acts, attribute_rdms(scores), ["a", "b"], test="permutation", permutations=499,
+                             perm_seed=1, alpha=0.05)
+        significant = result.perm.fwer_p[:, 0] <= 0.05
+        found += significant[:planted].sum()
+        false += significant[planted:].sum()
+    power = found / (runs * planted)
+    record_property("power", power)
+    assert power >= 0.8 and false <= 2
+
+
+def test_p_values_never_zero_and_seeded():
+    rng = np.random.default_rng(6)
+    K = 9
+    scores = rng.normal(size=(K, 2))
+    acts = np.repeat(scores[:, None, :1], 2, axis=1) + 0.01 * rng.normal(size=(K, 2, 30))  # every neuron aligned
+    y = attribute_rdms(scores)
+    runs = [searchlight(acts, y, ["a", "b"], test="permutation", permutations=99, perm_seed=s, alpha=0.05, tail=tail)
+            for s, tail in ((1, "empirical"), (1, "empirical"), (2, "empirical"), (1, "gpd"), (1, "moments"))]
+    for run in runs:
+        for p in (run.perm.perm_p, run.perm.fwer_p, run.perm.fwer_global_p):
+            assert np.nanmin(p) > 0
+    assert np.nanmin(runs[0].perm.perm_p) == pytest.approx(1 / 100)
+    assert np.array_equal(runs[0].perm.fwer_p, runs[1].perm.fwer_p, equal_nan=True)
+    assert np.array_equal(runs[0].perm.permutations, runs[1].perm.permutations)
+    assert not np.array_equal(runs[0].perm.permutations, runs[2].perm.permutations)
+    assert np.nanmin(runs[4].perm.perm_p) < 1 / 100  # the moment fit resolves beyond 1/(B+1)
+
+
+def test_permutation_count_and_alpha_are_validated():
+    for bad in (0, -1, 2.5, "12", True):
+        with pytest.raises(ToolkitError, match="permutations"):
+            pm.check_permutations(bad, 10)
+    with pytest.raises(ToolkitError, match="more than the 24 distinct permutations of 4 emotions"):
+        pm.check_permutations(25, 4)
+    assert pm.check_permutations(24, 4) == 24
+    with pytest.raises(ToolkitError, match=r"smallest permutation p is 1/\(B\+1\) = 0\.0099"):
+        pm.check_alpha(0.005, 100, "empirical")
+    pm.check_alpha(0.005, 100, "gpd")  # the tail fit reaches below the resolution
+
+
+def test_null_counts_count_what_each_permutation_would_call_significant():
+    """The null count of the parametric test under permutation b equals BH on that permutation's own
+    p-values, recomputed from scratch."""
+    from model_emotion.rsa import fdr, kendall
+
+    rng = np.random.default_rng(8)
+    K = 9
+    acts = per_emotion_null(rng, K, 2, 30)
+    y = attribute_rdms(rng.normal(size=(K, 2)))
+    result = searchlight(acts, y, ["a", "b"], test="permutation", permutations=40, perm_seed=4, alpha=0.05)
+    x = neuron_rdms(acts)
+    index = pm.pair_permutations(result.perm.permutations)
+    draws = result.perm.count_draws["parametric_bh"]
+    for b in range(40):
+        _, p = kendall(x, y[:, index[b]])
+        expected = (np.nan_to_num(fdr(p, "bh"), nan=1) < 0.05).sum(0)
+        assert np.array_equal(draws[b], expected)
+    table = result.perm.null_counts
+    assert list(table.columns) == ["attribute", "test", "observed", "null_mean", "null_p95", "null_max", "count_p"]
+    row = table[(table.attribute == "a") & (table.test == "parametric_bh")].iloc[0]
+    assert row.count_p == pytest.approx((1 + (draws[:, 0] >= row.observed).sum()) / 41)
+
+
+def test_command_writes_permutation_tables_and_refuses_bad_input(tmp_path, shared, capsys):
+    rng = np.random.default_rng(3)
+    emotions = sorted(pd.read_csv(shared / "emotion_attributes" / "attributes.csv").iloc[:, 0])[:9]
+    npz = tmp_path / "acts.npz"
+    np.savez(npz, activations=rng.normal(size=(9, 2, 2 * 16)).astype(np.float32), emotions=np.array(emotions),
+             seeds=np.array([1, 2]), layers=2, d_ffn=16)
+    out = tmp_path / "rank" / "r.csv"
+    args = ["--activations", str(npz), "--attributes", str(shared / "emotion_attributes"), "--output", str(out),
+            "--permutations", "199", "--alpha", "0.05"]
+    assert rsa_searchlight.main(args) == 0
+    for suffix in ("_perm_p_value", "_fwer_p_value", "_fwer_global_p_value", "_null_counts", "_tau", "_summary"):
+        assert out.with_name(f"r{suffix}.csv").exists()
+    fwer = pd.read_csv(out.with_name("r_fwer_p_value.csv"))
+    assert fwer.shape == (32, 14) and fwer.min().min() >= 1 / 200
+    meta = json.loads(out.with_name("r_meta.json").read_text())
+    assert meta["test"] == "permutation" and meta["permutations"] == 199 and meta["correction"] == "maxt"
+    null = np.load(out.with_name("r_null.npz"))
+    assert null["null_max"].shape == (14, 199) and null["counts_permutation_maxt"].shape == (199, 14)
+    summary = pd.read_csv(out.with_name("r_summary.csv"))
+    total = summary[summary.layer == "all"].set_index("attribute")["n_significant"]
+    assert np.array_equal(total.to_numpy(), (fwer.to_numpy() <= 0.05).sum(0))
+    before = {p.name: p.read_bytes() for p in out.parent.iterdir()}
+    for bad, message in ((["--permutations", "0"], "permutations"), (["--permutations", "x"], "permutations"),
+                         (["--permutations", "400000"], "more than the 362880 distinct permutations"),
+                         (["--alpha", "0.001", "--overwrite"], "smallest permutation p")):
+        capsys.readouterr()
+        try:
+            code = cli.run(rsa_searchlight.main, args + bad)
+        except SystemExit as exc:  # argparse's own one-line refusal
+            code = exc.code
+        assert code == 2
+        err = capsys.readouterr().err
+        errors = [line for line in err.splitlines() if ": error: " in line]
+        assert len(errors) == 1 and message in errors[0] and "Traceback" not in err
+    assert {p.name: p.read_bytes() for p in out.parent.iterdir()} == before
+    # another seed is another result: recomputed, not skipped
+    assert rsa_searchlight.main(args + ["--perm_seed", "5"]) == 0
+    assert json.loads(out.with_name("r_args.json").read_text())["args"]["perm_seed"] == 5
+    # the parametric test: its own tables only, no stale permutation tables
+    assert rsa_searchlight.main(args + ["--test", "parametric"]) == 0
+    assert not out.with_name("r_fwer_p_value.csv").exists()
+    assert json.loads(out.with_name("r_meta.json").read_text())["test"] == "parametric"
