@@ -35,6 +35,7 @@ from scipy.spatial.distance import pdist, squareform
 from .attributes import AttributeRDMs, pair_index
 from .errors import ToolkitError
 from .io import read_csv
+from .permutation import mantel_p
 from .rsa import fdr, kendall
 
 logger = logging.getLogger(__name__)
@@ -193,12 +194,14 @@ def agreement_vs_accuracy(agreement: pd.DataFrame, accuracy: pd.DataFrame) -> tu
 
 
 def model_rsa(activations: np.ndarray, emotions: list[str], num_layers: int | None, human: HumanData | None,
-              rdms: AttributeRDMs) -> pd.DataFrame:
+              rdms: AttributeRDMs, permutations: int = 1000, seed: int = 0) -> pd.DataFrame:
     """Kendall tau-b (one-sided) of the model's activation-pattern RDM with the human and attribute RDMs.
 
     activations: [emotions, seeds, neurons]. The pattern of an emotion is its seed-averaged activation
     vector; the model RDM is the correlation distance (1 - Pearson r) between patterns, over all neurons
-    (scope ``all``) and within each layer. Columns: scope, target, tau, p_value.
+    (scope ``all``) and within each layer. Columns: scope, target, tau, p_value (the parametric test's,
+    which treats the emotion pairs as independent), perm_p (emotion-label permutation test, ``permutations``
+    draws from ``seed``; exact over all orders when there are fewer).
     """
     shared = [e for e in rdms.emotions if e in emotions]
     if human is not None:
@@ -219,7 +222,10 @@ def model_rsa(activations: np.ndarray, emotions: list[str], num_layers: int | No
     for part in scopes.values():
         with np.errstate(invalid="ignore", divide="ignore"):
             model_rdms.append(pdist(patterns[:, part], metric="correlation"))  # pair_index order (i < j)
-    tau, p = kendall(np.nan_to_num(np.stack(model_rdms), nan=0.0), target_matrix)  # [scopes, targets]
-    rows = [{"scope": scope, "target": target, "tau": float(tau[s, t]), "p_value": float(p[s, t])}
+    model = np.nan_to_num(np.stack(model_rdms), nan=0.0)  # [scopes, pairs]
+    tau, p = kendall(model, target_matrix)  # [scopes, targets]
+    perm_p = mantel_p(model, target_matrix, len(shared), permutations, seed)  # the emotion pairs are not independent
+    rows = [{"scope": scope, "target": target, "tau": float(tau[s, t]), "p_value": float(p[s, t]),
+             "perm_p": float(perm_p[s, t])}
             for s, scope in enumerate(scopes) for t, target in enumerate(targets)]
     return pd.DataFrame(rows)

@@ -413,3 +413,28 @@ def _threshold(null_max: np.ndarray, k_allowed: int, alpha: float, tail: str) ->
         if fit is not None and alpha < GPD_MIN_EXCEEDANCES / (null_max.size + 1.0) and alpha < fit.share:
             return min(empirical, fit.isf(alpha)) if np.isfinite(empirical) else fit.isf(alpha)
     return empirical
+
+
+def mantel_p(x: np.ndarray, y: np.ndarray, n_emotions: int, permutations: int = 1000, seed: int = 0,
+             alternative: str = "greater") -> np.ndarray:
+    """Permutation p of Kendall tau-b between every row of x and every row of y (both [rows, pairs] over
+    the same emotions), permuting y's emotions. With n! <= permutations every permutation is used once
+    (p = share of all n! orders at least as extreme, the observed one included): an exact test. [x rows, y rows]"""
+    import itertools
+
+    from .kendall import TargetBitsets, kendall_s_targets
+
+    if distinct_permutations(n_emotions) <= permutations:
+        perms = np.array(list(itertools.permutations(range(n_emotions))), dtype=np.int64)
+    else:
+        perms = draw_permutations(n_emotions, permutations, seed)
+    S, ties = kendall_s_targets(x, TargetBitsets(permuted_targets(y, perms)))
+    B = perms.shape[0]
+    # S orders a test's permutations as tau-b does (a permutation keeps both RDMs' ties)
+    S = _signed(S.reshape(x.shape[0], B + 1, y.shape[0]).astype(np.float64), alternative)
+    exceed = (S[:, 1:, :] >= S[:, :1, :]).sum(axis=1)
+    exact = distinct_permutations(n_emotions) <= permutations
+    p = exceed / B if exact else (1.0 + exceed) / (1.0 + B)
+    constant = ties[:, 0] / 2.0 >= x.shape[1] * (x.shape[1] - 1) / 2.0
+    p[constant] = np.nan
+    return p

@@ -37,6 +37,8 @@ class Results:
     q: pd.DataFrame | None = None
     rank: pd.DataFrame | None = None
     summary: pd.DataFrame | None = None  # attribute, layer, n_significant, n_selective
+    null_counts: pd.DataFrame | None = None  # attribute, test, observed, null_mean, null_p95, null_max, count_p
+    test: str = "parametric"  # the searchlight's test; "q" holds the p-value that decided significance
     masking: pd.DataFrame | None = None  # emotion, seed, attribute, kind, k, draw, accuracy, unmasked
     activations: object | None = None  # ActivationSet
     num_layers: int | None = None
@@ -118,6 +120,16 @@ def _numeric_table(frame: pd.DataFrame, path: Path, columns) -> pd.DataFrame:
     return frame
 
 
+def read_null_counts(path: Path) -> pd.DataFrame:
+    """A searchlight's null counts: attribute, test, observed, null_mean, null_p95, null_max, count_p."""
+    numeric = ["observed", "null_mean", "null_p95", "null_max", "count_p"]
+    table = read_csv(path, "a searchlight null-count table", ["attribute", "test", *numeric])
+    table = _numeric_table(table, path, numeric)
+    if ((table["count_p"] <= 0) | (table["count_p"] > 1)).any():
+        raise ToolkitError(f"{path}: count_p must be in (0, 1]")
+    return table
+
+
 def read_summary(path: Path) -> pd.DataFrame:
     """A searchlight summary: attribute, layer (integers and 'all'), n_significant, n_selective."""
     table = read_csv(path, "a searchlight summary (attribute, layer, n_significant, n_selective, n_neurons)",
@@ -179,6 +191,17 @@ def load_results(root: str | Path, rank_csv: str | Path | None = None, num_layer
                 setattr(res, key, _numeric_table(table, path, table.columns))
                 if len(table) != len(res.rank) or list(table.columns) != list(res.rank.columns):
                     raise ToolkitError(f"{path} does not match {rank_path} (rows or columns differ)")
+        adjusted = {"maxt": "_fwer_p_value", "maxt_global": "_fwer_global_p_value"}.get(meta.get("correction"))
+        if meta.get("test") == "permutation" and adjusted and Path(f"{stem}{adjusted}.csv").exists():
+            # significance in the figures follows the run's test: the max-T adjusted p, not the parametric q
+            path = Path(f"{stem}{adjusted}.csv")
+            table = read_csv(path, "a searchlight FWER p table (one row per neuron)")
+            if len(table) != len(res.rank) or list(table.columns) != list(res.rank.columns):
+                raise ToolkitError(f"{path} does not match {rank_path} (rows or columns differ)")
+            res.q = _numeric_table(table, path, table.columns)
+            res.test = "permutation"
+        if Path(f"{stem}_null_counts.csv").exists():
+            res.null_counts = read_null_counts(Path(f"{stem}_null_counts.csv"))
         if Path(f"{stem}_summary.csv").exists():
             res.summary = read_summary(Path(f"{stem}_summary.csv"))
         if res.summary is not None and res.num_layers is None:

@@ -23,8 +23,11 @@ run_pipeline() {
   "$py" get_active_neuron.py --model "$MODEL" --checkpoint_dir "$OUT/checkpoint" "${protocol_args[@]}" \
     --output_dir "$OUT/active_neuron_before_relu_csv" --sentiments $EMOTIONS --seeds $SEEDS
   echo "== [3/6] RSA searchlight ($((SECONDS - start)) s so far)"
+  # PROTOCOL=paper: the paper's parametric test; otherwise the permutation test (RSA_ARGS adds flags)
+  local rsa_args=()
+  [[ -n ${RSA_ARGS:-} ]] && read -r -a rsa_args <<<"$RSA_ARGS"
   "$py" rsa_searchlight.py --activations "$OUT/active_neuron_before_relu_csv/activations.npz" "${attr_args[@]}" \
-    --mode 14Properties --output "$OUT/neuron_rank/neuron_rank_by_searchlight_RSA_14property.csv"
+    "${protocol_args[@]}" ${rsa_args[@]+"${rsa_args[@]}"} --mode 14Properties --output "$OUT/neuron_rank/neuron_rank_by_searchlight_RSA_14property.csv"
   echo "== [4/6] masks ($((SECONDS - start)) s so far)"
   "$py" gen_mask.py --CSV_Path "$OUT/neuron_rank/neuron_rank_by_searchlight_RSA_14property.csv" \
     --PKL_File "$OUT/masks/RSA_14property.pkl" "${k_args[@]}" --num_random "$NUM_RANDOM" \

@@ -77,6 +77,12 @@ def test_model_rsa_against_a_hand_computed_rdm(paper_human, shared):
     want = stats.kendalltau(model, human, alternative="greater")
     got = table[(table["scope"] == "5") & (table["target"] == "human_similarity")].iloc[0]
     assert got["tau"] == pytest.approx(want.statistic, abs=1e-9)
+    # the permutation p by brute force: scipy over the same 1000 emotion permutations of the human RDM
+    from model_emotion.permutation import draw_permutations, pair_permutations
+
+    index = pair_permutations(draw_permutations(len(acts.emotions), 1000, 0))
+    null = np.array([stats.kendalltau(model, human[i]).statistic for i in index])
+    assert got["perm_p"] == pytest.approx((1 + (null >= want.statistic - 1e-12).sum()) / 1001)
 
 
 def test_agreement_vs_accuracy(paper_human, shared):

@@ -244,6 +244,16 @@ def test_command_writes_permutation_tables_and_refuses_bad_input(tmp_path, share
     summary = pd.read_csv(out.with_name("r_summary.csv"))
     total = summary[summary.layer == "all"].set_index("attribute")["n_significant"]
     assert np.array_equal(total.to_numpy(), (fwer.to_numpy() <= 0.05).sum(0))
+    # the report shows every count beside its null, and its figures use the run's own significance
+    from model_emotion.commands import report
+    from model_emotion.results import load_results
+
+    assert report.main(["--results_dir", str(out.parent), "--output_dir", str(tmp_path / "report"), "--attributes",
+                        str(shared / "emotion_attributes")]) == 0
+    text = (tmp_path / "report" / "summary.md").read_text()
+    assert "significant neurons beside their null" in text and "permutation test (max-T)" in text
+    loaded = load_results(out.parent)
+    assert loaded.test == "permutation" and np.array_equal(loaded.q.to_numpy(), fwer.to_numpy())
     before = {p.name: p.read_bytes() for p in out.parent.iterdir()}
     for bad, message in ((["--permutations", "0"], "permutations"), (["--permutations", "x"], "permutations"),
                          (["--permutations", "400000"], "more than the 362880 distinct permutations"),

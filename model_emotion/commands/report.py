@@ -176,10 +176,32 @@ def human_side(data, results: list, args, out: Path, both: bool) -> tuple[list[P
             best = layers.loc[layers["tau"].idxmax()] if len(layers) else whole
             text += [f"## Human side: model-level RSA ({title})\n",
                      f"The correlation-distance RDM of the seed-averaged activation patterns (all neurons) against the "
-                     f"human similarity RDM: tau = {whole['tau']:.3f} (one-sided p = {_fmt_p(whole['p_value'])}). Most "
-                     f"human-like layer: {best['scope'] if best['scope'] == 'all' else int(best['scope']) + 1} "
-                     f"(tau = {best['tau']:.3f}, p = {_fmt_p(best['p_value'])}). Full table: {label}model_rsa.csv.\n"]
+                     f"human similarity RDM: tau = {whole['tau']:.3f} (emotion-label permutation p = "
+                     f"{_fmt_p(whole['perm_p'])}; the parametric one-sided p, which treats the emotion pairs as "
+                     f"independent, is {_fmt_p(whole['p_value'])}). Most human-like layer: "
+                     f"{best['scope'] if best['scope'] == 'all' else int(best['scope']) + 1} "
+                     f"(tau = {best['tau']:.3f}, permutation p = {_fmt_p(best['perm_p'])}). Full table: "
+                     f"{label}model_rsa.csv.\n"]
     return written, text
+
+
+def null_count_section(title: str, counts) -> str:
+    """Every significant-neuron count beside its null (what emotion-label permutations give), in words."""
+    from model_emotion.tables import to_markdown
+
+    lines = [f"## {title}: significant neurons beside their null\n",
+             "`observed` is the number of significant neurons; `null_mean`, `null_p95` and `null_max` are what the "
+             "same test finds when the emotion labels are permuted (no emotion knowledge aligned with the attributes); "
+             "`count_p` is the share of permutations with at least the observed count, (1 + #) / (1 + B).\n"]
+    for test, part in counts.groupby("test", sort=False):
+        attrs = part[part["attribute"] != "all"]
+        above = attrs[attrs["count_p"] < 0.05]["attribute"].tolist()
+        kind = ("the parametric test (pairs treated as independent)" if test.startswith("parametric")
+                else "the permutation test (" + test.split("_", 1)[1].replace("maxt", "max-T") + ")")
+        lines.append(f"Under {kind}, {len(above)} of {len(attrs)} attributes have more significant neurons than "
+                     f"95% of label permutations" + (f": {', '.join(above)}." if above else ".") + "\n")
+    lines.append(to_markdown(counts))
+    return "\n".join(lines)
 
 
 def main(argv=None) -> int:
@@ -226,6 +248,9 @@ def _write_report(args, out: Path, ours, paper, human) -> int:
             write_csv(out / f"{prefix}summary.csv", table)
             title = "Paper (RoBERTa-base, released data)" if label else "This run"
             markdown.append(f"## {title}: summary per attribute" + (f" (k = {k})" if k else "") + "\n\n" + to_markdown(table))
+        if res.null_counts is not None:
+            markdown.append(null_count_section("Paper (RoBERTa-base, released data)" if label else "This run",
+                                               res.null_counts))
     if ours is not None and paper is not None:
         ours_total = ours.tau.shape[0] if ours.tau is not None else 0
         paper_total = paper.tau.shape[0] if paper.tau is not None else 0
