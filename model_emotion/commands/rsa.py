@@ -31,7 +31,8 @@ PERMUTATION_SUFFIXES = {"perm_p": "_perm_p_value", "fwer_p": "_fwer_p_value", "f
                         "null_counts": "_null_counts"}
 # The settings that change the tables: a finished run made with other values is recomputed.
 RESULT_SETTINGS = ("mode", "method", "fdr", "alternative", "alpha", "attribute_names", "groups", "test",
-                   "permutations", "perm_seed", "correction", "tail")
+                   "permutations", "perm_seed", "correction", "tail", "seed_normalization", "seed_diagnostics",
+                   "splits", "diagnostic_permutations")
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -67,6 +68,17 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="alternative hypothesis of the p-values (the paper: greater)")
     parser.add_argument("--alpha", type=cli.probability, default=0.01,
                         help="significance level: FDR q < alpha, or adjusted permutation p <= alpha (the paper: 0.01)")
+    parser.add_argument("--seed_normalization", type=str, default="none", choices=["none", "zscore", "scale"],
+                        help="per-seed normalisation before the RDMs are averaged over seeds: none (the paper's), "
+                             "zscore (each neuron of each seed over the emotions), scale (each seed to equal distance mass)")
+    parser.add_argument("--seed_diagnostics", action="store_true",
+                        help="also write _seed_reliability.csv (split-half agreement beside its label-shuffled chance "
+                             "level) and _seed_influence.csv (distance share, leave-one-seed-out and single-seed counts)")
+    parser.add_argument("--splits", type=cli.positive_int, default=5,
+                        help="random half splits of the seeds for --seed_diagnostics, besides odd/even (default %(default)s)")
+    parser.add_argument("--diagnostic_permutations", type=cli.positive_int, default=100,
+                        help="permutations of each searchlight of --seed_diagnostics under the permutation test "
+                             "(default %(default)s: about 40 searchlights on 2 cores)")
     parser.add_argument("--attribute_names", type=str, nargs="+", default=None,
                         help="use only these attributes (or spaces in 3Spaces mode)")
     parser.add_argument("--groups", type=str, nargs="+", default=None,
@@ -87,6 +99,8 @@ def output_paths(rank_csv: Path) -> dict[str, Path]:
     paths["summary"] = Path(f"{stem}_summary.csv")
     paths.update({key: Path(f"{stem}{suffix}.csv") for key, suffix in PERMUTATION_SUFFIXES.items()})
     paths["null"] = Path(f"{stem}_null.npz")
+    paths["seed_reliability"] = Path(f"{stem}_seed_reliability.csv")
+    paths["seed_influence"] = Path(f"{stem}_seed_influence.csv")
     return paths
 
 
@@ -133,9 +147,14 @@ def main(argv=None) -> int:
     if num_layers is None:
         raise ToolkitError(f"{args.activations} does not say how many layers the model has; pass --num_layers")
 
+    from model_emotion.seeds import half_splits, normalize_seeds, seed_influence, seed_reliability
+
+    if args.seed_diagnostics:
+        half_splits(len(data.seeds), args.splits)  # enough seeds? (before any work)
     start = time.perf_counter()
     device = cli.resolve_device(args.device)
-    result = searchlight(data.activations[keep], rdms.rdms, rdms.names, args.method, args.fdr, args.alternative, device,
+    acts = normalize_seeds(data.activations[keep], args.seed_normalization)
+    result = searchlight(acts, rdms.rdms, rdms.names, args.method, args.fdr, args.alternative, device,
                          test=args.test, permutations=args.permutations, perm_seed=args.perm_seed, alpha=args.alpha,
                          correction=args.correction, tail=args.tail)
     logger.info("searchlight (%s test): %.2f s for %d neurons x %d attributes", args.test, time.perf_counter() - start,
@@ -149,6 +168,17 @@ def main(argv=None) -> int:
     else:
         for key in (*PERMUTATION_SUFFIXES, "null"):  # a parametric rerun leaves no stale permutation tables
             paths[key].unlink(missing_ok=True)
+    if args.seed_diagnostics:
+        settings = dict(method=args.method, fdr_method=args.fdr, alternative=args.alternative, device=device,
+                        test=args.test, permutations=args.diagnostic_permutations, perm_seed=args.perm_seed,
+                        correction=args.correction, tail=args.tail)
+        write_csv(paths["seed_reliability"], seed_reliability(acts, rdms.rdms, rdms.names, args.alpha, args.splits,
+                                                              args.perm_seed, **settings))
+        write_csv(paths["seed_influence"], seed_influence(acts, list(data.seeds), rdms.rdms, rdms.names, args.alpha,
+                                                          **settings))
+    else:
+        for key in ("seed_reliability", "seed_influence"):
+            paths[key].unlink(missing_ok=True)
     write_csv(paths["summary"], summary)
     write_csv(paths["rank"], result.table("rank"))  # last: its presence marks a finished run
     save_run_args(paths["rank"].parent, args, paths["rank"].stem, activations_sha256=source_sha)
@@ -161,7 +191,7 @@ def main(argv=None) -> int:
                correction=result.perm.correction if result.perm is not None else "fdr",
                permutations=args.permutations if result.perm is not None else None,
                perm_seed=args.perm_seed if result.perm is not None else None,
-               tail=args.tail if result.perm is not None else None)
+               tail=args.tail if result.perm is not None else None, seed_normalization=args.seed_normalization)
     totals = summary[summary["layer"] == "all"]
     nulls = {}
     if result.perm is not None:
