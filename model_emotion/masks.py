@@ -3,7 +3,10 @@
 A mask is a tensor [layers, d_ffn] that scales the FFN neurons: binary masks hold 0 (masked) or 1
 (kept); float masks scale the masked neurons by uniform [0, 1) values (the paper's FLOAT_MASK).
 Names: ``{attribute}_top{k}`` and its random baselines ``{attribute}_top{k}_random`` (first draw),
-``{attribute}_top{k}_random_2``, ``_random_3``, ... (further draws).
+``{attribute}_top{k}_random_2``, ``_random_3``, ... (further draws), and the permuted-ranking baselines
+``{attribute}_top{k}_permuted{i}``: the top k of a ranking computed with the emotion labels shuffled
+(the i-th permutation of the searchlight's permutation test), which controls for top-ranked neurons
+simply having structured RDMs, whatever the attribute.
 
 Random baselines draw k neurons uniformly, either from all neurons (``global``) or layer by layer
 with the top-k mask's count in every layer (``layer_matched``, the default). Masking effects depend
@@ -76,10 +79,15 @@ def build_mask(indices: np.ndarray, num_layers: int, d_ffn: int, method: str, rn
     return flat.reshape(num_layers, d_ffn)
 
 
+def permuted_name(attribute: str, k: int, i: int) -> str:
+    return f"{attribute}_top{k}_permuted{i}"
+
+
 def generate_masks(ranks: pd.DataFrame, attributes: list[str], thresholds: list[int], num_layers: int,
                    mask_method: str = "BINARY_MASK", num_random: int = 3, random_method: str = "layer_matched",
-                   seed: int = 0) -> dict[str, torch.Tensor]:
-    """All top-k masks and their random baselines, in a deterministic order."""
+                   seed: int = 0, permuted_ranks: np.ndarray | None = None) -> dict[str, torch.Tensor]:
+    """All top-k masks and their random baselines, in a deterministic order; with ``permuted_ranks``
+    ([permutations, neurons, rank columns], 1 = best) also the permuted-ranking baselines."""
     method = MASK_METHODS.get(mask_method)
     if method is None:
         raise ToolkitError(f"{{--mask_method}} {mask_method!r} unknown; choose one of BINARY_MASK, FLOAT_MASK")
@@ -105,7 +113,33 @@ def generate_masks(ranks: pd.DataFrame, attributes: list[str], thresholds: list[
                 rng = _rng(seed, attribute, k, draw)
                 picks = random_like(top, num_layers, d_ffn, random_method, rng)
                 masks[mask_name(attribute, k, draw)] = build_mask(picks, num_layers, d_ffn, method, rng)
+            if permuted_ranks is not None:
+                a = list(ranks.columns).index(attribute)
+                for i, permuted in enumerate(permuted_ranks, start=1):
+                    picks = top_k(permuted[:, a], int(k), attribute)
+                    masks[permuted_name(attribute, k, i)] = build_mask(picks, num_layers, d_ffn, method,
+                                                                        _rng(seed, attribute, k, "permuted", i))
     return masks
+
+
+def load_permuted_ranks(null_npz: Path, ranks: pd.DataFrame, count: int) -> np.ndarray:
+    """The rankings of the first ``count`` permutations of a searchlight's permutation test, read from
+    its ``_null.npz`` (no pickles) and checked against the rank table. [count, neurons, columns]"""
+    from .rsa import rank_by
+
+    try:
+        with np.load(null_npz, allow_pickle=False) as data:
+            stat = np.asarray(data["permuted_stat"], dtype=np.float64)
+            names = [str(n) for n in data["attributes"]]
+    except (OSError, ValueError, KeyError, EOFError) as exc:
+        raise ToolkitError(f"{null_npz}: not a readable permutation-test file ({type(exc).__name__}); rerun "
+                           f"rsa_searchlight.py --test permutation") from None
+    if stat.ndim != 3 or stat.shape[1:] != (len(ranks), len(ranks.columns)) or names != list(ranks.columns):
+        raise ToolkitError(f"{null_npz} does not match its rank table (neurons or attributes differ: {stat.shape[1:]} "
+                           f"vs {(len(ranks), len(ranks.columns))}); rerun rsa_searchlight.py")
+    if count > stat.shape[0]:
+        raise ToolkitError(f"{{--num_permuted}} {count}: {null_npz} keeps {stat.shape[0]} permuted rankings")
+    return np.stack([rank_by(s) for s in stat[:count]])
 
 
 def save_masks(path: str | Path, masks: dict[str, torch.Tensor]) -> None:

@@ -127,6 +127,7 @@ class PermutationResult:
     tail: str
     empirical_perm_p: np.ndarray = field(repr=False, default=None)  # (1 + #) / (1 + B), whatever the tail
     count_draws: dict = field(repr=False, default_factory=dict)  # test -> [B, A] significant counts per permutation
+    permuted_stat: np.ndarray | None = field(repr=False, default=None)  # [kept perms, neurons, A] statistics
 
 
 class _Streams:
@@ -170,7 +171,7 @@ def permutation_test(x: np.ndarray, attribute_rdms: np.ndarray, names: list[str]
                      valid: np.ndarray, permutations: int = 1000, seed: int = 0, alpha: float = 0.05,
                      correction: str = "maxt", fdr_method: str = "bh", parametric_fdr_method: str = "bh",
                      parametric_alpha: float | None = None, alternative: str = "greater",
-                     tail: str = "empirical", chunk: int = 1024) -> PermutationResult:
+                     tail: str = "empirical", chunk: int = 1024, keep_permuted: int = 3) -> PermutationResult:
     """The randomisation test. x: [neurons, pairs] neuron RDMs; attribute_rdms: [A, pairs].
 
     ``stat_fn(x_chunk, rows, targets)`` returns the statistic [chunk, (B+1) * A] for the chunk's
@@ -192,9 +193,12 @@ def permutation_test(x: np.ndarray, attribute_rdms: np.ndarray, names: list[str]
     obs = _signed(observed, alternative)  # [N, A]
     streams = _Streams(N, A, B, alpha, tail == "moments")
     par_alpha = alpha if parametric_alpha is None else parametric_alpha
+    keep = min(max(keep_permuted, 0), B)
+    permuted_stat = np.full((keep, N, A), np.nan, np.float32)
     for start in range(0, N, chunk):
         rows = np.arange(start, min(N, start + chunk))
         raw = stat_fn(x[rows], rows, prepared).reshape(rows.size, B + 1, A)[:, 1:, :]  # [c, B, A]
+        permuted_stat[:, rows, :] = np.where(valid[rows][None], raw[:, :keep, :].transpose(1, 0, 2), np.nan)
         signed = _signed(raw, alternative)
         ok = valid[rows]  # [c, A]
         signed[~np.broadcast_to(ok[:, None, :], signed.shape)] = -np.inf
@@ -234,7 +238,7 @@ def permutation_test(x: np.ndarray, attribute_rdms: np.ndarray, names: list[str]
     counts, draws = _null_counts(streams, names, B, valid, empirical, fwer, fwer_global, observed_p, alpha, par_alpha,
                           correction, fdr_method, parametric_fdr_method, tail, global_max)
     return PermutationResult(perm_p, fwer, fwer_global, streams.null_max, counts, perms, B, seed, correction, tail,
-                             empirical, draws)
+                             empirical, draws, permuted_stat)
 
 
 def _max_t_p(stat: np.ndarray, null_max: np.ndarray, tail: str) -> np.ndarray:

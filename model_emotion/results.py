@@ -25,7 +25,8 @@ from .io import read_csv, read_json, read_meta
 
 logger = logging.getLogger(__name__)
 
-MASK_KEY = re.compile(r"^(?P<attribute>.+)_top(?P<k>\d+)(?P<random>_random(?:_(?P<draw>\d+))?)?$")
+MASK_KEY = re.compile(r"^(?P<attribute>.+)_top(?P<k>\d+)"
+                      r"(?:(?P<random>_random(?:_(?P<draw>\d+))?)|_permuted(?P<permuted>\d+))?$")
 
 
 @dataclass
@@ -98,8 +99,10 @@ def _masking_rows(records: list[tuple[dict, str]]) -> pd.DataFrame:
             if not _is_accuracy(value):
                 raise ToolkitError(f"{file}: {key!r} is {value!r}, not an accuracy in [0, 1]")
             rows.append({"emotion": emotion, "seed": int(seed), "attribute": match["attribute"],
-                         "kind": "random" if match["random"] else "top", "k": int(match["k"]),
-                         "draw": int(match["draw"] or 1) if match["random"] else 0,
+                         "kind": "random" if match["random"] else "permuted" if match["permuted"] else "top",
+                         "k": int(match["k"]),
+                         "draw": (int(match["draw"] or 1) if match["random"] else
+                                  int(match["permuted"]) if match["permuted"] else 0),
                          "accuracy": float(value), "unmasked": unmasked})
     return pd.DataFrame(rows)
 

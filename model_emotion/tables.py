@@ -9,14 +9,36 @@ from scipy import stats
 
 
 def masking_effects(masking: pd.DataFrame) -> pd.DataFrame:
-    """Per (emotion, seed, attribute, k): top-k accuracy, mean random accuracy over draws, unmasked."""
-    top = masking[masking["kind"] == "top"].groupby(["emotion", "seed", "attribute", "k"])["accuracy"].mean()
-    rand = masking[masking["kind"] == "random"].groupby(["emotion", "seed", "attribute", "k"])["accuracy"].mean()
+    """Per (emotion, seed, attribute, k): top-k accuracy, mean random accuracy over draws, unmasked, and
+    (when the masks have them) the mean accuracy of the permuted-ranking baselines."""
+    keys = ["emotion", "seed", "attribute", "k"]
+    top = masking[masking["kind"] == "top"].groupby(keys)["accuracy"].mean()
+    rand = masking[masking["kind"] == "random"].groupby(keys)["accuracy"].mean()
     base = masking.groupby(["emotion", "seed"])["unmasked"].first()
-    table = pd.DataFrame({"top": top, "random": rand}).reset_index()
+    columns = {"top": top, "random": rand}
+    if (masking["kind"] == "permuted").any():
+        columns["permuted"] = masking[masking["kind"] == "permuted"].groupby(keys)["accuracy"].mean()
+    table = pd.DataFrame(columns).reset_index()
     table["unmasked"] = [base.get((e, s), np.nan) for e, s in zip(table["emotion"], table["seed"])]
     table["beyond_random"] = table["random"] - table["top"]  # accuracy lost beyond what random masking costs
+    if "permuted" in table:
+        # beyond the top k of rankings made with shuffled labels: structured-RDM neurons of no attribute
+        table["beyond_permuted"] = table["permuted"] - table["top"]
     return table
+
+
+BOOTSTRAP_DRAWS = 2000
+
+
+def bootstrap_ci(values: np.ndarray, confidence: float = 0.95, seed: int = 0) -> tuple[float, float]:
+    """Percentile bootstrap interval of the mean over prompts (NaN for fewer than 2 values)."""
+    values = np.asarray(values, dtype=float)
+    values = values[np.isfinite(values)]
+    if values.size < 2:
+        return float("nan"), float("nan")
+    means = values[np.random.default_rng(seed).integers(0, values.size, (BOOTSTRAP_DRAWS, values.size))].mean(axis=1)
+    tail = (1 - confidence) / 2 * 100
+    return float(np.percentile(means, tail)), float(np.percentile(means, 100 - tail))
 
 
 def mean_ci(values: np.ndarray, confidence: float = 0.95) -> tuple[float, float]:
@@ -58,6 +80,13 @@ def summary_table(res, k: int | None) -> tuple[pd.DataFrame, int | None]:
                 entry["p_paired"] = float(test.pvalue)
             else:
                 entry["t"], entry["p_paired"] = float("nan"), float("nan")
+            entry["drop_ci_low"], entry["drop_ci_high"] = bootstrap_ci(group["beyond_random"].to_numpy())
+            if "beyond_permuted" in group and group["beyond_permuted"].notna().any():
+                beyond = group["beyond_permuted"].dropna()
+                entry["drop_beyond_permuted"] = float(beyond.mean())
+                entry["permuted_ci_low"], entry["permuted_ci_high"] = bootstrap_ci(beyond.to_numpy())
+                entry["p_permuted"] = (float(stats.ttest_1samp(beyond, 0.0, alternative="greater").pvalue)
+                                       if len(beyond) > 1 and beyond.std() > 0 else float("nan"))
     else:
         k = None
     table = pd.DataFrame([{"attribute": a, **v} for a, v in rows.items()])

@@ -254,6 +254,32 @@ def test_command_writes_permutation_tables_and_refuses_bad_input(tmp_path, share
     assert "significant neurons beside their null" in text and "permutation test (max-T)" in text
     loaded = load_results(out.parent)
     assert loaded.test == "permutation" and np.array_equal(loaded.q.to_numpy(), fwer.to_numpy())
+    # masks of the top k of rankings made under shuffled labels, from the searchlight's _null.npz
+    import torch
+
+    from model_emotion.commands import masks as gen_mask
+    from model_emotion.results import MASK_KEY
+    from model_emotion.rsa import rank_by
+
+    pkl = tmp_path / "masks" / "m.pkl"
+    assert gen_mask.main(["--CSV_Path", str(out), "--PKL_File", str(pkl), "--thresholds", "5", "--num_random", "1"]) == 0
+    masks = torch.load(pkl, weights_only=True)
+    assert {f"valence_top5_permuted{i}" for i in (1, 2, 3)} <= set(masks) and len(masks) == 14 * 5
+    ranks = rank_by(null["permuted_stat"][1].astype(float))[:, list(fwer.columns).index("valence")]
+    zeros = np.flatnonzero(masks["valence_top5_permuted2"].flatten().numpy() == 0)
+    assert set(zeros) == set(np.argsort(ranks, kind="stable")[:5])
+    match = MASK_KEY.match("valence_top5_permuted2")
+    assert match["attribute"] == "valence" and match["permuted"] == "2" and MASK_KEY.match("valence_top5_random_2")["draw"] == "2"
+    broken = tmp_path / "broken" / "r.csv"
+    broken.parent.mkdir()
+    for name in ("r.csv", "r_meta.json"):
+        (broken.parent / name).write_bytes((out.parent / name).read_bytes())
+    np.savez(broken.with_name("r_null.npz"), permuted_stat=np.zeros((3, 7, 14), np.float32),
+             attributes=np.array(list(fwer.columns), dtype=str))
+    capsys.readouterr()
+    assert cli.run(gen_mask.main, ["--CSV_Path", str(broken), "--PKL_File", str(tmp_path / "m2.pkl"),
+                                   "--thresholds", "5"]) == 2
+    assert "does not match its rank table" in capsys.readouterr().err and not (tmp_path / "m2.pkl").exists()
     before = {p.name: p.read_bytes() for p in out.parent.iterdir()}
     for bad, message in ((["--permutations", "0"], "permutations"), (["--permutations", "x"], "permutations"),
                          (["--permutations", "400000"], "more than the 362880 distinct permutations"),

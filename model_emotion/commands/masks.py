@@ -37,6 +37,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--percent", type=cli.percent, nargs="+", default=None,
                         help="k as percentages of all neurons instead of --thresholds (e.g. 4 8 16)")
     parser.add_argument("--num_random", type=cli.nonneg_int, default=3, help="random baseline draws per (attribute, k) (default %(default)s)")
+    parser.add_argument("--num_permuted", type=cli.nonneg_int, default=None,
+                        help="permuted-ranking baselines per (attribute, k): top k of the rankings the permutation test "
+                             "computed with shuffled emotion labels (from the rank table's _null.npz; default 3 when "
+                             "it exists, else 0)")
     parser.add_argument("--random_method", type=str, default="layer_matched", choices=["global", "layer_matched"],
                         help="layer_matched (default): same count per layer as the top-k mask; global: uniform over all")
     parser.add_argument("--seed", type=cli.seed_int, default=0, help="seed of the random masks (default %(default)s)")
@@ -133,17 +137,27 @@ def main(argv=None) -> int:
     too_big = [k for k in thresholds if k > len(ranks)]
     if too_big:
         raise ToolkitError(f"thresholds {too_big} exceed the {len(ranks)} neurons of {args.CSV_Path}")
+    from model_emotion.masks import load_permuted_ranks
+
+    null_npz = args.CSV_Path.with_name(f"{args.CSV_Path.stem}_null.npz")
+    if args.num_permuted is None:
+        args.num_permuted = 3 if null_npz.is_file() else 0
+    elif args.num_permuted and not null_npz.is_file():
+        raise ToolkitError(f"--num_permuted {args.num_permuted} needs {null_npz} (rsa_searchlight.py --test permutation)")
+    permuted = load_permuted_ranks(null_npz, ranks, args.num_permuted) if args.num_permuted else None
     masks = generate_masks(ranks, attributes, thresholds, num_layers, args.mask_method, args.num_random,
-                           args.random_method, args.seed)
+                           args.random_method, args.seed, permuted)
     save_masks(args.PKL_File, masks)
     save_run_args(args.PKL_File.parent, args, args.PKL_File.stem,
                   rank_sha256=rank_sha)
     write_meta(args.PKL_File, num_layers=num_layers, d_ffn=len(ranks) // num_layers, num_neurons=len(ranks),
                model=rank_meta.get("model"), model_type=rank_meta.get("model_type"), protocol=rank_meta.get("protocol"),
                thresholds=list(thresholds), mask_method=args.mask_method, random_method=args.random_method,
-               num_random=args.num_random, seed=args.seed, attributes=list(attributes), rank_sha256=rank_sha)
-    logger.info("wrote %d masks (%d attributes x k in %s, %d random draws each, %s) to %s", len(masks),
-                len(attributes), thresholds, args.num_random, args.random_method, args.PKL_File)
+               num_random=args.num_random, num_permuted=args.num_permuted, seed=args.seed, attributes=list(attributes),
+               rank_sha256=rank_sha)
+    logger.info("wrote %d masks (%d attributes x k in %s, %d random draws and %d permuted rankings each, %s) to %s",
+                len(masks), len(attributes), thresholds, args.num_random, args.num_permuted, args.random_method,
+                args.PKL_File)
     return 0
 
 

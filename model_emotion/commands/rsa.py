@@ -220,7 +220,8 @@ def write_permutation_tables(paths: dict[str, Path], result) -> None:
     with atomic_path(paths["null"]) as tmp:
         with open(tmp, "wb") as handle:
             np.savez_compressed(handle, attributes=np.array(result.names), null_max=perm.null_max,
-                                permutations=perm.permutations, **{f"counts_{k}": v for k, v in perm.count_draws.items()})
+                                permutations=perm.permutations, permuted_stat=perm.permuted_stat,
+                                **{f"counts_{k}": v for k, v in perm.count_draws.items()})
 
 
 if __name__ == "__main__":
