@@ -294,3 +294,21 @@ def model_rsa(table: pd.DataFrame, ax=None):
     ax.set_title("Which layer's emotion geometry is most human-like? (correlation-distance RDM of all neurons)")
     fig.tight_layout()
     return fig
+
+
+def null_counts(draws: np.ndarray, observed: pd.Series, names: list[str], test: str):
+    """Each attribute's observed count of significant neurons against its distribution under emotion-label
+    permutations (small multiples, one histogram per attribute, shared x axis in neurons)."""
+    cols = min(5, len(names))
+    rows = -(-len(names) // cols)
+    fig, axes = _figure(rows, cols, figsize=(2.6 * cols, 2.0 * rows), squeeze=False, sharex=False)
+    for i, name in enumerate(names):
+        ax = axes[i // cols][i % cols]
+        ax.hist(draws[:, i], bins=30, color="#8c8c8c")
+        ax.axvline(float(observed.get(name, np.nan)), color="#c0392b", linewidth=2)
+        ax.set_title(name, fontsize=9)
+        ax.tick_params(labelsize=7)
+    for j in range(len(names), rows * cols):
+        axes[j // cols][j % cols].set_visible(False)
+    fig.supxlabel(f"significant neurons ({test}); grey: under label permutations, red: observed", fontsize=9)
+    return fig

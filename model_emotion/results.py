@@ -40,6 +40,9 @@ class Results:
     summary: pd.DataFrame | None = None  # attribute, layer, n_significant, n_selective
     null_counts: pd.DataFrame | None = None  # attribute, test, observed, null_mean, null_p95, null_max, count_p
     test: str = "parametric"  # the searchlight's test; "q" holds the p-value that decided significance
+    fwer: pd.DataFrame | None = None  # max-T adjusted p within each attribute [neurons, attributes]
+    reliability: pd.DataFrame | None = None  # the searchlight's _seed_reliability table
+    null_draws: dict = field(default_factory=dict)  # test -> [B, attributes] significant counts per permutation
     masking: pd.DataFrame | None = None  # emotion, seed, attribute, kind, k, draw, accuracy, unmasked
     activations: object | None = None  # ActivationSet
     num_layers: int | None = None
@@ -133,6 +136,22 @@ def read_null_counts(path: Path) -> pd.DataFrame:
     return table
 
 
+def read_null_draws(path: Path, attributes: list[str]) -> dict:
+    """The per-permutation significant counts of a searchlight's ``_null.npz`` (no pickles), checked."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            names = [str(n) for n in data["attributes"]]
+            draws = {key[len("counts_"):]: np.asarray(data[key]) for key in data.files if key.startswith("counts_")}
+    except (OSError, ValueError, KeyError, EOFError) as exc:
+        raise ToolkitError(f"{path}: not a readable permutation-test file ({type(exc).__name__})") from None
+    if names != attributes:
+        raise ToolkitError(f"{path}: its attributes differ from the rank table's")
+    for key, value in draws.items():
+        if value.ndim != 2 or value.shape[1] != len(attributes) or value.dtype.kind not in "iu" or (value < 0).any():
+            raise ToolkitError(f"{path}: counts_{key} is not a [permutations, {len(attributes)}] table of counts")
+    return draws
+
+
 def read_summary(path: Path) -> pd.DataFrame:
     """A searchlight summary: attribute, layer (integers and 'all'), n_significant, n_selective."""
     table = read_csv(path, "a searchlight summary (attribute, layer, n_significant, n_selective, n_neurons)",
@@ -205,6 +224,18 @@ def load_results(root: str | Path, rank_csv: str | Path | None = None, num_layer
             res.test = "permutation"
         if Path(f"{stem}_null_counts.csv").exists():
             res.null_counts = read_null_counts(Path(f"{stem}_null_counts.csv"))
+        if Path(f"{stem}_fwer_p_value.csv").exists():
+            path = Path(f"{stem}_fwer_p_value.csv")
+            table = read_csv(path, "a searchlight FWER p table (one row per neuron)")
+            if len(table) != len(res.rank) or list(table.columns) != list(res.rank.columns):
+                raise ToolkitError(f"{path} does not match {rank_path} (rows or columns differ)")
+            res.fwer = _numeric_table(table, path, table.columns)
+        if Path(f"{stem}_seed_reliability.csv").exists():
+            path = Path(f"{stem}_seed_reliability.csv")
+            table = read_csv(path, "a seed reliability table", ["split", "attribute", "spearman", "spearman_chance"])
+            res.reliability = _numeric_table(table, path, ["spearman", "spearman_chance"])
+        if Path(f"{stem}_null.npz").exists():
+            res.null_draws = read_null_draws(Path(f"{stem}_null.npz"), list(res.rank.columns))
         if Path(f"{stem}_summary.csv").exists():
             res.summary = read_summary(Path(f"{stem}_summary.csv"))
         if res.summary is not None and res.num_layers is None:

@@ -254,6 +254,12 @@ def test_command_writes_permutation_tables_and_refuses_bad_input(tmp_path, share
     assert "significant neurons beside their null" in text and "permutation test (max-T)" in text
     loaded = load_results(out.parent)
     assert loaded.test == "permutation" and np.array_equal(loaded.q.to_numpy(), fwer.to_numpy())
+    survival = pd.read_csv(tmp_path / "report" / "survival.csv")
+    assert list(survival.columns) == ["attribute", "significant", "null_mean", "null_p95", "count_p", "fwer_survivors",
+                                      "split_half_spearman", "split_half_chance", "drop_beyond_random",
+                                      "drop_beyond_permuted", "drop_ci_low", "drop_ci_high", "verdict"]
+    assert len(survival) == 14 and np.array_equal(survival.fwer_survivors, (fwer.to_numpy() <= 0.05).sum(0))
+    assert "what survives" in text and (tmp_path / "report" / "null_counts_parametric_bh.png").exists()
     # masks of the top k of rankings made under shuffled labels, from the searchlight's _null.npz
     import torch
 
@@ -301,3 +307,21 @@ def test_command_writes_permutation_tables_and_refuses_bad_input(tmp_path, share
     assert rsa_searchlight.main(args + ["--test", "parametric"]) == 0
     assert not out.with_name("r_fwer_p_value.csv").exists()
     assert json.loads(out.with_name("r_meta.json").read_text())["test"] == "parametric"
+
+
+def test_survival_verdicts_by_hand():
+    from model_emotion.survival import survival_sentences, survival_table
+
+    counts = pd.DataFrame({"attribute": ["a", "b", "all"], "test": ["parametric_bh"] * 3, "observed": [50, 40, 90],
+                           "null_mean": [5.0, 60.0, 65.0], "null_p95": [20.0, 150.0, 170.0], "null_max": [30, 200, 230],
+                           "count_p": [0.001, 0.6, 0.2]})
+    fwer = pd.DataFrame({"a": [0.001, 0.5, 0.01], "b": [0.9, 0.8, 0.7]})
+    summary = pd.DataFrame({"attribute": ["a", "b"], "drop_beyond_random": [0.04, 0.0], "drop_ci_low": [0.01, -0.02],
+                            "drop_ci_high": [0.07, 0.02], "drop_beyond_permuted": [0.03, -0.01]})
+    table = survival_table(counts, fwer, None, summary, 0.01).set_index("attribute")
+    assert table.loc["a", "fwer_survivors"] == 2 and table.loc["b", "fwer_survivors"] == 0
+    assert "more significant neurons than label permutations" in table.loc["a", "verdict"]
+    assert "more than permuted-ranking masks" in table.loc["a", "verdict"]
+    assert "within its permutation null" in table.loc["b", "verdict"] and "no neuron survives" in table.loc["b", "verdict"]
+    text = " ".join(survival_sentences(table.reset_index(), 0.01))
+    assert "only 1 of them" in text and "neurons survive for 1 of 2 attributes: a." in text

@@ -71,6 +71,12 @@ def draw(res, out: Path, args, label: str, reference=None) -> list[Path]:
         written += save(plots.selectivity_heatmap(res.tau, res.q, res.num_layers, res.alpha), out / f"{label}selectivity_tau", formats)
     if res.summary is not None:
         written += save(plots.selectivity_counts(res.summary), out / f"{label}selectivity_by_layer", formats)
+    if res.null_counts is not None:
+        for test, draws in res.null_draws.items():
+            rows = res.null_counts[res.null_counts["test"] == test].set_index("attribute")["observed"]
+            if len(rows):
+                written += save(plots.null_counts(draws, rows, list(res.rank.columns), test), out / f"{label}null_counts_{test}",
+                                formats)
     total = res.tau.shape[0] if res.tau is not None else (res.activations.activations.shape[2] if res.activations else None)
     if res.masking is not None:
         written += save(plots.masking_curves(res.masking, total), out / f"{label}masking_accuracy_vs_k", formats)
@@ -251,6 +257,15 @@ def _write_report(args, out: Path, ours, paper, human) -> int:
         if res.null_counts is not None:
             markdown.append(null_count_section("Paper (RoBERTa-base, released data)" if label else "This run",
                                                res.null_counts))
+        if res.null_counts is not None or res.fwer is not None:
+            from model_emotion.survival import survival_sentences, survival_table
+
+            title = "Paper (RoBERTa-base, released data)" if label else "This run"
+            survival = survival_table(res.null_counts, res.fwer, res.reliability, table if not table.empty else None,
+                                      res.alpha)
+            write_csv(out / f"{prefix}survival.csv", survival)
+            markdown.append(f"## {title}: what survives\n\n" + " ".join(survival_sentences(survival, res.alpha))
+                            + "\n\n" + to_markdown(survival))
     if ours is not None and paper is not None:
         ours_total = ours.tau.shape[0] if ours.tau is not None else 0
         paper_total = paper.tau.shape[0] if paper.tau is not None else 0
