@@ -39,6 +39,39 @@ def chain(tiny_bert, small_goemotions, shared, tmp_path_factory):
     return root, ckpt, acts_dir, rank_csv, pkl
 
 
+def test_control_prompts_have_the_trained_norms_and_run_through_the_stages(chain, tiny_bert, tmp_path, shared):
+    import torch
+
+    from model_emotion.commands.activations import control_prompt
+
+    _, ckpt, acts_dir, _, _ = chain
+    record = torch.load(ckpt / "joy-1.pt", weights_only=True)
+    control = control_prompt(record, "best", "joy", 1, 0)
+    assert torch.allclose(control["best_prompt"].norm(dim=1), record["best_prompt"].norm(dim=1), atol=1e-5)
+    assert not torch.allclose(control["best_prompt"], record["best_prompt"])
+    assert torch.equal(control_prompt(record, "best", "joy", 1, 0)["best_prompt"], control["best_prompt"])
+    assert not torch.equal(control_prompt(record, "best", "anger", 1, 0)["best_prompt"], control["best_prompt"])
+    out = tmp_path / "control"
+    assert get_active_neuron.main(["--model", str(tiny_bert), "--checkpoint_dir", str(ckpt), "--output_dir", str(out),
+                                   "--device", "cpu", "--control", "random_prompts"]) == 0
+    trained, random = np.load(acts_dir / "activations.npz"), np.load(out / "activations.npz")
+    assert random["activations"].shape == trained["activations"].shape
+    assert not np.allclose(random["activations"], trained["activations"])
+    assert json.loads((out / "activations_meta.json").read_text())["control"] == "random_prompts"
+    rank = tmp_path / "rank" / "r.csv"  # the next stage runs on them unchanged
+    assert rsa_searchlight.main(["--activations", str(out / "activations.npz"), "--attributes",
+                                 str(shared / "emotion_attributes"), "--output", str(rank)]) == 0
+    assert pd.read_csv(rank.with_name("r_null_counts.csv"))["attribute"].nunique() == 15
+    from model_emotion.commands import report
+
+    root = acts_dir.parent
+    assert report.main(["--results_dir", str(root / "neuron_rank"), "--control_dir", str(rank.parent), "--output_dir",
+                        str(tmp_path / "report"), "--attributes", str(shared / "emotion_attributes")]) == 0
+    table = pd.read_csv(tmp_path / "report" / "control_comparison.csv")
+    assert len(table) == 14 and {"trained_significant", "control_significant", "control_fwer_survivors"} <= set(table.columns)
+    assert "untrained control prompts" in (tmp_path / "report" / "summary.md").read_text()
+
+
 def test_activation_outputs(chain, tiny_bert):
     root, ckpt, acts_dir, _, _ = chain
     data = np.load(acts_dir / "activations.npz")

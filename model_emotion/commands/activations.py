@@ -5,6 +5,13 @@ neurons are read at the ``<mask>`` slot. The input is the protocol's: ``<mask> P
 Hugging Face's positions (toolkit), or exactly the original code's ``<mask> P_1..P_P <s>`` with
 positions 0..L-1 and no token-type embedding on the prompt (``--protocol paper``).
 
+``--control random_prompts`` writes the same files for untrained control prompts: each checkpoint's
+prompt is replaced by Gaussian random vectors, each rescaled to the L2 norm of the trained prompt's
+vector at the same position (one control per emotion and seed, drawn from ``--control_seed``, the
+emotion and the seed), so that every later stage runs on them unchanged and ``report.py
+--control_dir`` can put trained and control side by side: what the searchlight finds in prompts
+that learned nothing.
+
 Example:
     python get_active_neuron.py --activation_mode before_relu --checkpoint_dir checkpoint
 """
@@ -36,6 +43,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--sentiments", type=str, nargs="+", default=None, help="emotions to read (default: every checkpoint found)")
     parser.add_argument("--seeds", type=cli.seed_int, nargs="+", default=None, help="seeds to read (default: every checkpoint found)")
     parser.add_argument("--state", type=str, default="best", choices=["best", "final"], help="which prompt of the checkpoint")
+    parser.add_argument("--control", type=str, default="none", choices=["none", "random_prompts"],
+                        help="random_prompts: untrained control prompts (random vectors with the trained prompt's "
+                             "norm per position) instead of the trained ones")
+    parser.add_argument("--control_seed", type=cli.seed_int, default=0, help="seed of the control prompts (default %(default)s)")
     cli.add_protocol_args(parser)
     parser.add_argument("--overwrite", action="store_true", help="recompute CSVs that exist")
     return parser.parse_args(argv)
@@ -62,6 +73,25 @@ def find_checkpoints(checkpoint_dir: Path, sentiments, seeds) -> list[tuple[str,
     if not found:
         raise ToolkitError(f"no {{sentiment}}-{{seed}}.pt checkpoints in {checkpoint_dir}")
     return [(e, s, found[(e, s)]) for e, s in sorted(found)]
+
+
+def control_prompt(record: dict, state: str, emotion: str, seed: int, control_seed: int) -> dict:
+    """A copy of a checkpoint record whose prompt is random: Gaussian vectors rescaled, position by
+    position, to the trained prompt's L2 norms (the head, if any, is kept)."""
+    import zlib
+
+    import numpy as np
+    import torch
+
+    prompt = record[f"{state}_prompt"]
+    if prompt.shape[0] == 0:
+        raise ToolkitError(f"{emotion}-{seed}: an instruction prompt has no vectors to replace; --control "
+                           f"random_prompts needs soft prompts")
+    rng = np.random.default_rng([control_seed, zlib.crc32(emotion.encode()), seed])
+    noise = torch.from_numpy(rng.standard_normal(tuple(prompt.shape))).to(prompt.dtype)
+    norms = prompt.norm(dim=1, keepdim=True)
+    control = noise / noise.norm(dim=1, keepdim=True).clamp_min(1e-12) * norms
+    return {**record, f"{state}_prompt": control}
 
 
 def main(argv=None) -> int:
@@ -109,6 +139,8 @@ def main(argv=None) -> int:
         csv_path = out / f"{emotion}-{seed}.csv"
         made_from = {"checkpoint_sha256": file_digest(path), "model": args.model, "mode": args.activation_mode,
                      "state": args.state, "protocol": args.protocol or record["config"].get("protocol", "toolkit")}
+        if args.control != "none":  # trained prompts keep the record of earlier versions (their CSVs stay valid)
+            made_from.update(control=args.control, control_seed=args.control_seed)
         reuse = csv_path.exists() and not args.overwrite and provenance.get(csv_path.name) == made_from
         if csv_path.exists() and not args.overwrite and not reuse:
             logger.info("%s is stale or of unknown origin (checkpoint or settings changed); recomputing", csv_path)
@@ -118,6 +150,8 @@ def main(argv=None) -> int:
                 raise ToolkitError(f"{csv_path} has {rows[(emotion, seed)].size} neurons, the model has "
                                    f"{ffn.num_neurons}; pass --overwrite to recompute")
         else:
+            if args.control == "random_prompts":
+                record = control_prompt(record, args.state, emotion, seed, args.control_seed)
             model = prompt_model_from_checkpoint(record, backbone, tokenizer, args.state, path, args.protocol).to(device)
             rows[(emotion, seed)] = prompt_activations(model, args.activation_mode)
             write_activation_csv(csv_path, rows[(emotion, seed)])
@@ -140,7 +174,9 @@ def main(argv=None) -> int:
     modes = sorted({rec["config"].get("prompt_mode", "soft") for rec in records.values()})
     write_meta(out / "activations.npz", num_layers=ffn.num_layers, d_ffn=ffn.d_ffn, num_neurons=ffn.num_neurons,
                model=args.model, model_type=backbone.config.model_type, protocol="+".join(protocols),
-               prompt_mode="+".join(modes), activation_mode=args.activation_mode, state=args.state)
+               prompt_mode="+".join(modes), activation_mode=args.activation_mode, state=args.state,
+               control=args.control if args.control != "none" else None,
+               control_seed=args.control_seed if args.control != "none" else None)
     save_run_args(out, args, "get_active_neuron")
     logger.info("wrote %d activation CSVs, activations.npz %s and the accuracy table to %s", len(rows), acts.shape, out)
     return 0

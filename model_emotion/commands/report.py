@@ -30,6 +30,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--results_dir", type=Path, default=None, help="folder holding the outputs of steps 1-5")
     parser.add_argument("--paper_dir", type=Path, default=None,
                         help="the paper's released RoBERTa results (e.g. ../shared/data/paper_roberta)")
+    parser.add_argument("--control_dir", type=Path, default=None,
+                        help="results folder of a control run (get_active_neuron.py --control random_prompts, then "
+                             "rsa_searchlight.py): its counts, nulls and survivors beside this run's")
     parser.add_argument("--output_dir", type=Path, default=Path("report"), help="where figures and tables go (default %(default)s)")
     parser.add_argument("--rank_csv", type=Path, default=None, help="rank table to use (default: the first found)")
     parser.add_argument("--attributes", type=str, default=cli.env_default("ME_ATTRIBUTES", None),
@@ -228,11 +231,49 @@ def main(argv=None) -> int:
             raise ToolkitError(f"--k {args.k} is not a k of the masked evaluation; it has {sorted(set(res.masking['k']))}")
     # Everything is written to a staging folder and moved into --output_dir at the end, so a failure
     # half-way leaves the folder as it was.
+    control = load_results(args.control_dir, alpha=args.alpha) if args.control_dir is not None else None
+    if control is not None and control.null_counts is None:
+        raise ToolkitError(f"--control_dir {args.control_dir}: no searchlight null counts (run rsa_searchlight.py "
+                           f"--test permutation on the control activations)")
     with staged_dir(args.output_dir) as out:
-        return _write_report(args, out, ours, paper, human)
+        return _write_report(args, out, ours, paper, human, control)
 
 
-def _write_report(args, out: Path, ours, paper, human) -> int:
+def control_comparison(ours, control):
+    """Per attribute: significant neurons, nulls and max-T survivors of the trained run beside the control's."""
+    import pandas as pd
+
+    from model_emotion.survival import survival_table
+
+    def table(res):
+        return survival_table(res.null_counts, res.fwer, None, None, res.alpha).set_index("attribute")
+
+    trained, random = table(ours), table(control)
+    names = [a for a in trained.index if a in random.index]
+    rows = []
+    for name in names:
+        t, c = trained.loc[name], random.loc[name]
+        rows.append({"attribute": name, "trained_significant": t["significant"], "control_significant": c["significant"],
+                     "control_share": (c["significant"] / t["significant"]) if t["significant"] else float("nan"),
+                     "trained_count_p": t["count_p"], "control_count_p": c["count_p"],
+                     "trained_fwer_survivors": t["fwer_survivors"], "control_fwer_survivors": c["fwer_survivors"]})
+    return pd.DataFrame(rows)
+
+
+def control_section(table) -> str:
+    from model_emotion.tables import to_markdown
+
+    total_t, total_c = table["trained_significant"].sum(), table["control_significant"].sum()
+    share = f"{100 * total_c / total_t:.0f}%" if total_t else "n/a"
+    return ("## Trained prompts beside untrained control prompts\n\n"
+            f"Untrained random prompts (same norms) give {int(total_c)} significant neuron x attribute pairs under the "
+            f"parametric test, {share} of the trained prompts' {int(total_t)}; max-T survivors: "
+            f"{int(table['control_fwer_survivors'].sum())} control against {int(table['trained_fwer_survivors'].sum())} "
+            "trained. A count that untrained prompts reach is not evidence of learned emotion knowledge.\n\n"
+            + to_markdown(table))
+
+
+def _write_report(args, out: Path, ours, paper, human, control=None) -> int:
     from model_emotion.html_report import build_report_html
     from model_emotion.io import read_json, save_run_args, write_csv, write_text
     from model_emotion.tables import comparison_tables, summary_table, to_markdown
@@ -277,6 +318,10 @@ def _write_report(args, out: Path, ours, paper, human) -> int:
                                                    args, out, both=ours is not None and paper is not None)
         written += human_written
         markdown += human_markdown
+    if ours is not None and control is not None:
+        table = control_comparison(ours, control)
+        write_csv(out / "control_comparison.csv", table)
+        markdown.append(control_section(table))
     if markdown:
         write_text(out / "summary.md", "\n".join(markdown))
     record = read_json(save_run_args(out, args, "report"), dict)
