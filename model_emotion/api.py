@@ -125,7 +125,7 @@ def train_prompts(backbone, tokenizer, data: GoEmotions, jobs, *, multi_prompt: 
         set_seed(seed)
         config = PromptConfig(model=model_name or getattr(backbone.config, "_name_or_path", "model"),
                               prompt_len=prompt_len, head=head, verbalizer=tuple(verbalizer),
-                              prompt_init=prompt_init or ("mask" if paper else "vocab"), max_length=max_length,
+                              prompt_init=prompt_init or ("normal" if paper else "vocab"), max_length=max_length,
                               seed=seed, sentiment=emotion, protocol=protocol, prompt_mode=prompt_mode,
                               template=template, answer_cue=answer_cue, extra={"negative_sampling": negative_sampling})
         model = build_prompt_model(backbone, tokenizer, config).to(device)

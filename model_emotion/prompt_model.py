@@ -36,7 +36,7 @@ from .loading import HEADS, has_mlm_head, is_decoder, load_backbone  # noqa: F40
 
 logger = logging.getLogger(__name__)
 
-PROMPT_INITS = ("vocab", "mask")
+PROMPT_INITS = ("vocab", "mask", "normal")
 DEFAULT_VERBALIZER = ("negative", "positive")
 PROTOCOLS = ("toolkit", "paper")
 # soft: a trained soft prompt; instruction (decoders): a natural-language question, nothing trained.
@@ -151,9 +151,15 @@ class TrainablePrompt(nn.Module):
     head: nn.Module | None
 
     def _init_prompt(self, tokenizer, generator: torch.Generator) -> torch.Tensor:
-        """P rows of the input embeddings: seeded random non-special tokens, or ``<mask>`` x P. [P, hidden]"""
+        """P rows of the input embeddings (seeded random non-special tokens, or ``<mask>`` x P), or ``normal``:
+        i.i.d. N(0, initializer_range^2) draws, what the original code's prompt really started from (its
+        ``from_pretrained`` in transformers 4.28.1 re-initialises weights missing from the checkpoint, the
+        prompt included, with the model's ``_init_weights``, discarding the constructor's ``<mask>`` copies). [P, hidden]"""
         weight = self.embeddings.weight.detach()
         P = self.config.prompt_len
+        if self.config.prompt_init == "normal":
+            std = float(getattr(self.backbone.config, "initializer_range", 0.02) or 0.02)
+            return torch.randn((P, weight.shape[1]), generator=generator) * std
         if self.config.prompt_init == "mask":
             ids = torch.full((P,), tokenizer.mask_token_id)
         else:

@@ -20,4 +20,5 @@ MAX_EVAL_SAMPLES=${MAX_EVAL_SAMPLES:-200}
 MASK_EVAL_SAMPLES=${MASK_EVAL_SAMPLES:-64}
 MASK_PERCENT=${MASK_PERCENT:-8}
 NUM_RANDOM=${NUM_RANDOM:-1}
+NUM_PERMUTED=${NUM_PERMUTED:-1}  # one permuted-ranking baseline per attribute (reproduce.sh: 3)
 run_pipeline

@@ -1,7 +1,9 @@
 # The six stages in order, configured by environment variables; sourced by demo.sh and reproduce.sh.
 # Needs: OUT MODEL ATTRIBUTES (may be empty = download), DATA_DIR (may be empty = hub), EMOTIONS, SEEDS,
 # PROMPT_LEN EPOCHS LR MAX_TRAIN_SAMPLES MAX_EVAL_SAMPLES MASK_EVAL_SAMPLES MASK_PERCENT (or THRESHOLDS) NUM_RANDOM;
-# optional: PROTOCOL, NEGATIVE_SAMPLING, ACCURACY_MEAN, RANDOM_METHOD, MASK_EVAL_BATCH_SIZE, HUMAN_DIR.
+# optional: PROTOCOL, NEGATIVE_SAMPLING, ACCURACY_MEAN, RANDOM_METHOD, MASK_EVAL_BATCH_SIZE, HUMAN_DIR,
+# NUM_PERMUTED (permuted-ranking masks per attribute and k; gen_mask.py's default: 3 after a permutation test),
+# RSA_ARGS (more rsa_searchlight.py flags).
 
 run_pipeline() {
   local py=${PYTHON:-python}
@@ -31,6 +33,7 @@ run_pipeline() {
   echo "== [4/6] masks ($((SECONDS - start)) s so far)"
   "$py" gen_mask.py --CSV_Path "$OUT/neuron_rank/neuron_rank_by_searchlight_RSA_14property.csv" \
     --PKL_File "$OUT/masks/RSA_14property.pkl" "${k_args[@]}" --num_random "$NUM_RANDOM" \
+    ${NUM_PERMUTED:+--num_permuted "$NUM_PERMUTED"} \
     --random_method "${RANDOM_METHOD:-layer_matched}"
   echo "== [5/6] masked evaluation ($((SECONDS - start)) s so far)"
   MASK_PATH=$OUT/masks/RSA_14property.pkl RESULT_PATH=$OUT/eval_mask_neuron_result/RSA_14property \

@@ -170,7 +170,7 @@ def test_paper_protocol_through_the_stage_commands(tiny_roberta, small_goemotion
                        "--max_train_samples", "16", "--max_eval_samples", "12", "--protocol", "paper",
                        "--negative_sampling", "paper"]) == 0
     record = torch.load(ckpt / "joy-1.pt", weights_only=True)
-    assert record["config"]["protocol"] == "paper" and record["config"]["prompt_init"] == "mask"
+    assert record["config"]["protocol"] == "paper" and record["config"]["prompt_init"] == "normal"
     assert activations.main(["--model", str(tiny_roberta), "--checkpoint_dir", str(ckpt), "--output_dir",
                              str(tmp_path / "acts"), "--device", "cpu"]) == 0
     provenance = json.loads((tmp_path / "acts" / "provenance.json").read_text())
@@ -184,3 +184,24 @@ def test_paper_protocol_through_the_stage_commands(tiny_roberta, small_goemotion
     result = json.loads((tmp_path / "eval" / "joy-1.json").read_text())
     assert result["accuracies"]["valence_top8"] == result["accuracies"]["unmasked"]  # an all-ones mask changes nothing
     assert result["provenance"]["resolved"] == {"protocol": "paper", "negative_sampling": "paper"}
+
+
+def test_paper_prompt_starts_from_the_initializer_normal_as_the_pinned_transformers_left_it(tiny_roberta):
+    """The original builds <mask> x P in the constructor, but transformers 4.28.1's from_pretrained then
+    re-initialises every weight missing from the checkpoint (the prompt) with _init_weights:
+    N(0, initializer_range^2). --protocol paper starts there; <mask> x P stays available."""
+    from model_emotion.loading import load_backbone
+    from model_emotion.prompt_model import PromptConfig, build_prompt_model
+
+    backbone, tokenizer, _ = load_backbone(str(tiny_roberta), "auto")
+    model = build_prompt_model(backbone, tokenizer, PromptConfig(model=str(tiny_roberta), prompt_len=48,
+                                                                 max_length=32, protocol="paper",
+                                                                 prompt_init="normal", seed=3))
+    prompt = model.prompt.detach()
+    std = backbone.config.initializer_range
+    assert abs(prompt.mean().item()) < 0.2 * std and abs(prompt.std().item() / std - 1) < 0.1
+    assert not torch.allclose(prompt[0], prompt[1])  # i.i.d. rows, not one token repeated
+    again = build_prompt_model(backbone, tokenizer, PromptConfig(model=str(tiny_roberta), prompt_len=48,
+                                                                 max_length=32, protocol="paper",
+                                                                 prompt_init="normal", seed=3))
+    assert torch.equal(again.prompt.detach(), prompt)  # seeded

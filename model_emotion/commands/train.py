@@ -53,9 +53,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--answer_cue", type=str, default=DEFAULT_ANSWER_CUE,
                         help="decoders: fixed text after the text, whose last token is the read slot "
                              "(default %(default)r; write a newline as a real newline)")
-    parser.add_argument("--prompt_init", type=str, default=None, choices=["vocab", "mask"],
-                        help="init the prompt from random vocabulary embeddings (default) or from <mask> x P "
-                             "(the paper; default under --protocol paper)")
+    parser.add_argument("--prompt_init", type=str, default=None, choices=["vocab", "mask", "normal"],
+                        help="init the prompt from random vocabulary embeddings (default), <mask> x P (what the "
+                             "original code asks for), or N(0, initializer_range^2) (what it got: its pinned "
+                             "transformers 4.28.1 re-initialises the prompt on from_pretrained; default under "
+                             "--protocol paper)")
     cli.add_protocol_args(parser, training=True)
     parser.add_argument("--multi_prompt", action="store_true",
                         help="train all --jobs together in one batched model (one backbone forward per step; "
