@@ -11,9 +11,10 @@ from tqdm import tqdm
 from .batching import EncodedTask, batch_order, pad_rows
 
 
-def autocast(device: torch.device):
-    """bf16 mixed precision on CUDA; full precision elsewhere (CPU results stay exact)."""
-    if device.type == "cuda":
+def autocast(device: torch.device, model=None):
+    """bf16 mixed precision on CUDA; full precision elsewhere (CPU results stay exact) and for a model
+    under the paper protocol, which the original code ran in float32."""
+    if device.type == "cuda" and not getattr(model, "paper", False):
         return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
     return nullcontext()
 
@@ -24,7 +25,7 @@ def predict_logits(model, task: EncodedTask, batch_size: int, device: torch.devi
     """The two logits of every row of ``task``, in the task's row order. [n, 2] float32 on the CPU"""
     model.eval()
     out = torch.empty(len(task), 2)
-    with autocast(device):
+    with autocast(device, model):
         for rows in tqdm(batch_order(task, batch_size, pad_to=pad_to, extra_tokens=model.extra_tokens), desc=desc,
                          leave=False, disable=not progress):
             ids, mask, _ = pad_rows(task, rows, pad_to)

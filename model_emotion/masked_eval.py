@@ -305,7 +305,7 @@ def _group_logits(model, blocks: nn.ModuleList, arch: Architecture, task: Encode
     """
     logits = {name: torch.empty(len(task), 2) for name in masks}
     names = list(masks)
-    with autocast(device):
+    with autocast(device, model):
         for chunk in _kept_chunks(model, blocks, arch, layer, task, batch_size, device):
             if masks_per_forward > 1:
                 for start in range(0, len(names), masks_per_forward):

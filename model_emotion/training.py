@@ -98,7 +98,7 @@ def train_prompt(model: SoftPromptModel, train: EncodedTask, dev: EncodedTask, *
                    leave=False, disable=not progress)
         for ids, mask, labels in bar:
             ids, mask, labels = ids.to(device), mask.to(device), labels.to(device)
-            with autocast(device):
+            with autocast(device, model):
                 logits = model(ids, mask)  # [batch, 2]
             loss = torch.nn.functional.cross_entropy(logits.float(), labels)
             if not torch.isfinite(loss):

@@ -205,3 +205,17 @@ def test_paper_prompt_starts_from_the_initializer_normal_as_the_pinned_transform
                                                                  max_length=32, protocol="paper",
                                                                  prompt_init="normal", seed=3))
     assert torch.equal(again.prompt.detach(), prompt)  # seeded
+
+
+def test_paper_protocol_runs_float32_on_cuda():
+    """The original ran float32; bf16 autocast on CUDA is the toolkit protocol's only (decided without a GPU)."""
+    from contextlib import nullcontext
+    from types import SimpleNamespace
+
+    from model_emotion.inference import autocast
+
+    cuda = torch.device("cuda")
+    assert isinstance(autocast(cuda, SimpleNamespace(paper=True)), nullcontext)
+    assert isinstance(autocast(torch.device("cpu"), SimpleNamespace(paper=False)), nullcontext)
+    with pytest.warns(UserWarning) if not torch.cuda.is_available() else nullcontext():
+        assert isinstance(autocast(cuda, SimpleNamespace(paper=False)), torch.autocast)
