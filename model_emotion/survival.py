@@ -8,7 +8,8 @@ Per attribute (``survival_table``):
   of the seeds, and the same with one half's labels shuffled (``rsa_searchlight.py --seed_diagnostics``);
 - ``drop_beyond_random``, ``drop_beyond_permuted``, ``drop_ci_low``, ``drop_ci_high``: the masked
   accuracy lost beyond random and beyond permuted-ranking masks, with the 95% bootstrap interval of
-  the first (over prompts);
+  the first (over prompts); ``min_detectable_drop``: the smallest mean drop beyond random a one-sided
+  paired test at 5% would detect with 80% power at this run's number of prompts and their spread;
 - ``verdict``: which of the paper's claims hold for the attribute on this run, in words.
 Columns a run did not produce stay empty, and the verdict says what was not tested.
 """
@@ -19,7 +20,8 @@ import numpy as np
 import pandas as pd
 
 COLUMNS = ["attribute", "significant", "null_mean", "null_p95", "count_p", "fwer_survivors", "split_half_spearman",
-           "split_half_chance", "drop_beyond_random", "drop_beyond_permuted", "drop_ci_low", "drop_ci_high", "verdict"]
+           "split_half_chance", "drop_beyond_random", "drop_beyond_permuted", "drop_ci_low", "drop_ci_high", "verdict",
+           "min_detectable_drop"]
 
 
 def _verdict(row: dict, alpha: float) -> str:
@@ -77,11 +79,13 @@ def survival_table(null_counts: pd.DataFrame | None, fwer: pd.DataFrame | None, 
         if summary is not None and "drop_beyond_random" in summary:
             s = summary[summary["attribute"] == name]
             if len(s):
-                for key in ("drop_beyond_random", "drop_beyond_permuted", "drop_ci_low", "drop_ci_high"):
+                for key in ("drop_beyond_random", "drop_beyond_permuted", "drop_ci_low", "drop_ci_high",
+                            "min_detectable_drop"):
                     if key in s:
                         row[key] = float(s.iloc[0][key])
-        row = {key: row.get(key, np.nan) for key in COLUMNS[:-1]}
+        row = {key: row.get(key, np.nan) for key in COLUMNS if key != "verdict"}
         row["verdict"] = _verdict(row, alpha)
+        row = {key: row[key] for key in COLUMNS}
         rows.append(row)
     return pd.DataFrame(rows, columns=COLUMNS)
 
@@ -105,6 +109,11 @@ def survival_sentences(table: pd.DataFrame, alpha: float) -> list[str]:
     if table["split_half_spearman"].notna().any():
         reliable = table[table["split_half_spearman"] > table["split_half_chance"] + 0.05]["attribute"].tolist()
         out.append(f"The neuron statistics agree between halves of the seeds beyond chance for {len(reliable)} of {n} attributes.")
+    if "min_detectable_drop" in table and table["min_detectable_drop"].notna().any():
+        mdd = 100 * table["min_detectable_drop"].median()
+        out.append(f"At this evaluation size the smallest drop beyond random that a paired test detects (80% power, "
+                   f"one-sided 5%) is about {mdd:.1f} accuracy points (median over attributes)"
+                   + ("; smaller effects, such as the paper's few points, can be missed." if mdd > 2 else "."))
     if table["drop_ci_low"].notna().any():
         causal = table[table["drop_ci_low"] > 0]["attribute"].tolist()
         out.append(f"Masking the top neurons costs reliably more accuracy than random masks (95% interval above 0) "

@@ -28,6 +28,18 @@ def masking_effects(masking: pd.DataFrame) -> pd.DataFrame:
 
 
 BOOTSTRAP_DRAWS = 2000
+DETECT_ALPHA, DETECT_POWER = 0.05, 0.8
+
+
+def min_detectable_drop(values: np.ndarray) -> float:
+    """The smallest mean drop beyond random that a one-sided paired test at 5% detects with 80% power,
+    given the spread of the per-prompt drops and their number: (z_0.95 + z_0.8) * sd / sqrt(n)."""
+    values = np.asarray(values, dtype=float)
+    values = values[np.isfinite(values)]
+    if values.size < 2:
+        return float("nan")
+    z = stats.norm.isf(DETECT_ALPHA) + stats.norm.ppf(DETECT_POWER)
+    return float(z * values.std(ddof=1) / np.sqrt(values.size))
 
 
 def bootstrap_ci(values: np.ndarray, confidence: float = 0.95, seed: int = 0) -> tuple[float, float]:
@@ -81,6 +93,7 @@ def summary_table(res, k: int | None) -> tuple[pd.DataFrame, int | None]:
             else:
                 entry["t"], entry["p_paired"] = float("nan"), float("nan")
             entry["drop_ci_low"], entry["drop_ci_high"] = bootstrap_ci(group["beyond_random"].to_numpy())
+            entry["min_detectable_drop"] = min_detectable_drop(group["beyond_random"].to_numpy())
             if "beyond_permuted" in group and group["beyond_permuted"].notna().any():
                 beyond = group["beyond_permuted"].dropna()
                 entry["drop_beyond_permuted"] = float(beyond.mean())

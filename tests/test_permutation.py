@@ -257,7 +257,8 @@ def test_command_writes_permutation_tables_and_refuses_bad_input(tmp_path, share
     survival = pd.read_csv(tmp_path / "report" / "survival.csv")
     assert list(survival.columns) == ["attribute", "significant", "null_mean", "null_p95", "count_p", "fwer_survivors",
                                       "split_half_spearman", "split_half_chance", "drop_beyond_random",
-                                      "drop_beyond_permuted", "drop_ci_low", "drop_ci_high", "verdict"]
+                                      "drop_beyond_permuted", "drop_ci_low", "drop_ci_high", "verdict",
+                                      "min_detectable_drop"]
     assert len(survival) == 14 and np.array_equal(survival.fwer_survivors, (fwer.to_numpy() <= 0.05).sum(0))
     assert "what survives" in text and (tmp_path / "report" / "null_counts_parametric_bh.png").exists()
     # masks of the top k of rankings made under shuffled labels, from the searchlight's _null.npz
@@ -325,3 +326,12 @@ def test_survival_verdicts_by_hand():
     assert "within its permutation null" in table.loc["b", "verdict"] and "no neuron survives" in table.loc["b", "verdict"]
     text = " ".join(survival_sentences(table.reset_index(), 0.01))
     assert "only 1 of them" in text and "neurons survive for 1 of 2 attributes: a." in text
+
+
+def test_min_detectable_drop_by_formula():
+    from model_emotion.tables import min_detectable_drop
+
+    values = np.array([0.01, 0.03, -0.02, 0.04, 0.0, 0.02])
+    z = stats.norm.isf(0.05) + stats.norm.ppf(0.8)
+    assert min_detectable_drop(values) == pytest.approx(z * values.std(ddof=1) / math.sqrt(6))
+    assert math.isnan(min_detectable_drop(np.array([0.1])))
