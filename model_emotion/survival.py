@@ -100,7 +100,7 @@ def survival_sentences(table: pd.DataFrame, alpha: float) -> list[str]:
     if tested.any():
         above = table[tested & (table["count_p"] < 0.05)]["attribute"].tolist()
         out.append(f"The paper's test finds significant neurons for {int((table['significant'] > 0).sum())} of {n} "
-                   f"attributes; only {len(above)} of them have more than 95% of emotion-label permutations give"
+                   f"attributes; for {len(above)} of them the count is above what 95% of emotion-label permutations give"
                    + (f" ({', '.join(above)})." if above else "."))
     if table["fwer_survivors"].notna().any():
         kept = table[table["fwer_survivors"] > 0]["attribute"].tolist()

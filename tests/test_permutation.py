@@ -325,7 +325,7 @@ def test_survival_verdicts_by_hand():
     assert "more than permuted-ranking masks" in table.loc["a", "verdict"]
     assert "within its permutation null" in table.loc["b", "verdict"] and "no neuron survives" in table.loc["b", "verdict"]
     text = " ".join(survival_sentences(table.reset_index(), 0.01))
-    assert "only 1 of them" in text and "neurons survive for 1 of 2 attributes: a." in text
+    assert "for 1 of them the count is above" in text and "neurons survive for 1 of 2 attributes: a." in text
 
 
 def test_min_detectable_drop_by_formula():
