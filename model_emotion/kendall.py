@@ -29,6 +29,15 @@ def _popcount(typingctx, value):
     return sig, codegen
 
 
+@nb.njit(cache=True, inline="always")
+def _tie_group_end(row: np.ndarray, order: np.ndarray, start: int) -> int:
+    """One past the last position of the tie group that starts at ``start`` of ``row`` sorted by ``order``."""
+    end = start + 1
+    while end < order.size and row[order[end]] == row[order[start]]:
+        end += 1
+    return end
+
+
 @nb.njit(cache=True)
 def order_bitsets(y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """For each attribute a and element p, bitsets of the elements q with y_q < y_p and y_q > y_p.
@@ -72,10 +81,7 @@ def kendall_s(x: np.ndarray, less: np.ndarray, greater: np.ndarray) -> tuple[np.
         s = np.zeros(A, np.int64)
         start = 0
         while start < n:
-            end = start + 1
-            value = row[order[start]]
-            while end < n and row[order[end]] == value:
-                end += 1
+            end = _tie_group_end(row, order, start)
             for k in range(start, end):
                 p = order[k]
                 for a in range(A):
@@ -165,10 +171,7 @@ def _value_bitsets(values: np.ndarray, equal: bool) -> tuple[np.ndarray, np.ndar
         passed = np.zeros(W, np.uint64)
         start = 0
         while start < n:
-            end = start + 1
-            value = row[order[start]]
-            while end < n and row[order[end]] == value:
-                end += 1
+            end = _tie_group_end(row, order, start)
             for k in range(start, end):
                 less[r, order[k], :] = passed
             if equal and end - start > 1:
@@ -208,9 +211,7 @@ def _blocked_bitsets(values: np.ndarray, equal: bool) -> np.ndarray:
         passed = np.zeros(W, np.uint64)
         start = 0
         while start < n:
-            end = start + 1
-            while end < n and row[order[end]] == row[order[start]]:
-                end += 1
+            end = _tie_group_end(row, order, start)
             for k in range(start, end):
                 p = order[k]
                 for w in range(W):
