@@ -51,3 +51,9 @@ def test_installed_command_runs_a_stage_from_outside_the_repository(tmp_path, sh
     assert out.exists() and out.with_name("rank_summary.csv").exists()
     bad = subprocess.run([*cmd, "nope"], cwd=tmp_path, capture_output=True, text=True)
     assert bad.returncode == 2 and "unknown command" in bad.stderr
+    import model_emotion
+
+    version = subprocess.run([*cmd, "--version"], cwd=tmp_path, capture_output=True, text=True)
+    assert version.returncode == 0 and version.stdout.strip() == f"model-emotion {model_emotion.__version__}"
+    usage = subprocess.run([*cmd, "--help"], cwd=tmp_path, capture_output=True, text=True).stdout
+    assert "rsa          correlate each neuron's RDM" in usage and "the stage of" not in usage

@@ -11,14 +11,14 @@ import importlib
 import sys
 from typing import Sequence
 
-# subcommand -> (module, the repository script of the original command line)
+# subcommand -> (module, the repository script of the original command line, what it does)
 COMMANDS = {
-    "train": ("train", "train.py"),
-    "activations": ("activations", "get_active_neuron.py"),
-    "rsa": ("rsa", "rsa_searchlight.py"),
-    "masks": ("masks", "gen_mask.py"),
-    "eval": ("eval", "eval_mask_neuron.py"),
-    "report": ("report", "report.py"),
+    "train": ("train", "train.py", "learn a soft prompt per emotion and seed on a frozen model"),
+    "activations": ("activations", "get_active_neuron.py", "read every FFN neuron at the read slot for each prompt"),
+    "rsa": ("rsa", "rsa_searchlight.py", "correlate each neuron's RDM with the attribute RDMs (permutation test)"),
+    "masks": ("masks", "gen_mask.py", "masks of the top-k neurons per attribute, with random and permuted baselines"),
+    "eval": ("eval", "eval_mask_neuron.py", "each prompt's accuracy with those neurons silenced"),
+    "report": ("report", "report.py", "figures, summary.md, survival.csv and report.html"),
 }
 
 USAGE = "usage: model-emotion {" + ",".join(COMMANDS) + "} [flags]   (model-emotion COMMAND --help for its flags)"
@@ -28,9 +28,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     from .. import cli
 
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "--version":
+        from .. import __version__
+
+        print(f"model-emotion {__version__}")
+        return 0
     if not argv or argv[0] in ("-h", "--help"):
-        print(__doc__.splitlines()[0] + "\n" + USAGE + "\n" + "\n".join(
-            f"  {name:<12} the stage of {script}" for name, (_, script) in COMMANDS.items()))
+        print("model-emotion: the six stages of the toolkit as commands\n" + USAGE + "\n" + "\n".join(
+            f"  {name:<12} {what} ({script})" for name, (_, script, what) in COMMANDS.items())
+            + "\n  --version    print the toolkit's version")
         return 0 if argv else 2
     name, rest = argv[0], argv[1:]
     if name not in COMMANDS:
