@@ -111,3 +111,14 @@ def test_train_original_command(original_repo, small_goemotions, tmp_path):
     record = torch.load(tmp_path / "checkpoint" / "joy-1.pt", weights_only=True)
     assert tuple(record["best_prompt"].shape) == (100, 32) and record["config"]["protocol"] == "toolkit"
     assert (tmp_path / "log" / "joy-1.log").exists()
+
+
+def test_snake_case_aliases_reach_the_original_flags():
+    from model_emotion.commands import eval as evaluate, masks, train
+
+    pairs = [(evaluate, ["--emotion", "joy", "--seed", "3", "--mask_path", "m.pkl", "--result_path", "r"],
+              ["--sentiment", "joy", "--random_seed", "3", "--maskPath", "m.pkl", "--resultPath", "r"]),
+             (masks, ["--csv_path", "r.csv", "--pkl_file", "m.pkl"], ["--CSV_Path", "r.csv", "--PKL_File", "m.pkl"]),
+             (train, ["--emotion", "joy", "--seed", "5"], ["--sentiment", "joy", "--random_seed", "5"])]
+    for module, alias, original in pairs:
+        assert vars(module.parse_args(alias)) == vars(module.parse_args(original))

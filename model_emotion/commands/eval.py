@@ -25,12 +25,12 @@ logger = logging.getLogger(__name__)
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = cli.Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--sentiment", type=str, default="anger", help="emotion of the prompt")
-    parser.add_argument("--random_seed", type=cli.seed_int, default=1, help="seed of the prompt (and of its balanced eval set)")
+    parser.add_argument("--sentiment", "--emotion", type=str, default="anger", help="emotion of the prompt")
+    parser.add_argument("--random_seed", "--seed", type=cli.seed_int, default=1, help="seed of the prompt (and of its balanced eval set)")
     cli.add_jobs_arg(parser)
-    parser.add_argument("--maskPath", type=Path, default=Path("masks/RSA_14property_top_500_6000.pkl"),
+    parser.add_argument("--maskPath", "--mask_path", type=Path, default=Path("masks/RSA_14property_top_500_6000.pkl"),
                         help="masks PKL from gen_mask.py (default %(default)s)")
-    parser.add_argument("--resultPath", type=Path, default=Path("eval_mask_neuron_result/RSA_14property_top_500_6000"),
+    parser.add_argument("--resultPath", "--result_path", type=Path, default=Path("eval_mask_neuron_result/RSA_14property_top_500_6000"),
                         help="folder of {sentiment}-{seed}.json results (default %(default)s)")
     cli.add_model_args(parser)
     cli.add_data_args(parser)

@@ -23,14 +23,14 @@ DEFAULT_THRESHOLDS = [500, 1000, 1500, 2000, 2500, 3000, 4000, 5000, 6000]
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = cli.Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--CSV_Path", type=Path, default=Path("neuron_rank/neuron_rank_by_searchlight_RSA_14property.csv"),
+    parser.add_argument("--CSV_Path", "--csv_path", type=Path, default=Path("neuron_rank/neuron_rank_by_searchlight_RSA_14property.csv"),
                         help="rank table from rsa_searchlight.py (default %(default)s)")
     parser.add_argument("--mode", type=str, default="14Properties", choices=["14Properties", "3Spaces"],
                         help="the RSA mode of the rank table (its columns are masked: attributes or spaces)")
     parser.add_argument("--attributes", type=str, nargs="+", default=None, help="explicit list of rank-table columns")
     parser.add_argument("--mask_method", type=str, default="BINARY_MASK", choices=["BINARY_MASK", "FLOAT_MASK", "1", "2"],
                         help="BINARY_MASK: masked neurons set to 0; FLOAT_MASK: scaled by uniform [0, 1) values")
-    parser.add_argument("--PKL_File", type=Path, default=Path("masks/RSA_14property_top_500_6000.pkl"),
+    parser.add_argument("--PKL_File", "--pkl_file", type=Path, default=Path("masks/RSA_14property_top_500_6000.pkl"),
                         help="output masks PKL (default %(default)s)")
     parser.add_argument("--thresholds", type=cli.positive_int, nargs="+", default=DEFAULT_THRESHOLDS,
                         help="numbers k of neurons to mask (default %(default)s)")

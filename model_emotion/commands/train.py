@@ -21,8 +21,8 @@ logger = logging.getLogger(__name__)
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = cli.Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--sentiment", type=str, default="admiration", help="emotion to learn (one of the 27 GoEmotions labels)")
-    parser.add_argument("--random_seed", type=cli.seed_int, default=1, help="seed of the negatives, the prompt init and the batch order")
+    parser.add_argument("--sentiment", "--emotion", type=str, default="admiration", help="emotion to learn (one of the 27 GoEmotions labels)")
+    parser.add_argument("--random_seed", "--seed", type=cli.seed_int, default=1, help="seed of the negatives, the prompt init and the batch order")
     cli.add_jobs_arg(parser)
     cli.add_model_args(parser)
     cli.add_data_args(parser)
