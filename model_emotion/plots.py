@@ -301,10 +301,13 @@ def null_counts(draws: np.ndarray, observed: pd.Series, names: list[str], test: 
     permutations (small multiples, one histogram per attribute, shared x axis in neurons)."""
     cols = min(5, len(names))
     rows = -(-len(names) // cols)
-    fig, axes = _figure(rows, cols, figsize=(2.6 * cols, 2.0 * rows), squeeze=False, sharex=False)
+    fig, axes = _figure(rows, cols, figsize=(2.6 * cols, 2.1 * rows), squeeze=False, sharex=False)
+    fig.set_layout_engine("constrained")  # titles clear of the ticks of the row above
     for i, name in enumerate(names):
         ax = axes[i // cols][i % cols]
         ax.hist(draws[:, i], bins=30, color="#8c8c8c")
+        if i % cols == 0:
+            ax.set_ylabel("permutations", fontsize=8)
         ax.axvline(float(observed.get(name, np.nan)), color="#c0392b", linewidth=2)
         ax.set_title(name, fontsize=9)
         ax.tick_params(labelsize=7)
