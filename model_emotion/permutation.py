@@ -63,7 +63,8 @@ def check_permutations(B, n_emotions: int) -> int:
         raise ToolkitError(f"{{--permutations}} {B} is above the limit of {MAX_PERMUTATIONS:,}")
     if B > distinct_permutations(n_emotions):
         raise ToolkitError(f"{{--permutations}} {B} is more than the {math.factorial(n_emotions)} distinct "
-                           f"permutations of {n_emotions} emotions")
+                           f"permutations of {n_emotions} emotions; pass fewer, or {{--test}} parametric (the "
+                           f"paper's test) for so few emotions")
     return B
 
 
