@@ -38,6 +38,14 @@ def _tie_group_end(row: np.ndarray, order: np.ndarray, start: int) -> int:
     return end
 
 
+@nb.njit(cache=True, inline="always")
+def _mark_passed(passed: np.ndarray, order: np.ndarray, start: int, end: int) -> None:
+    """Add the elements order[start:end] (one tie group) to the bitset ``passed``."""
+    for k in range(start, end):
+        p = order[k]
+        passed[p >> 6] |= np.uint64(1) << np.uint64(p & 63)
+
+
 @nb.njit(cache=True)
 def order_bitsets(y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """For each attribute a and element p, bitsets of the elements q with y_q < y_p and y_q > y_p.
@@ -73,7 +81,6 @@ def kendall_s(x: np.ndarray, less: np.ndarray, greater: np.ndarray) -> tuple[np.
     W = less.shape[2]
     S = np.zeros((N, A), np.int64)
     ties = np.zeros((N, 3), np.float64)
-    one = np.uint64(1)
     for i in nb.prange(N):
         row = x[i]
         order = np.argsort(row)
@@ -91,9 +98,7 @@ def kendall_s(x: np.ndarray, less: np.ndarray, greater: np.ndarray) -> tuple[np.
                         c += _popcount(bits & less[p, a, w])
                         c -= _popcount(bits & greater[p, a, w])
                     s[a] += c
-            for k in range(start, end):
-                p = order[k]
-                passed[p >> 6] |= one << np.uint64(p & 63)
+            _mark_passed(passed, order, start, end)
             t = float(end - start)
             ties[i, 0] += t * (t - 1.0)
             ties[i, 1] += t * (t - 1.0) * (2.0 * t + 5.0)
@@ -181,9 +186,7 @@ def _value_bitsets(values: np.ndarray, equal: bool) -> tuple[np.ndarray, np.ndar
                         q = order[k2]
                         if q < p:
                             eq[r, p, q >> 6] |= one << np.uint64(q & 63)
-            for k in range(start, end):
-                p = order[k]
-                passed[p >> 6] |= one << np.uint64(p & 63)
+            _mark_passed(passed, order, start, end)
             start = end
     return less, eq
 
@@ -216,9 +219,7 @@ def _blocked_bitsets(values: np.ndarray, equal: bool) -> np.ndarray:
                 p = order[k]
                 for w in range(W):
                     out[blk, p * W + w, lane] = passed[w]
-            for k in range(start, end):
-                p = order[k]
-                passed[p >> 6] |= one << np.uint64(p & 63)
+            _mark_passed(passed, order, start, end)
             start = end
     return out
 
@@ -253,10 +254,11 @@ def bit_gemm(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 class TargetBitsets:
     """The bitsets of many targets (e.g. every attribute RDM under every permutation), built once."""
 
-    def __init__(self, targets: np.ndarray):
+    def __init__(self, targets: np.ndarray, tied: np.ndarray | None = None):
+        """``tied``: each target's tied pairs [T], when the caller knows them (else counted here)."""
         targets = np.ascontiguousarray(targets, dtype=np.float64)  # [T, n]
         self.count, self.n = targets.shape
-        self.tied = tie_sums(targets)[:, 0] / 2.0  # [T] tied pairs
+        self.tied = tie_sums(targets)[:, 0] / 2.0 if tied is None else np.asarray(tied, dtype=np.float64)
         self.less = _blocked_bitsets(targets, False)
         # Equal-value bitsets only matter for targets with ties (for Txy with tied neurons).
         self.eq = _blocked_bitsets(targets, True) if self.tied.any() else None

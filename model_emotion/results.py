@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from .data import split_run_name
+from .permutation import TABLE_SUFFIXES
 from .errors import ToolkitError
 from .io import read_csv, read_json, read_meta
 
@@ -206,36 +207,31 @@ def load_results(root: str | Path, rank_csv: str | Path | None = None, num_layer
         meta = read_meta(rank_path)  # the layer count travels with the table
         if res.num_layers is None and meta.get("num_neurons") == len(res.rank):
             res.num_layers = meta.get("num_layers")
-        for key, suffix in (("tau", "_tau"), ("q", "_q_value")):
+        def neuron_table(suffix: str) -> pd.DataFrame | None:
+            """A table beside the rank table with its rows and columns (tau, q, FWER p), or None."""
             path = Path(f"{stem}{suffix}.csv")
-            if path.exists():
-                table = read_csv(path, f"a searchlight {suffix[1:]} table (one row per neuron)")
-                setattr(res, key, _numeric_table(table, path, table.columns))
-                if len(table) != len(res.rank) or list(table.columns) != list(res.rank.columns):
-                    raise ToolkitError(f"{path} does not match {rank_path} (rows or columns differ)")
-        adjusted = {"maxt": "_fwer_p_value", "maxt_global": "_fwer_global_p_value"}.get(meta.get("correction"))
-        if meta.get("test") == "permutation" and adjusted and Path(f"{stem}{adjusted}.csv").exists():
+            if not path.exists():
+                return None
+            table = read_csv(path, f"a searchlight {suffix[1:]} table (one row per neuron)")
+            if len(table) != len(res.rank) or list(table.columns) != list(res.rank.columns):
+                raise ToolkitError(f"{path} does not match {rank_path} (rows or columns differ)")
+            return _numeric_table(table, path, table.columns)
+
+        res.tau, res.q = neuron_table("_tau"), neuron_table("_q_value")
+        res.fwer = neuron_table(TABLE_SUFFIXES["fwer_p"])
+        if meta.get("test") == "permutation" and meta.get("correction") in ("maxt", "maxt_global"):
             # significance in the figures follows the run's test: the max-T adjusted p, not the parametric q
-            path = Path(f"{stem}{adjusted}.csv")
-            table = read_csv(path, "a searchlight FWER p table (one row per neuron)")
-            if len(table) != len(res.rank) or list(table.columns) != list(res.rank.columns):
-                raise ToolkitError(f"{path} does not match {rank_path} (rows or columns differ)")
-            res.q = _numeric_table(table, path, table.columns)
-            res.test = "permutation"
-        if Path(f"{stem}_null_counts.csv").exists():
-            res.null_counts = read_null_counts(Path(f"{stem}_null_counts.csv"))
-        if Path(f"{stem}_fwer_p_value.csv").exists():
-            path = Path(f"{stem}_fwer_p_value.csv")
-            table = read_csv(path, "a searchlight FWER p table (one row per neuron)")
-            if len(table) != len(res.rank) or list(table.columns) != list(res.rank.columns):
-                raise ToolkitError(f"{path} does not match {rank_path} (rows or columns differ)")
-            res.fwer = _numeric_table(table, path, table.columns)
+            adjusted = res.fwer if meta["correction"] == "maxt" else neuron_table(TABLE_SUFFIXES["fwer_global_p"])
+            if adjusted is not None:
+                res.q, res.test = adjusted, "permutation"
+        if Path(f"{stem}{TABLE_SUFFIXES['null_counts']}.csv").exists():
+            res.null_counts = read_null_counts(Path(f"{stem}{TABLE_SUFFIXES['null_counts']}.csv"))
         if Path(f"{stem}_seed_reliability.csv").exists():
             path = Path(f"{stem}_seed_reliability.csv")
             table = read_csv(path, "a seed reliability table", ["split", "attribute", "spearman", "spearman_chance"])
             res.reliability = _numeric_table(table, path, ["spearman", "spearman_chance"])
-        if Path(f"{stem}_null.npz").exists():
-            res.null_draws = read_null_draws(Path(f"{stem}_null.npz"), list(res.rank.columns))
+        if Path(f"{stem}{TABLE_SUFFIXES['null']}.npz").exists():
+            res.null_draws = read_null_draws(Path(f"{stem}{TABLE_SUFFIXES['null']}.npz"), list(res.rank.columns))
         if Path(f"{stem}_summary.csv").exists():
             res.summary = read_summary(Path(f"{stem}_summary.csv"))
         if res.summary is not None and res.num_layers is None:

@@ -78,8 +78,11 @@ class _KendallStatistic:
         self.n0 = n * (n - 1) / 2.0
 
     def prepare(self, targets: np.ndarray):
-        self.yt = tie_sums(targets)  # [T, 3]; a permutation keeps each attribute's ties
-        return TargetBitsets(targets) if self.device is None else TorchTargets(targets, self.device)
+        # [T, 3]: a permutation keeps each attribute's ties, so the observed block's tie sums repeat
+        self.yt = np.tile(tie_sums(targets[:self.A]), (len(targets) // self.A, 1))
+        if self.device is not None:
+            return TorchTargets(targets, self.device)
+        return TargetBitsets(targets, tied=self.yt[:, 0] / 2.0)
 
     def _tau(self, S: np.ndarray, xt: np.ndarray, yt: np.ndarray) -> np.ndarray:
         if self.variant == "a":
@@ -111,21 +114,18 @@ class _KendallStatistic:
             den = self._tau(np.ones((c, A)), xt, yt)  # tau per unit of S
             sd = np.sqrt(_kendall_var(xt, yt, self.n))
             z = np.rint(stat / den[:, None, :]) / sd[:, None, :]  # [c, b, A]
-        return _hits(z, alpha, self.alternative, lambda v: _alternative_p(v, self.alternative))
+        return _screen(z, alpha, self.alternative, stats.norm, lambda v: _alternative_p(v, self.alternative))
 
 
-def _hits(z: np.ndarray, alpha: float, alternative: str, p_of):
-    """Entries of a monotone statistic whose p (``p_of``) is below alpha, screened by its critical value."""
-    crit = stats.norm.isf(alpha / (2 if alternative == "two-sided" else 1)) * (1 - 1e-9)
+def _screen(values: np.ndarray, alpha: float, alternative: str, dist, p_of):
+    """Entries [chunk, perms, A] of a statistic with null distribution ``dist`` whose p (``p_of``, monotone in
+    it) is below alpha: screened by the critical value (slightly lowered, so rounding never drops a hit),
+    p computed for the candidates only. Returns (perm index, attribute, p)."""
+    crit = dist.isf(alpha / (2 if alternative == "two-sided" else 1)) * (1 - 1e-9)
     with np.errstate(invalid="ignore"):
-        if alternative == "greater":
-            candidate = z > crit
-        elif alternative == "less":
-            candidate = z < -crit
-        else:
-            candidate = np.abs(z) > crit
+        candidate = {"greater": values > crit, "less": values < -crit}.get(alternative, np.abs(values) > crit)
     hit = np.nonzero(candidate)
-    p = p_of(z[hit])
+    p = p_of(values[hit])
     keep = p < alpha
     return hit[1][keep], hit[2][keep], p[keep]
 
@@ -144,16 +144,8 @@ class _SpearmanStatistic:
 
     def null_hits(self, rows: np.ndarray, stat: np.ndarray, alpha: float):
         """As ``_KendallStatistic.null_hits``: screened on t, whose p is monotone in it."""
-        with np.errstate(divide="ignore", invalid="ignore"):
-            t = stat * np.sqrt((self.n - 2) / ((1.0 - stat) * (1.0 + stat)))
-        dist = stats.t(self.n - 2)
-        crit = dist.isf(alpha / (2 if self.alternative == "two-sided" else 1)) * (1 - 1e-9)
-        with np.errstate(invalid="ignore"):
-            candidate = {"greater": t > crit, "less": t < -crit}.get(self.alternative, np.abs(t) > crit)
-        hit = np.nonzero(candidate)
-        p = spearman_p(stat[hit], self.n, self.alternative)
-        keep = p < alpha
-        return hit[1][keep], hit[2][keep], p[keep]
+        return _screen(_spearman_t(stat, self.n), alpha, self.alternative, stats.t(self.n - 2),
+                       lambda t: _t_p(t, self.n, self.alternative))
 
 
 @nb.njit(parallel=True, cache=True)
@@ -282,8 +274,16 @@ def _unit_ranks(x: np.ndarray) -> np.ndarray:
 
 
 def spearman_p(rho: np.ndarray, n: int, alternative: str) -> np.ndarray:
+    return _t_p(_spearman_t(rho, n), n, alternative)
+
+
+def _spearman_t(rho: np.ndarray, n: int) -> np.ndarray:
     with np.errstate(divide="ignore", invalid="ignore"):
-        t = rho * np.sqrt((n - 2) / ((1.0 - rho) * (1.0 + rho)))
+        return rho * np.sqrt((n - 2) / ((1.0 - rho) * (1.0 + rho)))
+
+
+def _t_p(t: np.ndarray, n: int, alternative: str) -> np.ndarray:
+    """p of Spearman's t statistic (n - 2 degrees of freedom), as ``scipy.stats.spearmanr``."""
     dist = stats.t(n - 2)
     if alternative == "greater":
         return dist.sf(t)

@@ -138,8 +138,9 @@ def main(argv=None) -> int:
     if too_big:
         raise ToolkitError(f"thresholds {too_big} exceed the {len(ranks)} neurons of {args.CSV_Path}")
     from model_emotion.masks import load_permuted_ranks
+    from model_emotion.permutation import TABLE_SUFFIXES
 
-    null_npz = args.CSV_Path.with_name(f"{args.CSV_Path.stem}_null.npz")
+    null_npz = args.CSV_Path.with_name(f"{args.CSV_Path.stem}{TABLE_SUFFIXES['null']}.npz")
     if args.num_permuted is None:
         args.num_permuted = 3 if null_npz.is_file() else 0
     elif args.num_permuted and not null_npz.is_file():

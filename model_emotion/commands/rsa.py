@@ -27,8 +27,7 @@ from model_emotion.errors import ToolkitError
 logger = logging.getLogger(__name__)
 
 SUFFIXES = {"tau": "_tau", "p": "_p_value", "q": "_q_value"}
-PERMUTATION_SUFFIXES = {"perm_p": "_perm_p_value", "fwer_p": "_fwer_p_value", "fwer_global_p": "_fwer_global_p_value",
-                        "null_counts": "_null_counts"}
+
 # The settings that change the tables: a finished run made with other values is recomputed.
 RESULT_SETTINGS = ("mode", "method", "fdr", "alternative", "alpha", "attribute_names", "groups", "test",
                    "permutations", "perm_seed", "correction", "tail", "seed_normalization", "seed_diagnostics",
@@ -97,8 +96,10 @@ def output_paths(rank_csv: Path) -> dict[str, Path]:
     paths = {"rank": rank_csv}
     paths.update({key: Path(f"{stem}{suffix}.csv") for key, suffix in SUFFIXES.items()})
     paths["summary"] = Path(f"{stem}_summary.csv")
-    paths.update({key: Path(f"{stem}{suffix}.csv") for key, suffix in PERMUTATION_SUFFIXES.items()})
-    paths["null"] = Path(f"{stem}_null.npz")
+    from model_emotion.permutation import TABLE_SUFFIXES
+
+    paths.update({key: Path(f"{stem}{suffix}.{'npz' if key == 'null' else 'csv'}")
+                  for key, suffix in TABLE_SUFFIXES.items()})
     paths["seed_reliability"] = Path(f"{stem}_seed_reliability.csv")
     paths["seed_influence"] = Path(f"{stem}_seed_influence.csv")
     return paths
@@ -115,6 +116,7 @@ def main(argv=None) -> int:
     from model_emotion.attributes import build_rdms, load_ratings, parse_groups
     from model_emotion.download import resolve_attributes
     from model_emotion.io import file_digest, read_json, read_meta, save_run_args, write_csv, write_meta
+    from model_emotion.permutation import TABLE_SUFFIXES
     from model_emotion.rsa import FDR_METHODS, METHODS, searchlight, summarize
 
     cli.setup_logging()
@@ -166,7 +168,7 @@ def main(argv=None) -> int:
     if result.perm is not None:
         write_permutation_tables(paths, result)
     else:
-        for key in (*PERMUTATION_SUFFIXES, "null"):  # a parametric rerun leaves no stale permutation tables
+        for key in TABLE_SUFFIXES:  # a parametric rerun leaves no stale permutation tables
             paths[key].unlink(missing_ok=True)
     if args.seed_diagnostics:
         settings = dict(method=args.method, fdr_method=args.fdr, alternative=args.alternative, device=device,
