@@ -31,6 +31,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Callable, Iterator
 
+import numpy as np
 import torch
 from torch import nn
 from tqdm import tqdm
@@ -385,10 +386,13 @@ def evaluate_masks(model: SoftPromptModel, task: EncodedTask, masks: dict[str, t
                    device: torch.device, done: dict[str, float] | None = None,
                    on_result: Callable[[str, float], None] | None = None, progress: bool = True,
                    group_size: int = DEFAULT_GROUP_SIZE, shared: bool = True,
-                   per_batch: int | None = None, masks_per_forward: int | str = 1) -> dict[str, float]:
+                   per_batch: int | None = None, masks_per_forward: int | str = 1,
+                   correct: dict[str, np.ndarray] | None = None) -> dict[str, float]:
     """Accuracy under each mask, skipping names already in ``done``; ``on_result`` after each.
 
-    ``per_batch``: the original evaluation's mean of per-batch accuracies (``training.mean_accuracy``).
+    ``per_batch``: the original evaluation's mean of per-batch accuracies (``inference.mean_accuracy``).
+    ``correct``: a dict filled with each evaluated mask's per-example correctness ([n] bool, row order),
+    which the report resamples for its intervals over examples.
     """
     results = dict(done or {})
     todo = {name: mask for name, mask in masks.items() if name not in results}
@@ -396,7 +400,10 @@ def evaluate_masks(model: SoftPromptModel, task: EncodedTask, masks: dict[str, t
     with tqdm(total=len(todo), desc="masks", disable=not progress) as bar:
         for group in _masked_logits(model, task, todo, batch_size, device, group_size, shared, masks_per_forward):
             for name, logits in group.items():
-                results[name] = mean_accuracy((logits.argmax(-1) == labels).numpy(), per_batch)
+                hits = (logits.argmax(-1) == labels).numpy()
+                if correct is not None:
+                    correct[name] = hits
+                results[name] = mean_accuracy(hits, per_batch)
                 if on_result is not None:
                     on_result(name, results[name])
             bar.update(len(group))

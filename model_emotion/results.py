@@ -70,6 +70,50 @@ def accuracies_of(record: dict, source: str = "result") -> dict:
     return nested
 
 
+def encode_correct(hits) -> str:
+    """Per-example correctness as the result JSON stores it: one '0'/'1' character per example, row order."""
+    return "".join("1" if h else "0" for h in np.asarray(hits, dtype=bool).ravel())
+
+
+def correct_of(record: dict, source: str = "result", n: int | None = None,
+               per_batch: int | None = None) -> dict[str, np.ndarray]:
+    """The per-example correctness of an eval result ({name: [n] bool}; {} in files written before it
+    existed). Each string must be 0/1 of one length (``n`` when given) and reproduce its accuracy
+    (the mean, or the original's per-batch mean when ``per_batch`` is given or recorded): a result whose
+    two records disagree is refused, naming both."""
+    from .inference import mean_accuracy
+
+    stored = record.get("correct")
+    if stored is None:
+        return {}
+    if not isinstance(stored, dict):
+        raise ToolkitError(f"{source}: 'correct' is {type(stored).__name__}, not an object of 0/1 strings")
+    if per_batch is None:
+        recorded = ((record.get("provenance") or {}).get("settings") or {}) if isinstance(record.get("provenance"), dict) else {}
+        per_batch = recorded.get("per_batch") if isinstance(recorded, dict) else None
+        if per_batch is not None and (not isinstance(per_batch, int) or isinstance(per_batch, bool) or per_batch < 1):
+            raise ToolkitError(f"{source}: the recorded per_batch {per_batch!r} is not a positive integer")
+    accuracies = accuracies_of(record, source)
+    out: dict[str, np.ndarray] = {}
+    for name, text in stored.items():
+        if not isinstance(text, str) or not text or text.strip("01"):
+            raise ToolkitError(f"{source}: correct[{name!r}] is not a non-empty string of 0 and 1")
+        if n is None:
+            n = len(text)
+        if len(text) != n:
+            raise ToolkitError(f"{source}: correct[{name!r}] has {len(text)} examples, not {n}")
+        hits = np.frombuffer(text.encode("ascii"), dtype=np.uint8) == ord("1")
+        accuracy = accuracies.get(name)
+        if not _is_accuracy(accuracy) or abs(mean_accuracy(hits, per_batch) - accuracy) > 1e-9:
+            raise ToolkitError(f"{source}: correct[{name!r}] gives accuracy {mean_accuracy(hits, per_batch):.6g} "
+                               f"but accuracies[{name!r}] is {accuracy!r}")
+        out[name] = hits
+    n_examples = record.get("n_examples")
+    if out and isinstance(n_examples, int) and n_examples != n:
+        raise ToolkitError(f"{source}: n_examples is {n_examples} but correct holds {n} examples per mask")
+    return out
+
+
 def masking_from_json(files: list[Path]) -> pd.DataFrame:
     """Long table of masked accuracies from eval JSONs."""
     records = []
@@ -92,6 +136,7 @@ def _masking_rows(records: list[tuple[dict, str]]) -> pd.DataFrame:
     rows = []
     for record, file in records:
         emotion, seed = record["sentiment"], record["seed"]
+        hits = correct_of(record, file)
         record = accuracies_of(record, file)
         unmasked = record.get("unmasked")
         if unmasked is not None and not _is_accuracy(unmasked):
@@ -107,7 +152,9 @@ def _masking_rows(records: list[tuple[dict, str]]) -> pd.DataFrame:
                          "k": int(match["k"]),
                          "draw": (int(match["draw"] or 1) if match["random"] else
                                   int(match["permuted"]) if match["permuted"] else 0),
-                         "accuracy": float(value), "unmasked": unmasked})
+                         "accuracy": float(value), "unmasked": unmasked,
+                         # per-example correctness of this mask and of the unmasked prompt (None in older files)
+                         "correct": hits.get(key), "correct_unmasked": hits.get("unmasked")})
     return pd.DataFrame(rows)
 
 

@@ -53,6 +53,52 @@ def bootstrap_ci(values: np.ndarray, confidence: float = 0.95, seed: int = 0) ->
     return float(np.percentile(means, tail)), float(np.percentile(means, 100 - tail))
 
 
+def hierarchical_bootstrap(differences: list[np.ndarray], confidence: float = 0.95,
+                           seed: int = 0) -> tuple[float, float, float]:
+    """Two-stage percentile bootstrap of a mean paired difference over prompts and examples.
+
+    ``differences``: per prompt, the per-example paired differences (e.g. random-mask correctness minus
+    top-k-mask correctness on the same examples). Each draw resamples the prompts with replacement and,
+    for every drawn prompt, its examples with replacement, then averages the prompt means. Returns the
+    interval and the bootstrap standard error; NaNs without data. With one prompt it is the bootstrap
+    over that prompt's examples alone."""
+    groups = [np.asarray(d, dtype=float) for d in differences if len(d)]
+    if not groups:
+        return float("nan"), float("nan"), float("nan")
+    rng = np.random.default_rng(seed)
+    # stage 2 first: BOOTSTRAP_DRAWS example resamples of each prompt's mean [prompts, draws]
+    pool = np.stack([g[rng.integers(0, g.size, (BOOTSTRAP_DRAWS, g.size))].mean(axis=1) for g in groups])
+    # stage 1: resample prompts; each drawn occurrence takes an independent example resample from the pool
+    picks = rng.integers(0, len(groups), (BOOTSTRAP_DRAWS, len(groups)))
+    columns = rng.integers(0, BOOTSTRAP_DRAWS, (BOOTSTRAP_DRAWS, len(groups)))
+    means = pool[picks, columns].mean(axis=1)
+    tail = (1 - confidence) / 2 * 100
+    return float(np.percentile(means, tail)), float(np.percentile(means, 100 - tail)), float(means.std(ddof=1))
+
+
+def paired_differences(rows: pd.DataFrame, baseline: str) -> list[np.ndarray] | None:
+    """Per prompt, the per-example differences baseline minus top-k correctness for one attribute and k
+    (``baseline``: "random" or "permuted", averaged over its draws; "unmasked"). None when any needed
+    result lacks per-example correctness (files written before it was stored)."""
+    if "correct" not in rows:
+        return None
+    out = []
+    for _, prompt in rows.groupby(["emotion", "seed"]):
+        top = prompt[prompt["kind"] == "top"]["correct"].tolist()
+        if baseline == "unmasked":
+            base = prompt["correct_unmasked"].iloc[:1].tolist()
+        else:
+            base = prompt[prompt["kind"] == baseline]["correct"].tolist()
+        if not top or not base:
+            continue
+        if any(v is None or (isinstance(v, float) and np.isnan(v)) for v in top + base):
+            return None
+        if len({len(v) for v in top + base}) != 1:
+            return None
+        out.append(np.mean(np.stack(base).astype(float), axis=0) - np.mean(np.stack(top).astype(float), axis=0))
+    return out
+
+
 def mean_ci(values: np.ndarray, confidence: float = 0.95) -> tuple[float, float]:
     """Mean and half-width of the t confidence interval (NaN half-width for fewer than 2 values)."""
     values = np.asarray(values, dtype=float)
@@ -79,7 +125,9 @@ def summary_table(res, k: int | None) -> tuple[pd.DataFrame, int | None]:
         ks = sorted(effects["k"].unique())
         k = k if k in ks else ks[len(ks) // 2]
         at_k = effects[effects["k"] == k].dropna(subset=["top", "random"])
+        rows_at_k = res.masking[res.masking["k"] == k]
         for attribute, group in at_k.groupby("attribute"):
+            long = rows_at_k[rows_at_k["attribute"] == attribute]
             entry = rows.setdefault(attribute, {})
             entry["k"] = int(k)
             entry["top_drop"] = float((group["unmasked"] - group["top"]).mean())
@@ -92,12 +140,26 @@ def summary_table(res, k: int | None) -> tuple[pd.DataFrame, int | None]:
                 entry["p_paired"] = float(test.pvalue)
             else:
                 entry["t"], entry["p_paired"] = float("nan"), float("nan")
-            entry["drop_ci_low"], entry["drop_ci_high"] = bootstrap_ci(group["beyond_random"].to_numpy())
-            entry["min_detectable_drop"] = min_detectable_drop(group["beyond_random"].to_numpy())
+            random_diffs = paired_differences(long, "random")
+            if random_diffs:  # intervals over prompts and examples
+                entry["ci_over"] = "prompts+examples"
+                entry["top_ci_low"], entry["top_ci_high"], _ = hierarchical_bootstrap(paired_differences(long, "unmasked") or [])
+                entry["drop_ci_low"], entry["drop_ci_high"], se = hierarchical_bootstrap(random_diffs)
+                z = stats.norm.isf(DETECT_ALPHA) + stats.norm.ppf(DETECT_POWER)
+                entry["min_detectable_drop"] = float(z * se)
+            else:  # results without per-example correctness: over prompts only
+                entry["ci_over"] = "prompts"
+                entry["top_ci_low"], entry["top_ci_high"] = bootstrap_ci((group["unmasked"] - group["top"]).to_numpy())
+                entry["drop_ci_low"], entry["drop_ci_high"] = bootstrap_ci(group["beyond_random"].to_numpy())
+                entry["min_detectable_drop"] = min_detectable_drop(group["beyond_random"].to_numpy())
             if "beyond_permuted" in group and group["beyond_permuted"].notna().any():
                 beyond = group["beyond_permuted"].dropna()
                 entry["drop_beyond_permuted"] = float(beyond.mean())
-                entry["permuted_ci_low"], entry["permuted_ci_high"] = bootstrap_ci(beyond.to_numpy())
+                permuted_diffs = paired_differences(long, "permuted") if random_diffs else None
+                if permuted_diffs:
+                    entry["permuted_ci_low"], entry["permuted_ci_high"], _ = hierarchical_bootstrap(permuted_diffs)
+                else:
+                    entry["permuted_ci_low"], entry["permuted_ci_high"] = bootstrap_ci(beyond.to_numpy())
                 entry["p_permuted"] = (float(stats.ttest_1samp(beyond, 0.0, alternative="greater").pvalue)
                                        if len(beyond) > 1 and beyond.std() > 0 else float("nan"))
     else:

@@ -16,6 +16,7 @@ from model_emotion.commands import train
 from conftest import one_line_error, run_script
 from model_emotion.data import EMOTIONS
 from model_emotion.neurons import count_hooks
+from model_emotion.results import correct_of
 
 
 @pytest.fixture(scope="module")
@@ -104,14 +105,18 @@ def test_masked_eval_end_to_end_and_resume(chain, tiny_bert, small_goemotions):
             "--device", "cpu"]
     assert eval_mask_neuron.main(argv) == 0
     first = json.loads((out / "joy-1.json").read_text())
+    # Per-example results beside every accuracy, which the reader checks against them.
+    assert set(first["correct"]) == set(first["accuracies"])
+    assert set(correct_of(first, "joy-1", 20)) == set(first["accuracies"])
     # A partial result of an interrupted run with the same inputs: its masks are not evaluated again.
     (out / "joy-1.json").unlink()
-    partial = {"split": "dev", "n_examples": 20, "unmasked": 0.123, "arousal_top4": 0.999,
-               "provenance": first["provenance"]}
+    partial = {"split": "dev", "n_examples": 20, "accuracies": {"unmasked": 1.0, "arousal_top4": 0.05},
+               "correct": {"unmasked": "1" * 20, "arousal_top4": "1" + "0" * 19}, "provenance": first["provenance"]}
     (out / "joy-1.partial.json").write_text(json.dumps(partial))
     assert eval_mask_neuron.main(argv) == 0
     result = json.loads((out / "joy-1.json").read_text())
-    assert result["accuracies"]["arousal_top4"] == 0.999 and result["accuracies"]["unmasked"] == 0.123
+    assert result["accuracies"]["arousal_top4"] == 0.05 and result["accuracies"]["unmasked"] == 1.0
+    assert result["correct"]["arousal_top4"] == "1" + "0" * 19
     # The same partial file after the masks file changed: it is not trusted, everything is evaluated anew.
     other_pkl = root / "masks" / "other.pkl"
     assert gen_mask.main(["--CSV_Path", str(root / "neuron_rank" / "rank.csv"), "--PKL_File", str(other_pkl),
@@ -127,7 +132,7 @@ def test_masked_eval_end_to_end_and_resume(chain, tiny_bert, small_goemotions):
     # A garbage value in a partial file with the right key is not copied into the result either.
     (other_out / "joy-1.json").unlink()
     (other_out / "joy-1.partial.json").write_text(json.dumps({**partial, "provenance": fresh_other["provenance"],
-                                                              "arousal_top4": "garbage"}))
+                                                              "accuracies": {"unmasked": 1.0, "arousal_top4": "garbage"}}))
     assert eval_mask_neuron.main(other_argv) == 0
     assert json.loads((other_out / "joy-1.json").read_text())["accuracies"]["arousal_top4"] == first["accuracies"]["arousal_top4"]
     assert {"sentiment", "seed", "best", "accuracies", "provenance"} <= set(result)
@@ -138,7 +143,7 @@ def test_masked_eval_end_to_end_and_resume(chain, tiny_bert, small_goemotions):
     assert json.loads((out / "joy-1.json").read_text()) == result
     assert eval_mask_neuron.main(argv + ["--overwrite"]) == 0
     fresh = json.loads((out / "joy-1.json").read_text())
-    assert fresh["accuracies"]["unmasked"] != 0.123 and fresh["n_examples"] == 20
+    assert fresh["accuracies"]["unmasked"] != 1.0 and fresh["n_examples"] == 20
     assert all(0.0 <= value <= 1.0 for value in fresh["accuracies"].values())
     # Several prompts in one process give the same numbers as one process per prompt.
     batch_out = root / "eval_batch"

@@ -57,11 +57,11 @@ def main(argv=None) -> int:
     from model_emotion.checkpoint import checkpoint_path, load_checkpoint, prompt_model_from_checkpoint
     from model_emotion.data import binary_task, check_emotions, load_goemotions
     from model_emotion.io import file_digest, job_lock, read_json, save_run_args, write_json
-    from model_emotion.results import accuracies_of
+    from model_emotion.results import accuracies_of, correct_of, encode_correct
     from model_emotion.masked_eval import check_mask_shapes, evaluate_masks
     from model_emotion.masks import load_masks
     from model_emotion.prompt_model import load_backbone
-    from model_emotion.inference import accuracy
+    from model_emotion.inference import mean_accuracy, predict
 
     cli.check_protocol_flags(args)
     per_batch = args.eval_batch_size if args.accuracy_mean == "per_batch" else None
@@ -117,19 +117,28 @@ def main(argv=None) -> int:
     data = load_goemotions(args.data_dir, splits=(args.split,))
     check_emotions(sorted({e for e, _ in pending}), data.emotions)
 
-    def valid_partial(previous: dict, key: dict, run_name: str) -> dict[str, float]:
-        """Accuracies of an interrupted run with the same key; anything else starts over, saying why."""
+    def valid_partial(previous: dict, key: dict, run_name: str, n: int) -> tuple[dict[str, float], dict]:
+        """Accuracies and per-example correctness of an interrupted run with the same key; anything
+        else starts over, saying why."""
         if previous.get("provenance") != key:
             logger.info("%s: the partial result was made with other inputs (masks, checkpoint, examples or "
                         "settings); starting over", run_name)
-            return {}
+            return {}, {}
         values = {k: v for k, v in accuracies_of(previous, run_name).items() if k in masks or k == "unmasked"}
         bad = [k for k, v in values.items() if not isinstance(v, (int, float)) or isinstance(v, bool) or not 0 <= v <= 1]
         if bad or "unmasked" not in values:
             logger.warning("%s: the partial result holds invalid values (%s); starting over", run_name,
                            ", ".join(bad[:3]) or "no unmasked accuracy")
-            return {}
-        return {k: float(v) for k, v in values.items()}
+            return {}, {}
+        try:
+            hits = correct_of(previous, run_name, n, per_batch)
+        except ToolkitError as exc:
+            logger.warning("%s; starting over", exc)
+            return {}, {}
+        if set(hits) != set(values):
+            logger.warning("%s: the partial result lacks per-example results; starting over", run_name)
+            return {}, {}
+        return {k: float(v) for k, v in values.items()}, hits
 
     def evaluate_one(emotion: str, seed: int) -> None:
         result_path = args.resultPath / f"{emotion}-{seed}.json"
@@ -156,27 +165,35 @@ def main(argv=None) -> int:
         result = {"sentiment": emotion, "seed": seed, "best": record.get("best_acc"), "split": args.split,
                   "n_examples": len(encoded)}
         done: dict[str, float] = {}
+        correct: dict = {}  # mask name -> per-example correctness, row order
         if partial_path.exists() and not args.overwrite:
             try:
-                done = valid_partial(read_json(partial_path, dict), key, run_name)
+                done, correct = valid_partial(read_json(partial_path, dict), key, run_name, len(encoded))
             except ToolkitError as exc:
                 logger.warning("%s; starting over", exc)
             if done:
                 result["unmasked"] = done.pop("unmasked")
                 logger.info("resuming %s: %d of %d masks done", run_name, len(done), len(masks))
         if result.get("unmasked") is None:
-            result["unmasked"] = accuracy(model, encoded, args.eval_batch_size, device, per_batch=per_batch)
+            correct["unmasked"] = predict(model, encoded, args.eval_batch_size, device) == encoded.labels
+            result["unmasked"] = mean_accuracy(correct["unmasked"], per_batch)
         logger.info("%s: %d %s examples, unmasked accuracy %.4f (checkpoint best %.4f)", run_name, len(encoded),
                     args.split, result["unmasked"], result["best"] or float("nan"))
 
+        def hits_json() -> dict:
+            return {name: encode_correct(value) for name, value in correct.items()}
+
         def save_progress(name: str, value: float) -> None:
             done[name] = value
-            write_json(partial_path, {**result, "accuracies": {"unmasked": result["unmasked"], **done}, "provenance": key})
+            write_json(partial_path, {**result, "accuracies": {"unmasked": result["unmasked"], **done},
+                                      "correct": hits_json(), "provenance": key})
 
         accuracies = evaluate_masks(model, encoded, masks, args.eval_batch_size, device, done, save_progress,
-                                    per_batch=per_batch, masks_per_forward=args.masks_per_forward)
+                                    per_batch=per_batch, masks_per_forward=args.masks_per_forward, correct=correct)
         # One key holds every accuracy (the unmasked one first); readers accept the older flat layout too.
+        # "correct" holds each one's per-example results (a 0/1 string in row order) for the report's intervals.
         result["accuracies"] = {"unmasked": result.pop("unmasked"), **{name: accuracies[name] for name in masks}}
+        result["correct"] = {name: encode_correct(correct[name]) for name in ["unmasked", *masks]}
         result["provenance"] = key
         write_json(result_path, result)
         if partial_path.exists():
