@@ -219,3 +219,209 @@ def test_paper_protocol_runs_float32_on_cuda():
     assert isinstance(autocast(torch.device("cpu"), SimpleNamespace(paper=False)), nullcontext)
     with pytest.warns(UserWarning) if not torch.cuda.is_available() else nullcontext():
         assert isinstance(autocast(cuda, SimpleNamespace(paper=False)), torch.autocast)
+
+
+def original_forward_padded(mlm: RobertaForMaskedLM, prompt: torch.Tensor, text_ids: list[int], mask_id: int,
+                            pad_id: int, max_length: int, neuron_mask: torch.Tensor | None = None):
+    """The original's forward as its trainer ran it: the text padded to ``max_length`` (padding='max_length')
+    with the attention mask extended by ones over <mask> and the prompt; position ids 0..L-1 over the
+    padded sequence; ``neuron_mask`` [layers, d_ffn] multiplies each block's ``intermediate`` output as the
+    original's eval hook does. Returns the vocabulary logits at the slot [vocab]."""
+    emb = mlm.roberta.embeddings
+    padded = text_ids + [pad_id] * (max_length - len(text_ids))
+    keep = torch.tensor([1.0] * (1 + len(prompt)) + [1.0] * len(text_ids) + [0.0] * (max_length - len(text_ids)))
+    ids = torch.tensor([mask_id] + padded)
+    tokens = emb.word_embeddings(ids) + emb.token_type_embeddings(torch.zeros_like(ids))
+    x = torch.cat([tokens[:1], prompt, tokens[1:]])
+    x = x + emb.position_embeddings(torch.arange(len(x)))
+    hidden = emb.LayerNorm(x)[None]
+    additive = ((1.0 - keep) * torch.finfo(torch.float32).min)[None, None, None, :]  # [1, 1, 1, L]
+    for layer, block in enumerate(mlm.roberta.encoder.layer):
+        attention = block.attention(hidden, additive)[0]
+        inner = block.intermediate(attention)
+        if neuron_mask is not None:
+            inner = inner * neuron_mask[layer]
+        hidden = block.output(inner, attention)
+    return mlm.lm_head(hidden[:, 0])[0]
+
+
+def test_reference_forward_with_max_length_padding_equals_the_toolkit(setup):
+    """The original padded every text to max_length; the toolkit pads per batch. Same logits."""
+    mlm, tokenizer, prompt, models = setup
+    model = models["paper"]
+    texts = ["i am so angry right now", "ok", "thanks, that was lovely and kind of you"]
+    batch = tokenizer(texts, padding=True, return_tensors="pt")
+    with torch.no_grad():
+        got = model(batch["input_ids"], batch["attention_mask"])
+        for row, text in enumerate(texts):
+            vocab = original_forward_padded(mlm, prompt, tokenizer(text)["input_ids"], tokenizer.mask_token_id,
+                                            tokenizer.pad_token_id, 40)
+            assert torch.allclose(got[row], vocab[_label_ids(model)], atol=1e-5, rtol=0)
+
+
+def test_paper_label_ids_on_a_vocabulary_that_holds_them():
+    """A tiny RoBERTa with roberta-base's vocabulary size (50265): the paper protocol reads the logits at the
+    original's hard-coded ids 33407 (negative) and 22173 (positive); the toolkit protocol at the label words."""
+    from transformers import RobertaConfig, RobertaTokenizerFast
+
+    from model_emotion.prompt_model import PAPER_LABEL_IDS, PAPER_VOCAB_SIZE
+
+    specials = ["<s>", "<pad>", "</s>", "<unk>"]
+    byte_chars = sorted({chr(i) for i in range(33, 127)} | {"Ġ"})
+    vocab = {t: i for i, t in enumerate(specials + byte_chars)}
+    for i in range(len(vocab), PAPER_VOCAB_SIZE - 1):
+        vocab[f"filler{i}"] = i
+    vocab["<mask>"] = PAPER_VOCAB_SIZE - 1  # 50264, the original's mask_id
+    tokenizer = RobertaTokenizerFast(vocab=vocab, merges=[])
+    assert len(tokenizer) == PAPER_VOCAB_SIZE and tokenizer.mask_token_id == 50264
+    torch.manual_seed(0)
+    config = RobertaConfig(vocab_size=PAPER_VOCAB_SIZE, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                           intermediate_size=32, max_position_embeddings=80, pad_token_id=1)
+    mlm = RobertaForMaskedLM(config).eval()
+    prompt = torch.randn(3, 16)
+    paper = SoftPromptModel(mlm, tokenizer, PromptConfig(model="tiny", prompt_len=3, max_length=20, protocol="paper")).eval()
+    toolkit = SoftPromptModel(mlm, tokenizer, PromptConfig(model="tiny", prompt_len=3, max_length=20)).eval()
+    for model in (paper, toolkit):
+        model.load_trainable_state(prompt)
+    assert paper.label_ids.tolist() == [[i] for i in PAPER_LABEL_IDS]
+    assert not set(toolkit.label_ids.flatten().tolist()) & set(PAPER_LABEL_IDS)  # the label words' own tokens
+    ids = tokenizer("so angry")["input_ids"]
+    with torch.no_grad():
+        logits, _ = original_forward(mlm, prompt, ids, tokenizer.mask_token_id, list(PAPER_LABEL_IDS))
+        got = paper(torch.tensor([ids]), torch.ones(1, len(ids), dtype=torch.long))[0]
+    assert torch.allclose(got, logits, atol=1e-6, rtol=0)
+
+
+def test_paper_masked_evaluation_with_real_masks_equals_the_original_hook(setup, small_goemotions):
+    """Masked evaluation under the paper protocol with masks that silence and scale neurons: every
+    example's prediction equals the original's (padded forward, hook multiplying ``intermediate``), and
+    the accuracy is its per-batch mean."""
+    from model_emotion.data import load_goemotions
+    from model_emotion.masked_eval import evaluate_masks, masked_logits
+
+    mlm, tokenizer, prompt, models = setup
+    model = models["paper"]
+    data = load_goemotions(small_goemotions, splits=("dev",))
+    task = binary_task(data.split("dev"), "joy", 3, "dev", 16, negatives="paper")
+    encoded = model.encode_task(task.texts, task.labels)
+    gen = torch.Generator().manual_seed(4)
+    masks = {"valence_top20": (torch.rand(2, 64, generator=gen) > 0.3).to(torch.int8),
+             "arousal_top20": torch.rand(2, 64, generator=gen)}  # a float scale mask
+    correct: dict = {}
+    accuracies = evaluate_masks(model, encoded, masks, 5, torch.device("cpu"), progress=False, per_batch=5,
+                                correct=correct)
+    logits = masked_logits(model, encoded, masks, 5, torch.device("cpu"))
+    with torch.no_grad():
+        for name, mask in masks.items():
+            rows, plain = [], []
+            for text in task.texts:
+                ids = tokenizer(text, truncation=True, max_length=40)["input_ids"]
+                args = (mlm, prompt, ids, tokenizer.mask_token_id, tokenizer.pad_token_id, 40)
+                rows.append(original_forward_padded(*args, mask.float())[_label_ids(model)])
+                plain.append(original_forward_padded(*args)[_label_ids(model)])
+            rows = torch.stack(rows)
+            assert (rows - torch.stack(plain)).abs().max() > 1e-4  # the mask changes the original logits (a small random model)
+            assert torch.allclose(logits[name], rows, atol=2e-6, rtol=0), name
+            want = (rows.argmax(-1).numpy() == task.labels)
+            assert correct[name].tolist() == want.tolist(), name
+            assert accuracies[name] == pytest.approx(mean_accuracy(want, per_batch=5))
+
+
+def test_legacy_adamw_over_several_steps_equals_the_transformers4_update():
+    """transformers 4's AdamW(correct_bias=False) written out: m, v without bias correction, the step
+    lr * m / (sqrt(v) + eps), then decoupled weight decay lr * wd * p; five steps, changing gradients,
+    with a linear schedule changing lr between steps as the original's scheduler does."""
+    torch.manual_seed(0)
+    start = torch.randn(4)
+    p = torch.nn.Parameter(start.clone())
+    opt = LegacyAdamW([p], lr=0.1, weight_decay=0.01, betas=(0.9, 0.999), eps=1e-6)
+    ref, m, v = start.clone().double(), torch.zeros(4, dtype=torch.float64), torch.zeros(4, dtype=torch.float64)
+    for step in range(5):
+        grad = torch.randn(4)
+        lr = 0.1 * (1 - step / 5)
+        for group in opt.param_groups:
+            group["lr"] = lr
+        p.grad = grad.clone()
+        opt.step()
+        g = grad.double()
+        m = 0.9 * m + 0.1 * g
+        v = 0.999 * v + 0.001 * g * g
+        ref = ref - lr * m / (v.sqrt() + 1e-6)
+        ref = ref - lr * 0.01 * ref
+        assert torch.allclose(p.detach().double(), ref, atol=1e-6), step
+
+
+GPT2_SPLIT = r"""'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
+
+
+class PythonByteLevelBPE:
+    """Byte-level BPE as the original's slow tokenizer (transformers 4 ``RobertaTokenizer``, use_fast=False)
+    computes it, written out: split by the GPT-2 pattern, map bytes to printable characters, then merge
+    the lowest-ranked adjacent pair until none is in the merge table."""
+
+    def __init__(self, vocab: dict, merges: list[tuple[str, str]]):
+        import regex
+
+        printable = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
+        codes = printable[:]
+        extra = 0
+        for b in range(256):
+            if b not in printable:
+                printable.append(b)
+                codes.append(256 + extra)
+                extra += 1
+        self.byte_char = {b: chr(c) for b, c in zip(printable, codes)}
+        self.vocab, self.ranks = vocab, {pair: i for i, pair in enumerate(merges)}
+        self.pattern = regex.compile(GPT2_SPLIT)
+        self.cache: dict[str, list[str]] = {}
+
+    def bpe(self, word: str) -> list[str]:
+        if word in self.cache:
+            return self.cache[word]
+        parts = list(word)
+        while len(parts) > 1:
+            pairs = [(self.ranks.get((a, b), float("inf")), i) for i, (a, b) in enumerate(zip(parts, parts[1:]))]
+            rank, _ = min(pairs)
+            if rank == float("inf"):
+                break
+            first, second = next((parts[i], parts[i + 1]) for r, i in pairs if r == rank)
+            merged, i = [], 0
+            while i < len(parts):
+                if i < len(parts) - 1 and parts[i] == first and parts[i + 1] == second:
+                    merged.append(first + second)
+                    i += 2
+                else:
+                    merged.append(parts[i])
+                    i += 1
+            parts = merged
+        self.cache[word] = parts
+        return parts
+
+    def __call__(self, text: str, bos: int, eos: int, unk: int) -> list[int]:
+        ids = [bos]
+        for piece in self.pattern.findall(text):
+            for token in self.bpe("".join(self.byte_char[b] for b in piece.encode("utf-8"))):
+                ids.append(self.vocab.get(token, unk))
+        return ids + [eos]
+
+
+def test_slow_tokenizer_gives_the_same_ids_on_goemotions(tiny_roberta, shared):
+    """The original loaded its tokenizer with use_fast=False; transformers 5 has only the fast one. On every
+    GoEmotions dev and test text, the slow algorithm written out gives the toolkit tokenizer's ids (a BPE
+    vocabulary trained on GoEmotions here; roberta-base's own vocabulary is not available offline)."""
+    import json
+
+    from model_emotion.data import load_goemotions
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_roberta)
+    vocab = json.loads((tiny_roberta / "vocab.json").read_text())
+    merges = [tuple(line.split()) for line in (tiny_roberta / "merges.txt").read_text().splitlines()
+              if line and not line.startswith("#")]
+    slow = PythonByteLevelBPE(vocab, merges)
+    data = load_goemotions(shared / "goemotions", splits=("dev", "test"))
+    texts = [t for split in ("dev", "test") for t in data.split(split)["text"]]
+    assert len(texts) > 10000
+    fast = tokenizer(texts)["input_ids"]
+    ids = (tokenizer.bos_token_id, tokenizer.eos_token_id, tokenizer.unk_token_id)
+    differ = [t for t, f in zip(texts, fast) if slow(t, *ids) != f]
+    assert not differ, (len(differ), differ[:3])
