@@ -8,7 +8,8 @@ Per attribute (``survival_table``):
   of the seeds, and the same with one half's labels shuffled (``rsa_searchlight.py --seed_diagnostics``);
 - ``drop_beyond_random``, ``drop_beyond_permuted``, ``drop_ci_low``, ``drop_ci_high``: the masked
   accuracy lost beyond random and beyond permuted-ranking masks, with the 95% bootstrap interval of
-  the first (over prompts); ``min_detectable_drop``: the smallest mean drop beyond random a one-sided
+  the first (over prompts and examples where the results hold per-example correctness, see
+  ``tables.hierarchical_bootstrap``); ``min_detectable_drop``: the smallest mean drop beyond random a one-sided
   paired test at 5% would detect with 80% power at this run's number of prompts and their spread;
 - ``verdict``: which of the paper's claims hold for the attribute on this run, in words.
 Columns a run did not produce stay empty, and the verdict says what was not tested.
