@@ -41,9 +41,20 @@ def random_masks(num_layers: int, d_ffn: int, count: int, percents=(4, 8, 16), s
 # Published shapes a benchmark can build with random weights (--arch): the speed of a forward does not
 # depend on the weights' values, so a GPU run needs neither a hub download nor the weights on disk.
 ARCHS = {
-    "roberta-base": dict(model_type="roberta", vocab_size=50265, hidden_size=768, num_hidden_layers=12,
-                         num_attention_heads=12, intermediate_size=3072, max_position_embeddings=514,
-                         type_vocab_size=1, pad_token_id=1, bos_token_id=0, eos_token_id=2, layer_norm_eps=1e-5),
+    "roberta-base": dict(
+        model_type="roberta",
+        vocab_size=50265,
+        hidden_size=768,
+        num_hidden_layers=12,
+        num_attention_heads=12,
+        intermediate_size=3072,
+        max_position_embeddings=514,
+        type_vocab_size=1,
+        pad_token_id=1,
+        bos_token_id=0,
+        eos_token_id=2,
+        layer_norm_eps=1e-5,
+    ),
 }
 
 
@@ -58,8 +69,9 @@ def forward_flops(tokens, layers: int, hidden: int, ffn: int) -> float:
     import numpy as np
 
     tokens = np.asarray(tokens, dtype=np.float64)
-    return float((2 * non_embedding_params(layers, hidden, ffn) * tokens).sum()
-                 + (4 * layers * hidden * tokens * tokens).sum())
+    return float(
+        (2 * non_embedding_params(layers, hidden, ffn) * tokens).sum() + (4 * layers * hidden * tokens * tokens).sum()
+    )
 
 
 def slot_read_flops(tokens, layers: int, hidden: int, ffn: int) -> float:
@@ -107,7 +119,7 @@ def matmul_rate(device, reps: int = 5) -> float:
 
     size, dtype = (8192, torch.bfloat16) if device.type == "cuda" else (2048, torch.float32)
     a, b = torch.randn(size, size, device=device, dtype=dtype), torch.randn(size, size, device=device, dtype=dtype)
-    return 2 * size ** 3 / timed(lambda: a @ b, device, reps)
+    return 2 * size**3 / timed(lambda: a @ b, device, reps)
 
 
 def benchmark_backbone(model: str | None = None, arch: str | None = None, dtype: str | None = None):
@@ -141,9 +153,19 @@ def benchmark_backbone(model: str | None = None, arch: str | None = None, dtype:
 
 def add_model_arguments(parser) -> None:
     """--model, --arch, --dtype, shared by the benchmarks that load a model."""
-    parser.add_argument("--model", type=str, default=None,
-                        help="model, or with --arch the tokenizer's folder (default: the packaged all-MiniLM-L6-v2)")
-    parser.add_argument("--arch", type=str, default=None, choices=sorted(ARCHS),
-                        help="time a model of this published shape with random weights instead of --model's")
-    parser.add_argument("--dtype", type=str, default=None, help="weights' dtype (default float32; CUDA uses bf16 "
-                        "autocast either way)")
+    parser.add_argument(
+        "--model",
+        type=str,
+        default=None,
+        help="model, or with --arch the tokenizer's folder (default: the packaged all-MiniLM-L6-v2)",
+    )
+    parser.add_argument(
+        "--arch",
+        type=str,
+        default=None,
+        choices=sorted(ARCHS),
+        help="time a model of this published shape with random weights instead of --model's",
+    )
+    parser.add_argument(
+        "--dtype", type=str, default=None, help="weights' dtype (default float32; CUDA uses bf16 autocast either way)"
+    )

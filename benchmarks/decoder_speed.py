@@ -21,12 +21,14 @@ import time
 from pathlib import Path
 
 import torch
-
 from common import random_masks, shared_data
+
 from model_emotion.data import binary_task, load_goemotions
+from model_emotion.loading import load_backbone
 from model_emotion.masked_eval import evaluate_masks
 from model_emotion.neurons import find_ffn, scale_neurons
-from model_emotion.prompt_model import PromptConfig, build_prompt_model, load_backbone
+from model_emotion.prompt_config import PromptConfig
+from model_emotion.prompt_model import build_prompt_model
 from model_emotion.training import accuracy, train_prompt
 
 
@@ -42,8 +44,12 @@ def smollm2_gguf() -> Path:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--shared_data", type=str, default=None, help="shared data folder (default ../shared/data)")
-    parser.add_argument("--num_masks", type=int, default=12, help="masks evaluated by the toolkit (default %(default)s)")
-    parser.add_argument("--baseline_masks", type=int, default=3, help="masks timed on the baselines (default %(default)s)")
+    parser.add_argument(
+        "--num_masks", type=int, default=12, help="masks evaluated by the toolkit (default %(default)s)"
+    )
+    parser.add_argument(
+        "--baseline_masks", type=int, default=3, help="masks timed on the baselines (default %(default)s)"
+    )
     parser.add_argument("--eval_examples", type=int, default=32, help="balanced dev examples (default %(default)s)")
     parser.add_argument("--train_examples", type=int, default=32, help="training examples timed (default %(default)s)")
     parser.add_argument("--prompt_len", type=int, default=20, help="soft-prompt length (default %(default)s)")
@@ -67,8 +73,15 @@ def main(argv=None) -> int:
         folder = next(Path(cache).iterdir())
 
         def build():
-            config = PromptConfig(model=str(gguf), prompt_len=args.prompt_len, head="lm", verbalizer=("no", "yes"),
-                                  max_length=64, seed=1, sentiment="joy")
+            config = PromptConfig(
+                model=str(gguf),
+                prompt_len=args.prompt_len,
+                head="lm",
+                verbalizer=("no", "yes"),
+                max_length=64,
+                seed=1,
+                sentiment="joy",
+            )
             return build_prompt_model(backbone, tokenizer, config).to(device)
 
         model = build()
@@ -76,15 +89,27 @@ def main(argv=None) -> int:
         dev = binary_task(data.split("dev"), "joy", 1, "dev", args.eval_examples)
         train_enc, dev_enc = model.encode_task(train.texts, train.labels), model.encode_task(dev.texts, dev.labels)
         start = time.perf_counter()
-        train_prompt(model, train_enc, dev_enc, epochs=1, lr=0.01, batch_size=8, eval_batch_size=args.batch_size,
-                     device=device, seed=1, progress=False)
+        train_prompt(
+            model,
+            train_enc,
+            dev_enc,
+            epochs=1,
+            lr=0.01,
+            batch_size=8,
+            eval_batch_size=args.batch_size,
+            device=device,
+            seed=1,
+            progress=False,
+        )
         train_s = time.perf_counter() - start
         start = time.perf_counter()
         accuracy(model, dev_enc, args.batch_size, device)
         eval_s = time.perf_counter() - start
         per_train = train_s - eval_s  # one epoch includes one dev evaluation
-        print(f"training: {len(train_enc) / per_train:.1f} examples/s (forward + backward, batch 8, P = "
-              f"{args.prompt_len}); inference {len(dev_enc) / eval_s:.1f} examples/s")
+        print(
+            f"training: {len(train_enc) / per_train:.1f} examples/s (forward + backward, batch 8, P = "
+            f"{args.prompt_len}); inference {len(dev_enc) / eval_s:.1f} examples/s"
+        )
 
         ffn = find_ffn(model)
         masks = random_masks(ffn.num_layers, ffn.d_ffn, args.num_masks)
@@ -93,27 +118,39 @@ def main(argv=None) -> int:
         toolkit_per = (time.perf_counter() - start) / len(masks)
         timed = list(masks)[: args.baseline_masks]
         start = time.perf_counter()
-        plain = evaluate_masks(model, dev_enc, {n: masks[n] for n in timed}, args.batch_size, device,
-                               progress=False, shared=False)
+        plain = evaluate_masks(
+            model, dev_enc, {n: masks[n] for n in timed}, args.batch_size, device, progress=False, shared=False
+        )
         plain_per = (time.perf_counter() - start) / len(timed)
         prompt = model.prompt.detach().clone()
         start = time.perf_counter()
         reload = {}
         for name in timed:
             fresh_backbone, fresh_tokenizer, _ = load_backbone(str(folder))  # reload per mask
-            config = PromptConfig(model=str(gguf), prompt_len=args.prompt_len, head="lm", verbalizer=("no", "yes"),
-                                  max_length=64, seed=1, sentiment="joy")
+            config = PromptConfig(
+                model=str(gguf),
+                prompt_len=args.prompt_len,
+                head="lm",
+                verbalizer=("no", "yes"),
+                max_length=64,
+                seed=1,
+                sentiment="joy",
+            )
             fresh = build_prompt_model(fresh_backbone, fresh_tokenizer, config).to(device)
             fresh.load_trainable_state(prompt)
             with scale_neurons(fresh, masks[name].to(device)):
                 reload[name] = accuracy(fresh, fresh.encode_task(dev.texts, dev.labels), args.batch_size, device)
         reload_per = (time.perf_counter() - start) / len(timed)
     gaps = [abs(ours[n] - plain[n]) for n in timed] + [abs(ours[n] - reload[n]) for n in timed]
-    print(f"masked evaluation, {len(dev_enc)} examples: toolkit {toolkit_per:.2f} s per mask "
-          f"({len(dev_enc) / toolkit_per:.1f} examples/s, {len(masks)} masks); plain path {plain_per:.2f} s; "
-          f"reload per mask {reload_per:.2f} s; largest accuracy gap {max(gaps):.4f}")
-    print(f"speed-up: {plain_per / toolkit_per:.2f}x over the plain path, {reload_per / toolkit_per:.2f}x over "
-          f"reload-per-mask")
+    print(
+        f"masked evaluation, {len(dev_enc)} examples: toolkit {toolkit_per:.2f} s per mask "
+        f"({len(dev_enc) / toolkit_per:.1f} examples/s, {len(masks)} masks); plain path {plain_per:.2f} s; "
+        f"reload per mask {reload_per:.2f} s; largest accuracy gap {max(gaps):.4f}"
+    )
+    print(
+        f"speed-up: {plain_per / toolkit_per:.2f}x over the plain path, {reload_per / toolkit_per:.2f}x over "
+        f"reload-per-mask"
+    )
     return 0 if max(gaps) <= 1.0 / len(dev_enc) else 1
 
 

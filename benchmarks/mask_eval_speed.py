@@ -21,19 +21,22 @@ import argparse
 import time
 
 import torch
-
 from common import packaged_encoder, random_masks, shared_data
+
 from model_emotion.batching import batches, encode
 from model_emotion.data import binary_task, load_goemotions
+from model_emotion.encoder_prompt import SoftPromptModel
+from model_emotion.loading import load_backbone
 from model_emotion.masked_eval import evaluate_masks
 from model_emotion.neurons import find_ffn, scale_neurons
-from model_emotion.prompt_model import PromptConfig, SoftPromptModel, load_backbone
+from model_emotion.prompt_config import PromptConfig
 
 
 def build(model_name: str, prompt_len: int, prompt: torch.Tensor | None, head_state: dict | None, device):
     backbone, tokenizer, head = load_backbone(model_name)
-    model = SoftPromptModel(backbone, tokenizer, PromptConfig(model=model_name, prompt_len=prompt_len, head=head,
-                                                              max_length=256, seed=1))
+    model = SoftPromptModel(
+        backbone, tokenizer, PromptConfig(model=model_name, prompt_len=prompt_len, head=head, max_length=256, seed=1)
+    )
     if prompt is not None:
         model.load_trainable_state(prompt, head_state)
     return model.to(device), tokenizer
@@ -45,7 +48,9 @@ def original_accuracy(model: SoftPromptModel, task, batch_size: int, device) -> 
     model.eval()
     correct = 0
     for ids, mask, labels in batches(task, batch_size, pad_to=256):
-        hidden = model.encode(model._inputs(ids.to(device), mask.to(device), len(ids)), slot_only=False)[0]  # [batch, 1 + P + 256, hidden]
+        hidden = model.encode(model._inputs(ids.to(device), mask.to(device), len(ids)), slot_only=False)[
+            0
+        ]  # [batch, 1 + P + 256, hidden]
         correct += int((model.classify(hidden[:, 0]).argmax(-1).cpu() == labels).sum())
     return correct / len(task)
 
@@ -68,8 +73,12 @@ def main() -> int:
     parser.add_argument("--eval_examples", type=int, default=32, help="evaluation examples (default %(default)s)")
     parser.add_argument("--batch_size", type=int, default=32, help="evaluation batch size, both (default %(default)s)")
     parser.add_argument("--original_masks", type=int, default=4, help="masks timed with the original approach")
-    parser.add_argument("--plain_masks", type=int, default=8,
-                        help="masks timed with the toolkit's plain path (a full forward per mask, model loaded once)")
+    parser.add_argument(
+        "--plain_masks",
+        type=int,
+        default=8,
+        help="masks timed with the toolkit's plain path (a full forward per mask, model loaded once)",
+    )
     parser.add_argument("--device", type=str, default="cpu", help="torch device (default %(default)s)")
     args = parser.parse_args()
     root = shared_data(args.shared_data)
@@ -88,17 +97,22 @@ def main() -> int:
     encoded = encode(tokenizer, task.texts, task.labels, 256)
     ours = evaluate_masks(model, encoded, masks, args.batch_size, device, progress=False)
     toolkit_s = time.perf_counter() - start
-    print(f"toolkit: {args.num_masks} masks x {len(encoded)} examples in {toolkit_s:.1f} s "
-          f"({toolkit_s / args.num_masks:.2f} s per mask; the model loaded once in {loaded_s:.1f} s, counted)")
+    print(
+        f"toolkit: {args.num_masks} masks x {len(encoded)} examples in {toolkit_s:.1f} s "
+        f"({toolkit_s / args.num_masks:.2f} s per mask; the model loaded once in {loaded_s:.1f} s, counted)"
+    )
 
     plain_names = list(masks)[: args.plain_masks]
     start = time.perf_counter()
-    plain = evaluate_masks(model, encoded, {n: masks[n] for n in plain_names}, args.batch_size, device,
-                           progress=False, shared=False)
+    plain = evaluate_masks(
+        model, encoded, {n: masks[n] for n in plain_names}, args.batch_size, device, progress=False, shared=False
+    )
     plain_per_mask = (time.perf_counter() - start) / len(plain_names)
     check(device, "the plain path", [plain[n] - ours[n] for n in plain_names])
-    print(f"  for comparison, the plain path (a full forward per mask, model loaded once, dynamic padding): "
-          f"{plain_per_mask:.2f} s per mask ({len(plain_names)} masks timed)")
+    print(
+        f"  for comparison, the plain path (a full forward per mask, model loaded once, dynamic padding): "
+        f"{plain_per_mask:.2f} s per mask ({len(plain_names)} masks timed)"
+    )
 
     prompt, head_state = model.prompt.detach().cpu().clone(), model.trainable_state()
     head_state = {k: v for k, v in head_state.items() if k.startswith("head.")} or None
@@ -113,16 +127,20 @@ def main() -> int:
     per_mask = (time.perf_counter() - start) / args.original_masks
     check(device, "the original approach", differences)
     original_s = per_mask * args.num_masks
-    print(f"original approach: {per_mask:.2f} s per mask (reload + pad to 256; {args.original_masks} masks timed) "
-          f"-> {original_s:.1f} s extrapolated to {args.num_masks} masks")
+    print(
+        f"original approach: {per_mask:.2f} s per mask (reload + pad to 256; {args.original_masks} masks timed) "
+        f"-> {original_s:.1f} s extrapolated to {args.num_masks} masks"
+    )
     print(f"speed-up: {original_s / toolkit_s:.1f}x")
 
     # The original script also re-read the data for every mask (get_loader: train, dev and test).
     start = time.perf_counter()
     load_goemotions(root / "goemotions", splits=("train", "dev", "test"))
     reread = time.perf_counter() - start
-    print(f"not counted above: the original script also re-read train/dev/test for every mask, {reread:.2f} s here; "
-          f"with it the speed-up would be {(per_mask + reread) * args.num_masks / toolkit_s:.1f}x")
+    print(
+        f"not counted above: the original script also re-read train/dev/test for every mask, {reread:.2f} s here; "
+        f"with it the speed-up would be {(per_mask + reread) * args.num_masks / toolkit_s:.1f}x"
+    )
     return 0
 
 

@@ -20,8 +20,8 @@ import argparse
 import time
 
 import torch
-
 from common import add_model_arguments, benchmark_backbone, matmul_rate, model_flops, shared_data, timed
+
 from model_emotion.api import train_prompts
 from model_emotion.architectures import bert_blocks
 from model_emotion.data import EMOTIONS, binary_task, load_goemotions
@@ -51,9 +51,13 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--shared_data", type=str, default=None, help="the shared data folder")
     add_model_arguments(parser)
-    parser.add_argument("--emotions", type=int, default=27, help="jobs: the first N emotions, seed 1 (default %(default)s)")
+    parser.add_argument(
+        "--emotions", type=int, default=27, help="jobs: the first N emotions, seed 1 (default %(default)s)"
+    )
     parser.add_argument("--prompt_len", type=int, default=100, help="soft prompt length P (default %(default)s)")
-    parser.add_argument("--train_examples", type=int, default=32, help="training examples per job (default %(default)s)")
+    parser.add_argument(
+        "--train_examples", type=int, default=32, help="training examples per job (default %(default)s)"
+    )
     parser.add_argument("--eval_examples", type=int, default=16, help="dev/test examples per job (default %(default)s)")
     parser.add_argument("--epochs", type=int, default=1, help="epochs (default %(default)s)")
     parser.add_argument("--batch_size", type=int, default=8, help="training batch size per job (default %(default)s)")
@@ -62,11 +66,23 @@ def main() -> int:
     data = load_goemotions(shared_data(args.shared_data) / "goemotions", splits=("train", "dev", "test"))
     backbone, tokenizer, head, model_name = benchmark_backbone(args.model, args.arch, args.dtype)
     jobs = [(emotion, 1) for emotion in EMOTIONS[: args.emotions]]
-    settings = dict(head=head, model_name=model_name, prompt_len=args.prompt_len, epochs=args.epochs, lr=2e-3,
-                    train_batch_size=args.batch_size, eval_batch_size=32, max_length=256,
-                    max_train_samples=args.train_examples, max_eval_samples=args.eval_examples, device=args.device)
-    print(f"{len(jobs)} prompts, {model_name.split('/')[-1]}, {args.device}, P = {args.prompt_len}, {args.train_examples} training "
-          f"examples each, {args.epochs} epoch(s), batch {args.batch_size} per job, {torch.get_num_threads()} threads")
+    settings = dict(
+        head=head,
+        model_name=model_name,
+        prompt_len=args.prompt_len,
+        epochs=args.epochs,
+        lr=2e-3,
+        train_batch_size=args.batch_size,
+        eval_batch_size=32,
+        max_length=256,
+        max_train_samples=args.train_examples,
+        max_eval_samples=args.eval_examples,
+        device=args.device,
+    )
+    print(
+        f"{len(jobs)} prompts, {model_name.split('/')[-1]}, {args.device}, P = {args.prompt_len}, {args.train_examples} training "
+        f"examples each, {args.epochs} epoch(s), batch {args.batch_size} per job, {torch.get_num_threads()} threads"
+    )
     if args.device.startswith("cuda"):  # kernels compiled and memory pooled before either path is timed
         for multi in (False, True):
             train_prompts(backbone, tokenizer, data, jobs[:2], multi_prompt=multi, **settings)
@@ -78,7 +94,9 @@ def main() -> int:
             torch.cuda.synchronize()
         timings[label] = time.perf_counter() - start
         rows = sum(p.sizes["train"] for p in results[label].values()) * args.epochs
-        print(f"{label:>18}: {timings[label]:.1f} s ({rows / timings[label]:.1f} training examples/s incl. dev evaluation)")
+        print(
+            f"{label:>18}: {timings[label]:.1f} s ({rows / timings[label]:.1f} training examples/s incl. dev evaluation)"
+        )
     device = torch.device(args.device)
     if bert_blocks(backbone) is not None:  # the FLOP count knows BERT-style blocks only
         caps = {"train": args.train_examples, "dev": args.eval_examples, "test": args.eval_examples}
@@ -87,24 +105,37 @@ def main() -> int:
         flops = args.epochs * (2 * fwd["train"] + fwd["dev"]) + fwd["test"]
         reference = matmul_rate(device)
         for label, seconds in timings.items():
-            print(f"{label:>18}: {flops / seconds / 1e12:.3f} TFLOP/s = {100 * flops / seconds / reference:.0f}% of "
-                  f"a {'bf16 8192' if device.type == 'cuda' else 'float32 2048'}^3 matmul's "
-                  f"{reference / 1e12:.3f} TFLOP/s")
-        print(f"the work ({flops / 1e12:.2f} TFLOP) at the matmul's rate would take {flops / reference:.1f} s: "
-              f"at most {timings['one after another'] * reference / flops:.2f}x over one after another")
+            print(
+                f"{label:>18}: {flops / seconds / 1e12:.3f} TFLOP/s = {100 * flops / seconds / reference:.0f}% of "
+                f"a {'bf16 8192' if device.type == 'cuda' else 'float32 2048'}^3 matmul's "
+                f"{reference / 1e12:.3f} TFLOP/s"
+            )
+        print(
+            f"the work ({flops / 1e12:.2f} TFLOP) at the matmul's rate would take {flops / reference:.1f} s: "
+            f"at most {timings['one after another'] * reference / flops:.2f}x over one after another"
+        )
         one = round(args.batch_size * sum(rows["train"]) / len(rows["train"]))  # one job's batch, mean rows
         rates = {n: ffn_rate(backbone, n * one, device) for n in (1, len(jobs))}
-        print(f"the FFN's matrix product: {rates[1] / 1e12:.3f} TFLOP/s over one job's batch ({one} tokens), "
-              f"{rates[len(jobs)] / 1e12:.3f} TFLOP/s over {len(jobs)} jobs' ({len(jobs) * one} tokens)")
+        print(
+            f"the FFN's matrix product: {rates[1] / 1e12:.3f} TFLOP/s over one job's batch ({one} tokens), "
+            f"{rates[len(jobs)] / 1e12:.3f} TFLOP/s over {len(jobs)} jobs' ({len(jobs) * one} tokens)"
+        )
     a, b = results.values()
     same_acc = all(a[k].best_acc == b[k].best_acc for k in jobs)
-    worst = max(float(torch.linalg.norm(a[k].final_state["prompt"] - b[k].final_state["prompt"])
-                      / torch.linalg.norm(a[k].final_state["prompt"])) for k in jobs)
+    worst = max(
+        float(
+            torch.linalg.norm(a[k].final_state["prompt"] - b[k].final_state["prompt"])
+            / torch.linalg.norm(a[k].final_state["prompt"])
+        )
+        for k in jobs
+    )
     # CUDA runs under bf16 autocast, whose rounding depends on which rows share a forward: the prompts then
     # agree to bf16's precision compounded over the steps, not to 1e-3 (the float32 check, in the tests)
     rtol = 5e-2 if args.device.startswith("cuda") else 1e-3
-    print(f"speed-up: {timings['one after another'] / timings['--multi_prompt']:.2f}x; same best accuracies: "
-          f"{same_acc}; largest relative prompt difference {worst:.2e} (tolerance {rtol:g})")
+    print(
+        f"speed-up: {timings['one after another'] / timings['--multi_prompt']:.2f}x; same best accuracies: "
+        f"{same_acc}; largest relative prompt difference {worst:.2e} (tolerance {rtol:g})"
+    )
     return 0 if same_acc and worst <= rtol else 1
 
 

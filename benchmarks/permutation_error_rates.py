@@ -49,13 +49,25 @@ def main() -> int:
     hits = np.zeros(3)
     for _ in range(args.runs):
         acts = per_emotion_null(rng, K, 3, args.neurons)
-        res = searchlight(acts, attribute_rdms(rng.normal(size=(K, 2))), ["a", "b"], test="permutation",
-                          permutations=args.permutations, perm_seed=int(rng.integers(1e9)), alpha=a)
-        hits += [(res.perm.fwer_p[:, 0] <= a).any(), (res.perm.fwer_global_p <= a).any(),
-                 (np.nan_to_num(res.q[:, 0], nan=1) < a).any()]
+        res = searchlight(
+            acts,
+            attribute_rdms(rng.normal(size=(K, 2))),
+            ["a", "b"],
+            test="permutation",
+            permutations=args.permutations,
+            perm_seed=int(rng.integers(1e9)),
+            alpha=a,
+        )
+        hits += [
+            (res.perm.fwer_p[:, 0] <= a).any(),
+            (res.perm.fwer_global_p <= a).any(),
+            (np.nan_to_num(res.q[:, 0], nan=1) < a).any(),
+        ]
     mc = math.sqrt(a * (1 - a) / args.runs)
-    print(f"null: {args.runs} datasets of {K} emotions x 3 seeds x {args.neurons} neurons, B = {args.permutations}, "
-          f"alpha = {a} (Monte Carlo sd at alpha: {mc:.3f})")
+    print(
+        f"null: {args.runs} datasets of {K} emotions x 3 seeds x {args.neurons} neurons, B = {args.permutations}, "
+        f"alpha = {a} (Monte Carlo sd at alpha: {mc:.3f})"
+    )
     for name, h in zip(("max-T within attribute", "max-T over attributes", "parametric + BH"), hits):
         print(f"  FWER {name:24s} {h / args.runs:.3f}")
     found = false = 0
@@ -63,14 +75,23 @@ def main() -> int:
     for _ in range(runs):
         scores = rng.normal(size=(K, 2))
         acts = per_emotion_null(rng, K, 3, args.neurons + args.planted)
-        acts[:, :, :args.planted] = 1.5 * scores[:, None, 0:1] + 0.4 * rng.normal(size=(K, 3, args.planted))
-        res = searchlight(acts, attribute_rdms(scores), ["a", "b"], test="permutation",
-                          permutations=max(args.permutations, 499), perm_seed=1, alpha=a)
+        acts[:, :, : args.planted] = 1.5 * scores[:, None, 0:1] + 0.4 * rng.normal(size=(K, 3, args.planted))
+        res = searchlight(
+            acts,
+            attribute_rdms(scores),
+            ["a", "b"],
+            test="permutation",
+            permutations=max(args.permutations, 499),
+            perm_seed=1,
+            alpha=a,
+        )
         sig = res.perm.fwer_p[:, 0] <= a
-        found += sig[:args.planted].sum()
-        false += sig[args.planted:].sum()
-    print(f"planted: {runs} datasets, {args.planted} aligned neurons each: power of max-T {found / (runs * args.planted):.3f}, "
-          f"false positives {false} of {runs * args.neurons} null neurons")
+        found += sig[: args.planted].sum()
+        false += sig[args.planted :].sum()
+    print(
+        f"planted: {runs} datasets, {args.planted} aligned neurons each: power of max-T {found / (runs * args.planted):.3f}, "
+        f"false positives {false} of {runs * args.neurons} null neurons"
+    )
     return 0
 
 

@@ -25,16 +25,18 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-
 from common import REPO, shared_data
 
 
 def run_command(args: list[str]) -> tuple[float, float]:
     """Wall seconds and peak resident memory (GiB) of one command in its own process."""
     start = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, str(REPO / "rsa_searchlight.py"), *args], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, str(REPO / "rsa_searchlight.py"), *args],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - start
     err = proc.stderr.read()
@@ -46,7 +48,9 @@ def run_command(args: list[str]) -> tuple[float, float]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--shared_data", type=str, default=None, help="the shared data folder")
-    parser.add_argument("--permutations", type=int, default=1000, help="B of the permutation test (default %(default)s)")
+    parser.add_argument(
+        "--permutations", type=int, default=1000, help="B of the permutation test (default %(default)s)"
+    )
     parser.add_argument("--loop_sample", type=int, default=3, help="permutations timed for the API-loop baseline")
     parser.add_argument("--gpu_permutations", type=int, default=10000, help="B of the GPU timing (CUDA only)")
     args = parser.parse_args()
@@ -55,15 +59,37 @@ def main() -> int:
     common = ["--activations", str(acts), "--attributes", str(root / "emotion_attributes"), "--device", "cpu"]
     with tempfile.TemporaryDirectory() as tmp:
         # Warm-up: numba compiles (or loads its cache) once; not part of either timing.
-        run_command([*common, "--output", f"{tmp}/warm/r.csv", "--test", "permutation", "--permutations", "20",
-                     "--alpha", "0.05"])
+        run_command(
+            [
+                *common,
+                "--output",
+                f"{tmp}/warm/r.csv",
+                "--test",
+                "permutation",
+                "--permutations",
+                "20",
+                "--alpha",
+                "0.05",
+            ]
+        )
         parametric, parametric_mem = run_command([*common, "--output", f"{tmp}/par/r.csv", "--test", "parametric"])
-        permutation, permutation_mem = run_command([*common, "--output", f"{tmp}/perm/r.csv", "--test", "permutation",
-                                                    "--permutations", str(args.permutations)])
+        permutation, permutation_mem = run_command(
+            [
+                *common,
+                "--output",
+                f"{tmp}/perm/r.csv",
+                "--test",
+                "permutation",
+                "--permutations",
+                str(args.permutations),
+            ]
+        )
     print(f"paper activations, 36,864 neurons x 14 attributes, 2 CPU threads (numba: {os.cpu_count()} cores seen)")
     print(f"parametric rsa_searchlight.py:            {parametric:7.1f} s  peak {parametric_mem:.2f} GiB")
-    print(f"permutation, B = {args.permutations:<6d} (max-T, nulls): {permutation:7.1f} s  peak {permutation_mem:.2f} GiB"
-          f"  = {permutation / parametric:.1f} x parametric (target <= 40 x, < 4 GiB)")
+    print(
+        f"permutation, B = {args.permutations:<6d} (max-T, nulls): {permutation:7.1f} s  peak {permutation_mem:.2f} GiB"
+        f"  = {permutation / parametric:.1f} x parametric (target <= 40 x, < 4 GiB)"
+    )
 
     from model_emotion.activation_files import load_activations
     from model_emotion.attributes import build_rdms, load_ratings
@@ -80,8 +106,10 @@ def main() -> int:
         kendall(x, rdms.rdms[:, index[b]])
     per = (time.perf_counter() - start) / args.loop_sample
     loop = per * args.permutations
-    print(f"API loop (one searchlight per permutation): {per:.2f} s each -> {loop:7.0f} s for B = {args.permutations}"
-          f" = {loop / parametric:.0f} x parametric, {loop / permutation:.1f} x the permutation kernel")
+    print(
+        f"API loop (one searchlight per permutation): {per:.2f} s each -> {loop:7.0f} s for B = {args.permutations}"
+        f" = {loop / parametric:.0f} x parametric, {loop / permutation:.1f} x the permutation kernel"
+    )
 
     n0 = x.shape[1] * (x.shape[1] - 1) // 2
     targets = len(rdms.names) * (args.gpu_permutations + 1)
@@ -90,14 +118,31 @@ def main() -> int:
 
     if torch.cuda.is_available():
         with tempfile.TemporaryDirectory() as tmp:
-            gpu, gpu_mem = run_command(["--activations", str(acts), "--attributes", str(root / "emotion_attributes"),
-                                        "--device", "cuda", "--output", f"{tmp}/gpu/r.csv", "--test", "permutation",
-                                        "--permutations", str(args.gpu_permutations)])
-        print(f"GPU path, B = {args.gpu_permutations}: {gpu:.1f} s (target < 120 s on one H200), host peak {gpu_mem:.2f} GiB")
+            gpu, gpu_mem = run_command(
+                [
+                    "--activations",
+                    str(acts),
+                    "--attributes",
+                    str(root / "emotion_attributes"),
+                    "--device",
+                    "cuda",
+                    "--output",
+                    f"{tmp}/gpu/r.csv",
+                    "--test",
+                    "permutation",
+                    "--permutations",
+                    str(args.gpu_permutations),
+                ]
+            )
+        print(
+            f"GPU path, B = {args.gpu_permutations}: {gpu:.1f} s (target < 120 s on one H200), host peak {gpu_mem:.2f} GiB"
+        )
     else:
-        print(f"GPU path, B = {args.gpu_permutations}: no CUDA device here; its float64 sign-matrix products are "
-              f"{flops / 1e12:.0f} TFLOP ({flops / 67e12:.0f} s at an H200's 67 TFLOP/s FP64 peak), plus the "
-              f"CPU post-processing per chunk, which scales with B as on the CPU path")
+        print(
+            f"GPU path, B = {args.gpu_permutations}: no CUDA device here; its float64 sign-matrix products are "
+            f"{flops / 1e12:.0f} TFLOP ({flops / 67e12:.0f} s at an H200's 67 TFLOP/s FP64 peak), plus the "
+            f"CPU post-processing per chunk, which scales with B as on the CPU path"
+        )
     return 0
 
 

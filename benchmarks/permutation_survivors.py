@@ -29,10 +29,19 @@ def survivors(rank_csv: Path) -> pd.DataFrame:
         within = fwer.to_numpy() if name == "all" else fwer[[name]].to_numpy()
         across = fwer_global.to_numpy() if name == "all" else fwer_global[[name]].to_numpy()
         row = parametric.loc[name]
-        rows.append({"attribute": name, "parametric": int(row["observed"]), "null_mean": round(row["null_mean"], 1),
-                     "null_p95": round(row["null_p95"], 1), "count_p": row["count_p"],
-                     "maxT_0.05": int((within <= 0.05).sum()), "maxT_0.01": int((within <= 0.01).sum()),
-                     "global_0.05": int((across <= 0.05).sum()), "global_0.01": int((across <= 0.01).sum())})
+        rows.append(
+            {
+                "attribute": name,
+                "parametric": int(row["observed"]),
+                "null_mean": round(row["null_mean"], 1),
+                "null_p95": round(row["null_p95"], 1),
+                "count_p": row["count_p"],
+                "maxT_0.05": int((within <= 0.05).sum()),
+                "maxT_0.01": int((within <= 0.01).sum()),
+                "global_0.05": int((across <= 0.05).sum()),
+                "global_0.01": int((across <= 0.01).sum()),
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -47,8 +56,12 @@ def main() -> int:
     attrs = table[table["attribute"] != "all"]
     above = attrs[attrs["count_p"] < 0.05]["attribute"].tolist()
     kept = attrs[attrs["maxT_0.05"] > 0]["attribute"].tolist()
-    print(f"\nparametric counts above 95% of their null (count p < 0.05): {len(above)} of {len(attrs)}: {', '.join(above)}")
-    print(f"attributes with neurons surviving max-T at 0.05 (within attribute): {len(kept)} of {len(attrs)}: {', '.join(kept)}")
+    print(
+        f"\nparametric counts above 95% of their null (count p < 0.05): {len(above)} of {len(attrs)}: {', '.join(above)}"
+    )
+    print(
+        f"attributes with neurons surviving max-T at 0.05 (within attribute): {len(kept)} of {len(attrs)}: {', '.join(kept)}"
+    )
     return 0
 
 

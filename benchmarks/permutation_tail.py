@@ -20,7 +20,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-
 from common import shared_data
 
 
@@ -32,8 +31,10 @@ def summary(name: str, approx: np.ndarray, reference: np.ndarray, counts: np.nda
             print(f"  {name}: {label}: none")
             continue
         err = np.abs(np.log10(approx[sel] / reference[sel]))
-        print(f"  {name}: {label}: n = {sel.sum():6d}  median |log10 ratio| {np.median(err):.3f}  "
-              f"90th pct {np.percentile(err, 90):.3f}  within 2x {np.mean(err < np.log10(2)):.1%}")
+        print(
+            f"  {name}: {label}: n = {sel.sum():6d}  median |log10 ratio| {np.median(err):.3f}  "
+            f"90th pct {np.percentile(err, 90):.3f}  within 2x {np.mean(err < np.log10(2)):.1%}"
+        )
 
 
 def main() -> int:
@@ -54,13 +55,27 @@ def main() -> int:
     pick = np.sort(np.random.default_rng(args.seed).choice(data.activations.shape[2], args.neurons, replace=False))
     acts = data.activations[:, :, pick]
     start = time.perf_counter()
-    runs = {tail: searchlight(acts, rdms.rdms, rdms.names, test="permutation", permutations=args.permutations,
-                              perm_seed=1, alpha=0.05, tail=tail, chunk=256)
-            for tail in ("gpd", "moments")}
-    ref = searchlight(acts, rdms.rdms, rdms.names, test="permutation", permutations=args.reference, perm_seed=2,
-                      alpha=0.05, chunk=64)
-    print(f"{args.neurons} neurons x {len(rdms.names)} attributes of the paper's activations; B = {args.permutations} "
-          f"against a reference of {args.reference} other permutations ({time.perf_counter() - start:.0f} s)")
+    runs = {
+        tail: searchlight(
+            acts,
+            rdms.rdms,
+            rdms.names,
+            test="permutation",
+            permutations=args.permutations,
+            perm_seed=1,
+            alpha=0.05,
+            tail=tail,
+            chunk=256,
+        )
+        for tail in ("gpd", "moments")
+    }
+    ref = searchlight(
+        acts, rdms.rdms, rdms.names, test="permutation", permutations=args.reference, perm_seed=2, alpha=0.05, chunk=64
+    )
+    print(
+        f"{args.neurons} neurons x {len(rdms.names)} attributes of the paper's activations; B = {args.permutations} "
+        f"against a reference of {args.reference} other permutations ({time.perf_counter() - start:.0f} s)"
+    )
     R = args.reference
     # FWER (max-T within attribute): GPD from B vs the empirical from the reference
     ref_fwer = ref.perm.fwer_p

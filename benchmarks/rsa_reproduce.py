@@ -13,9 +13,9 @@ import argparse
 
 import numpy as np
 import pandas as pd
+from common import shared_data
 from scipy import stats
 
-from common import shared_data
 from model_emotion.activation_files import load_activations
 from model_emotion.attributes import build_rdms, load_ratings
 from model_emotion.rsa import searchlight

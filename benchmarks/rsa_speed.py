@@ -15,9 +15,9 @@ import resource
 import time
 
 import numpy as np
+from common import shared_data
 from scipy import stats
 
-from common import shared_data
 from model_emotion.activation_files import load_activations
 from model_emotion.attributes import build_rdms, load_ratings
 from model_emotion.rsa import kendall, neuron_rdms, searchlight
@@ -30,12 +30,19 @@ def peak_rss_gib() -> float:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--shared_data", type=str, default=None, help="the shared data folder")
-    parser.add_argument("--activations", type=str, default=None,
-                        help="an activations.npz to use instead of the paper's (default: paper_roberta/activations.npz)")
-    parser.add_argument("--sample", type=int, default=300, help="neurons in the scipy baseline loop (default %(default)s)")
+    parser.add_argument(
+        "--activations",
+        type=str,
+        default=None,
+        help="an activations.npz to use instead of the paper's (default: paper_roberta/activations.npz)",
+    )
+    parser.add_argument(
+        "--sample", type=int, default=300, help="neurons in the scipy baseline loop (default %(default)s)"
+    )
     parser.add_argument("--repeat", type=int, default=3, help="timed repetitions of the full searchlight")
-    parser.add_argument("--torch_device", type=str, default=None,
-                        help="also time the torch sign-matrix path on this device (e.g. cuda)")
+    parser.add_argument(
+        "--torch_device", type=str, default=None, help="also time the torch sign-matrix path on this device (e.g. cuda)"
+    )
     args = parser.parse_args()
     root = shared_data(args.shared_data)
     data = load_activations(args.activations or root / "paper_roberta" / "activations.npz")
@@ -53,7 +60,9 @@ def main() -> int:
         result = searchlight(data.activations, rdms.rdms, rdms.names)
         times.append(time.perf_counter() - start)
     ours = min(times)
-    print(f"searchlight (RDMs + tau-b + p + FDR + ranks): best {ours:.2f} s, runs {', '.join(f'{t:.2f}' for t in times)}")
+    print(
+        f"searchlight (RDMs + tau-b + p + FDR + ranks): best {ours:.2f} s, runs {', '.join(f'{t:.2f}' for t in times)}"
+    )
     print(f"peak RSS: {peak_rss_gib():.2f} GiB (before the searchlight: {rss_before:.2f} GiB)")
     if args.torch_device:
         import torch
@@ -62,8 +71,10 @@ def main() -> int:
         searchlight(data.activations[:, :, :64], rdms.rdms, rdms.names, device=device)  # warm-up
         start = time.perf_counter()
         on_device = searchlight(data.activations, rdms.rdms, rdms.names, device=device)
-        print(f"searchlight with torch on {device}: {time.perf_counter() - start:.2f} s; max |tau difference| "
-              f"{np.nanmax(np.abs(on_device.tau - result.tau)):.1e}")
+        print(
+            f"searchlight with torch on {device}: {time.perf_counter() - start:.2f} s; max |tau difference| "
+            f"{np.nanmax(np.abs(on_device.tau - result.tau)):.1e}"
+        )
 
     x = neuron_rdms(data.activations)
     sample = np.random.default_rng(0).choice(N, args.sample, replace=False)
@@ -73,8 +84,10 @@ def main() -> int:
             ref = stats.kendalltau(x[i], rdms.rdms[a], alternative="greater")
             assert abs(ref.statistic - result.tau[i, a]) < 1e-12
     loop = (time.perf_counter() - start) / args.sample * N
-    print(f"scipy.stats.kendalltau loop: {args.sample} neurons in {loop * args.sample / N:.2f} s -> {loop:.1f} s "
-          f"extrapolated to {N} neurons (same values to 1e-12)")
+    print(
+        f"scipy.stats.kendalltau loop: {args.sample} neurons in {loop * args.sample / N:.2f} s -> {loop:.1f} s "
+        f"extrapolated to {N} neurons (same values to 1e-12)"
+    )
     print(f"speed-up: {loop / ours:.1f}x")
     return 0
 

@@ -21,13 +21,29 @@ Importing the package loads no model and sets no matplotlib backend.
 __version__ = "0.3.0"
 
 _API = {
-    "train_prompt": "api", "TrainedPrompt": "api", "collect_activations": "api", "run_searchlight": "api",
-    "Searchlight": "api", "make_masks": "api", "evaluate_masks": "api", "report_tables": "api",
-    "load_goemotions": "data", "load_backbone": "loading", "load_ratings": "attributes",
-    "load_activations": "activation_files", "load_masks": "masks", "save_masks": "masks",
-    "load_checkpoint": "checkpoint", "prompt_model_from_checkpoint": "checkpoint", "ActivationSet": "activation_files",
-    "PromptConfig": "prompt_model", "build_prompt_model": "prompt_model", "architecture": "architectures",
-    "ToolkitError": "errors", "ConfigError": "errors", "MissingDependencyError": "errors",
+    "train_prompt": "api",
+    "TrainedPrompt": "api",
+    "collect_activations": "api",
+    "run_searchlight": "api",
+    "Searchlight": "api",
+    "make_masks": "api",
+    "evaluate_masks": "api",
+    "report_tables": "api",
+    "load_goemotions": "data",
+    "load_backbone": "loading",
+    "load_ratings": "attributes",
+    "load_activations": "activation_files",
+    "load_masks": "masks",
+    "save_masks": "masks",
+    "load_checkpoint": "checkpoint",
+    "prompt_model_from_checkpoint": "checkpoint",
+    "ActivationSet": "activation_files",
+    "PromptConfig": "prompt_config",
+    "build_prompt_model": "prompt_model",
+    "architecture": "architectures",
+    "ToolkitError": "errors",
+    "ConfigError": "errors",
+    "MissingDependencyError": "errors",
 }
 
 __all__ = sorted(_API)

@@ -57,15 +57,23 @@ def read_activation_csv(path: str | Path) -> np.ndarray:
 def save_npz(path: str | Path, data: ActivationSet) -> None:
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as handle:
-            np.savez(handle, activations=data.activations.astype(np.float32), emotions=np.array(data.emotions),
-                     seeds=np.array(data.seeds), layers=np.array(data.layers or 0), d_ffn=np.array(data.d_ffn or 0))
+            np.savez(
+                handle,
+                activations=data.activations.astype(np.float32),
+                emotions=np.array(data.emotions),
+                seeds=np.array(data.seeds),
+                layers=np.array(data.layers or 0),
+                d_ffn=np.array(data.d_ffn or 0),
+            )
 
 
 def _check_finite(values: np.ndarray, where: str) -> None:
     if not np.isfinite(values).all():
         bad = np.argwhere(~np.isfinite(values))[0]
-        raise ToolkitError(f"{where} has a NaN or infinite activation (at index {tuple(int(i) for i in bad)}); "
-                           f"recompute it with get_active_neuron.py")
+        raise ToolkitError(
+            f"{where} has a NaN or infinite activation (at index {tuple(int(i) for i in bad)}); "
+            f"recompute it with get_active_neuron.py"
+        )
 
 
 def load_activations(path: str | Path) -> ActivationSet:
@@ -74,7 +82,9 @@ def load_activations(path: str | Path) -> ActivationSet:
     if path.is_dir():
         return _load_csv_folder(path)
     if not path.exists():
-        raise ToolkitError(f"activations not found: {path} (an activations.npz or a folder of {{emotion}}-{{seed}}.csv)")
+        raise ToolkitError(
+            f"activations not found: {path} (an activations.npz or a folder of {{emotion}}-{{seed}}.csv)"
+        )
     try:
         data = np.load(path, allow_pickle=False)
         acts = data["activations"]
@@ -88,7 +98,9 @@ def load_activations(path: str | Path) -> ActivationSet:
     if acts.dtype.kind not in "fiu":
         raise ToolkitError(f"{path}: activations have dtype {acts.dtype}, expected numbers")
     if acts.ndim != 3 or acts.shape[:2] != (len(emotions), len(seeds)):
-        raise ToolkitError(f"{path}: activations shape {acts.shape} does not match {len(emotions)} emotions x {len(seeds)} seeds")
+        raise ToolkitError(
+            f"{path}: activations shape {acts.shape} does not match {len(emotions)} emotions x {len(seeds)} seeds"
+        )
     if len(set(emotions)) != len(emotions):
         raise ToolkitError(f"{path}: duplicate emotion names")
     _check_finite(acts, str(path))
@@ -109,8 +121,10 @@ def _load_csv_folder(folder: Path) -> ActivationSet:
     seeds = sorted({s for _, s in found})
     missing = [f"{e}-{s}" for e in emotions for s in seeds if (e, s) not in found]
     if missing:
-        raise ToolkitError(f"{folder}: incomplete emotion x seed grid, missing {', '.join(missing[:10])}"
-                           f"{' ...' if len(missing) > 10 else ''} ({len(missing)} file(s))")
+        raise ToolkitError(
+            f"{folder}: incomplete emotion x seed grid, missing {', '.join(missing[:10])}"
+            f"{' ...' if len(missing) > 10 else ''} ({len(missing)} file(s))"
+        )
     acts, width = None, None
     for i, emotion in enumerate(emotions):
         for j, seed in enumerate(seeds):

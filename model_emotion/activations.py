@@ -8,13 +8,26 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .activation_files import (CSV_NAME, ActivationSet, load_activations, read_activation_csv, save_npz,
-                               write_activation_csv)
+from .activation_files import (
+    CSV_NAME,
+    ActivationSet,
+    load_activations,
+    read_activation_csv,
+    save_npz,
+    write_activation_csv,
+)
 from .neurons import capture_neurons
 
 # The file functions stay importable from here (scripts written against earlier versions).
-__all__ = ["prompt_activations", "ActivationSet", "CSV_NAME", "load_activations", "read_activation_csv", "save_npz",
-           "write_activation_csv"]
+__all__ = [
+    "prompt_activations",
+    "ActivationSet",
+    "CSV_NAME",
+    "load_activations",
+    "read_activation_csv",
+    "save_npz",
+    "write_activation_csv",
+]
 
 
 @torch.inference_mode()

@@ -31,22 +31,25 @@ import torch
 from .activations import ActivationSet, prompt_activations
 from .attributes import AttributeRDMs, Ratings, build_rdms
 from .data import GoEmotions, binary_task
+from .decoder_prompt import DECODER_VERBALIZER
+from .defaults import DEFAULT_ANSWER_CUE, DEFAULT_TEMPLATE, TRAIN
 from .errors import ConfigError, ToolkitError
+from .inference import accuracy
+from .loading import has_mlm_head, is_decoder
 from .masked_eval import check_mask_shapes
 from .masked_eval import evaluate_masks as _evaluate_masks
 from .masks import generate_masks
+from .multi_prompt import stacked_accuracies
+from .multi_prompt import train_prompts as _train_many
 from .neurons import find_ffn
-from .decoder_prompt import DECODER_VERBALIZER
-from .loading import has_mlm_head, is_decoder
-from .defaults import DEFAULT_ANSWER_CUE, DEFAULT_TEMPLATE, TRAIN
-from .prompt_model import PromptConfig, SoftPromptModel, build_prompt_model
+from .prompt_base import PromptModel
+from .prompt_config import PromptConfig
+from .prompt_model import build_prompt_model
 from .results import Results, masking_from_records
-from .tables import summary_table
 from .rsa import RSAResult, searchlight, summarize
-from .inference import accuracy
+from .tables import summary_table
 from .training import TrainResult, set_seed
 from .training import train_prompt as _train_loop
-from .multi_prompt import stacked_accuracies, train_prompts as _train_many
 
 logger = logging.getLogger(__name__)
 
@@ -55,7 +58,7 @@ logger = logging.getLogger(__name__)
 class TrainedPrompt:
     """A trained soft prompt: the model (backbone shared, prompt at its best dev epoch) and its numbers."""
 
-    model: SoftPromptModel
+    model: PromptModel
     emotion: str
     seed: int
     best_acc: float
@@ -68,10 +71,17 @@ class TrainedPrompt:
     def checkpoint(self) -> dict:
         """The checkpoint dict that ``train.py`` writes (``torch.save`` it, or ``save_checkpoint``)."""
         state = self.model.trainable_state()
-        record = {"best_prompt": state["prompt"], "best_acc": self.best_acc, "epoch": self.best_epoch,
-                  "final_prompt": self.final_state["prompt"], "final_acc": self.history[-1]["dev_acc"],
-                  "test_acc": self.test_acc, "config": self.model.config.to_dict(), "history": self.history,
-                  "sizes": self.sizes}
+        record = {
+            "best_prompt": state["prompt"],
+            "best_acc": self.best_acc,
+            "epoch": self.best_epoch,
+            "final_prompt": self.final_state["prompt"],
+            "final_acc": self.history[-1]["dev_acc"],
+            "test_acc": self.test_acc,
+            "config": self.model.config.to_dict(),
+            "history": self.history,
+            "sizes": self.sizes,
+        }
         if self.model.head is not None:
             record["best_head"] = {k: v for k, v in state.items() if k.startswith("head.")}
             record["final_head"] = {k: v for k, v in self.final_state.items() if k.startswith("head.")}
@@ -84,15 +94,34 @@ def _device(device) -> torch.device:
     return torch.device(device)
 
 
-def train_prompt(backbone, tokenizer, data: GoEmotions, emotion: str, seed: int = 1, *, head: str | None = None,
-                 model_name: str | None = None,
-                 prompt_len: int = TRAIN.prompt_len, epochs: int = TRAIN.epochs, lr: float = TRAIN.lr,
-                 weight_decay: float | None = None, train_batch_size: int = TRAIN.train_batch_size,
-                 eval_batch_size: int = TRAIN.eval_batch_size, max_length: int = TRAIN.max_length,
-                 max_train_samples: int | None = None, max_eval_samples: int | None = None,
-                 protocol: str = "toolkit", negative_sampling: str = "exclusive", prompt_init: str | None = None,
-                 verbalizer=None, prompt_mode: str = "soft", template: str = DEFAULT_TEMPLATE,
-                 answer_cue: str = DEFAULT_ANSWER_CUE, device=None, progress: bool = False) -> TrainedPrompt:
+def train_prompt(
+    backbone,
+    tokenizer,
+    data: GoEmotions,
+    emotion: str,
+    seed: int = 1,
+    *,
+    head: str | None = None,
+    model_name: str | None = None,
+    prompt_len: int = TRAIN.prompt_len,
+    epochs: int = TRAIN.epochs,
+    lr: float = TRAIN.lr,
+    weight_decay: float | None = None,
+    train_batch_size: int = TRAIN.train_batch_size,
+    eval_batch_size: int = TRAIN.eval_batch_size,
+    max_length: int = TRAIN.max_length,
+    max_train_samples: int | None = None,
+    max_eval_samples: int | None = None,
+    protocol: str = "toolkit",
+    negative_sampling: str = "exclusive",
+    prompt_init: str | None = None,
+    verbalizer=None,
+    prompt_mode: str = "soft",
+    template: str = DEFAULT_TEMPLATE,
+    answer_cue: str = DEFAULT_ANSWER_CUE,
+    device=None,
+    progress: bool = False,
+) -> TrainedPrompt:
     """Step 1 for one (emotion, seed), in memory; ``train.py`` runs exactly this (same defaults).
 
     Decoders (``decoder_prompt``): the verbalizer defaults to no/yes and ``prompt_mode="instruction"``
@@ -102,15 +131,34 @@ def train_prompt(backbone, tokenizer, data: GoEmotions, emotion: str, seed: int 
     return train_prompts(backbone, tokenizer, data, [(emotion, seed)], multi_prompt=False, **settings)[(emotion, seed)]
 
 
-def train_prompts(backbone, tokenizer, data: GoEmotions, jobs, *, multi_prompt: bool = False, head: str | None = None,
-                  model_name: str | None = None, prompt_len: int = TRAIN.prompt_len, epochs: int = TRAIN.epochs,
-                  lr: float = TRAIN.lr, weight_decay: float | None = None,
-                  train_batch_size: int = TRAIN.train_batch_size, eval_batch_size: int = TRAIN.eval_batch_size,
-                  max_length: int = TRAIN.max_length, max_train_samples: int | None = None,
-                  max_eval_samples: int | None = None, protocol: str = "toolkit", negative_sampling: str = "exclusive",
-                  prompt_init: str | None = None, verbalizer=None, prompt_mode: str = "soft",
-                  template: str = DEFAULT_TEMPLATE, answer_cue: str = DEFAULT_ANSWER_CUE, device=None,
-                  progress: bool = False) -> dict[tuple[str, int], TrainedPrompt]:
+def train_prompts(
+    backbone,
+    tokenizer,
+    data: GoEmotions,
+    jobs,
+    *,
+    multi_prompt: bool = False,
+    head: str | None = None,
+    model_name: str | None = None,
+    prompt_len: int = TRAIN.prompt_len,
+    epochs: int = TRAIN.epochs,
+    lr: float = TRAIN.lr,
+    weight_decay: float | None = None,
+    train_batch_size: int = TRAIN.train_batch_size,
+    eval_batch_size: int = TRAIN.eval_batch_size,
+    max_length: int = TRAIN.max_length,
+    max_train_samples: int | None = None,
+    max_eval_samples: int | None = None,
+    protocol: str = "toolkit",
+    negative_sampling: str = "exclusive",
+    prompt_init: str | None = None,
+    verbalizer=None,
+    prompt_mode: str = "soft",
+    template: str = DEFAULT_TEMPLATE,
+    answer_cue: str = DEFAULT_ANSWER_CUE,
+    device=None,
+    progress: bool = False,
+) -> dict[tuple[str, int], TrainedPrompt]:
     """Step 1 for several (emotion, seed) jobs; ``multi_prompt=True`` trains them together in one batched
     model (``multi_prompt``: the same result up to float rounding, one backbone forward per step)."""
     paper = protocol == "paper"
@@ -121,25 +169,51 @@ def train_prompts(backbone, tokenizer, data: GoEmotions, jobs, *, multi_prompt: 
     head = head or ("lm" if decoder else "mlm" if has_mlm_head(backbone) else "linear")
     if verbalizer is None:
         verbalizer = DECODER_VERBALIZER if decoder else ("negative", "positive")
+
     def prepare(emotion: str, seed: int):
         set_seed(seed)
-        config = PromptConfig(model=model_name or getattr(backbone.config, "_name_or_path", "model"),
-                              prompt_len=prompt_len, head=head, verbalizer=tuple(verbalizer),
-                              prompt_init=prompt_init or ("normal" if paper else "vocab"), max_length=max_length,
-                              seed=seed, sentiment=emotion, protocol=protocol, prompt_mode=prompt_mode,
-                              template=template, answer_cue=answer_cue, extra={"negative_sampling": negative_sampling})
+        config = PromptConfig(
+            model=model_name or getattr(backbone.config, "_name_or_path", "model"),
+            prompt_len=prompt_len,
+            head=head,
+            verbalizer=tuple(verbalizer),
+            prompt_init=prompt_init or ("normal" if paper else "vocab"),
+            max_length=max_length,
+            seed=seed,
+            sentiment=emotion,
+            protocol=protocol,
+            prompt_mode=prompt_mode,
+            template=template,
+            answer_cue=answer_cue,
+            extra={"negative_sampling": negative_sampling},
+        )
         model = build_prompt_model(backbone, tokenizer, config).to(device)
         tasks = {}
         for split, cap in (("train", max_train_samples), ("dev", max_eval_samples), ("test", max_eval_samples)):
             task = binary_task(data.split(split), emotion, seed, split, cap, negative_sampling)
             tasks[split] = model.encode_task(task.texts, task.labels)
-        logger.info("%s-%d: train %d, dev %d, test %d examples; model %s on %s", emotion, seed, len(tasks["train"]),
-                    len(tasks["dev"]), len(tasks["test"]), config.model, device)
+        logger.info(
+            "%s-%d: train %d, dev %d, test %d examples; model %s on %s",
+            emotion,
+            seed,
+            len(tasks["train"]),
+            len(tasks["dev"]),
+            len(tasks["test"]),
+            config.model,
+            device,
+        )
         return model, tasks
 
-    loop = dict(epochs=epochs, lr=lr, batch_size=train_batch_size, eval_batch_size=eval_batch_size, device=device,
-                weight_decay=weight_decay if weight_decay is not None else (0.01 if paper else 1e-5),
-                optimizer="adamw_legacy" if paper else "adamw", progress=progress)
+    loop = dict(
+        epochs=epochs,
+        lr=lr,
+        batch_size=train_batch_size,
+        eval_batch_size=eval_batch_size,
+        device=device,
+        weight_decay=weight_decay if weight_decay is not None else (0.01 if paper else 1e-5),
+        optimizer="adamw_legacy" if paper else "adamw",
+        progress=progress,
+    )
     prepared, results = {}, {}
     if prompt_mode == "instruction":  # zero-shot: nothing to train
         for key in jobs:
@@ -150,8 +224,13 @@ def train_prompts(backbone, tokenizer, data: GoEmotions, jobs, *, multi_prompt: 
     elif multi_prompt:
         prepared = {key: prepare(*key) for key in jobs}
         keys = list(prepared)
-        trained = _train_many([prepared[k][0] for k in keys], [prepared[k][1]["train"] for k in keys],
-                              [prepared[k][1]["dev"] for k in keys], seeds=[s for _, s in keys], **loop)
+        trained = _train_many(
+            [prepared[k][0] for k in keys],
+            [prepared[k][1]["train"] for k in keys],
+            [prepared[k][1]["dev"] for k in keys],
+            seeds=[s for _, s in keys],
+            **loop,
+        )
         results = dict(zip(keys, trained))
     else:  # one after another, each built just before its training (as train.py always did)
         for key in jobs:
@@ -161,27 +240,36 @@ def train_prompts(backbone, tokenizer, data: GoEmotions, jobs, *, multi_prompt: 
         best = results[key].best_state
         model.load_trainable_state(best["prompt"], {k: v for k, v in best.items() if k.startswith("head.")})
     if multi_prompt and prompt_mode != "instruction":  # every job's test rows batched together
-        tests = stacked_accuracies([m for m, _ in prepared.values()], [t["test"] for _, t in prepared.values()],
-                                   eval_batch_size, device)
+        tests = stacked_accuracies(
+            [m for m, _ in prepared.values()], [t["test"] for _, t in prepared.values()], eval_batch_size, device
+        )
     else:
         tests = [accuracy(model, tasks["test"], eval_batch_size, device) for model, tasks in prepared.values()]
     out = {}
     for ((emotion, seed), (model, tasks)), test_acc in zip(prepared.items(), tests):
         result = results[(emotion, seed)]
-        out[(emotion, seed)] = TrainedPrompt(model, emotion, seed, result.best_acc, result.best_epoch, test_acc,
-                                             result.history, result.final_state,
-                                             {split: len(task) for split, task in tasks.items()})
+        out[(emotion, seed)] = TrainedPrompt(
+            model,
+            emotion,
+            seed,
+            result.best_acc,
+            result.best_epoch,
+            test_acc,
+            result.history,
+            result.final_state,
+            {split: len(task) for split, task in tasks.items()},
+        )
     return out
 
 
-def _prompt_model(prompt) -> SoftPromptModel:
+def _prompt_model(prompt) -> PromptModel:
     return prompt.model if isinstance(prompt, TrainedPrompt) else prompt
 
 
 def collect_activations(prompts: dict, mode: str = "before_relu") -> ActivationSet:
     """Step 2: every FFN neuron at the slot, the prompt alone, for a full {(emotion, seed): prompt} grid.
 
-    ``prompts`` values are ``TrainedPrompt`` or ``SoftPromptModel`` (e.g. from a checkpoint).
+    ``prompts`` values are ``TrainedPrompt`` or a ``PromptModel`` (e.g. from a checkpoint).
     """
     if not prompts:
         raise ToolkitError("no prompts given")
@@ -192,8 +280,9 @@ def collect_activations(prompts: dict, mode: str = "before_relu") -> ActivationS
         raise ToolkitError(f"incomplete emotion x seed grid: missing {', '.join(missing[:10])}")
     first = _prompt_model(next(iter(prompts.values())))
     ffn = find_ffn(first)
-    acts = np.stack([np.stack([prompt_activations(_prompt_model(prompts[(e, s)]), mode) for s in seeds])
-                     for e in emotions]).astype(np.float32)  # [emotions, seeds, neurons]
+    acts = np.stack(
+        [np.stack([prompt_activations(_prompt_model(prompts[(e, s)]), mode) for s in seeds]) for e in emotions]
+    ).astype(np.float32)  # [emotions, seeds, neurons]
     return ActivationSet(acts, emotions, seeds, ffn.num_layers, ffn.d_ffn)
 
 
@@ -211,10 +300,23 @@ class Searchlight:
         return self.result.table(which)
 
 
-def run_searchlight(activations: ActivationSet, ratings: Ratings, *, mode: str = "14Properties",
-                    method: str = "kendall_tau_b", fdr: str = "bh", alternative: str = "greater", alpha: float = 0.01,
-                    num_layers: int | None = None, device=None, test: str = "permutation", permutations: int = 1000,
-                    perm_seed: int = 0, correction: str | None = None, tail: str = "empirical") -> Searchlight:
+def run_searchlight(
+    activations: ActivationSet,
+    ratings: Ratings,
+    *,
+    mode: str = "14Properties",
+    method: str = "kendall_tau_b",
+    fdr: str = "bh",
+    alternative: str = "greater",
+    alpha: float = 0.01,
+    num_layers: int | None = None,
+    device=None,
+    test: str = "permutation",
+    permutations: int = 1000,
+    perm_seed: int = 0,
+    correction: str | None = None,
+    tail: str = "empirical",
+) -> Searchlight:
     """Step 3: the per-neuron RSA against the attribute RDMs of ``ratings`` (``load_ratings``).
 
     ``test="permutation"`` (the default, as ``rsa_searchlight.py``): emotion-label permutation test with
@@ -223,52 +325,101 @@ def run_searchlight(activations: ActivationSet, ratings: Ratings, *, mode: str =
     """
     rdms = build_rdms(ratings, activations.emotions, mode)
     keep = [activations.emotions.index(e) for e in rdms.emotions]
-    result = searchlight(activations.activations[keep], rdms.rdms, rdms.names, method, fdr, alternative, device,
-                         test=test, permutations=permutations, perm_seed=perm_seed, alpha=alpha,
-                         correction=correction, tail=tail)
+    result = searchlight(
+        activations.activations[keep],
+        rdms.rdms,
+        rdms.names,
+        method,
+        fdr,
+        alternative,
+        device,
+        test=test,
+        permutations=permutations,
+        perm_seed=perm_seed,
+        alpha=alpha,
+        correction=correction,
+        tail=tail,
+    )
     layers = num_layers or activations.layers
     if not layers:
         raise ToolkitError("the activations do not say how many layers the model has; pass num_layers")
     return Searchlight(result, summarize(result, layers, alpha), rdms, layers, alpha)
 
 
-def make_masks(rsa: Searchlight, *, thresholds=None, percent=None, mask_method: str = "BINARY_MASK",
-               num_random: int = 3, random_method: str = "layer_matched", seed: int = 0,
-               attributes=None) -> dict[str, torch.Tensor]:
+def make_masks(
+    rsa: Searchlight,
+    *,
+    thresholds=None,
+    percent=None,
+    mask_method: str = "BINARY_MASK",
+    num_random: int = 3,
+    random_method: str = "layer_matched",
+    seed: int = 0,
+    attributes=None,
+) -> dict[str, torch.Tensor]:
     """Step 4: top-k masks per attribute and their random baselines, from a searchlight's ranks."""
     ranks = rsa.table("rank")
     if (thresholds is None) == (percent is None):
         raise ToolkitError("give either thresholds (numbers of neurons) or percent (shares of all neurons)")
     ks = list(thresholds) if thresholds is not None else [max(1, round(len(ranks) * p / 100)) for p in percent]
-    return generate_masks(ranks, list(attributes or ranks.columns), ks, rsa.num_layers, mask_method, num_random,
-                          random_method, seed)
+    return generate_masks(
+        ranks, list(attributes or ranks.columns), ks, rsa.num_layers, mask_method, num_random, random_method, seed
+    )
 
 
-def evaluate_masks(prompt, data: GoEmotions, masks: dict[str, torch.Tensor], *, split: str = "dev",
-                   max_eval_samples: int | None = None, eval_batch_size: int = 64, device=None,
-                   progress: bool = False, masks_per_forward: int | str = "auto") -> dict[str, float]:
+def evaluate_masks(
+    prompt,
+    data: GoEmotions,
+    masks: dict[str, torch.Tensor],
+    *,
+    split: str = "dev",
+    max_eval_samples: int | None = None,
+    eval_batch_size: int = 64,
+    device=None,
+    progress: bool = False,
+    masks_per_forward: int | str = "auto",
+) -> dict[str, float]:
     """Step 5: accuracy of one prompt with each mask applied, plus ``unmasked``, on its balanced split."""
     model = _prompt_model(prompt)
     device = _device(device)
     model.to(device)
     check_mask_shapes(model, masks)
     config = model.config
-    task = binary_task(data.split(split), config.sentiment, config.seed, split, max_eval_samples,
-                       config.extra.get("negative_sampling", "exclusive"))
+    task = binary_task(
+        data.split(split),
+        config.sentiment,
+        config.seed,
+        split,
+        max_eval_samples,
+        config.extra.get("negative_sampling", "exclusive"),
+    )
     encoded = model.encode_task(task.texts, task.labels)
     out = {"unmasked": accuracy(model, encoded, eval_batch_size, device)}
-    out.update(_evaluate_masks(model, encoded, masks, eval_batch_size, device, progress=progress,
-                               masks_per_forward=masks_per_forward))
+    out.update(
+        _evaluate_masks(
+            model, encoded, masks, eval_batch_size, device, progress=progress, masks_per_forward=masks_per_forward
+        )
+    )
     return out
 
 
-def report_tables(activations: ActivationSet | None = None, rsa: Searchlight | None = None,
-                  masked: dict | None = None, prompts: dict | None = None, k: int | None = None) -> dict[str, pd.DataFrame]:
+def report_tables(
+    activations: ActivationSet | None = None,
+    rsa: Searchlight | None = None,
+    masked: dict | None = None,
+    prompts: dict | None = None,
+    k: int | None = None,
+) -> dict[str, pd.DataFrame]:
     """Step 6's tables from in-memory results: ``summary`` (per attribute), ``masking`` (long), ``accuracy``."""
     res = Results(alpha=rsa.alpha if rsa else 0.01)
     if prompts:
-        res.accuracy = pd.DataFrame([{"emotion": e, "seed": s, "accuracy": p.best_acc}
-                                     for (e, s), p in sorted(prompts.items()) if isinstance(p, TrainedPrompt)])
+        res.accuracy = pd.DataFrame(
+            [
+                {"emotion": e, "seed": s, "accuracy": p.best_acc}
+                for (e, s), p in sorted(prompts.items())
+                if isinstance(p, TrainedPrompt)
+            ]
+        )
     if rsa is not None:
         res.tau, res.q, res.rank = rsa.table("tau"), rsa.table("q"), rsa.table("rank")
         res.summary, res.num_layers = rsa.summary, rsa.num_layers

@@ -10,9 +10,9 @@ read it from here; adding an architecture is one entry (and a test in ``tests/te
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Iterator
 
 import torch
 from torch import nn
@@ -37,8 +37,14 @@ class Architecture:
 
 _BERT = dict(family="encoder", layers="encoder.layer", up=("intermediate.dense",), down="output.dense", bert_block=True)
 # Gated MLPs (Llama style): the neuron is act(gate) * up, the input of down_proj; "pre-activation" is the gate.
-_GATED = dict(family="decoder", layers="layers", up=("mlp.gate_proj", "mlp.up_proj"), down="mlp.down_proj",
-              final_norm="norm", residual_ffn=True)
+_GATED = dict(
+    family="decoder",
+    layers="layers",
+    up=("mlp.gate_proj", "mlp.up_proj"),
+    down="mlp.down_proj",
+    final_norm="norm",
+    residual_ffn=True,
+)
 
 ARCHITECTURES: dict[str, Architecture] = {
     "bert": Architecture(**_BERT, mlm_head=("cls",)),
@@ -46,8 +52,13 @@ ARCHITECTURES: dict[str, Architecture] = {
     "xlm-roberta": Architecture(**_BERT, mlm_head=("lm_head",), position_offset=True),
     "camembert": Architecture(**_BERT, mlm_head=("lm_head",), position_offset=True),
     "electra": Architecture(**_BERT, mlm_head=("generator_predictions", "generator_lm_head")),
-    "distilbert": Architecture("encoder", "transformer.layer", ("ffn.lin1",), "ffn.lin2",
-                               mlm_head=("vocab_transform", "activation", "vocab_layer_norm", "vocab_projector")),
+    "distilbert": Architecture(
+        "encoder",
+        "transformer.layer",
+        ("ffn.lin1",),
+        "ffn.lin2",
+        mlm_head=("vocab_transform", "activation", "vocab_layer_norm", "vocab_projector"),
+    ),
     # GPT-2's c_fc/c_proj are Conv1D modules (weight [in, out]).
     "gpt2": Architecture("decoder", "h", ("mlp.c_fc",), "mlp.c_proj", final_norm="ln_f", residual_ffn=True),
     "llama": Architecture(**_GATED),
@@ -129,6 +140,7 @@ def mlm_head_modules(backbone: nn.Module) -> list[nn.Module]:
 
 # -- the slot-only last block of BERT-style encoders -----------------------------------------------
 
+
 def _first_position(value):
     return value[:, :1] if torch.is_tensor(value) and value.dim() == 3 else value  # [batch, 1, hidden]
 
@@ -150,10 +162,13 @@ class _SlotQueryAttention(nn.Module):
     @staticmethod
     def fits(attention: nn.Module) -> bool:
         """A plain BERT self-attention: q/k/v projections, absolute positions, no cross-attention."""
-        return all(isinstance(getattr(attention, name, None), nn.Linear) for name in ("query", "key", "value")) \
-            and hasattr(attention, "num_attention_heads") and hasattr(attention, "attention_head_size") \
-            and getattr(attention, "position_embedding_type", "absolute") == "absolute" \
+        return (
+            all(isinstance(getattr(attention, name, None), nn.Linear) for name in ("query", "key", "value"))
+            and hasattr(attention, "num_attention_heads")
+            and hasattr(attention, "attention_head_size")
+            and getattr(attention, "position_embedding_type", "absolute") == "absolute"
             and not getattr(attention, "is_decoder", False)
+        )
 
     def forward(self, hidden_states: torch.Tensor, attention_mask: torch.Tensor | None = None, *args, **kwargs):
         module = self.attention
@@ -171,7 +186,7 @@ class _SlotQueryAttention(nn.Module):
                 mask = mask[:, None, None, :].bool()
             elif mask.dim() == 4:  # [batch, 1, seq or 1, seq]: the slot's row
                 mask = mask[:, :, :1, :]
-        scaling = getattr(module, "scaling", size ** -0.5)
+        scaling = getattr(module, "scaling", size**-0.5)
         context = nn.functional.scaled_dot_product_attention(query, key, value, attn_mask=mask, scale=scaling)
         return context.transpose(1, 2).reshape(batch, 1, heads * size), None
 

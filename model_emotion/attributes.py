@@ -51,8 +51,10 @@ def _numeric(frame: pd.DataFrame, path: Path, skip: tuple[str, ...]) -> pd.DataF
         values = pd.to_numeric(frame[column], errors="coerce")
         bad = frame[column][~np.isfinite(values.to_numpy(float))]
         if len(bad):
-            raise ToolkitError(f"{path}: column {column!r} has value {bad.iloc[0]!r} (row {bad.index[0] + 2}); "
-                               f"every attribute value must be a finite number")
+            raise ToolkitError(
+                f"{path}: column {column!r} has value {bad.iloc[0]!r} (row {bad.index[0] + 2}); "
+                f"every attribute value must be a finite number"
+            )
         frame[column] = values.astype(float)
     return frame
 
@@ -63,10 +65,13 @@ def load_ratings(path: str | Path) -> Ratings:
     folder = path if path.is_dir() else path.parent
     scores_path = path if path.is_file() else folder / "attributes.csv"
     if not scores_path.exists():
-        raise ToolkitError(f"attribute ratings not found: {scores_path} (expected a folder with attributes.csv, "
-                           f"emotion x attribute scores)")
-    raw = read_csv(scores_path, "an attribute ratings table (an 'emotion' column, then one column per attribute)",
-                   ["emotion"])
+        raise ToolkitError(
+            f"attribute ratings not found: {scores_path} (expected a folder with attributes.csv, "
+            f"emotion x attribute scores)"
+        )
+    raw = read_csv(
+        scores_path, "an attribute ratings table (an 'emotion' column, then one column per attribute)", ["emotion"]
+    )
     raw["emotion"] = raw["emotion"].astype(str)
     dup = raw["emotion"][raw["emotion"].duplicated()]
     if len(dup):
@@ -79,15 +84,19 @@ def load_ratings(path: str | Path) -> Ratings:
     distances = None
     rdm_path = folder / "rdms.csv"
     if rdm_path.exists():
-        distances = read_csv(rdm_path, "an RDM table (emotion_a, emotion_b, one distance column per attribute)",
-                             ["emotion_a", "emotion_b"])
+        distances = read_csv(
+            rdm_path,
+            "an RDM table (emotion_a, emotion_b, one distance column per attribute)",
+            ["emotion_a", "emotion_b"],
+        )
         distances = _numeric(distances, rdm_path, ("emotion_a", "emotion_b"))
 
     groups: dict[str, list[str]] = {}
     desc_path = folder / "descriptions.csv"
     if desc_path.exists():
-        desc = read_csv(desc_path, "an attribute description table (attribute, group, description)",
-                        ["attribute", "group"])
+        desc = read_csv(
+            desc_path, "an attribute description table (attribute, group, description)", ["attribute", "group"]
+        )
         for attribute, group in zip(desc["attribute"], desc["group"]):
             groups.setdefault(str(group), []).append(str(attribute))
     return Ratings(scores, distances, groups, str(folder))
@@ -110,15 +119,22 @@ def pair_index(n: int) -> tuple[np.ndarray, np.ndarray]:
     return np.triu_indices(n, 1)
 
 
-def build_rdms(ratings: Ratings, emotions: list[str], mode: str = "14Properties",
-               attributes: list[str] | None = None, groups: dict[str, list[str]] | None = None) -> AttributeRDMs:
+def build_rdms(
+    ratings: Ratings,
+    emotions: list[str],
+    mode: str = "14Properties",
+    attributes: list[str] | None = None,
+    groups: dict[str, list[str]] | None = None,
+) -> AttributeRDMs:
     """The attribute RDMs over the emotions shared by the ratings and ``emotions``."""
     if mode not in MODES:
         raise ToolkitError(f"{{--mode}} {mode!r} unknown; choose one of {', '.join(MODES)}")
     shared = sorted(set(emotions) & set(ratings.scores.index))
     if len(shared) < MIN_EMOTIONS:
-        raise ToolkitError(f"only {len(shared)} emotion(s) are in both the activations and {ratings.source} "
-                           f"({', '.join(shared) or 'none'}); RSA needs at least {MIN_EMOTIONS}")
+        raise ToolkitError(
+            f"only {len(shared)} emotion(s) are in both the activations and {ratings.source} "
+            f"({', '.join(shared) or 'none'}); RSA needs at least {MIN_EMOTIONS}"
+        )
     missing = sorted(set(emotions) - set(shared))
     if missing:
         logger.warning("no ratings for %s; RSA uses the %d shared emotions", ", ".join(missing), len(shared))
@@ -127,8 +143,10 @@ def build_rdms(ratings: Ratings, emotions: list[str], mode: str = "14Properties"
         names = list(ratings.scores.columns) if not attributes else list(attributes)
         unknown = [a for a in names if a not in ratings.scores.columns]
         if unknown:
-            raise ToolkitError(f"unknown attribute {', '.join(map(repr, unknown))}; the ratings have: "
-                               f"{', '.join(ratings.scores.columns)}")
+            raise ToolkitError(
+                f"unknown attribute {', '.join(map(repr, unknown))}; the ratings have: "
+                f"{', '.join(ratings.scores.columns)}"
+            )
         if ratings.distances is not None:
             rdms = _given_rdms(ratings, shared, names)
         else:
@@ -137,8 +155,10 @@ def build_rdms(ratings: Ratings, emotions: list[str], mode: str = "14Properties"
     else:
         groups = groups or ratings.groups
         if not groups:
-            raise ToolkitError(f"3Spaces needs attribute groups: a descriptions.csv beside the ratings "
-                               f"({ratings.source}) or {{--groups}} NAME=attr1,attr2 ...")
+            raise ToolkitError(
+                f"3Spaces needs attribute groups: a descriptions.csv beside the ratings "
+                f"({ratings.source}) or {{--groups}} NAME=attr1,attr2 ..."
+            )
         names = sorted(groups) if not attributes else list(attributes)
         unknown = [g for g in names if g not in groups]
         if unknown:

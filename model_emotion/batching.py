@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
 
 import numpy as np
 import torch
@@ -36,7 +36,9 @@ def _sorted_groups(lengths: list[int], batch_size: int, extra_tokens: int, max_p
     groups, rows, total = [], [], 0
     for i in np.argsort(lengths, kind="stable"):
         size = lengths[i] + extra_tokens  # the longest so far: rows are sorted
-        if rows and (len(rows) == batch_size or (len(rows) + 1) * size - (total + size) > max_padding * (len(rows) + 1) * size):
+        if rows and (
+            len(rows) == batch_size or (len(rows) + 1) * size - (total + size) > max_padding * (len(rows) + 1) * size
+        ):
             groups.append(rows)
             rows, total = [], 0
         rows.append(int(i))
@@ -46,9 +48,15 @@ def _sorted_groups(lengths: list[int], batch_size: int, extra_tokens: int, max_p
     return groups
 
 
-def batches(task: EncodedTask, batch_size: int, shuffle: bool = False, seed: int = 0,
-            pad_to: int | None = None, extra_tokens: int = 0,
-            max_padding: float | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+def batches(
+    task: EncodedTask,
+    batch_size: int,
+    shuffle: bool = False,
+    seed: int = 0,
+    pad_to: int | None = None,
+    extra_tokens: int = 0,
+    max_padding: float | None = None,
+) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
     """Yield ``(input_ids [B, T], attention_mask [B, T], labels [B])``.
 
     Without shuffling, rows are sorted by length and a batch ends at ``batch_size`` rows or earlier
@@ -61,8 +69,9 @@ def batches(task: EncodedTask, batch_size: int, shuffle: bool = False, seed: int
         yield pad_rows(task, rows, pad_to)
 
 
-def pad_rows(task: EncodedTask, rows: list[int],
-             pad_to: int | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def pad_rows(
+    task: EncodedTask, rows: list[int], pad_to: int | None = None
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """``(input_ids [B, T], attention_mask [B, T], labels [B])`` of ``rows``, padded to the longest (or ``pad_to``)."""
     seqs = [task.input_ids[i] for i in rows]
     width = pad_to if pad_to is not None else max(len(s) for s in seqs)
@@ -70,24 +79,31 @@ def pad_rows(task: EncodedTask, rows: list[int],
     mask = torch.zeros((len(seqs), width), dtype=torch.long)
     for row, seq in enumerate(seqs):
         seq = seq[:width]
-        ids[row, :len(seq)] = torch.tensor(seq, dtype=torch.long)
-        mask[row, :len(seq)] = 1
+        ids[row, : len(seq)] = torch.tensor(seq, dtype=torch.long)
+        mask[row, : len(seq)] = 1
     return ids, mask, torch.from_numpy(task.labels[rows])
 
 
-def batch_order(task: EncodedTask, batch_size: int, shuffle: bool = False, seed: int = 0, pad_to: int | None = None,
-                extra_tokens: int = 0, max_padding: float | None = None) -> list[list[int]]:
+def batch_order(
+    task: EncodedTask,
+    batch_size: int,
+    shuffle: bool = False,
+    seed: int = 0,
+    pad_to: int | None = None,
+    extra_tokens: int = 0,
+    max_padding: float | None = None,
+) -> list[list[int]]:
     """The row indices of each batch that ``batches`` yields, in order."""
     if batch_size < 1:
         raise ValueError(f"batch size {batch_size} must be at least 1")
     n = len(task)
     if shuffle:
         order = np.random.default_rng(seed).permutation(n)
-        return [order[i:i + batch_size].tolist() for i in range(0, n, batch_size)]
+        return [order[i : i + batch_size].tolist() for i in range(0, n, batch_size)]
     lengths = [len(x) for x in task.input_ids]
     if pad_to is not None:
         order = np.argsort(lengths, kind="stable")
-        return [order[i:i + batch_size].tolist() for i in range(0, n, batch_size)]
+        return [order[i : i + batch_size].tolist() for i in range(0, n, batch_size)]
     return _sorted_groups(lengths, batch_size, extra_tokens, MAX_PADDING if max_padding is None else max_padding)
 
 

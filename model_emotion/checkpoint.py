@@ -18,7 +18,8 @@ import torch
 from .data import split_run_name
 from .errors import ToolkitError
 from .io import atomic_path
-from .prompt_model import PromptConfig, backbone_signature, build_prompt_model
+from .prompt_config import PromptConfig, backbone_signature
+from .prompt_model import build_prompt_model
 
 logger = logging.getLogger(__name__)
 
@@ -35,8 +36,10 @@ def save_checkpoint(path: str | Path, record: dict, exclusive: bool = False) -> 
         with atomic_path(path, exclusive=exclusive) as tmp:
             torch.save(record, tmp)
     except FileExistsError:
-        raise ToolkitError(f"checkpoint {path} was written by another run meanwhile; this run's result is "
-                           f"discarded (pass {{--overwrite}} to replace it)") from None
+        raise ToolkitError(
+            f"checkpoint {path} was written by another run meanwhile; this run's result is "
+            f"discarded (pass {{--overwrite}} to replace it)"
+        ) from None
 
 
 def _as_float(value) -> float:
@@ -60,9 +63,15 @@ def load_checkpoint(path: str | Path, model_name: str | None = None) -> dict:
     config = dict(record.get("config") or {})
     if not config:  # written by the original code
         stem_sentiment, stem_seed = split_run_name(path.stem) or (None, 1)
-        config = {"model": model_name or "roberta-base", "head": "mlm", "prompt_init": "mask",
-                  "sentiment": stem_sentiment, "seed": stem_seed,
-                  "protocol": "paper", "extra": {"original_code": True}}
+        config = {
+            "model": model_name or "roberta-base",
+            "head": "mlm",
+            "prompt_init": "mask",
+            "sentiment": stem_sentiment,
+            "seed": stem_seed,
+            "protocol": "paper",
+            "extra": {"original_code": True},
+        }
     config["prompt_len"] = int(prompt.shape[0])
     record["config"] = config
     for key in ("best_acc", "final_acc", "test_acc"):
@@ -73,8 +82,9 @@ def load_checkpoint(path: str | Path, model_name: str | None = None) -> dict:
     return record
 
 
-def prompt_model_from_checkpoint(record: dict, backbone, tokenizer, state: str = "best",
-                                 path: str | Path = "checkpoint", protocol: str | None = None):
+def prompt_model_from_checkpoint(
+    record: dict, backbone, tokenizer, state: str = "best", path: str | Path = "checkpoint", protocol: str | None = None
+):
     """Build the prompt model (``build_prompt_model``) over an already loaded backbone with the checkpoint's prompt.
 
     ``protocol`` overrides the protocol the checkpoint was trained with (None keeps it; checkpoints
@@ -90,12 +100,16 @@ def prompt_model_from_checkpoint(record: dict, backbone, tokenizer, state: str =
     here = backbone_signature(backbone)
     if trained_on and trained_on != here:
         diff = ", ".join(f"{k} {trained_on.get(k)} vs {here[k]}" for k in here if trained_on.get(k) != here[k])
-        raise ToolkitError(f"{path}: prompt trained on another model ({config.model}; {diff}); pass that model with {{--model}}")
+        raise ToolkitError(
+            f"{path}: prompt trained on another model ({config.model}; {diff}); pass that model with {{--model}}"
+        )
     hidden = backbone.get_input_embeddings().embedding_dim
     prompt = record[f"{state}_prompt"]
     if prompt.shape[1] != hidden:
-        raise ToolkitError(f"{path}: prompt hidden size {prompt.shape[1]} does not match the model's {hidden} "
-                           f"(checkpoint trained on {config.model}?)")
+        raise ToolkitError(
+            f"{path}: prompt hidden size {prompt.shape[1]} does not match the model's {hidden} "
+            f"(checkpoint trained on {config.model}?)"
+        )
     model = build_prompt_model(backbone, tokenizer, config)
     model.load_trainable_state(prompt, record.get(f"{state}_head"))
     return model

@@ -8,9 +8,9 @@ import math
 import os
 import sys
 import tempfile
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
 
 from .errors import ToolkitError
 
@@ -26,7 +26,7 @@ class Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
 
-MAX_SEED = 2 ** 32 - 1  # numpy's and torch's seed range
+MAX_SEED = 2**32 - 1  # numpy's and torch's seed range
 
 
 def _number(text: str, kind, what: str):
@@ -151,9 +151,14 @@ def parse_run_name(name: str, what: str = "name") -> tuple[str, int]:
 
 
 def add_jobs_arg(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--jobs", type=str, nargs="+", default=None,
-                        help="several EMOTION-SEED runs in one process (the model is loaded once); "
-                             "overrides --sentiment/--random_seed. A failing job is reported and the others go on")
+    parser.add_argument(
+        "--jobs",
+        type=str,
+        nargs="+",
+        default=None,
+        help="several EMOTION-SEED runs in one process (the model is loaded once); "
+        "overrides --sentiment/--random_seed. A failing job is reported and the others go on",
+    )
 
 
 def run_jobs(jobs: list[tuple[str, int]], run_one: Callable[[str, int], None]) -> int:
@@ -193,43 +198,77 @@ def resolve_device(name: str | None):
 
 
 def add_model_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", "--pretrained_model", dest="model", type=str,
-                        default=env_default("ME_MODEL", DEFAULT_MODEL),
-                        help="Hugging Face hub id, local folder or .gguf file of the frozen model "
-                             "(env ME_MODEL; default %(default)s)")
-    parser.add_argument("--dtype", type=str, default=None, choices=["float32", "bfloat16", "float16"],
-                        help="type of the frozen weights (default float32; bfloat16 halves a decoder's memory, "
-                             "on CUDA bf16 autocast is used either way); activations are read in float32")
+    parser.add_argument(
+        "--model",
+        "--pretrained_model",
+        dest="model",
+        type=str,
+        default=env_default("ME_MODEL", DEFAULT_MODEL),
+        help="Hugging Face hub id, local folder or .gguf file of the frozen model (env ME_MODEL; default %(default)s)",
+    )
+    parser.add_argument(
+        "--dtype",
+        type=str,
+        default=None,
+        choices=["float32", "bfloat16", "float16"],
+        help="type of the frozen weights (default float32; bfloat16 halves a decoder's memory, "
+        "on CUDA bf16 autocast is used either way); activations are read in float32",
+    )
 
 
 def add_data_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--data_dir", type=str, default=env_default("ME_DATA_DIR", None),
-                        help="local GoEmotions folder (train/dev/test.tsv + labels.txt, or the paper's "
-                             "CSVs); default: the Hugging Face hub (env ME_DATA_DIR)")
+    parser.add_argument(
+        "--data_dir",
+        type=str,
+        default=env_default("ME_DATA_DIR", None),
+        help="local GoEmotions folder (train/dev/test.tsv + labels.txt, or the paper's "
+        "CSVs); default: the Hugging Face hub (env ME_DATA_DIR)",
+    )
 
 
 def add_device_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--device", type=str, default=env_default("ME_DEVICE", None),
-                        help="torch device (cpu, cuda, cuda:1); default: cuda if available, else cpu")
+    parser.add_argument(
+        "--device",
+        type=str,
+        default=env_default("ME_DEVICE", None),
+        help="torch device (cpu, cuda, cuda:1); default: cuda if available, else cpu",
+    )
 
 
 def add_protocol_args(parser: argparse.ArgumentParser, training: bool = False, evaluation: bool = False) -> None:
     """``--protocol`` (and the original code's quirks that only the paper protocol may switch on)."""
     default = "toolkit" if training else None
-    parser.add_argument("--protocol", type=str, default=env_default("ME_PROTOCOL", default), choices=["toolkit", "paper"],
-                        help="model input and training: the toolkit's own or exactly the original code's (see README); "
-                             + ("default toolkit (env ME_PROTOCOL)" if training else
-                                "default: the one the checkpoint was trained with (paper for the original code's checkpoints)"))
+    parser.add_argument(
+        "--protocol",
+        type=str,
+        default=env_default("ME_PROTOCOL", default),
+        choices=["toolkit", "paper"],
+        help="model input and training: the toolkit's own or exactly the original code's (see README); "
+        + (
+            "default toolkit (env ME_PROTOCOL)"
+            if training
+            else "default: the one the checkpoint was trained with (paper for the original code's checkpoints)"
+        ),
+    )
     if training or evaluation:
-        parser.add_argument("--negative_sampling", type=str, default="exclusive" if training else None,
-                            choices=["exclusive", "paper"],
-                            help="negatives drawn from rows without the emotion, or the original code's draw with "
-                                 "replacement from the whole split (only with --protocol paper); default "
-                                 + ("exclusive" if training else "the checkpoint's, else exclusive"))
+        parser.add_argument(
+            "--negative_sampling",
+            type=str,
+            default="exclusive" if training else None,
+            choices=["exclusive", "paper"],
+            help="negatives drawn from rows without the emotion, or the original code's draw with "
+            "replacement from the whole split (only with --protocol paper); default "
+            + ("exclusive" if training else "the checkpoint's, else exclusive"),
+        )
     if evaluation:
-        parser.add_argument("--accuracy_mean", type=str, default="overall", choices=["overall", "per_batch"],
-                            help="share of correct rows (default), or the original evaluation's mean of per-batch means "
-                                 "over --eval_batch_size rows in task order (only with --protocol paper)")
+        parser.add_argument(
+            "--accuracy_mean",
+            type=str,
+            default="overall",
+            choices=["overall", "per_batch"],
+            help="share of correct rows (default), or the original evaluation's mean of per-batch means "
+            "over --eval_batch_size rows in task order (only with --protocol paper)",
+        )
 
 
 def check_protocol_flags(args: argparse.Namespace) -> None:
@@ -243,8 +282,12 @@ def check_protocol_flags(args: argparse.Namespace) -> None:
 
 
 def add_checkpoint_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--checkpoint_dir", type=Path, default=Path(env_default("ME_CHECKPOINT_DIR", "checkpoint")),
-                        help="folder of {sentiment}-{seed}.pt prompt checkpoints (default %(default)s)")
+    parser.add_argument(
+        "--checkpoint_dir",
+        type=Path,
+        default=Path(env_default("ME_CHECKPOINT_DIR", "checkpoint")),
+        help="folder of {sentiment}-{seed}.pt prompt checkpoints (default %(default)s)",
+    )
 
 
 def check_output_dir(path: str | os.PathLike, flag: str) -> Path:
@@ -258,8 +301,9 @@ def check_output_dir(path: str | os.PathLike, flag: str) -> Path:
         probe = tempfile.NamedTemporaryFile(dir=path, prefix=".write-test-", delete=True)
         probe.close()
     except OSError as exc:
-        raise ToolkitError(f"{flag} {path} is not a writable folder ({exc.strerror or type(exc).__name__}); "
-                           f"choose another location") from None
+        raise ToolkitError(
+            f"{flag} {path} is not a writable folder ({exc.strerror or type(exc).__name__}); choose another location"
+        ) from None
     remove_stale_tmp(path)
     return path
 
@@ -327,17 +371,22 @@ def run(main: Callable[[Sequence[str] | None], int | None], argv: Sequence[str] 
         print(f"{prog}: error: {_one_line(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(f"{prog}: interrupted; finished outputs are kept, nothing half-written was left behind",
-              file=sys.stderr)
+        print(f"{prog}: interrupted; finished outputs are kept, nothing half-written was left behind", file=sys.stderr)
         return 130
     except OSError as exc:
         where = f" {exc.filename}" if getattr(exc, "filename", None) else ""
-        print(f"{prog}: error: cannot write or read{where}: {exc.strerror or _one_line(exc)}; outputs finished "
-              f"before this are kept, nothing half-written was left behind", file=sys.stderr)
+        print(
+            f"{prog}: error: cannot write or read{where}: {exc.strerror or _one_line(exc)}; outputs finished "
+            f"before this are kept, nothing half-written was left behind",
+            file=sys.stderr,
+        )
         return 2
     except Exception as exc:  # noqa: BLE001 - the last line of defence: never a traceback for a user
         if os.environ.get("ME_DEBUG"):
             raise
-        print(f"{prog}: error: unexpected {_one_line(exc)[:500]} (a bug; rerun with ME_DEBUG=1 for the traceback "
-              f"and please report it)", file=sys.stderr)
+        print(
+            f"{prog}: error: unexpected {_one_line(exc)[:500]} (a bug; rerun with ME_DEBUG=1 for the traceback "
+            f"and please report it)",
+            file=sys.stderr,
+        )
         return 1

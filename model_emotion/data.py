@@ -33,10 +33,33 @@ NEUTRAL = "neutral"
 
 # The 27 GoEmotions emotions, alphabetical (the order of labels.txt without "neutral").
 EMOTIONS = (
-    "admiration", "amusement", "anger", "annoyance", "approval", "caring", "confusion",
-    "curiosity", "desire", "disappointment", "disapproval", "disgust", "embarrassment",
-    "excitement", "fear", "gratitude", "grief", "joy", "love", "nervousness", "optimism",
-    "pride", "realization", "relief", "remorse", "sadness", "surprise",
+    "admiration",
+    "amusement",
+    "anger",
+    "annoyance",
+    "approval",
+    "caring",
+    "confusion",
+    "curiosity",
+    "desire",
+    "disappointment",
+    "disapproval",
+    "disgust",
+    "embarrassment",
+    "excitement",
+    "fear",
+    "gratitude",
+    "grief",
+    "joy",
+    "love",
+    "nervousness",
+    "optimism",
+    "pride",
+    "realization",
+    "relief",
+    "remorse",
+    "sadness",
+    "surprise",
 )
 
 # The paper's 12 prompt-tuning seeds.
@@ -78,8 +101,10 @@ def split_run_name(stem: str) -> tuple[str, int] | None:
 def check_name(name: str, source: str = "") -> str:
     """A label name becomes part of file names: refuse path separators, dots and other surprises."""
     if not _SAFE_NAME.match(name):
-        raise ToolkitError(f"label name {name!r}{f' in {source}' if source else ''} is not a plain word "
-                           f"(letters, digits, _, +, -); it would become part of output file names")
+        raise ToolkitError(
+            f"label name {name!r}{f' in {source}' if source else ''} is not a plain word "
+            f"(letters, digits, _, +, -); it would become part of output file names"
+        )
     return name
 
 
@@ -97,14 +122,18 @@ def load_goemotions(data_dir: str | Path | None = None, splits=SPLITS) -> GoEmot
         return _load_hub(splits)
     data_dir = Path(data_dir)
     if not data_dir.is_dir():
-        raise ToolkitError(f"{{--data_dir}} {data_dir} is not a folder (expected GoEmotions train.tsv, dev.tsv, "
-                           f"test.tsv and labels.txt)")
+        raise ToolkitError(
+            f"{{--data_dir}} {data_dir} is not a folder (expected GoEmotions train.tsv, dev.tsv, "
+            f"test.tsv and labels.txt)"
+        )
     if (data_dir / "labels.txt").exists() or any((data_dir / f"{s}.tsv").exists() for s in splits):
         return _load_tsv_dir(data_dir, splits)
     if any((data_dir / f"{s}.csv").exists() for s in splits):
         return _load_paper_csv_dir(data_dir, splits)
-    raise ToolkitError(f"{data_dir} holds no GoEmotions files: expected train.tsv, dev.tsv, test.tsv and "
-                       f"labels.txt (original layout) or train.csv, dev.csv, test.csv (paper layout)")
+    raise ToolkitError(
+        f"{data_dir} holds no GoEmotions files: expected train.tsv, dev.tsv, test.tsv and "
+        f"labels.txt (original layout) or train.csv, dev.csv, test.csv (paper layout)"
+    )
 
 
 def _load_tsv_dir(data_dir: Path, splits) -> GoEmotions:
@@ -126,16 +155,27 @@ def _load_tsv_dir(data_dir: Path, splits) -> GoEmotions:
         if not path.exists():
             raise ToolkitError(f"missing GoEmotions file {path}")
         try:
-            raw = pd.read_csv(path, sep="\t", header=None, quoting=3, dtype=str, keep_default_na=False,
-                              on_bad_lines="error", engine="python")
+            raw = pd.read_csv(
+                path,
+                sep="\t",
+                header=None,
+                quoting=3,
+                dtype=str,
+                keep_default_na=False,
+                on_bad_lines="error",
+                engine="python",
+            )
         except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError, UnicodeDecodeError) as exc:
             reason = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
             raise ToolkitError(f"{path} is not a GoEmotions TSV (text<TAB>label_ids<TAB>id): {reason}") from None
         if raw.shape[1] != 3:
-            raise ToolkitError(f"{path} has {raw.shape[1]} tab-separated columns; a GoEmotions TSV has 3 "
-                               f"(text<TAB>label_ids<TAB>id)")
+            raise ToolkitError(
+                f"{path} has {raw.shape[1]} tab-separated columns; a GoEmotions TSV has 3 (text<TAB>label_ids<TAB>id)"
+            )
         raw.columns = ["text", "label_ids", "id"]
-        frames[split] = pd.DataFrame({"text": raw["text"], "labels": _parse_label_ids(raw["label_ids"], label_names, path)})
+        frames[split] = pd.DataFrame(
+            {"text": raw["text"], "labels": _parse_label_ids(raw["label_ids"], label_names, path)}
+        )
         logger.info("loaded %s: %d rows", path, len(raw))
     return GoEmotions(label_names, frames)
 
@@ -148,8 +188,10 @@ def _parse_label_ids(column: pd.Series, label_names, path: Path) -> list[tuple[s
         except ValueError:
             raise ToolkitError(f"{path} row {row}: label ids {value!r} are not comma-separated integers") from None
         if any(i < 0 or i >= len(label_names) for i in ids):
-            raise ToolkitError(f"{path} row {row}: label id in {value!r} outside 0..{len(label_names) - 1} "
-                               f"(labels.txt has {len(label_names)} names)")
+            raise ToolkitError(
+                f"{path} row {row}: label id in {value!r} outside 0..{len(label_names) - 1} "
+                f"(labels.txt has {len(label_names)} names)"
+            )
         out.append(tuple(label_names[i] for i in ids))
     return out
 
@@ -182,17 +224,21 @@ def _load_hub(splits) -> GoEmotions:
     try:
         dataset = datasets.load_dataset(HUB_ID, HUB_CONFIG)
     except Exception as exc:  # noqa: BLE001 - any failure means the hub is unreachable for us
-        raise ToolkitError(f"could not load {HUB_ID} ({HUB_CONFIG}) from the Hugging Face hub "
-                           f"({type(exc).__name__}); offline, pass {{--data_dir}} or set ME_DATA_DIR to a local "
-                           f"GoEmotions folder") from None
+        raise ToolkitError(
+            f"could not load {HUB_ID} ({HUB_CONFIG}) from the Hugging Face hub "
+            f"({type(exc).__name__}); offline, pass {{--data_dir}} or set ME_DATA_DIR to a local "
+            f"GoEmotions folder"
+        ) from None
     label_names = tuple(dataset["train"].features["labels"].feature.names)
     frames = {}
     for split in splits:
         part = dataset[HUB_SPLIT_NAMES[split]]
-        frames[split] = pd.DataFrame({
-            "text": part["text"],
-            "labels": [tuple(label_names[i] for i in ids) for ids in part["labels"]],
-        })
+        frames[split] = pd.DataFrame(
+            {
+                "text": part["text"],
+                "labels": [tuple(label_names[i] for i in ids) for ids in part["labels"]],
+            }
+        )
     return GoEmotions(label_names, frames)
 
 
@@ -216,8 +262,14 @@ def _rng(seed: int, emotion: str, split: str) -> np.random.Generator:
 NEGATIVE_SAMPLING = ("exclusive", "paper")
 
 
-def binary_task(frame: pd.DataFrame, emotion: str, seed: int, split: str = "train",
-                max_samples: int | None = None, negatives: str = "exclusive") -> BinaryTask:
+def binary_task(
+    frame: pd.DataFrame,
+    emotion: str,
+    seed: int,
+    split: str = "train",
+    max_samples: int | None = None,
+    negatives: str = "exclusive",
+) -> BinaryTask:
     """Positives = rows labelled ``emotion``; negatives = as many rows NOT labelled with it.
 
     Negatives are drawn without replacement with ``seed``. ``max_samples`` caps the total size
@@ -237,7 +289,7 @@ def binary_task(frame: pd.DataFrame, emotion: str, seed: int, split: str = "trai
         raise ToolkitError(f"no {split} example is labelled {emotion!r}")
     if negatives == "paper":
         if max_samples is not None:
-            pos = pos[:max(1, max_samples // 2)]
+            pos = pos[: max(1, max_samples // 2)]
         rows = np.concatenate([pos, np.random.RandomState(seed).choice(len(frame), len(pos))])
         return BinaryTask(frame["text"].to_numpy()[rows].tolist(), has[rows].astype(np.int64))
     rng = _rng(seed, emotion, split)

@@ -32,7 +32,8 @@ from torch import nn
 from .architectures import architecture, get_module
 from .batching import EncodedTask
 from .errors import ConfigError
-from .prompt_model import PromptConfig, TrainablePrompt, backbone_signature, max_text_positions
+from .prompt_base import TrainablePrompt
+from .prompt_config import PromptConfig, backbone_signature, max_text_positions
 
 logger = logging.getLogger(__name__)
 
@@ -47,8 +48,10 @@ def single_token(tokenizer, word: str) -> int:
         if len(ids) == 1:
             return int(ids[0])
     pieces = tokenizer.convert_ids_to_tokens(tokenizer(" " + word.strip(), add_special_tokens=False)["input_ids"])
-    raise ConfigError(f"verbalizer word {word!r} is not a single token of this tokenizer (it is {pieces}); "
-                      f"choose words that are one token each, e.g. yes/no")
+    raise ConfigError(
+        f"verbalizer word {word!r} is not a single token of this tokenizer (it is {pieces}); "
+        f"choose words that are one token each, e.g. yes/no"
+    )
 
 
 def adds_bos(tokenizer) -> bool:
@@ -67,8 +70,10 @@ class DecoderPromptModel(TrainablePrompt):
         if arch.family != "decoder":
             raise ConfigError(f"{config.model} is not a decoder")
         if config.protocol != "toolkit":
-            raise ConfigError(f"{{--protocol}} {config.protocol} describes the original RoBERTa code; decoders use "
-                              f"{{--protocol}} toolkit")
+            raise ConfigError(
+                f"{{--protocol}} {config.protocol} describes the original RoBERTa code; decoders use "
+                f"{{--protocol}} toolkit"
+            )
         if config.head == "mlm":
             config.head = "lm"  # the decoder's counterpart of the MLM verbalizer
         if config.prompt_mode == "soft" and config.prompt_init != "vocab":
@@ -101,8 +106,10 @@ class DecoderPromptModel(TrainablePrompt):
         limit = max_text_positions(backbone, tokenizer)
         used = len(self.bos) + config.prompt_len + len(self.prefix_ids) + config.max_length + len(self.suffix_ids)
         if used > limit:
-            raise ConfigError(f"prompt too long: {used} positions with {{--max_length}} {config.max_length}, but "
-                              f"{config.model} allows {limit}; lower {{--prompt_len}} or {{--max_length}}")
+            raise ConfigError(
+                f"prompt too long: {used} positions with {{--max_length}} {config.max_length}, but "
+                f"{config.model} allows {limit}; lower {{--prompt_len}} or {{--max_length}}"
+            )
 
         generator = torch.Generator().manual_seed(config.seed)
         self.prompt = nn.Parameter(self._init_prompt(tokenizer, generator))  # [P, hidden]
@@ -129,8 +136,13 @@ class DecoderPromptModel(TrainablePrompt):
     def encode_task(self, texts, labels) -> EncodedTask:
         """``prefix text suffix`` token ids per row; the text is truncated to ``max_length`` tokens."""
         texts = [self.text_lead + t for t in texts]
-        ids = self.tokenizer(texts, add_special_tokens=False, truncation=True,
-                             max_length=self.config.max_length)["input_ids"] if texts else []
+        ids = (
+            self.tokenizer(texts, add_special_tokens=False, truncation=True, max_length=self.config.max_length)[
+                "input_ids"
+            ]
+            if texts
+            else []
+        )
         rows = [self.prefix_ids + row + self.suffix_ids for row in ids]
         return EncodedTask(rows, np.asarray(labels, dtype=np.int64), self.pad_id)
 
@@ -147,12 +159,13 @@ class DecoderPromptModel(TrainablePrompt):
             parts.insert(0, self.embeddings(bos).to(dtype))
         return torch.cat(parts).unsqueeze(0).expand(batch_size, -1, -1)
 
-    def _inputs(self, input_ids: torch.Tensor | None, attention_mask: torch.Tensor | None,
-                batch_size: int = 1) -> dict[str, torch.Tensor]:
+    def _inputs(
+        self, input_ids: torch.Tensor | None, attention_mask: torch.Tensor | None, batch_size: int = 1
+    ) -> dict[str, torch.Tensor]:
         """The base model's keyword inputs; with ``input_ids`` None, the prompt alone."""
         dtype = self.embeddings.weight.dtype
         if input_ids is None:
-            alone = torch.tensor(self.alone_ids[len(self.bos):], device=self.prompt.device)
+            alone = torch.tensor(self.alone_ids[len(self.bos) :], device=self.prompt.device)
             lead = self._lead_embeds(batch_size, dtype)
             tail = self.embeddings(alone).to(dtype).unsqueeze(0).expand(batch_size, -1, -1)
             embeds = torch.cat([lead, tail], dim=1)
@@ -173,8 +186,9 @@ class DecoderPromptModel(TrainablePrompt):
         """The final hidden state at each row's read slot. [batch, hidden]"""
         return hidden[torch.arange(hidden.shape[0], device=hidden.device), self.read_positions(attention_mask)]
 
-    def slot_hidden(self, input_ids: torch.Tensor | None = None, attention_mask: torch.Tensor | None = None,
-                    batch_size: int = 1) -> torch.Tensor:
+    def slot_hidden(
+        self, input_ids: torch.Tensor | None = None, attention_mask: torch.Tensor | None = None, batch_size: int = 1
+    ) -> torch.Tensor:
         """Final hidden state at the read slot. [batch, hidden]"""
         return self.hidden_from_inputs(self._inputs(input_ids, attention_mask, batch_size))
 

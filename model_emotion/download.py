@@ -56,15 +56,19 @@ def fetch_paper_attributes(dest: str | Path, base_url: str | None = None, timeou
         try:
             texts[key] = _fetch(url, timeout)
         except (urllib.error.URLError, OSError) as exc:
-            raise ToolkitError(f"could not download the paper's attribute ratings ({url}: {exc}); offline, pass "
-                               f"{{--attributes}} DIR or set ME_ATTRIBUTES to a folder with attributes.csv") from None
+            raise ToolkitError(
+                f"could not download the paper's attribute ratings ({url}: {exc}); offline, pass "
+                f"{{--attributes}} DIR or set ME_ATTRIBUTES to a folder with attributes.csv"
+            ) from None
     emotions = [line.strip() for line in texts["emotions"].splitlines() if line.strip()]
     scores = pd.read_csv(io.StringIO(texts["scores"]))
     distances = pd.read_csv(io.StringIO(texts["distances"]))
     n = len(emotions)
     if len(scores) != n or len(distances) != n * (n - 1) // 2:
-        raise ToolkitError(f"unexpected shapes in the downloaded ratings: {len(scores)} score rows, "
-                           f"{len(distances)} distance rows for {n} emotions")
+        raise ToolkitError(
+            f"unexpected shapes in the downloaded ratings: {len(scores)} score rows, "
+            f"{len(distances)} distance rows for {n} emotions"
+        )
     scores.insert(0, "emotion", emotions)
     scores = scores.sort_values("emotion")
     pairs = [(emotions[i], emotions[j]) for j in range(n) for i in range(j + 1, n)]  # R's lower.tri order
@@ -91,6 +95,8 @@ def resolve_attributes(path: str | Path | None) -> Path:
     if (cached / "attributes.csv").exists():
         return cached
     if os.environ.get("HF_HUB_OFFLINE") == "1" or os.environ.get("ME_OFFLINE") == "1":
-        raise ToolkitError("no attribute ratings given and offline: pass {--attributes} DIR or set ME_ATTRIBUTES "
-                           "to a folder with attributes.csv")
+        raise ToolkitError(
+            "no attribute ratings given and offline: pass {--attributes} DIR or set ME_ATTRIBUTES "
+            "to a folder with attributes.csv"
+        )
     return fetch_paper_attributes(cached)

@@ -8,7 +8,6 @@ Each subclass also derives from the built-in that a Python caller would expect t
 missing optional package), so ``except ValueError`` works around the API as it does elsewhere.
 """
 
-
 import re
 
 _SETTING = re.compile(r"\{--([A-Za-z_][A-Za-z0-9_]*)\}")

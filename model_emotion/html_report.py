@@ -33,7 +33,7 @@ def _table(lines: list[str]) -> str:
     head = "".join(f"<th>{html.escape(c)}</th>" for c in rows[0])
     body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in rows[1:])
     # Wide tables scroll sideways inside the page instead of running off its edge.
-    return f"<div class=\"wide\"><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>"
+    return f'<div class="wide"><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>'
 
 
 def markdown_to_html(text: str) -> str:
@@ -74,7 +74,7 @@ def _figure(path: Path) -> str:
         return f'<figure><img alt="{caption}" src="data:image/png;base64,{data}"><figcaption>{caption}</figcaption></figure>'
     if path.suffix == ".svg":
         svg = path.read_text(encoding="utf-8")
-        svg = svg[svg.find("<svg"):]  # drop the XML prolog and doctype
+        svg = svg[svg.find("<svg") :]  # drop the XML prolog and doctype
         return f"<figure>{svg}<figcaption>{caption}</figcaption></figure>"
     return ""
 
@@ -89,7 +89,10 @@ def build_report_html(title: str, summary_markdown: str, figures: list[Path], ru
         seen.add(path.stem)
         blocks.append(_figure(path))
     config = html.escape(json.dumps(run_record, indent=2, default=str))
-    return (f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{html.escape(title)}</title>"
-            f"<style>{STYLE}</style></head><body>\n<h1>{html.escape(title)}</h1>\n"
-            f"{markdown_to_html(summary_markdown)}\n<h2>Figures</h2>\n" + "\n".join(blocks)
-            + f"\n<h2>Configuration and versions</h2>\n<pre>{config}</pre>\n</body></html>\n")
+    return (
+        f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
+        f"<style>{STYLE}</style></head><body>\n<h1>{html.escape(title)}</h1>\n"
+        f"{markdown_to_html(summary_markdown)}\n<h2>Figures</h2>\n"
+        + "\n".join(blocks)
+        + f"\n<h2>Configuration and versions</h2>\n<pre>{config}</pre>\n</body></html>\n"
+    )

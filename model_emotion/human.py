@@ -60,7 +60,9 @@ def _read_table(path: Path, required: list[str], numeric: list[str]) -> pd.DataF
         bad = ~np.isfinite(values.to_numpy(float))
         if bad.any():
             row = int(np.flatnonzero(bad)[0])
-            raise ToolkitError(f"{path}: column {column!r} row {row + 2} is {frame[column].iloc[row]!r}, not a finite number")
+            raise ToolkitError(
+                f"{path}: column {column!r} row {row + 2} is {frame[column].iloc[row]!r}, not a finite number"
+            )
         frame[column] = values.astype(float)
     for column in ("emotion_a", "emotion_b", "emotion"):
         if column in frame.columns:
@@ -81,8 +83,11 @@ def load_human(folder: str | Path) -> HumanData:
     agreement = None
     if (folder / AGREEMENT).is_file():
         agreement = _read_table(folder / AGREEMENT, ["emotion"], [])
-        numeric = [c for c in agreement.columns if c != "emotion"
-                   and pd.to_numeric(agreement[c], errors="coerce").notna().all()]
+        numeric = [
+            c
+            for c in agreement.columns
+            if c != "emotion" and pd.to_numeric(agreement[c], errors="coerce").notna().all()
+        ]
         agreement = agreement[["emotion"] + numeric].copy()
         agreement[numeric] = agreement[numeric].astype(float)
     return HumanData(similarity, by_participant, agreement, str(folder))
@@ -120,8 +125,9 @@ def _restrict(rdms: AttributeRDMs, emotions: list[str]) -> np.ndarray:
     return np.stack([squareform(squareform(rdm, checks=False)[np.ix_(keep, keep)], checks=False) for rdm in rdms.rdms])
 
 
-def attribute_importance(human: HumanData, rdms: AttributeRDMs, n_boot: int = 1000, seed: int = 0,
-                         confidence: float = 0.95) -> pd.DataFrame:
+def attribute_importance(
+    human: HumanData, rdms: AttributeRDMs, n_boot: int = 1000, seed: int = 0, confidence: float = 0.95
+) -> pd.DataFrame:
     """Kendall tau-b (one-sided) of the human similarity RDM with each attribute RDM, BH q-values and a
     bootstrap CI over participants (NaN without per-participant data).
 
@@ -135,8 +141,12 @@ def attribute_importance(human: HumanData, rdms: AttributeRDMs, n_boot: int = 10
     table["ci_low"], table["ci_high"] = np.nan, np.nan
     if human.by_participant is not None and n_boot > 0:
         people = sorted(human.by_participant["participant"].unique())
-        per_person = np.stack([pair_vector(group, emotions, where=f"{human.source}/{BY_PARTICIPANT}")
-                               for _, group in human.by_participant.groupby("participant", sort=True)])  # [people, pairs]
+        per_person = np.stack(
+            [
+                pair_vector(group, emotions, where=f"{human.source}/{BY_PARTICIPANT}")
+                for _, group in human.by_participant.groupby("participant", sort=True)
+            ]
+        )  # [people, pairs]
         rng = np.random.default_rng(seed)
         draws = rng.integers(0, len(people), size=(n_boot, len(people)))
         boot = per_person[draws].mean(axis=1)  # [n_boot, pairs]
@@ -169,10 +179,19 @@ def importance_vs_drop(importance: pd.DataFrame, drops: pd.DataFrame) -> pd.Data
         if n >= 3 and group["tau"].nunique() > 1 and group["drop_beyond_random"].nunique() > 1:
             rho = stats.spearmanr(group["tau"], group["drop_beyond_random"], alternative="greater")
             kt = stats.kendalltau(group["tau"], group["drop_beyond_random"])
-            rows.append({"k": int(k), "spearman_rho": float(rho.statistic), "p_value": float(rho.pvalue),
-                         "kendall_tau": float(kt.statistic), "n_attributes": n})
+            rows.append(
+                {
+                    "k": int(k),
+                    "spearman_rho": float(rho.statistic),
+                    "p_value": float(rho.pvalue),
+                    "kendall_tau": float(kt.statistic),
+                    "n_attributes": n,
+                }
+            )
         else:
-            rows.append({"k": int(k), "spearman_rho": np.nan, "p_value": np.nan, "kendall_tau": np.nan, "n_attributes": n})
+            rows.append(
+                {"k": int(k), "spearman_rho": np.nan, "p_value": np.nan, "kendall_tau": np.nan, "n_attributes": n}
+            )
     return pd.DataFrame(rows, columns=["k", "spearman_rho", "p_value", "kendall_tau", "n_attributes"])
 
 
@@ -187,14 +206,28 @@ def agreement_vs_accuracy(agreement: pd.DataFrame, accuracy: pd.DataFrame) -> tu
         x, y = per_emotion[measure].to_numpy(float), per_emotion["prompt_accuracy"].to_numpy(float)
         if len(x) >= 3 and np.ptp(x) > 0 and np.ptp(y) > 0:
             r, rho = stats.pearsonr(x, y), stats.spearmanr(x, y)
-            rows.append({"measure": measure, "n_emotions": len(x), "pearson_r": float(r.statistic),
-                         "pearson_p": float(r.pvalue), "spearman_rho": float(rho.statistic),
-                         "spearman_p": float(rho.pvalue)})
+            rows.append(
+                {
+                    "measure": measure,
+                    "n_emotions": len(x),
+                    "pearson_r": float(r.statistic),
+                    "pearson_p": float(r.pvalue),
+                    "spearman_rho": float(rho.statistic),
+                    "spearman_p": float(rho.pvalue),
+                }
+            )
     return per_emotion, pd.DataFrame(rows)
 
 
-def model_rsa(activations: np.ndarray, emotions: list[str], num_layers: int | None, human: HumanData | None,
-              rdms: AttributeRDMs, permutations: int = 1000, seed: int = 0) -> pd.DataFrame:
+def model_rsa(
+    activations: np.ndarray,
+    emotions: list[str],
+    num_layers: int | None,
+    human: HumanData | None,
+    rdms: AttributeRDMs,
+    permutations: int = 1000,
+    seed: int = 0,
+) -> pd.DataFrame:
     """Kendall tau-b (one-sided) of the model's activation-pattern RDM with the human and attribute RDMs.
 
     activations: [emotions, seeds, neurons]. The pattern of an emotion is its seed-averaged activation
@@ -208,7 +241,9 @@ def model_rsa(activations: np.ndarray, emotions: list[str], num_layers: int | No
         named = set(human.similarity["emotion_a"]) | set(human.similarity["emotion_b"])
         shared = [e for e in shared if e in named]
     if len(shared) < 3:
-        raise ToolkitError(f"model RSA needs at least 3 emotions shared by the activations and the ratings, got {len(shared)}")
+        raise ToolkitError(
+            f"model RSA needs at least 3 emotions shared by the activations and the ratings, got {len(shared)}"
+        )
     patterns = activations[[emotions.index(e) for e in shared]].mean(axis=1).astype(np.float64)  # [emotions, neurons]
     targets = {name: row for name, row in zip(rdms.names, _restrict(rdms, shared))}
     if human is not None:
@@ -225,7 +260,15 @@ def model_rsa(activations: np.ndarray, emotions: list[str], num_layers: int | No
     model = np.nan_to_num(np.stack(model_rdms), nan=0.0)  # [scopes, pairs]
     tau, p = kendall(model, target_matrix)  # [scopes, targets]
     perm_p = mantel_p(model, target_matrix, len(shared), permutations, seed)  # the emotion pairs are not independent
-    rows = [{"scope": scope, "target": target, "tau": float(tau[s, t]), "p_value": float(p[s, t]),
-             "perm_p": float(perm_p[s, t])}
-            for s, scope in enumerate(scopes) for t, target in enumerate(targets)]
+    rows = [
+        {
+            "scope": scope,
+            "target": target,
+            "tau": float(tau[s, t]),
+            "p_value": float(p[s, t]),
+            "perm_p": float(perm_p[s, t]),
+        }
+        for s, scope in enumerate(scopes)
+        for t, target in enumerate(targets)
+    ]
     return pd.DataFrame(rows)

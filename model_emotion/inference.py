@@ -20,21 +20,31 @@ def autocast(device: torch.device, model=None):
 
 
 @torch.inference_mode()
-def predict_logits(model, task: EncodedTask, batch_size: int, device: torch.device,
-                   pad_to: int | None = None, progress: bool = False, desc: str = "eval") -> torch.Tensor:
+def predict_logits(
+    model,
+    task: EncodedTask,
+    batch_size: int,
+    device: torch.device,
+    pad_to: int | None = None,
+    progress: bool = False,
+    desc: str = "eval",
+) -> torch.Tensor:
     """The two logits of every row of ``task``, in the task's row order. [n, 2] float32 on the CPU"""
     model.eval()
     out = torch.empty(len(task), 2)
     with autocast(device, model):
-        for rows in tqdm(batch_order(task, batch_size, pad_to=pad_to, extra_tokens=model.extra_tokens), desc=desc,
-                         leave=False, disable=not progress):
+        for rows in tqdm(
+            batch_order(task, batch_size, pad_to=pad_to, extra_tokens=model.extra_tokens),
+            desc=desc,
+            leave=False,
+            disable=not progress,
+        ):
             ids, mask, _ = pad_rows(task, rows, pad_to)
             out[rows] = model(ids.to(device), mask.to(device)).float().cpu()  # [batch, 2]
     return out
 
 
-def predict(model, task: EncodedTask, batch_size: int, device: torch.device,
-            **kwargs) -> np.ndarray:
+def predict(model, task: EncodedTask, batch_size: int, device: torch.device, **kwargs) -> np.ndarray:
     """Predicted class of every row of ``task``, in the task's row order. [n]"""
     return predict_logits(model, task, batch_size, device, **kwargs).argmax(-1).numpy()
 
@@ -48,10 +58,13 @@ def mean_accuracy(correct, per_batch: int | None = None) -> float:
     correct = np.asarray(correct, dtype=np.float64)
     if per_batch is None:
         return float(correct.mean())
-    return float(np.mean([chunk.mean() for chunk in np.array_split(correct, range(per_batch, len(correct), per_batch))]))
+    return float(
+        np.mean([chunk.mean() for chunk in np.array_split(correct, range(per_batch, len(correct), per_batch))])
+    )
 
 
-def accuracy(model, task: EncodedTask, batch_size: int, device: torch.device,
-             per_batch: int | None = None, **kwargs) -> float:
+def accuracy(
+    model, task: EncodedTask, batch_size: int, device: torch.device, per_batch: int | None = None, **kwargs
+) -> float:
     preds = predict(model, task, batch_size, device, **kwargs)
     return mean_accuracy(preds == task.labels, per_batch)

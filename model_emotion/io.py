@@ -11,10 +11,11 @@ import shutil
 import socket
 import sys
 import tempfile
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 from .errors import ToolkitError
 
@@ -107,8 +108,10 @@ def job_lock(path: str | os.PathLike) -> Iterator[None]:
             if stale:
                 lock.unlink(missing_ok=True)
                 continue
-            raise ToolkitError(f"{path} is being written by another run (pid {pid} on {host}, lock {lock}); "
-                               f"wait for it, or remove the lock if that run is gone") from None
+            raise ToolkitError(
+                f"{path} is being written by another run (pid {pid} on {host}, lock {lock}); "
+                f"wait for it, or remove the lock if that run is gone"
+            ) from None
         with os.fdopen(fd, "w") as handle:
             handle.write(me)
         break
@@ -218,7 +221,8 @@ def save_run_args(output_dir: str | os.PathLike, args: Any, name: str, **provena
     """Write the run's arguments and library versions as ``{name}_args.json`` in ``output_dir``;
     ``provenance`` (e.g. the digest of the input) goes in at the top level."""
     values = vars(args) if not isinstance(args, dict) else dict(args)
-    record = {**provenance,
+    record = {
+        **provenance,
         "script": name,
         "time": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "argv": sys.argv,
@@ -257,8 +261,11 @@ def read_meta(data_path: str | os.PathLike) -> dict:
         value = meta.get(name)
         if value is None:
             continue
-        ok = isinstance(value, kind) and not isinstance(value, bool) if kind is not float else \
-            isinstance(value, (int, float)) and not isinstance(value, bool) and value == value
+        ok = (
+            isinstance(value, kind) and not isinstance(value, bool)
+            if kind is not float
+            else isinstance(value, (int, float)) and not isinstance(value, bool) and value == value
+        )
         if not ok or (kind is int and value < 1):
             logger.warning("%s: %s is %r, not a valid %s; ignored", path, name, value, kind.__name__)
             meta.pop(name)

@@ -136,14 +136,14 @@ def kendall_s_torch(x: np.ndarray, y: np.ndarray, device, chunk_bytes: int = 1 <
     S = np.empty((N, len(y)), np.int64)
     ties = np.empty((N, 3), np.float64)
     for start in range(0, N, rows):
-        block = torch.as_tensor(x[start:start + rows], dtype=torch.float64, device=device)  # [c, n]
+        block = torch.as_tensor(x[start : start + rows], dtype=torch.float64, device=device)  # [c, n]
         diff = block[:, :, None] - block[:, None, :]  # [c, n, n]
         sx = torch.sign(diff).to(torch.float32).reshape(len(block), n * n)
-        S[start:start + rows] = torch.round((sx @ sy.T) / 2).to(torch.int64).cpu().numpy()
+        S[start : start + rows] = torch.round((sx @ sy.T) / 2).to(torch.int64).cpu().numpy()
         c = (diff == 0).sum(dim=2).to(torch.float64)  # [c, n]
-        ties[start:start + rows, 0] = (c - 1).sum(1).cpu().numpy()
-        ties[start:start + rows, 1] = ((c - 1) * (2 * c + 5)).sum(1).cpu().numpy()
-        ties[start:start + rows, 2] = ((c - 1) * (c - 2)).sum(1).cpu().numpy()
+        ties[start : start + rows, 0] = (c - 1).sum(1).cpu().numpy()
+        ties[start : start + rows, 1] = ((c - 1) * (2 * c + 5)).sum(1).cpu().numpy()
+        ties[start : start + rows, 2] = ((c - 1) * (c - 2)).sum(1).cpu().numpy()
     return S, ties
 
 
@@ -275,7 +275,7 @@ def kendall_s_targets(x: np.ndarray, targets: TargetBitsets) -> tuple[np.ndarray
     xp = np.concatenate([x, np.zeros((pad, n))]) if pad else x
     less, eq = _value_bitsets(xp, True)
     K = n * less.shape[2]
-    conc = bit_gemm(less.reshape(len(xp), K), targets.less)[:N, :targets.count].astype(np.int64)
+    conc = bit_gemm(less.reshape(len(xp), K), targets.less)[:N, : targets.count].astype(np.int64)
     ties = tie_sums(x)
     tx = ties[:, 0] / 2.0
     n0 = n * (n - 1) // 2
@@ -285,12 +285,12 @@ def kendall_s_targets(x: np.ndarray, targets: TargetBitsets) -> tuple[np.ndarray
         rows = eq[tied_rows].reshape(tied_rows.size, K)
         if tied_rows.size % NEURON_TILE:
             rows = np.concatenate([rows, np.zeros((1, K), np.uint64)])
-        both = bit_gemm(rows, targets.eq)[:tied_rows.size, :targets.count]
+        both = bit_gemm(rows, targets.eq)[: tied_rows.size, : targets.count]
         S[tied_rows] -= both
     return S, ties
 
 
-def kendall_s_targets_torch(x: np.ndarray, targets: "TorchTargets") -> tuple[np.ndarray, np.ndarray]:
+def kendall_s_targets_torch(x: np.ndarray, targets: TorchTargets) -> tuple[np.ndarray, np.ndarray]:
     """The same (S, ties) as ``kendall_s_targets``, as sign-matrix products over the n(n-1)/2 pairs
     of elements in float64 on ``targets.device`` (a GPU): sums of +-1 below 2^53 are exact, so the
     result equals the CPU kernel's bit for bit."""
@@ -300,7 +300,7 @@ def kendall_s_targets_torch(x: np.ndarray, targets: "TorchTargets") -> tuple[np.
     sx = torch.sign(block[:, targets.rows] - block[:, targets.cols])  # [c, pairs of elements]
     S = torch.empty((len(x), targets.count), dtype=torch.float64, device=targets.device)
     for start in range(0, targets.count, targets.step):
-        S[:, start:start + targets.step] = sx @ targets.sign[start:start + targets.step].T
+        S[:, start : start + targets.step] = sx @ targets.sign[start : start + targets.step].T
     return torch.round(S).to(torch.int64).cpu().numpy(), tie_sums(x)
 
 

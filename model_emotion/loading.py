@@ -32,8 +32,11 @@ GGUF_SUFFIX = ".gguf"
 
 def has_mlm_head(model: nn.Module) -> bool:
     """Whether ``model`` carries an output (vocabulary) head over its base model."""
-    return hasattr(model, "get_output_embeddings") and model.get_output_embeddings() is not None \
+    return (
+        hasattr(model, "get_output_embeddings")
+        and model.get_output_embeddings() is not None
         and model.base_model is not model
+    )
 
 
 def is_decoder(model: nn.Module) -> bool:
@@ -73,7 +76,9 @@ def _find_gguf(name: str) -> Path | None:
     if path.is_dir() and not (path / "config.json").exists():
         found = sorted(path.glob(f"*{GGUF_SUFFIX}"))
         if len(found) > 1:
-            raise ConfigError(f"{path} holds several GGUF files ({', '.join(p.name for p in found)}); give the file path")
+            raise ConfigError(
+                f"{path} holds several GGUF files ({', '.join(p.name for p in found)}); give the file path"
+            )
         return found[0] if found else None
     return None
 
@@ -94,8 +99,9 @@ def dequantised_folder(gguf: Path) -> Path:
     if not _importable("gguf"):
         raise MissingDependencyError(f"{gguf} is a GGUF file; reading it needs the gguf package: pip install gguf")
     if not _importable("accelerate"):
-        raise MissingDependencyError(f"{gguf} is a GGUF file; transformers reads it with the accelerate package: "
-                                     f"pip install accelerate")
+        raise MissingDependencyError(
+            f"{gguf} is a GGUF file; transformers reads it with the accelerate package: pip install accelerate"
+        )
     folder = cache_dir() / f"gguf-{_sha256(gguf)[:32]}"
     if folder.is_dir():
         return folder
@@ -133,8 +139,10 @@ def resolve_model_name(name: str) -> str:
         return str(dequantised_folder(gguf))
     looks_local = name.startswith((".", "/", "~")) or Path(name).expanduser().exists() or name.count("/") > 1
     if looks_local and not Path(name).expanduser().is_dir():
-        raise ToolkitError(f"{{--model}} {name}: no such folder (give a local model folder, a .gguf file or a hub id "
-                           f"like roberta-base)")
+        raise ToolkitError(
+            f"{{--model}} {name}: no such folder (give a local model folder, a .gguf file or a hub id "
+            f"like roberta-base)"
+        )
     return str(Path(name).expanduser()) if looks_local else name
 
 
@@ -170,17 +178,27 @@ def load_backbone(name: str, head: str = "auto", dtype: str | None = None):
         arch = architecture(config.model_type)  # every stage needs the FFN layout: refuse unknown types now
         if arch.family == "decoder":
             if head == "mlm":
-                raise ConfigError(f"{name} is a decoder ({config.model_type}): use {{--head}} lm (its LM head) or linear")
+                raise ConfigError(
+                    f"{name} is a decoder ({config.model_type}): use {{--head}} lm (its LM head) or linear"
+                )
             try:
                 model = AutoModelForCausalLM.from_pretrained(name, dtype=torch_dtype)
             except (OSError, ValueError) as exc:
                 raise ToolkitError(f"cannot load {{--model}} {name}: {_first_line(exc)}") from None
             chosen = "linear" if head == "linear" else "lm"
-            logger.info("loaded %s (%s decoder, %d layers, %s), head: %s", name, config.model_type,
-                        config.num_hidden_layers, torch_dtype, chosen)
+            logger.info(
+                "loaded %s (%s decoder, %d layers, %s), head: %s",
+                name,
+                config.model_type,
+                config.num_hidden_layers,
+                torch_dtype,
+                chosen,
+            )
             return model, tokenizer, chosen
         if head == "lm":
-            raise ConfigError(f"{{--head}} lm is for decoders; {name} is a {config.model_type} model: use mlm or linear")
+            raise ConfigError(
+                f"{{--head}} lm is for decoders; {name} is a {config.model_type} model: use mlm or linear"
+            )
         model, mlm_trained = None, False
         if head in ("auto", "mlm"):
             try:
@@ -193,9 +211,11 @@ def load_backbone(name: str, head: str = "auto", dtype: str | None = None):
             except OSError as exc:
                 raise ToolkitError(f"cannot load {{--model}} {name}: {_first_line(exc)}") from None
         if head == "mlm" and not mlm_trained:
-            raise ConfigError(f"model {name} has no trained masked-LM head, which an MLM-verbalizer prompt needs: "
-                              f"train with a linear head (train.py --head linear), or use the model the prompt "
-                              f"was trained on")
+            raise ConfigError(
+                f"model {name} has no trained masked-LM head, which an MLM-verbalizer prompt needs: "
+                f"train with a linear head (train.py --head linear), or use the model the prompt "
+                f"was trained on"
+            )
         if not mlm_trained:
             if model is not None:
                 model = model.base_model
@@ -207,6 +227,7 @@ def load_backbone(name: str, head: str = "auto", dtype: str | None = None):
     finally:
         transformers.logging.set_verbosity(previous)
     chosen = "mlm" if mlm_trained else "linear"
-    logger.info("loaded %s (%s, %d layers), head: %s", name, model.config.model_type,
-                model.config.num_hidden_layers, chosen)
+    logger.info(
+        "loaded %s (%s, %d layers), head: %s", name, model.config.model_type, model.config.num_hidden_layers, chosen
+    )
     return model, tokenizer, chosen

@@ -27,46 +27,48 @@ The logits are the same as the plain path's up to float rounding (``tests/test_m
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Callable, Iterator
 
 import numpy as np
 import torch
 from torch import nn
 from tqdm import tqdm
 
+from .architectures import Architecture, architecture, get_module, linear_weight, set_module, slot_only_last_block
+from .architectures import blocks as model_blocks
 from .batching import EncodedTask, batch_order, pad_rows
 from .errors import ConfigError, ToolkitError
-from .architectures import Architecture, architecture, blocks as model_blocks, get_module, linear_weight, set_module, \
-    slot_only_last_block
+from .inference import autocast, mean_accuracy, predict_logits
 from .memory import activation_bytes, free_bytes
 from .neurons import find_ffn, scale_neurons
-from .prompt_model import SoftPromptModel
-from .inference import autocast, mean_accuracy, predict_logits
+from .prompt_base import PromptModel
 
 logger = logging.getLogger(__name__)
 
 # Masks per group: each group runs the unmasked prefix once per batch and reports when done.
 DEFAULT_GROUP_SIZE = 32
 # Kept unmasked states of one chunk of batches (FFN activations, attention output, projection).
-CACHE_BYTES = 512 * 2 ** 20
+CACHE_BYTES = 512 * 2**20
 # masks_per_forward="auto" on CUDA: stack masks until a forward holds about this many tokens (rows x
 # length). On an H200 with roberta-base's shape the rate stopped rising past about 66k tokens per
 # forward (16 masks x 32 rows; benchmarks/mask_stack_speed.py); twice that leaves room for other GPUs.
-STACK_TOKENS = 2 ** 17
+STACK_TOKENS = 2**17
 # ... and while a forward's activations take at most this share of the free device memory.
 STACK_MEMORY_SHARE = 0.25
 
 
-def check_mask_shapes(model: SoftPromptModel, masks: dict[str, torch.Tensor], source: str = "masks") -> None:
+def check_mask_shapes(model: PromptModel, masks: dict[str, torch.Tensor], source: str = "masks") -> None:
     """Refuse masks that do not fit the model, before any evaluation."""
     ffn = find_ffn(model)
     expected = (ffn.num_layers, ffn.d_ffn)
     for name, mask in masks.items():
         if tuple(mask.shape) != expected:
-            raise ToolkitError(f"{source}: mask {name!r} has shape {list(mask.shape)}, but the model's FFN is "
-                               f"{list(expected)} (layers x d_ffn); generate masks from this model's rank table")
+            raise ToolkitError(
+                f"{source}: mask {name!r} has shape {list(mask.shape)}, but the model's FFN is "
+                f"{list(expected)} (layers x d_ffn); generate masks from this model's rank table"
+            )
 
 
 def first_changed_layer(mask: torch.Tensor) -> int | None:
@@ -103,8 +105,9 @@ def _ffn_output(block: nn.Module, arch: Architecture) -> nn.Module:
     return get_module(block, arch.down.rpartition(".")[0])
 
 
-def _keep(model, blocks: nn.ModuleList, arch: Architecture, layer: int, ids: torch.Tensor, mask: torch.Tensor,
-          rows: list[int]) -> _Kept:
+def _keep(
+    model, blocks: nn.ModuleList, arch: Architecture, layer: int, ids: torch.Tensor, mask: torch.Tensor, rows: list[int]
+) -> _Kept:
     """Run the unmasked model on one batch until block ``layer``'s FFN is known."""
     store: dict = {}
     block = blocks[layer]
@@ -127,8 +130,10 @@ def _keep(model, blocks: nn.ModuleList, arch: Architecture, layer: int, ids: tor
     if arch.bert_block:
         handles.append(_ffn_output(block, arch).register_forward_pre_hook(on_ffn_output))
     else:
-        handles += [get_module(block, arch.down).register_forward_pre_hook(on_down),
-                    block.register_forward_hook(on_block_output)]
+        handles += [
+            get_module(block, arch.down).register_forward_pre_hook(on_down),
+            block.register_forward_hook(on_block_output),
+        ]
     try:
         model(ids, mask)
     except _Stop:
@@ -139,12 +144,21 @@ def _keep(model, blocks: nn.ModuleList, arch: Architecture, layer: int, ids: tor
     if "residual" not in store:
         raise RuntimeError(f"block {layer} was never reached; does {type(block).__name__} fit the {arch} entry?")
     projection = get_module(block, arch.down)(store["activations"]) if arch.bert_block else None
-    full_mask = torch.cat([torch.ones(mask.shape[0], model.extra_tokens, dtype=mask.dtype, device=mask.device), mask], 1)
+    full_mask = torch.cat(
+        [torch.ones(mask.shape[0], model.extra_tokens, dtype=mask.dtype, device=mask.device), mask], 1
+    )
     return _Kept(store["activations"], store["residual"], projection, store["args"], store["kwargs"], rows, full_mask)
 
 
-def _kept_chunks(model, blocks: nn.ModuleList, arch: Architecture, layer: int, task: EncodedTask, batch_size: int,
-                 device: torch.device) -> Iterator[list[_Kept]]:
+def _kept_chunks(
+    model,
+    blocks: nn.ModuleList,
+    arch: Architecture,
+    layer: int,
+    task: EncodedTask,
+    batch_size: int,
+    device: torch.device,
+) -> Iterator[list[_Kept]]:
     """The kept states of all batches, in chunks of at most ``CACHE_BYTES`` (at least one batch)."""
     chunk, size = [], 0
     for rows in batch_order(task, batch_size, extra_tokens=model.extra_tokens):
@@ -171,8 +185,9 @@ class _Linear(nn.Module):
 
 
 @contextmanager
-def _without_silenced(blocks: nn.ModuleList, arch: Architecture, mask: torch.Tensor,
-                      layers: list[int]) -> Iterator[None]:
+def _without_silenced(
+    blocks: nn.ModuleList, arch: Architecture, mask: torch.Tensor, layers: list[int]
+) -> Iterator[None]:
     """Remove the neurons a binary row silences from those blocks' FFNs; restored in ``finally``.
 
     The rows of every ``up`` module (a gated MLP's gate and up projections) and the columns of the
@@ -214,7 +229,9 @@ def _block_output(blocks: nn.ModuleList, arch: Architecture, layer: int, kept: _
     """Block ``layer``'s output under a mask that changes ``change`` there. [batch, seq, hidden]"""
     share = None
     if len(change.neurons):
-        share = kept.activations[..., change.neurons] @ change.weight.T.to(kept.activations.dtype)  # [batch, seq, hidden]
+        share = kept.activations[..., change.neurons] @ change.weight.T.to(
+            kept.activations.dtype
+        )  # [batch, seq, hidden]
     if arch.bert_block:
         projection = kept.projection
         if share is not None:  # subtracted in fp32, back in the projection's own dtype (bf16 weights on a CPU too)
@@ -225,11 +242,19 @@ def _block_output(blocks: nn.ModuleList, arch: Architecture, layer: int, kept: _
     return kept.residual if share is None else (kept.residual.float() - share.float()).to(kept.residual.dtype)
 
 
-def _finish(model, blocks: nn.ModuleList, arch: Architecture, layer: int, hidden: torch.Tensor, block_args: tuple,
-            block_kwargs: dict, attention_mask: torch.Tensor) -> torch.Tensor:
+def _finish(
+    model,
+    blocks: nn.ModuleList,
+    arch: Architecture,
+    layer: int,
+    hidden: torch.Tensor,
+    block_args: tuple,
+    block_kwargs: dict,
+    attention_mask: torch.Tensor,
+) -> torch.Tensor:
     """The blocks after ``layer`` and the head, from block ``layer``'s output. [batch, 2]"""
     with slot_only_last_block(model.backbone):
-        for block in blocks[layer + 1:]:
+        for block in blocks[layer + 1 :]:
             out = block(hidden, *block_args, **block_kwargs)
             hidden = out[0] if isinstance(out, tuple) else out  # transformers 4 returns a tuple
     if arch.bert_block:
@@ -238,8 +263,9 @@ def _finish(model, blocks: nn.ModuleList, arch: Architecture, layer: int, hidden
     return model.classify(model.final_norm(read))
 
 
-def _resume_logits(model, blocks: nn.ModuleList, arch: Architecture, layer: int, kept: _Kept,
-                   change: _Change) -> torch.Tensor:
+def _resume_logits(
+    model, blocks: nn.ModuleList, arch: Architecture, layer: int, kept: _Kept, change: _Change
+) -> torch.Tensor:
     """Logits from block ``layer``'s FFN output onwards, under the active mask. [batch, 2]"""
     hidden = _block_output(blocks, arch, layer, kept, change)
     return _finish(model, blocks, arch, layer, hidden, kept.block_args, kept.block_kwargs, kept.attention_mask)
@@ -260,6 +286,7 @@ def _row_scaled(blocks: nn.ModuleList, arch: Architecture, scales: dict[int, tor
     handles = []
     try:
         for layer, factor in scales.items():
+
             def hook(_m, inp, factor=factor):
                 value = inp[0]  # [rows, seq, d_ffn]
                 return (value * factor[:, None, :].to(value.dtype),) + tuple(inp[1:])
@@ -271,8 +298,15 @@ def _row_scaled(blocks: nn.ModuleList, arch: Architecture, scales: dict[int, tor
             handle.remove()
 
 
-def _stacked_logits(model, blocks: nn.ModuleList, arch: Architecture, layer: int, kept: _Kept,
-                    masks: list[torch.Tensor], changes: list[_Change]) -> torch.Tensor:
+def _stacked_logits(
+    model,
+    blocks: nn.ModuleList,
+    arch: Architecture,
+    layer: int,
+    kept: _Kept,
+    masks: list[torch.Tensor],
+    changes: list[_Change],
+) -> torch.Tensor:
     """Logits of one batch under several masks in one forward: the masks' row groups stacked along
     the batch, each scaled by its own mask after ``layer``. [masks * batch, 2], mask-major."""
     batch, times = kept.residual.shape[0], len(masks)
@@ -280,9 +314,16 @@ def _stacked_logits(model, blocks: nn.ModuleList, arch: Architecture, layer: int
     later = [i for i in range(layer + 1, len(blocks)) if any(bool((m[i] != 1).any()) for m in masks)]
     scales = {i: torch.stack([m[i] for m in masks]).repeat_interleave(batch, dim=0) for i in later}  # [M*b, d_ffn]
     with _row_scaled(blocks, arch, scales):
-        return _finish(model, blocks, arch, layer, hidden, _repeat_batch(kept.block_args, batch, times),
-                       {k: _repeat_batch(v, batch, times) for k, v in kept.block_kwargs.items()},
-                       torch.cat([kept.attention_mask] * times))
+        return _finish(
+            model,
+            blocks,
+            arch,
+            layer,
+            hidden,
+            _repeat_batch(kept.block_args, batch, times),
+            {k: _repeat_batch(v, batch, times) for k, v in kept.block_kwargs.items()},
+            torch.cat([kept.attention_mask] * times),
+        )
 
 
 @contextmanager
@@ -296,9 +337,17 @@ def _masked_after(model, blocks: nn.ModuleList, arch: Architecture, mask: torch.
 
 
 @torch.inference_mode()
-def _group_logits(model, blocks: nn.ModuleList, arch: Architecture, task: EncodedTask,
-                  masks: dict[str, torch.Tensor], layer: int, batch_size: int,
-                  device: torch.device, masks_per_forward: int = 1) -> dict[str, torch.Tensor]:
+def _group_logits(
+    model,
+    blocks: nn.ModuleList,
+    arch: Architecture,
+    task: EncodedTask,
+    masks: dict[str, torch.Tensor],
+    layer: int,
+    batch_size: int,
+    device: torch.device,
+    masks_per_forward: int = 1,
+) -> dict[str, torch.Tensor]:
     """Logits of every row under every mask of a group, resuming from block ``layer``. {name: [n, 2]}
 
     ``masks_per_forward`` > 1 stacks that many masks along the batch of each forward (each row group
@@ -310,7 +359,7 @@ def _group_logits(model, blocks: nn.ModuleList, arch: Architecture, task: Encode
         for chunk in _kept_chunks(model, blocks, arch, layer, task, batch_size, device):
             if masks_per_forward > 1:
                 for start in range(0, len(names), masks_per_forward):
-                    part = names[start:start + masks_per_forward]
+                    part = names[start : start + masks_per_forward]
                     changes = [_change_at(blocks, arch, layer, masks[name][layer]) for name in part]
                     for kept in chunk:
                         out = _stacked_logits(model, blocks, arch, layer, kept, [masks[n] for n in part], changes)
@@ -325,8 +374,14 @@ def _group_logits(model, blocks: nn.ModuleList, arch: Architecture, task: Encode
     return logits
 
 
-def auto_masks_per_forward(model: SoftPromptModel, task: EncodedTask, batch_size: int, device: torch.device,
-                           num_masks: int, group_size: int = DEFAULT_GROUP_SIZE) -> int:
+def auto_masks_per_forward(
+    model: PromptModel,
+    task: EncodedTask,
+    batch_size: int,
+    device: torch.device,
+    num_masks: int,
+    group_size: int = DEFAULT_GROUP_SIZE,
+) -> int:
     """Masks per forward for ``masks_per_forward="auto"``: 1 off CUDA (a CPU computes less with one mask
     per forward, which drops the silenced neurons); on CUDA as many as keep a forward under
     ``STACK_TOKENS`` tokens and its activations under ``STACK_MEMORY_SHARE`` of the free memory, at most
@@ -340,9 +395,16 @@ def auto_masks_per_forward(model: SoftPromptModel, task: EncodedTask, batch_size
     return max(1, min(num_masks, group_size, by_memory, by_speed))
 
 
-def _masked_logits(model: SoftPromptModel, task: EncodedTask, masks: dict[str, torch.Tensor], batch_size: int,
-                   device: torch.device, group_size: int, shared: bool,
-                   masks_per_forward: int | str = 1) -> Iterator[dict[str, torch.Tensor]]:
+def _masked_logits(
+    model: PromptModel,
+    task: EncodedTask,
+    masks: dict[str, torch.Tensor],
+    batch_size: int,
+    device: torch.device,
+    group_size: int,
+    shared: bool,
+    masks_per_forward: int | str = 1,
+) -> Iterator[dict[str, torch.Tensor]]:
     """Logits under the masks, one group at a time. Yields {name: [n, 2]} per group."""
     if masks_per_forward == "auto":
         masks_per_forward = auto_masks_per_forward(model, task, batch_size, device, len(masks), group_size)
@@ -362,15 +424,31 @@ def _masked_logits(model: SoftPromptModel, task: EncodedTask, masks: dict[str, t
     # Masks that first change a late layer share more of the unmasked pass: group them together.
     names = sorted(masks, key=lambda name: last if first[name] is None else first[name])
     for start in range(0, len(names), group_size):
-        group = names[start:start + group_size]
+        group = names[start : start + group_size]
         layer = min(last if first[name] is None else first[name] for name in group)
-        yield _group_logits(model, blocks, arch, task, {name: masks[name].to(device) for name in group}, layer,
-                            batch_size, device, masks_per_forward)
+        yield _group_logits(
+            model,
+            blocks,
+            arch,
+            task,
+            {name: masks[name].to(device) for name in group},
+            layer,
+            batch_size,
+            device,
+            masks_per_forward,
+        )
 
 
-def masked_logits(model: SoftPromptModel, task: EncodedTask, masks: dict[str, torch.Tensor], batch_size: int,
-                  device: torch.device, group_size: int = DEFAULT_GROUP_SIZE,
-                  shared: bool = True, masks_per_forward: int | str = 1) -> dict[str, torch.Tensor]:
+def masked_logits(
+    model: PromptModel,
+    task: EncodedTask,
+    masks: dict[str, torch.Tensor],
+    batch_size: int,
+    device: torch.device,
+    group_size: int = DEFAULT_GROUP_SIZE,
+    shared: bool = True,
+    masks_per_forward: int | str = 1,
+) -> dict[str, torch.Tensor]:
     """The logits of every row of ``task`` under each mask, in row order. {name: [n, 2]}
 
     ``shared=False`` forces the plain path (a full forward per mask), e.g. to check the shared one;
@@ -382,12 +460,21 @@ def masked_logits(model: SoftPromptModel, task: EncodedTask, masks: dict[str, to
     return {name: out[name] for name in masks}
 
 
-def evaluate_masks(model: SoftPromptModel, task: EncodedTask, masks: dict[str, torch.Tensor], batch_size: int,
-                   device: torch.device, done: dict[str, float] | None = None,
-                   on_result: Callable[[str, float], None] | None = None, progress: bool = True,
-                   group_size: int = DEFAULT_GROUP_SIZE, shared: bool = True,
-                   per_batch: int | None = None, masks_per_forward: int | str = 1,
-                   correct: dict[str, np.ndarray] | None = None) -> dict[str, float]:
+def evaluate_masks(
+    model: PromptModel,
+    task: EncodedTask,
+    masks: dict[str, torch.Tensor],
+    batch_size: int,
+    device: torch.device,
+    done: dict[str, float] | None = None,
+    on_result: Callable[[str, float], None] | None = None,
+    progress: bool = True,
+    group_size: int = DEFAULT_GROUP_SIZE,
+    shared: bool = True,
+    per_batch: int | None = None,
+    masks_per_forward: int | str = 1,
+    correct: dict[str, np.ndarray] | None = None,
+) -> dict[str, float]:
     """Accuracy under each mask, skipping names already in ``done``; ``on_result`` after each.
 
     ``per_batch``: the original evaluation's mean of per-batch accuracies (``inference.mean_accuracy``).

@@ -65,7 +65,9 @@ def random_like(top: np.ndarray, num_layers: int, d_ffn: int, method: str, rng: 
     if method == "global":
         return np.sort(rng.choice(num_layers * d_ffn, size=top.size, replace=False))
     counts = np.bincount(top // d_ffn, minlength=num_layers)
-    picks = [layer * d_ffn + rng.choice(d_ffn, size=count, replace=False) for layer, count in enumerate(counts) if count]
+    picks = [
+        layer * d_ffn + rng.choice(d_ffn, size=count, replace=False) for layer, count in enumerate(counts) if count
+    ]
     return np.sort(np.concatenate(picks)) if picks else np.array([], dtype=np.int64)
 
 
@@ -83,9 +85,17 @@ def permuted_name(attribute: str, k: int, i: int) -> str:
     return f"{attribute}_top{k}_permuted{i}"
 
 
-def generate_masks(ranks: pd.DataFrame, attributes: list[str], thresholds: list[int], num_layers: int,
-                   mask_method: str = "BINARY_MASK", num_random: int = 3, random_method: str = "layer_matched",
-                   seed: int = 0, permuted_ranks: np.ndarray | None = None) -> dict[str, torch.Tensor]:
+def generate_masks(
+    ranks: pd.DataFrame,
+    attributes: list[str],
+    thresholds: list[int],
+    num_layers: int,
+    mask_method: str = "BINARY_MASK",
+    num_random: int = 3,
+    random_method: str = "layer_matched",
+    seed: int = 0,
+    permuted_ranks: np.ndarray | None = None,
+) -> dict[str, torch.Tensor]:
     """All top-k masks and their random baselines, in a deterministic order; with ``permuted_ranks``
     ([permutations, neurons, rank columns], 1 = best) also the permuted-ranking baselines."""
     method = MASK_METHODS.get(mask_method)
@@ -93,7 +103,9 @@ def generate_masks(ranks: pd.DataFrame, attributes: list[str], thresholds: list[
         raise ToolkitError(f"{{--mask_method}} {mask_method!r} unknown; choose one of BINARY_MASK, FLOAT_MASK")
     missing = [a for a in attributes if a not in ranks.columns]
     if missing:
-        raise ToolkitError(f"rank table has no column {', '.join(map(repr, missing))}; it has: {', '.join(ranks.columns)}")
+        raise ToolkitError(
+            f"rank table has no column {', '.join(map(repr, missing))}; it has: {', '.join(ranks.columns)}"
+        )
     bad = [k for k in thresholds if not isinstance(k, (int, np.integer)) or k < 1]
     if bad:
         raise ToolkitError(f"thresholds must be positive integers, got {bad}")
@@ -117,8 +129,9 @@ def generate_masks(ranks: pd.DataFrame, attributes: list[str], thresholds: list[
                 a = list(ranks.columns).index(attribute)
                 for i, permuted in enumerate(permuted_ranks, start=1):
                     picks = top_k(permuted[:, a], int(k), attribute)
-                    masks[permuted_name(attribute, k, i)] = build_mask(picks, num_layers, d_ffn, method,
-                                                                        _rng(seed, attribute, k, "permuted", i))
+                    masks[permuted_name(attribute, k, i)] = build_mask(
+                        picks, num_layers, d_ffn, method, _rng(seed, attribute, k, "permuted", i)
+                    )
     return masks
 
 
@@ -132,11 +145,15 @@ def load_permuted_ranks(null_npz: Path, ranks: pd.DataFrame, count: int) -> np.n
             stat = np.asarray(data["permuted_stat"], dtype=np.float64)
             names = [str(n) for n in data["attributes"]]
     except (OSError, ValueError, KeyError, EOFError) as exc:
-        raise ToolkitError(f"{null_npz}: not a readable permutation-test file ({type(exc).__name__}); rerun "
-                           f"rsa_searchlight.py --test permutation") from None
+        raise ToolkitError(
+            f"{null_npz}: not a readable permutation-test file ({type(exc).__name__}); rerun "
+            f"rsa_searchlight.py --test permutation"
+        ) from None
     if stat.ndim != 3 or stat.shape[1:] != (len(ranks), len(ranks.columns)) or names != list(ranks.columns):
-        raise ToolkitError(f"{null_npz} does not match its rank table (neurons or attributes differ: {stat.shape[1:]} "
-                           f"vs {(len(ranks), len(ranks.columns))}); rerun rsa_searchlight.py")
+        raise ToolkitError(
+            f"{null_npz} does not match its rank table (neurons or attributes differ: {stat.shape[1:]} "
+            f"vs {(len(ranks), len(ranks.columns))}); rerun rsa_searchlight.py"
+        )
     if count > stat.shape[0]:
         raise ToolkitError(f"{{--num_permuted}} {count}: {null_npz} keeps {stat.shape[0]} permuted rankings")
     return np.stack([rank_by(s) for s in stat[:count]])
@@ -204,10 +221,14 @@ def load_masks(path: str | Path) -> dict[str, torch.Tensor]:
     try:
         masks = _read_masks_file(path)
     except pickle.UnpicklingError as exc:
-        raise ToolkitError(f"{path} is not a masks file this toolkit reads safely ({exc}); expected a dict of "
-                           f"name -> tensor [layers, d_ffn] from gen_mask.py or the original code") from None
+        raise ToolkitError(
+            f"{path} is not a masks file this toolkit reads safely ({exc}); expected a dict of "
+            f"name -> tensor [layers, d_ffn] from gen_mask.py or the original code"
+        ) from None
     except Exception as exc:  # noqa: BLE001 - any unreadable file is the same user error
-        raise ToolkitError(f"{path} is not a readable masks file ({type(exc).__name__}); create it with gen_mask.py") from None
+        raise ToolkitError(
+            f"{path} is not a readable masks file ({type(exc).__name__}); create it with gen_mask.py"
+        ) from None
     if not isinstance(masks, dict) or not masks:
         raise ToolkitError(f"{path} must hold a non-empty dict of name -> tensor [layers, d_ffn]")
     out = {}
@@ -215,10 +236,14 @@ def load_masks(path: str | Path) -> dict[str, torch.Tensor]:
         if isinstance(mask, np.ndarray) and mask.dtype.kind in "biuf":
             mask = torch.from_numpy(np.ascontiguousarray(mask))
         if not isinstance(name, str) or not isinstance(mask, torch.Tensor) or mask.dim() != 2:
-            raise ToolkitError(f"{path}: entry {name!r} is not a 2-D tensor ({type(mask).__name__}); "
-                               f"expected a dict of name -> tensor [layers, d_ffn]")
+            raise ToolkitError(
+                f"{path}: entry {name!r} is not a 2-D tensor ({type(mask).__name__}); "
+                f"expected a dict of name -> tensor [layers, d_ffn]"
+            )
         if mask.is_floating_point() and not bool(torch.isfinite(mask).all()):
-            raise ToolkitError(f"{path}: mask {name!r} holds NaN or infinite values; masks scale neurons by finite factors")
+            raise ToolkitError(
+                f"{path}: mask {name!r} holds NaN or infinite values; masks scale neurons by finite factors"
+            )
         if mask.dtype == torch.bool or mask.is_complex():
             raise ToolkitError(f"{path}: mask {name!r} has dtype {mask.dtype}; expected int8 0/1 or float scales")
         out[name] = mask

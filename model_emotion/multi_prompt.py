@@ -50,7 +50,7 @@ GPU_MAX_PADDING = 0.5
 # Tokens one step stacks across jobs (each job's batch at its rows' mean length); more jobs go to the
 # next wave. 2^16 is just above the largest step measured, 27 prompts x 16 rows of roberta-base with
 # P = 100 (about 54k tokens) on an H200: 4.3x over one prompt at a time (benchmarks/multi_prompt_speed.py).
-WAVE_TOKENS = 2 ** 16
+WAVE_TOKENS = 2**16
 # ... and, on CUDA, while the activations a step keeps for its backward (every block's) take at most
 # this share of the free device memory by ``memory.activation_bytes``. That estimate is float32 and
 # doubled; under bf16 autocast a BERT block keeps about a quarter of it (roberta-base: ~29 of 110 KB
@@ -96,8 +96,12 @@ def _pad_width(tensor: torch.Tensor, width: int) -> torch.Tensor:
     return nn.functional.pad(tensor, pad)
 
 
-def stacked_logits(models: list[nn.Module], batches: list[tuple[torch.Tensor, torch.Tensor]],
-                   max_rows: int = 512, max_padding: float = MAX_PADDING) -> list[torch.Tensor]:
+def stacked_logits(
+    models: list[nn.Module],
+    batches: list[tuple[torch.Tensor, torch.Tensor]],
+    max_rows: int = 512,
+    max_padding: float = MAX_PADDING,
+) -> list[torch.Tensor]:
     """Each model's logits on its own batch, from as few backbone forwards as padding allows. [[rows_j, 2]]
 
     The rows of all jobs are sorted by length and cut into groups of at most ``max_rows`` rows whose
@@ -107,15 +111,19 @@ def stacked_logits(models: list[nn.Module], batches: list[tuple[torch.Tensor, to
     parts = [model._inputs(ids, mask, len(ids)) for model, (ids, mask) in zip(models, batches)]
     sizes = [part["attention_mask"].shape[0] for part in parts]
     width = max(part["attention_mask"].shape[1] for part in parts)
-    flat = {key: torch.cat([_pad_width(part[key], width) for part in parts]) if torch.is_tensor(value) else value
-            for key, value in parts[0].items()}  # every job's rows, one tensor per input
+    flat = {
+        key: torch.cat([_pad_width(part[key], width) for part in parts]) if torch.is_tensor(value) else value
+        for key, value in parts[0].items()
+    }  # every job's rows, one tensor per input
     lengths = flat["attention_mask"].sum(dim=1).tolist()
     outputs, order = [], []
     for group in _sorted_groups(lengths, max_rows, 0, max_padding):
         index = torch.tensor(group, device=flat["attention_mask"].device)
         group_width = int(max(lengths[r] for r in group))
-        inputs = {key: value.index_select(0, index)[:, :group_width] if torch.is_tensor(value) else value
-                  for key, value in flat.items()}
+        inputs = {
+            key: value.index_select(0, index)[:, :group_width] if torch.is_tensor(value) else value
+            for key, value in flat.items()
+        }
         outputs.append(models[0].hidden_from_inputs(inputs))  # [group, hidden]
         order.extend(group)
     inverse = torch.empty(len(order), dtype=torch.long)
@@ -125,8 +133,9 @@ def stacked_logits(models: list[nn.Module], batches: list[tuple[torch.Tensor, to
 
 
 @torch.inference_mode()
-def stacked_predictions(models: list[nn.Module], tasks: list[EncodedTask], batch_size: int,
-                        device: torch.device) -> list[np.ndarray]:
+def stacked_predictions(
+    models: list[nn.Module], tasks: list[EncodedTask], batch_size: int, device: torch.device
+) -> list[np.ndarray]:
     """Each model's predicted labels on its own task, the rows of all jobs batched together. [[n_j]]
 
     Round t takes the t-th batch of every job of a wave (``batch_order``: sorted by length, as
@@ -141,24 +150,42 @@ def stacked_predictions(models: list[nn.Module], tasks: list[EncodedTask], batch
             active = [j for j in wave if step < len(orders[j])]
             padded = [pad_rows(tasks[j], orders[j][step]) for j in active]
             with autocast(device):
-                logits = stacked_logits([models[j] for j in active],
-                                        [(ids.to(device), mask.to(device)) for ids, mask, _ in padded],
-                                        max_rows=max(batch_size, 512), max_padding=max_padding_for(device))
+                logits = stacked_logits(
+                    [models[j] for j in active],
+                    [(ids.to(device), mask.to(device)) for ids, mask, _ in padded],
+                    max_rows=max(batch_size, 512),
+                    max_padding=max_padding_for(device),
+                )
             for j, out in zip(active, logits):
                 preds[j][orders[j][step]] = out.argmax(dim=-1).cpu().numpy()
     return preds
 
 
-def stacked_accuracies(models: list[nn.Module], tasks: list[EncodedTask], batch_size: int,
-                       device: torch.device) -> list[float]:
+def stacked_accuracies(
+    models: list[nn.Module], tasks: list[EncodedTask], batch_size: int, device: torch.device
+) -> list[float]:
     """``inference.accuracy`` of every job on its own task, from ``stacked_predictions``."""
-    return [mean_accuracy(pred == task.labels) for pred, task in
-            zip(stacked_predictions(models, tasks, batch_size, device), tasks)]
+    return [
+        mean_accuracy(pred == task.labels)
+        for pred, task in zip(stacked_predictions(models, tasks, batch_size, device), tasks)
+    ]
 
 
-def train_prompts(models: list[nn.Module], trains: list[EncodedTask], devs: list[EncodedTask], *, epochs: int,
-                  lr: float, batch_size: int, eval_batch_size: int, device: torch.device, seeds: list[int],
-                  weight_decay: float = 1e-5, optimizer: str = "adamw", progress: bool = True) -> list[TrainResult]:
+def train_prompts(
+    models: list[nn.Module],
+    trains: list[EncodedTask],
+    devs: list[EncodedTask],
+    *,
+    epochs: int,
+    lr: float,
+    batch_size: int,
+    eval_batch_size: int,
+    device: torch.device,
+    seeds: list[int],
+    weight_decay: float = 1e-5,
+    optimizer: str = "adamw",
+    progress: bool = True,
+) -> list[TrainResult]:
     """``training.train_prompt`` for every job at once; returns one ``TrainResult`` per job, in order."""
     if not models:
         return []
@@ -166,25 +193,51 @@ def train_prompts(models: list[nn.Module], trains: list[EncodedTask], devs: list
     if any(m.backbone is not backbone for m in models):
         raise ConfigError("multi-prompt training needs every prompt on the same loaded backbone")
     if any(getattr(m, "paper", False) for m in models):
-        raise ConfigError("multi-prompt training keeps the backbone in eval mode; the paper protocol trains with "
-                          "dropout, which would make a row depend on the other jobs' rows: train those one by one")
+        raise ConfigError(
+            "multi-prompt training keeps the backbone in eval mode; the paper protocol trains with "
+            "dropout, which would make a row depend on the other jobs' rows: train those one by one"
+        )
     groups = waves(models, trains, batch_size, device)
     if len(groups) > 1:
         logger.info("%d prompts trained in %d waves of at most %d", len(models), len(groups), max(map(len, groups)))
     results: list[TrainResult | None] = [None] * len(models)
     for wave in groups:
-        trained = _train_together([models[j] for j in wave], [trains[j] for j in wave], [devs[j] for j in wave],
-                                  epochs=epochs, lr=lr, batch_size=batch_size, eval_batch_size=eval_batch_size,
-                                  device=device, seeds=[seeds[j] for j in wave], weight_decay=weight_decay,
-                                  optimizer=optimizer, progress=progress, first_job=wave[0])
+        trained = _train_together(
+            [models[j] for j in wave],
+            [trains[j] for j in wave],
+            [devs[j] for j in wave],
+            epochs=epochs,
+            lr=lr,
+            batch_size=batch_size,
+            eval_batch_size=eval_batch_size,
+            device=device,
+            seeds=[seeds[j] for j in wave],
+            weight_decay=weight_decay,
+            optimizer=optimizer,
+            progress=progress,
+            first_job=wave[0],
+        )
         for j, result in zip(wave, trained):
             results[j] = result
     return results
 
 
-def _train_together(models: list[nn.Module], trains: list[EncodedTask], devs: list[EncodedTask], *, epochs: int,
-                    lr: float, batch_size: int, eval_batch_size: int, device: torch.device, seeds: list[int],
-                    weight_decay: float, optimizer: str, progress: bool, first_job: int = 0) -> list[TrainResult]:
+def _train_together(
+    models: list[nn.Module],
+    trains: list[EncodedTask],
+    devs: list[EncodedTask],
+    *,
+    epochs: int,
+    lr: float,
+    batch_size: int,
+    eval_batch_size: int,
+    device: torch.device,
+    seeds: list[int],
+    weight_decay: float,
+    optimizer: str,
+    progress: bool,
+    first_job: int = 0,
+) -> list[TrainResult]:
     """One wave (the jobs ``first_job``, ``first_job + 1``, ...): every job's step in one stacked forward and
     backward."""
     optimizers = [make_optimizer(m, optimizer, lr, weight_decay) for m in models]
@@ -197,20 +250,25 @@ def _train_together(models: list[nn.Module], trains: list[EncodedTask], devs: li
         orders = [batch_order(trains[j], batch_size, shuffle=True, seed=seeds[j] * 1000 + epoch) for j in jobs]
         losses, seen = [0.0 for _ in jobs], [0 for _ in jobs]
         steps = max(len(order) for order in orders)
-        for step in tqdm(range(steps), desc=f"epoch {epoch + 1}/{epochs} ({len(models)} prompts)", leave=False,
-                         disable=not progress):
+        for step in tqdm(
+            range(steps), desc=f"epoch {epoch + 1}/{epochs} ({len(models)} prompts)", leave=False, disable=not progress
+        ):
             active = [j for j in jobs if step < len(orders[j])]
             padded = [pad_rows(trains[j], orders[j][step]) for j in active]
             with autocast(device):
-                logits = stacked_logits([models[j] for j in active],
-                                        [(ids.to(device), mask.to(device)) for ids, mask, _ in padded],
-                                        max_padding=max_padding_for(device))
+                logits = stacked_logits(
+                    [models[j] for j in active],
+                    [(ids.to(device), mask.to(device)) for ids, mask, _ in padded],
+                    max_padding=max_padding_for(device),
+                )
             total = 0.0
             for j, out, (_, _, labels) in zip(active, logits, padded):
                 loss = nn.functional.cross_entropy(out.float(), labels.to(device))  # job j's mean loss
                 if not torch.isfinite(loss):
-                    raise ToolkitError(f"the training loss of job {first_job + j + 1} became {loss.item()} in epoch "
-                                       f"{epoch + 1}; no checkpoint is written (lower the learning rate)")
+                    raise ToolkitError(
+                        f"the training loss of job {first_job + j + 1} became {loss.item()} in epoch "
+                        f"{epoch + 1}; no checkpoint is written (lower the learning rate)"
+                    )
                 total = total + loss
                 losses[j] += loss.item() * len(labels)
                 seen[j] += len(labels)
@@ -225,7 +283,12 @@ def _train_together(models: list[nn.Module], trains: list[EncodedTask], devs: li
             histories[j].append({"epoch": epoch, "train_loss": losses[j] / max(seen[j], 1), "dev_acc": dev_acc})
             if dev_acc > best[j][0]:
                 best[j] = (dev_acc, epoch, copy.deepcopy(models[j].trainable_state()))
-        logger.info("epoch %d/%d: dev acc %s", epoch + 1, epochs,
-                    " ".join(f"{h[-1]['dev_acc']:.3f}" for h in histories))
-    return [TrainResult(best[j][2], best[j][0], best[j][1], models[j].trainable_state(), histories[j][-1]["dev_acc"],
-                        histories[j]) for j in jobs]
+        logger.info(
+            "epoch %d/%d: dev acc %s", epoch + 1, epochs, " ".join(f"{h[-1]['dev_acc']:.3f}" for h in histories)
+        )
+    return [
+        TrainResult(
+            best[j][2], best[j][0], best[j][1], models[j].trainable_state(), histories[j][-1]["dev_acc"], histories[j]
+        )
+        for j in jobs
+    ]

@@ -9,9 +9,9 @@ layer-major, everywhere in the toolkit. Hooks only live inside the context manag
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Iterable, Iterator
 
 import torch
 from torch import nn
@@ -76,11 +76,11 @@ def capture_neurons(model: nn.Module, mode: str = "before_relu", position: int |
     try:
         for layer in range(ffn.num_layers):
             if mode == "pre_activation":
-                handles.append(ffn.up[layer].register_forward_hook(
-                    lambda _m, _inp, out, layer=layer: keep(layer, out)))
+                handles.append(ffn.up[layer].register_forward_hook(lambda _m, _inp, out, layer=layer: keep(layer, out)))
             else:
-                handles.append(ffn.down[layer].register_forward_pre_hook(
-                    lambda _m, inp, layer=layer: keep(layer, inp[0])))
+                handles.append(
+                    ffn.down[layer].register_forward_pre_hook(lambda _m, inp, layer=layer: keep(layer, inp[0]))
+                )
         yield captured
     finally:
         for handle in handles:
@@ -97,8 +97,9 @@ def scale_neurons(model: nn.Module, scale: torch.Tensor, layers: Iterable[int] |
     """
     ffn = find_ffn(model)
     if tuple(scale.shape) != (ffn.num_layers, ffn.d_ffn):
-        raise ConfigError(f"mask shape {list(scale.shape)} does not match the model's FFN "
-                           f"[{ffn.num_layers}, {ffn.d_ffn}]")
+        raise ConfigError(
+            f"mask shape {list(scale.shape)} does not match the model's FFN [{ffn.num_layers}, {ffn.d_ffn}]"
+        )
     handles = []
     try:
         for layer in range(ffn.num_layers) if layers is None else layers:

@@ -41,8 +41,13 @@ logger = logging.getLogger(__name__)
 
 TESTS = ("permutation", "parametric")
 # The test's files beside a rank table NAME.csv: NAME{suffix}.csv (NAME_null.npz for "null").
-TABLE_SUFFIXES = {"perm_p": "_perm_p_value", "fwer_p": "_fwer_p_value", "fwer_global_p": "_fwer_global_p_value",
-                  "null_counts": "_null_counts", "null": "_null"}
+TABLE_SUFFIXES = {
+    "perm_p": "_perm_p_value",
+    "fwer_p": "_fwer_p_value",
+    "fwer_global_p": "_fwer_global_p_value",
+    "null_counts": "_null_counts",
+    "null": "_null",
+}
 CORRECTIONS = ("maxt", "maxt_global", "fdr")
 TAILS = ("empirical", "gpd", "moments")
 MAX_PERMUTATIONS = 1_000_000  # a bound on memory ([B, emotions] and [attributes, B] arrays), not a statistical one
@@ -65,9 +70,11 @@ def check_permutations(B, n_emotions: int) -> int:
     if B > MAX_PERMUTATIONS:
         raise ToolkitError(f"{{--permutations}} {B} is above the limit of {MAX_PERMUTATIONS:,}")
     if B > distinct_permutations(n_emotions):
-        raise ToolkitError(f"{{--permutations}} {B} is more than the {math.factorial(n_emotions)} distinct "
-                           f"permutations of {n_emotions} emotions; pass fewer, or {{--test}} parametric (the "
-                           f"paper's test) for so few emotions")
+        raise ToolkitError(
+            f"{{--permutations}} {B} is more than the {math.factorial(n_emotions)} distinct "
+            f"permutations of {n_emotions} emotions; pass fewer, or {{--test}} parametric (the "
+            f"paper's test) for so few emotions"
+        )
     return B
 
 
@@ -78,9 +85,11 @@ def smallest_alpha(B: int) -> float:
 
 def check_alpha(alpha: float, B: int, tail: str) -> None:
     if tail == "empirical" and alpha < smallest_alpha(B):
-        raise ToolkitError(f"{{--alpha}} {alpha:g} cannot be reached with {B} permutations: the smallest "
-                           f"permutation p is 1/(B+1) = {smallest_alpha(B):.3g}; raise {{--permutations}} or "
-                           f"use {{--tail}} gpd")
+        raise ToolkitError(
+            f"{{--alpha}} {alpha:g} cannot be reached with {B} permutations: the smallest "
+            f"permutation p is 1/(B+1) = {smallest_alpha(B):.3g}; raise {{--permutations}} or "
+            f"use {{--tail}} gpd"
+        )
 
 
 def draw_permutations(n_emotions: int, B: int, seed: int) -> np.ndarray:
@@ -170,12 +179,29 @@ class _Streams:
         return m[min(self.k_allowed, m.size - 1)]
 
 
-def permutation_test(x: np.ndarray, attribute_rdms: np.ndarray, names: list[str], n_emotions: int, *,
-                     stat_fn, observed: np.ndarray, parametric_null_hits, observed_p: np.ndarray,
-                     valid: np.ndarray, permutations: int = 1000, seed: int = 0, alpha: float = 0.05,
-                     correction: str = "maxt", fdr_method: str = "bh", parametric_fdr_method: str = "bh",
-                     parametric_alpha: float | None = None, alternative: str = "greater",
-                     tail: str = "empirical", chunk: int = 1024, keep_permuted: int = 3) -> PermutationResult:
+def permutation_test(
+    x: np.ndarray,
+    attribute_rdms: np.ndarray,
+    names: list[str],
+    n_emotions: int,
+    *,
+    stat_fn,
+    observed: np.ndarray,
+    parametric_null_hits,
+    observed_p: np.ndarray,
+    valid: np.ndarray,
+    permutations: int = 1000,
+    seed: int = 0,
+    alpha: float = 0.05,
+    correction: str = "maxt",
+    fdr_method: str = "bh",
+    parametric_fdr_method: str = "bh",
+    parametric_alpha: float | None = None,
+    alternative: str = "greater",
+    tail: str = "empirical",
+    chunk: int = 1024,
+    keep_permuted: int = 3,
+) -> PermutationResult:
     """The randomisation test. x: [neurons, pairs] neuron RDMs; attribute_rdms: [A, pairs].
 
     ``stat_fn(x_chunk, rows, targets)`` returns the statistic [chunk, (B+1) * A] for the chunk's
@@ -239,10 +265,38 @@ def permutation_test(x: np.ndarray, attribute_rdms: np.ndarray, names: list[str]
     global_max = streams.null_max.max(axis=0)  # [B]
     fwer_global = _max_t_p(valid_obs.ravel(), global_max, tail).reshape(N, A)
 
-    counts, draws = _null_counts(streams, names, B, valid, empirical, fwer, fwer_global, observed_p, alpha, par_alpha,
-                          correction, fdr_method, parametric_fdr_method, tail, global_max)
-    return PermutationResult(perm_p, fwer, fwer_global, streams.null_max, counts, perms, B, seed, correction, tail,
-                             empirical, draws, permuted_stat)
+    counts, draws = _null_counts(
+        streams,
+        names,
+        B,
+        valid,
+        empirical,
+        fwer,
+        fwer_global,
+        observed_p,
+        alpha,
+        par_alpha,
+        correction,
+        fdr_method,
+        parametric_fdr_method,
+        tail,
+        global_max,
+    )
+    return PermutationResult(
+        perm_p,
+        fwer,
+        fwer_global,
+        streams.null_max,
+        counts,
+        perms,
+        B,
+        seed,
+        correction,
+        tail,
+        empirical,
+        draws,
+        permuted_stat,
+    )
 
 
 def _max_t_p(stat: np.ndarray, null_max: np.ndarray, tail: str) -> np.ndarray:
@@ -290,16 +344,15 @@ def fit_gpd_tail(null: np.ndarray) -> GPDTail | None:
     return GPDTail(float(u), float(shape), float(scale), n_tail / (null.size + 1.0))
 
 
-def _moment_p(moments: np.ndarray, B: int, observed: np.ndarray, alternative: str,
-              empirical: np.ndarray) -> np.ndarray:
+def _moment_p(moments: np.ndarray, B: int, observed: np.ndarray, alternative: str, empirical: np.ndarray) -> np.ndarray:
     """Each test's p from a Pearson type III fit to the mean, variance and skewness of its own
     permutation null (Winkler et al. 2016); the empirical p where the null has no spread."""
     mean = moments[0] / B
-    var = np.maximum(moments[1] / B - mean ** 2, 0.0)
+    var = np.maximum(moments[1] / B - mean**2, 0.0)
     sd = np.sqrt(var)
     with np.errstate(divide="ignore", invalid="ignore"):
-        third = moments[2] / B - 3 * mean * moments[1] / B + 2 * mean ** 3
-        skew = np.where(sd > 0, third / sd ** 3, 0.0)
+        third = moments[2] / B - 3 * mean * moments[1] / B + 2 * mean**3
+        skew = np.where(sd > 0, third / sd**3, 0.0)
         z = (observed - mean) / sd
     skew = np.clip(np.nan_to_num(skew), -50, 50)
     if alternative == "greater":
@@ -322,14 +375,15 @@ def _fdr_count(p_sorted: np.ndarray, m: int, alpha: float, method: str) -> np.nd
         below = np.nonzero(p_sorted * m / ranks < alpha)[0]
         out = np.zeros(k, bool)
         if below.size:
-            out[:below[-1] + 1] = True
+            out[: below[-1] + 1] = True
         return out
     ranks = stats.rankdata(p_sorted)  # the paper's q = p * m / rank(p), ties averaged
     return p_sorted * m / ranks < alpha
 
 
-def fdr_significant_counts(b: np.ndarray, a: np.ndarray, p: np.ndarray, B: int, A: int, m: int, alpha: float,
-                           method: str) -> np.ndarray:
+def fdr_significant_counts(
+    b: np.ndarray, a: np.ndarray, p: np.ndarray, B: int, A: int, m: int, alpha: float, method: str
+) -> np.ndarray:
     """Per permutation and attribute, the number of tests with FDR q < alpha, from the tests whose p is
     below alpha (the only ones that can be significant). [B, A]"""
     out = np.zeros((B, A), np.int64)
@@ -338,7 +392,7 @@ def fdr_significant_counts(b: np.ndarray, a: np.ndarray, p: np.ndarray, B: int, 
     order = np.argsort(b, kind="stable")
     bounds = np.searchsorted(b[order], np.arange(B + 1))
     for perm in range(B):
-        part = order[bounds[perm]:bounds[perm + 1]]
+        part = order[bounds[perm] : bounds[perm + 1]]
         if part.size:
             by_p = part[np.argsort(p[part], kind="stable")]
             sig = _fdr_count(p[by_p], m, alpha, method)
@@ -357,7 +411,7 @@ def discrete_fdr_counts(hist: np.ndarray, B: int, m: int, alpha: float, method: 
         if method == "bh":
             ok = present & (p_of_c * m / np.maximum(rank_hi, 1) < alpha)
             if ok.any():
-                out[perm] = hist[perm, :, :np.flatnonzero(ok)[-1] + 1].sum(axis=1)
+                out[perm] = hist[perm, :, : np.flatnonzero(ok)[-1] + 1].sum(axis=1)
         else:  # the paper's q = p m / rank, ties given their average rank
             rank_avg = rank_hi - (per_c - 1) / 2.0
             ok = present & (p_of_c * m / np.maximum(rank_avg, 1) < alpha)
@@ -367,13 +421,34 @@ def discrete_fdr_counts(hist: np.ndarray, B: int, m: int, alpha: float, method: 
 
 def _row(name: str, test: str, observed: int, null: np.ndarray) -> dict:
     B = null.size
-    return {"attribute": name, "test": test, "observed": int(observed), "null_mean": float(null.mean()),
-            "null_p95": float(np.percentile(null, 95)), "null_max": int(null.max()),
-            "count_p": float((1 + (null >= observed).sum()) / (1 + B))}
+    return {
+        "attribute": name,
+        "test": test,
+        "observed": int(observed),
+        "null_mean": float(null.mean()),
+        "null_p95": float(np.percentile(null, 95)),
+        "null_max": int(null.max()),
+        "count_p": float((1 + (null >= observed).sum()) / (1 + B)),
+    }
 
 
-def _null_counts(streams: _Streams, names, B, valid, empirical, fwer, fwer_global, observed_p, alpha, par_alpha,
-                 correction, fdr_method, parametric_fdr_method, tail, global_max) -> pd.DataFrame:
+def _null_counts(
+    streams: _Streams,
+    names,
+    B,
+    valid,
+    empirical,
+    fwer,
+    fwer_global,
+    observed_p,
+    alpha,
+    par_alpha,
+    correction,
+    fdr_method,
+    parametric_fdr_method,
+    tail,
+    global_max,
+) -> pd.DataFrame:
     """Observed and per-permutation significant counts, for the parametric test and the chosen one."""
     from .rsa import fdr
 
@@ -387,14 +462,16 @@ def _null_counts(streams: _Streams, names, B, valid, empirical, fwer, fwer_globa
         b, a, p = np.zeros(0, np.int32), np.zeros(0, np.int16), np.zeros(0)
     null_par = fdr_significant_counts(b, a, p, B, A, m, par_alpha, parametric_fdr_method)
     del b, a, p
-    observed_par = (np.nan_to_num(fdr(np.where(valid, observed_p, np.nan), parametric_fdr_method), nan=1.0)
-                    < par_alpha).sum(axis=0)
+    observed_par = (
+        np.nan_to_num(fdr(np.where(valid, observed_p, np.nan), parametric_fdr_method), nan=1.0) < par_alpha
+    ).sum(axis=0)
     # The chosen permutation test: max-T thresholds, or FDR over the per-test permutation p.
     if correction in ("maxt", "maxt_global"):
         null_perm = np.zeros((B, A), np.int64)
         for i in range(A):
-            threshold = _threshold(global_max if correction == "maxt_global" else streams.null_max[i],
-                                   streams.k_allowed, alpha, tail)
+            threshold = _threshold(
+                global_max if correction == "maxt_global" else streams.null_max[i], streams.k_allowed, alpha, tail
+            )
             for bs, values in streams.candidates[i]:
                 null_perm[:, i] += np.bincount(bs[values > threshold], minlength=B)
         adjusted = fwer_global if correction == "maxt_global" else fwer
@@ -423,8 +500,9 @@ def _threshold(null_max: np.ndarray, k_allowed: int, alpha: float, tail: str) ->
     return empirical
 
 
-def mantel_p(x: np.ndarray, y: np.ndarray, n_emotions: int, permutations: int = 1000, seed: int = 0,
-             alternative: str = "greater") -> np.ndarray:
+def mantel_p(
+    x: np.ndarray, y: np.ndarray, n_emotions: int, permutations: int = 1000, seed: int = 0, alternative: str = "greater"
+) -> np.ndarray:
     """Permutation p of Kendall tau-b between every row of x and every row of y (both [rows, pairs] over
     the same emotions), permuting y's emotions. With n! <= permutations every permutation is used once
     (p = share of all n! orders at least as extreme, the observed one included): an exact test. [x rows, y rows]"""

@@ -54,20 +54,26 @@ def selectivity_heatmap(tau: pd.DataFrame, q: pd.DataFrame, num_layers: int, alp
     finite = values[np.isfinite(values)]
     vmax = float(finite.max()) if finite.size else 1.0
     vmin = float(finite.min()) if finite.size else 0.0
-    fig, axes = _figure(num_layers, 1, figsize=(12, max(4.0, 0.09 * len(names) * num_layers + 1.5)), sharex=True, squeeze=False)
+    fig, axes = _figure(
+        num_layers, 1, figsize=(12, max(4.0, 0.09 * len(names) * num_layers + 1.5)), sharex=True, squeeze=False
+    )
     image = None
     for layer in range(num_layers):
         ax = axes[layer, 0]
-        block = values[layer * d_ffn:(layer + 1) * d_ffn].T  # [attributes, d_ffn]
+        block = values[layer * d_ffn : (layer + 1) * d_ffn].T  # [attributes, d_ffn]
         ax.set_facecolor("white")
         image = ax.imshow(block, aspect="auto", interpolation="nearest", cmap="magma_r", vmin=vmin, vmax=vmax)
         ax.set_yticks(range(len(names)))
         ax.set_yticklabels(names, fontsize=5)
         ax.set_ylabel(f"layer {layer + 1}", rotation=0, ha="right", va="center", fontsize=7)
     axes[-1, 0].set_xlabel(f"FFN neuron (unit index within the layer, 0..{d_ffn - 1})")
-    fig.suptitle(f"Attribute-selective neurons: Kendall's tau of neurons significant at q < {alpha:g} (blank = not significant)")
+    fig.suptitle(
+        f"Attribute-selective neurons: Kendall's tau of neurons significant at q < {alpha:g} (blank = not significant)"
+    )
     if image is not None:
-        fig.colorbar(image, ax=axes[:, 0].tolist(), fraction=0.02, pad=0.01, label="Kendall's tau (neuron RDM vs attribute RDM)")
+        fig.colorbar(
+            image, ax=axes[:, 0].tolist(), fraction=0.02, pad=0.01, label="Kendall's tau (neuron RDM vs attribute RDM)"
+        )
     return fig
 
 
@@ -82,13 +88,20 @@ def selectivity_counts(summary: pd.DataFrame):
     for ax, name in zip(axes.flat, names):
         part = per_layer[per_layer["attribute"] == name]
         ax.bar(part["layer"], part["n_significant"], color="#5b5b5b", label="significant")
-        ax.bar(part["layer"], part["n_selective"], color="#e8b64c", hatch="//", edgecolor="black", linewidth=0.3,
-               label="selective (one attribute only)")
+        ax.bar(
+            part["layer"],
+            part["n_selective"],
+            color="#e8b64c",
+            hatch="//",
+            edgecolor="black",
+            linewidth=0.3,
+            label="selective (one attribute only)",
+        )
         ax.set_title(name, fontsize=9)
         ax.set_xlabel("layer", fontsize=8)
         ax.set_ylabel("neurons", fontsize=8)
         ax.tick_params(labelsize=7)
-    for ax in list(axes.flat)[len(names):]:
+    for ax in list(axes.flat)[len(names) :]:
         ax.axis("off")
     axes[0, 0].legend(fontsize=6, loc="upper left")
     fig.suptitle("Neurons significantly tuned to each attribute, by layer")
@@ -123,8 +136,10 @@ def masking_curves(masking: pd.DataFrame, total_neurons: int | None = None):
         part = effects if name == panels[-1] else effects[effects["attribute"] == name]
         if name == panels[-1]:
             part = part.groupby(["emotion", "seed", "k"], as_index=False)[["top", "random", "unmasked"]].mean()
-        for column, style, label in (("top", dict(color="black", marker="o", linestyle="-"), "top-k (attribute)"),
-                                     ("random", dict(color="#1f77b4", marker="s", linestyle="--"), "random k (mean of draws)")):
+        for column, style, label in (
+            ("top", dict(color="black", marker="o", linestyle="-"), "top-k (attribute)"),
+            ("random", dict(color="#1f77b4", marker="s", linestyle="--"), "random k (mean of draws)"),
+        ):
             ks, mean, half, unit = _ci_series(part, column)
             x = ks / total_neurons * 100 if total_neurons else ks
             ax.errorbar(x, mean, yerr=np.nan_to_num(half), capsize=2, label=label, **style)
@@ -133,7 +148,7 @@ def masking_curves(masking: pd.DataFrame, total_neurons: int | None = None):
         ax.set_xlabel("masked neurons (% of all)" if total_neurons else "masked neurons k", fontsize=8)
         ax.set_ylabel("accuracy", fontsize=8)
         ax.tick_params(labelsize=7)
-    for ax in list(axes.flat)[len(panels):]:
+    for ax in list(axes.flat)[len(panels) :]:
         ax.axis("off")
     axes[0, 0].legend(fontsize=6, loc="lower left")
     fig.suptitle(f"Prompt accuracy after masking (mean over emotions and seeds; error bars: 95% CI over {unit})")
@@ -164,8 +179,15 @@ def drop_matrix(masking: pd.DataFrame, k: int, ax=None):
     return fig
 
 
-def rdm_pair(neuron_rdm: np.ndarray, attribute_rdm: np.ndarray, emotions: list[str], neuron: int, attribute: str,
-             tau: float | None, ax=None):
+def rdm_pair(
+    neuron_rdm: np.ndarray,
+    attribute_rdm: np.ndarray,
+    emotions: list[str],
+    neuron: int,
+    attribute: str,
+    tau: float | None,
+    ax=None,
+):
     """A neuron's RDM beside an attribute's RDM, both as percentiles of distance (the paper's display)."""
     n = len(emotions)
 
@@ -173,7 +195,10 @@ def rdm_pair(neuron_rdm: np.ndarray, attribute_rdm: np.ndarray, emotions: list[s
         return squareform(pd.Series(vector).rank(pct=True).to_numpy())
 
     fig, axes = _figure(1, 2, figsize=(12, 5.6))
-    for ax, matrix, title in ((axes[0], square(neuron_rdm), f"neuron {neuron}"), (axes[1], square(attribute_rdm), attribute)):
+    for ax, matrix, title in (
+        (axes[0], square(neuron_rdm), f"neuron {neuron}"),
+        (axes[1], square(attribute_rdm), attribute),
+    ):
         image = ax.imshow(matrix, cmap="viridis", vmin=0, vmax=1)
         ax.set_xticks(range(n))
         ax.set_xticklabels(emotions, rotation=90, fontsize=6)
@@ -191,8 +216,14 @@ def accuracy_bars(accuracy: pd.DataFrame, reference: pd.DataFrame | None = None,
     ours = accuracy.groupby("emotion")["accuracy"].agg(["mean", "min", "max"]).sort_values("mean")
     fig, ax = _single(ax, (8, 0.28 * len(ours) + 1.5))
     y = np.arange(len(ours))
-    ax.barh(y, ours["mean"], xerr=[ours["mean"] - ours["min"], ours["max"] - ours["mean"]], color="#7f7f7f",
-            height=0.4 if reference is not None else 0.7, label="this run (mean, min-max over seeds)")
+    ax.barh(
+        y,
+        ours["mean"],
+        xerr=[ours["mean"] - ours["min"], ours["max"] - ours["mean"]],
+        color="#7f7f7f",
+        height=0.4 if reference is not None else 0.7,
+        label="this run (mean, min-max over seeds)",
+    )
     if reference is not None:
         ref = reference.groupby("emotion")["accuracy"].mean().reindex(ours.index)
         ax.barh(y + 0.4, ref, color="#2b2b2b", height=0.4, hatch="..", label="paper RoBERTa-base (mean over seeds)")
@@ -219,8 +250,10 @@ def attribute_importance(table: pd.DataFrame, alpha: float, ax=None):
     ax.set_yticks(y)
     ax.set_yticklabels(table["attribute"], fontsize=8)
     ax.axvline(0, color="grey", linewidth=0.8)
-    ax.set_xlabel("Kendall's tau-b: human similarity RDM vs attribute RDM"
-                  + (" (95% bootstrap CI over participants)" if has_ci else ""))
+    ax.set_xlabel(
+        "Kendall's tau-b: human similarity RDM vs attribute RDM"
+        + (" (95% bootstrap CI over participants)" if has_ci else "")
+    )
     ax.set_title(f"Attribute importance in human mental space (dark: q < {alpha:g}, BH)")
     fig.tight_layout()
     return fig
@@ -237,8 +270,13 @@ def importance_vs_drop(importance: pd.DataFrame, drops: pd.DataFrame, correlatio
         part = merged[merged["k"] == k]
         ax.scatter(part["tau"], 100 * part["drop_beyond_random"], color="#2b2b2b", s=14)
         for _, row in part.iterrows():
-            ax.annotate(row["attribute"], (row["tau"], 100 * row["drop_beyond_random"]), fontsize=6,
-                        xytext=(2, 2), textcoords="offset points")
+            ax.annotate(
+                row["attribute"],
+                (row["tau"], 100 * row["drop_beyond_random"]),
+                fontsize=6,
+                xytext=(2, 2),
+                textcoords="offset points",
+            )
         stat = correlations[correlations["k"] == k]
         label = ""
         if len(stat) and np.isfinite(stat["spearman_rho"].iloc[0]):
@@ -247,7 +285,7 @@ def importance_vs_drop(importance: pd.DataFrame, drops: pd.DataFrame, correlatio
         ax.axhline(0, color="grey", linewidth=0.6, linestyle=":")
         ax.set_xlabel("attribute importance (tau with human RDM)", fontsize=8)
         ax.set_ylabel("drop beyond random (points)", fontsize=8)
-    for ax in list(axes.flat)[len(ks):]:
+    for ax in list(axes.flat)[len(ks) :]:
         ax.set_visible(False)
     fig.suptitle("Do the neurons of attributes that matter more to humans matter more to the model?")
     fig.tight_layout()
@@ -263,11 +301,18 @@ def agreement_vs_accuracy(per_emotion: pd.DataFrame, correlations: pd.DataFrame)
     for ax, measure in zip(axes[0], measures):
         ax.scatter(per_emotion[measure], per_emotion["prompt_accuracy"], color="#2b2b2b", s=12)
         for _, row in per_emotion.iterrows():
-            ax.annotate(row["emotion"], (row[measure], row["prompt_accuracy"]), fontsize=5, xytext=(2, 2),
-                        textcoords="offset points")
+            ax.annotate(
+                row["emotion"],
+                (row[measure], row["prompt_accuracy"]),
+                fontsize=5,
+                xytext=(2, 2),
+                textcoords="offset points",
+            )
         stat = correlations[correlations["measure"] == measure].iloc[0]
-        ax.set_title(f"{measure}: r = {stat['pearson_r']:.2f} (p = {stat['pearson_p']:.2g}), "
-                     f"rho = {stat['spearman_rho']:.2f}", fontsize=8)
+        ax.set_title(
+            f"{measure}: r = {stat['pearson_r']:.2f} (p = {stat['pearson_p']:.2g}), rho = {stat['spearman_rho']:.2f}",
+            fontsize=8,
+        )
         ax.set_xlabel(measure)
         ax.set_ylabel("prompt accuracy (mean over seeds)")
     fig.suptitle("GoEmotions rater agreement vs soft-prompt accuracy per emotion")
@@ -284,9 +329,16 @@ def model_rsa(table: pd.DataFrame, ax=None):
     markers = "osD^v<>px*h+"
     for i, (target, part) in enumerate(layers.groupby("target", sort=False)):
         human = target == "human_similarity"
-        ax.plot(part["scope"].astype(int) + 1, part["tau"], marker=markers[i % len(markers)],
-                color="black" if human else "#9e9e9e", linewidth=2.2 if human else 0.8, markersize=4,
-                linestyle="-" if human else ":", label=target)
+        ax.plot(
+            part["scope"].astype(int) + 1,
+            part["tau"],
+            marker=markers[i % len(markers)],
+            color="black" if human else "#9e9e9e",
+            linewidth=2.2 if human else 0.8,
+            markersize=4,
+            linestyle="-" if human else ":",
+            label=target,
+        )
     ax.set_xlabel("layer")
     ax.set_ylabel("Kendall's tau-b with the model RDM")
     ax.axhline(0, color="grey", linewidth=0.6)

@@ -20,14 +20,16 @@ import numpy as np
 import pandas as pd
 
 from .data import split_run_name
-from .permutation import TABLE_SUFFIXES
 from .errors import ToolkitError
 from .io import read_csv, read_json, read_meta
+from .permutation import TABLE_SUFFIXES
 
 logger = logging.getLogger(__name__)
 
-MASK_KEY = re.compile(r"^(?P<attribute>.+)_top(?P<k>\d+)"
-                      r"(?:(?P<random>_random(?:_(?P<draw>\d+))?)|_permuted(?P<permuted>\d+))?$")
+MASK_KEY = re.compile(
+    r"^(?P<attribute>.+)_top(?P<k>\d+)"
+    r"(?:(?P<random>_random(?:_(?P<draw>\d+))?)|_permuted(?P<permuted>\d+))?$"
+)
 
 
 @dataclass
@@ -52,10 +54,12 @@ class Results:
     sources: dict[str, str] = field(default_factory=dict)
 
     def missing(self) -> list[str]:
-        names = {"accuracy": "prompt accuracy (goemotions_prompt_tuning_accuracy.csv)",
-                 "tau": "RSA tables (rank CSV with _tau/_q_value/_summary)",
-                 "masking": "masked-evaluation JSONs ({emotion}-{seed}.json)",
-                 "activations": "activations.npz"}
+        names = {
+            "accuracy": "prompt accuracy (goemotions_prompt_tuning_accuracy.csv)",
+            "tau": "RSA tables (rank CSV with _tau/_q_value/_summary)",
+            "masking": "masked-evaluation JSONs ({emotion}-{seed}.json)",
+            "activations": "activations.npz",
+        }
         return [text for key, text in names.items() if getattr(self, key) is None]
 
 
@@ -75,8 +79,9 @@ def encode_correct(hits) -> str:
     return "".join("1" if h else "0" for h in np.asarray(hits, dtype=bool).ravel())
 
 
-def correct_of(record: dict, source: str = "result", n: int | None = None,
-               per_batch: int | None = None) -> dict[str, np.ndarray]:
+def correct_of(
+    record: dict, source: str = "result", n: int | None = None, per_batch: int | None = None
+) -> dict[str, np.ndarray]:
     """The per-example correctness of an eval result ({name: [n] bool}; {} in files written before it
     existed). Each string must be 0/1 of one length (``n`` when given) and reproduce its accuracy
     (the mean, or the original's per-batch mean when ``per_batch`` is given or recorded): a result whose
@@ -89,7 +94,11 @@ def correct_of(record: dict, source: str = "result", n: int | None = None,
     if not isinstance(stored, dict):
         raise ToolkitError(f"{source}: 'correct' is {type(stored).__name__}, not an object of 0/1 strings")
     if per_batch is None:
-        recorded = ((record.get("provenance") or {}).get("settings") or {}) if isinstance(record.get("provenance"), dict) else {}
+        recorded = (
+            ((record.get("provenance") or {}).get("settings") or {})
+            if isinstance(record.get("provenance"), dict)
+            else {}
+        )
         per_batch = recorded.get("per_batch") if isinstance(recorded, dict) else None
         if per_batch is not None and (not isinstance(per_batch, int) or isinstance(per_batch, bool) or per_batch < 1):
             raise ToolkitError(f"{source}: the recorded per_batch {per_batch!r} is not a positive integer")
@@ -105,8 +114,10 @@ def correct_of(record: dict, source: str = "result", n: int | None = None,
         hits = np.frombuffer(text.encode("ascii"), dtype=np.uint8) == ord("1")
         accuracy = accuracies.get(name)
         if not _is_accuracy(accuracy) or abs(mean_accuracy(hits, per_batch) - accuracy) > 1e-9:
-            raise ToolkitError(f"{source}: correct[{name!r}] gives accuracy {mean_accuracy(hits, per_batch):.6g} "
-                               f"but accuracies[{name!r}] is {accuracy!r}")
+            raise ToolkitError(
+                f"{source}: correct[{name!r}] gives accuracy {mean_accuracy(hits, per_batch):.6g} "
+                f"but accuracies[{name!r}] is {accuracy!r}"
+            )
         out[name] = hits
     n_examples = record.get("n_examples")
     if out and isinstance(n_examples, int) and n_examples != n:
@@ -147,14 +158,27 @@ def _masking_rows(records: list[tuple[dict, str]]) -> pd.DataFrame:
                 continue
             if not _is_accuracy(value):
                 raise ToolkitError(f"{file}: {key!r} is {value!r}, not an accuracy in [0, 1]")
-            rows.append({"emotion": emotion, "seed": int(seed), "attribute": match["attribute"],
-                         "kind": "random" if match["random"] else "permuted" if match["permuted"] else "top",
-                         "k": int(match["k"]),
-                         "draw": (int(match["draw"] or 1) if match["random"] else
-                                  int(match["permuted"]) if match["permuted"] else 0),
-                         "accuracy": float(value), "unmasked": unmasked,
-                         # per-example correctness of this mask and of the unmasked prompt (None in older files)
-                         "correct": hits.get(key), "correct_unmasked": hits.get("unmasked")})
+            rows.append(
+                {
+                    "emotion": emotion,
+                    "seed": int(seed),
+                    "attribute": match["attribute"],
+                    "kind": "random" if match["random"] else "permuted" if match["permuted"] else "top",
+                    "k": int(match["k"]),
+                    "draw": (
+                        int(match["draw"] or 1)
+                        if match["random"]
+                        else int(match["permuted"])
+                        if match["permuted"]
+                        else 0
+                    ),
+                    "accuracy": float(value),
+                    "unmasked": unmasked,
+                    # per-example correctness of this mask and of the unmasked prompt (None in older files)
+                    "correct": hits.get(key),
+                    "correct_unmasked": hits.get("unmasked"),
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -189,7 +213,7 @@ def read_null_draws(path: Path, attributes: list[str]) -> dict:
     try:
         with np.load(path, allow_pickle=False) as data:
             names = [str(n) for n in data["attributes"]]
-            draws = {key[len("counts_"):]: np.asarray(data[key]) for key in data.files if key.startswith("counts_")}
+            draws = {key[len("counts_") :]: np.asarray(data[key]) for key in data.files if key.startswith("counts_")}
     except (OSError, ValueError, KeyError, EOFError) as exc:
         raise ToolkitError(f"{path}: not a readable permutation-test file ({type(exc).__name__})") from None
     if names != attributes:
@@ -202,8 +226,11 @@ def read_null_draws(path: Path, attributes: list[str]) -> dict:
 
 def read_summary(path: Path) -> pd.DataFrame:
     """A searchlight summary: attribute, layer (integers and 'all'), n_significant, n_selective."""
-    table = read_csv(path, "a searchlight summary (attribute, layer, n_significant, n_selective, n_neurons)",
-                     ["attribute", "layer", "n_significant", "n_selective"])
+    table = read_csv(
+        path,
+        "a searchlight summary (attribute, layer, n_significant, n_selective, n_neurons)",
+        ["attribute", "layer", "n_significant", "n_selective"],
+    )
     layers = table["layer"].astype(str)
     if not layers[layers != "all"].str.fullmatch(r"\d+").all():
         bad = layers[(layers != "all") & ~layers.str.fullmatch(r"\d+")].iloc[0]
@@ -226,8 +253,9 @@ def read_rank_table(path: str | Path) -> pd.DataFrame:
     return table
 
 
-def load_results(root: str | Path, rank_csv: str | Path | None = None, num_layers: int | None = None,
-                 alpha: float = 0.01) -> Results:
+def load_results(
+    root: str | Path, rank_csv: str | Path | None = None, num_layers: int | None = None, alpha: float = 0.01
+) -> Results:
     from .activation_files import load_activations
 
     root = Path(root)
@@ -236,8 +264,11 @@ def load_results(root: str | Path, rank_csv: str | Path | None = None, num_layer
     res = Results(num_layers=num_layers, alpha=alpha)
     acc_path = _first(root, "goemotions_prompt_tuning_accuracy.csv")
     if acc_path:
-        table = read_csv(acc_path, "a prompt accuracy table (sentiment, random_seed, accuracy)",
-                         ["sentiment", "random_seed", "accuracy"])
+        table = read_csv(
+            acc_path,
+            "a prompt accuracy table (sentiment, random_seed, accuracy)",
+            ["sentiment", "random_seed", "accuracy"],
+        )
         table = _numeric_table(table, acc_path, ["random_seed", "accuracy"])
         res.accuracy = table.rename(columns={"sentiment": "emotion", "random_seed": "seed"})
         res.sources["accuracy"] = str(acc_path)
@@ -254,6 +285,7 @@ def load_results(root: str | Path, rank_csv: str | Path | None = None, num_layer
         meta = read_meta(rank_path)  # the layer count travels with the table
         if res.num_layers is None and meta.get("num_neurons") == len(res.rank):
             res.num_layers = meta.get("num_layers")
+
         def neuron_table(suffix: str) -> pd.DataFrame | None:
             """A table beside the rank table with its rows and columns (tau, q, FWER p), or None."""
             path = Path(f"{stem}{suffix}.csv")
@@ -305,13 +337,16 @@ def load_results(root: str | Path, rank_csv: str | Path | None = None, num_layer
         res.num_layers = res.num_layers or res.activations.layers
         res.sources["activations"] = str(npz)
     if all(getattr(res, key) is None for key in ("accuracy", "tau", "masking", "activations")):
-        raise ToolkitError(f"{root} holds no results: expected goemotions_prompt_tuning_accuracy.csv, a rank table with "
-                           f"_tau/_q_value/_summary tables, activations.npz or {{emotion}}-{{seed}}.json eval results")
+        raise ToolkitError(
+            f"{root} holds no results: expected goemotions_prompt_tuning_accuracy.csv, a rank table with "
+            f"_tau/_q_value/_summary tables, activations.npz or {{emotion}}-{{seed}}.json eval results"
+        )
     return res
 
 
-def load_paper_results(paper_dir: str | Path, attributes: str | Path | None, fdr_method: str = "paper",
-                       alpha: float = 0.01) -> Results:
+def load_paper_results(
+    paper_dir: str | Path, attributes: str | Path | None, fdr_method: str = "paper", alpha: float = 0.01
+) -> Results:
     """The paper's released RoBERTa results in the same form (its searchlight recomputed from its
     activations, which reproduces its ``neurons_rank.csv``; see benchmarks/rsa_reproduce.py)."""
     from .activation_files import load_activations
@@ -327,10 +362,14 @@ def load_paper_results(paper_dir: str | Path, attributes: str | Path | None, fdr
     res = Results(alpha=alpha)
     if (paper_dir / "prompt_tuning_accuracy.csv").exists():
         path = paper_dir / "prompt_tuning_accuracy.csv"
-        table = read_csv(path, "the paper's accuracy table (sentiment, random_seed, accuracy)",
-                         ["sentiment", "random_seed", "accuracy"])
+        table = read_csv(
+            path,
+            "the paper's accuracy table (sentiment, random_seed, accuracy)",
+            ["sentiment", "random_seed", "accuracy"],
+        )
         res.accuracy = _numeric_table(table, path, ["random_seed", "accuracy"]).rename(
-            columns={"sentiment": "emotion", "random_seed": "seed"})
+            columns={"sentiment": "emotion", "random_seed": "seed"}
+        )
     if (paper_dir / "activations.npz").exists():
         res.activations = load_activations(paper_dir / "activations.npz")
         if attributes is None and (paper_dir.parent / "emotion_attributes" / "attributes.csv").exists():
@@ -344,8 +383,11 @@ def load_paper_results(paper_dir: str | Path, attributes: str | Path | None, fdr
         res.summary = summarize(result, res.num_layers, alpha)
     if (paper_dir / "masking_accuracy.csv").exists():
         path = paper_dir / "masking_accuracy.csv"
-        masking = read_csv(path, "the paper's masking table (emotion, seed, attribute, kind, k, accuracy)",
-                           ["emotion", "seed", "attribute", "kind", "k", "accuracy"])
+        masking = read_csv(
+            path,
+            "the paper's masking table (emotion, seed, attribute, kind, k, accuracy)",
+            ["emotion", "seed", "attribute", "kind", "k", "accuracy"],
+        )
         masking = _numeric_table(masking, path, ["seed", "k", "accuracy"])
         masking["k"] = masking["k"].astype(int)
         masking["seed"] = masking["seed"].astype(int)

@@ -21,8 +21,16 @@ from scipy import stats
 
 from .attributes import pair_index
 from .errors import ToolkitError
-from .kendall import (TargetBitsets, TorchTargets, kendall_s, kendall_s_targets, kendall_s_targets_torch,
-                      kendall_s_torch, order_bitsets, tie_sums)
+from .kendall import (
+    TargetBitsets,
+    TorchTargets,
+    kendall_s,
+    kendall_s_targets,
+    kendall_s_targets_torch,
+    kendall_s_torch,
+    order_bitsets,
+    tie_sums,
+)
 from .permutation import CORRECTIONS, TAILS, TESTS, PermutationResult, permutation_test
 
 logger = logging.getLogger(__name__)
@@ -79,7 +87,7 @@ class _KendallStatistic:
 
     def prepare(self, targets: np.ndarray):
         # [T, 3]: a permutation keeps each attribute's ties, so the observed block's tie sums repeat
-        self.yt = np.tile(tie_sums(targets[:self.A]), (len(targets) // self.A, 1))
+        self.yt = np.tile(tie_sums(targets[: self.A]), (len(targets) // self.A, 1))
         if self.device is not None:
             return TorchTargets(targets, self.device)
         return TargetBitsets(targets, tied=self.yt[:, 0] / 2.0)
@@ -144,8 +152,13 @@ class _SpearmanStatistic:
 
     def null_hits(self, rows: np.ndarray, stat: np.ndarray, alpha: float):
         """As ``_KendallStatistic.null_hits``: screened on t, whose p is monotone in it."""
-        return _screen(_spearman_t(stat, self.n), alpha, self.alternative, stats.t(self.n - 2),
-                       lambda t: _t_p(t, self.n, self.alternative))
+        return _screen(
+            _spearman_t(stat, self.n),
+            alpha,
+            self.alternative,
+            stats.t(self.n - 2),
+            lambda t: _t_p(t, self.n, self.alternative),
+        )
 
 
 @nb.njit(parallel=True, cache=True)
@@ -208,8 +221,9 @@ def kendall_exact_p(concordant: np.ndarray, n: int, alternative: str = "greater"
     return np.minimum(2.0 * one_side, 1.0)
 
 
-def kendall(x: np.ndarray, y: np.ndarray, variant: str = "b", alternative: str = "greater",
-            device=None) -> tuple[np.ndarray, np.ndarray]:
+def kendall(
+    x: np.ndarray, y: np.ndarray, variant: str = "b", alternative: str = "greater", device=None
+) -> tuple[np.ndarray, np.ndarray]:
     """Kendall tau (variant b or a) and p-values of every row of x against every row of y.
 
     x: [neurons, n], y: [attributes, n]. As R's ``cor.test(method="kendall")``: with fewer than 50
@@ -227,8 +241,9 @@ def kendall(x: np.ndarray, y: np.ndarray, variant: str = "b", alternative: str =
     return kendall_from_s(S.astype(np.float64), xt, tie_sums(y), x.shape[1], variant, alternative)
 
 
-def kendall_from_s(S: np.ndarray, xt: np.ndarray, yt: np.ndarray, n: int, variant: str = "b",
-                   alternative: str = "greater") -> tuple[np.ndarray, np.ndarray]:
+def kendall_from_s(
+    S: np.ndarray, xt: np.ndarray, yt: np.ndarray, n: int, variant: str = "b", alternative: str = "greater"
+) -> tuple[np.ndarray, np.ndarray]:
     """tau and R's p-values from Kendall's S [rows, targets], the rows' tie sums [rows, 3] and the
     targets' [targets, 3] (``tie_sums``); n observations."""
     n0 = n * (n - 1) / 2.0
@@ -240,7 +255,7 @@ def kendall_from_s(S: np.ndarray, xt: np.ndarray, yt: np.ndarray, n: int, varian
         else:
             tau = S / n0
         z = S / np.sqrt(_kendall_var(xt, yt, n))
-    constant = (n1[:, 0] >= n0)
+    constant = n1[:, 0] >= n0
     tau[constant] = np.nan
     z[constant] = np.nan
     p = _alternative_p(z, alternative)
@@ -254,9 +269,11 @@ def kendall_from_s(S: np.ndarray, xt: np.ndarray, yt: np.ndarray, n: int, varian
 
 def _kendall_var(xt: np.ndarray, yt: np.ndarray, n: int) -> np.ndarray:
     """R's tie-corrected variance of S. [rows, targets]"""
-    return ((n * (n - 1) * (2 * n + 5) - xt[:, 1:2] - yt[None, :, 1]) / 18.0
-            + xt[:, 0:1] * yt[None, :, 0] / (2.0 * n * (n - 1))
-            + xt[:, 2:3] * yt[None, :, 2] / (9.0 * n * (n - 1) * (n - 2)))
+    return (
+        (n * (n - 1) * (2 * n + 5) - xt[:, 1:2] - yt[None, :, 1]) / 18.0
+        + xt[:, 0:1] * yt[None, :, 0] / (2.0 * n * (n - 1))
+        + xt[:, 2:3] * yt[None, :, 2] / (9.0 * n * (n - 1) * (n - 2))
+    )
 
 
 def spearman(x: np.ndarray, y: np.ndarray, alternative: str = "greater") -> tuple[np.ndarray, np.ndarray]:
@@ -312,11 +329,23 @@ def rank_by(score: np.ndarray) -> np.ndarray:
     return stats.rankdata(-score, axis=0, method="average", nan_policy="omit")
 
 
-def searchlight(activations: np.ndarray, attribute_rdms: np.ndarray, names: list[str],
-                method: str = "kendall_tau_b", fdr_method: str = "bh", alternative: str = "greater",
-                device=None, *, test: str = "parametric", permutations: int = 1000, perm_seed: int = 0,
-                alpha: float = 0.01, correction: str | None = None, tail: str = "empirical",
-                chunk: int = 2048) -> RSAResult:
+def searchlight(
+    activations: np.ndarray,
+    attribute_rdms: np.ndarray,
+    names: list[str],
+    method: str = "kendall_tau_b",
+    fdr_method: str = "bh",
+    alternative: str = "greater",
+    device=None,
+    *,
+    test: str = "parametric",
+    permutations: int = 1000,
+    perm_seed: int = 0,
+    alpha: float = 0.01,
+    correction: str | None = None,
+    tail: str = "empirical",
+    chunk: int = 2048,
+) -> RSAResult:
     """Run the per-neuron RSA. activations: [emotions, seeds, neurons]; attribute_rdms: [attributes, pairs].
 
     ``test="parametric"`` is the paper's test (p from R's cor.test, FDR over all tests). ``test="permutation"``
@@ -341,7 +370,9 @@ def searchlight(activations: np.ndarray, attribute_rdms: np.ndarray, names: list
     if tail not in TAILS:
         raise ToolkitError(f"{{--tail}} {tail!r} unknown; choose one of {', '.join(TAILS)}")
     x = neuron_rdms(activations)  # [neurons, pairs]
-    logger.info("RSA: %d neurons x %d attributes over %d emotion pairs (%s)", x.shape[0], len(names), x.shape[1], method)
+    logger.info(
+        "RSA: %d neurons x %d attributes over %d emotion pairs (%s)", x.shape[0], len(names), x.shape[1], method
+    )
     if method == "spearman":
         score, p = spearman(x, attribute_rdms, alternative)
         constant = np.ptp(x, axis=1) == 0
@@ -352,14 +383,33 @@ def searchlight(activations: np.ndarray, attribute_rdms: np.ndarray, names: list
     result = RSAResult(list(names), score, p, fdr(p, fdr_method), rank_by(score), test)
     if test == "permutation":
         n = x.shape[1]
-        stat = (_SpearmanStatistic(n, alternative) if method == "spearman" else
-                _KendallStatistic(x.shape[0], n, "b" if method == "kendall_tau_b" else "a", alternative,
-                                  len(names), device))
+        stat = (
+            _SpearmanStatistic(n, alternative)
+            if method == "spearman"
+            else _KendallStatistic(
+                x.shape[0], n, "b" if method == "kendall_tau_b" else "a", alternative, len(names), device
+            )
+        )
         result.perm = permutation_test(
-            x, np.asarray(attribute_rdms, dtype=np.float64), list(names), activations.shape[0], stat_fn=stat,
-            observed=score, parametric_null_hits=stat.null_hits, observed_p=p, valid=np.isfinite(score), permutations=permutations,
-            seed=perm_seed, alpha=alpha, correction=correction, fdr_method=fdr_method,
-            parametric_fdr_method=fdr_method, alternative=alternative, tail=tail, chunk=chunk)
+            x,
+            np.asarray(attribute_rdms, dtype=np.float64),
+            list(names),
+            activations.shape[0],
+            stat_fn=stat,
+            observed=score,
+            parametric_null_hits=stat.null_hits,
+            observed_p=p,
+            valid=np.isfinite(score),
+            permutations=permutations,
+            seed=perm_seed,
+            alpha=alpha,
+            correction=correction,
+            fdr_method=fdr_method,
+            parametric_fdr_method=fdr_method,
+            alternative=alternative,
+            tail=tail,
+            chunk=chunk,
+        )
         if correction == "fdr":
             result.perm_q = fdr(result.perm.perm_p, fdr_method)
     return result
@@ -379,8 +429,22 @@ def summarize(result: RSAResult, num_layers: int, alpha: float) -> pd.DataFrame:
     for a, name in enumerate(result.names):
         for ell in range(num_layers):
             in_layer = layer == ell
-            rows.append({"attribute": name, "layer": str(ell), "n_significant": int(significant[in_layer, a].sum()),
-                         "n_selective": int(selective[in_layer, a].sum()), "n_neurons": int(in_layer.sum())})
-        rows.append({"attribute": name, "layer": "all", "n_significant": int(significant[:, a].sum()),
-                     "n_selective": int(selective[:, a].sum()), "n_neurons": n})
+            rows.append(
+                {
+                    "attribute": name,
+                    "layer": str(ell),
+                    "n_significant": int(significant[in_layer, a].sum()),
+                    "n_selective": int(selective[in_layer, a].sum()),
+                    "n_neurons": int(in_layer.sum()),
+                }
+            )
+        rows.append(
+            {
+                "attribute": name,
+                "layer": "all",
+                "n_significant": int(significant[:, a].sum()),
+                "n_selective": int(selective[:, a].sum()),
+                "n_neurons": n,
+            }
+        )
     return pd.DataFrame(rows)

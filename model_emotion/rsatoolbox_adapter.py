@@ -24,18 +24,22 @@ def _rsatoolbox():
     try:
         import rsatoolbox
     except ImportError:
-        raise MissingDependencyError("exporting RDMs to rsatoolbox needs the rsatoolbox package: "
-                                     "pip install rsatoolbox") from None
+        raise MissingDependencyError(
+            "exporting RDMs to rsatoolbox needs the rsatoolbox package: pip install rsatoolbox"
+        ) from None
     return rsatoolbox
 
 
 def attribute_rdms(rdms: AttributeRDMs):
     """The attribute RDMs as one ``RDMs`` object: rdm_descriptors ``name``, pattern_descriptors ``emotion``."""
     rsatoolbox = _rsatoolbox()
-    return rsatoolbox.rdm.RDMs(np.asarray(rdms.rdms, dtype=np.float64), dissimilarity_measure="euclidean",
-                               descriptors={"source": "human attribute ratings"},
-                               rdm_descriptors={"name": list(rdms.names)},
-                               pattern_descriptors={"emotion": list(rdms.emotions)})
+    return rsatoolbox.rdm.RDMs(
+        np.asarray(rdms.rdms, dtype=np.float64),
+        dissimilarity_measure="euclidean",
+        descriptors={"source": "human attribute ratings"},
+        rdm_descriptors={"name": list(rdms.names)},
+        pattern_descriptors={"emotion": list(rdms.emotions)},
+    )
 
 
 def neuron_rdms(activations: ActivationSet, neurons, emotions=None):
@@ -57,7 +61,13 @@ def neuron_rdms(activations: ActivationSet, neurons, emotions=None):
     values = _neuron_rdms(activations.activations[rows][:, :, neurons])  # [neurons, pairs]
     descriptors = {"neuron": neurons}
     if activations.d_ffn:
-        descriptors.update(layer=[n // activations.d_ffn for n in neurons], unit=[n % activations.d_ffn for n in neurons])
-    return rsatoolbox.rdm.RDMs(values, dissimilarity_measure="mean absolute difference over seeds",
-                               descriptors={"source": "model neurons"}, rdm_descriptors=descriptors,
-                               pattern_descriptors={"emotion": emotions})
+        descriptors.update(
+            layer=[n // activations.d_ffn for n in neurons], unit=[n % activations.d_ffn for n in neurons]
+        )
+    return rsatoolbox.rdm.RDMs(
+        values,
+        dissimilarity_measure="mean absolute difference over seeds",
+        descriptors={"source": "model neurons"},
+        rdm_descriptors=descriptors,
+        pattern_descriptors={"emotion": emotions},
+    )

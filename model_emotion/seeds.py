@@ -84,8 +84,15 @@ def _agreement(a, b, sig_a, sig_b) -> dict:
     return out
 
 
-def seed_reliability(activations: np.ndarray, attribute_rdms: np.ndarray, names: list[str], alpha: float,
-                     splits: int = 5, seed: int = 0, **settings) -> pd.DataFrame:
+def seed_reliability(
+    activations: np.ndarray,
+    attribute_rdms: np.ndarray,
+    names: list[str],
+    alpha: float,
+    splits: int = 5,
+    seed: int = 0,
+    **settings,
+) -> pd.DataFrame:
     """Per split and attribute: agreement between the two halves' searchlights, and the same with one
     half's emotion labels shuffled (``*_chance``). Rows ``split = mean`` average the splits."""
     rng = np.random.default_rng(seed + 1)
@@ -99,8 +106,12 @@ def seed_reliability(activations: np.ndarray, attribute_rdms: np.ndarray, names:
         for i, attribute in enumerate(names):
             real = _agreement(run_a.tau[:, i], run_b.tau[:, i], sig[0][:, i], sig[1][:, i])
             chance = _agreement(run_a.tau[:, i], run_s.tau[:, i], sig[0][:, i], sig[2][:, i])
-            row = {"split": name, "attribute": attribute, "seeds_a": " ".join(map(str, first)),
-                   "seeds_b": " ".join(map(str, second))}
+            row = {
+                "split": name,
+                "attribute": attribute,
+                "seeds_a": " ".join(map(str, first)),
+                "seeds_b": " ".join(map(str, second)),
+            }
             for key in real:
                 row[key], row[f"{key}_chance"] = real[key], chance[key]
             rows.append(row)
@@ -112,8 +123,9 @@ def seed_reliability(activations: np.ndarray, attribute_rdms: np.ndarray, names:
     return pd.concat([table, mean], ignore_index=True)
 
 
-def seed_influence(activations: np.ndarray, seeds: list[int], attribute_rdms: np.ndarray, names: list[str],
-                   alpha: float, **settings) -> pd.DataFrame:
+def seed_influence(
+    activations: np.ndarray, seeds: list[int], attribute_rdms: np.ndarray, names: list[str], alpha: float, **settings
+) -> pd.DataFrame:
     """Per seed and attribute: the seed's share of the distance mass, and the significant count of the
     run without the seed and with it alone, beside the count with all seeds."""
     if activations.shape[1] < 2:
@@ -124,12 +136,26 @@ def seed_influence(activations: np.ndarray, seeds: list[int], attribute_rdms: np
     rows = []
     for s, label in enumerate(seeds):
         others = [i for i in range(activations.shape[1]) if i != s]
-        without = searchlight(activations[:, others], attribute_rdms, names, alpha=alpha,
-                              **settings).significant(alpha).sum(axis=0)
-        alone = searchlight(activations[:, [s]], attribute_rdms, names, alpha=alpha, **settings).significant(alpha).sum(axis=0)
+        without = (
+            searchlight(activations[:, others], attribute_rdms, names, alpha=alpha, **settings)
+            .significant(alpha)
+            .sum(axis=0)
+        )
+        alone = (
+            searchlight(activations[:, [s]], attribute_rdms, names, alpha=alpha, **settings)
+            .significant(alpha)
+            .sum(axis=0)
+        )
         for i, attribute in enumerate(names):
-            rows.append({"seed": label, "attribute": attribute, "distance_share": float(share[s]),
-                         "significant_all": int(everyone[i]), "significant_without": int(without[i]),
-                         "significant_alone": int(alone[i])})
+            rows.append(
+                {
+                    "seed": label,
+                    "attribute": attribute,
+                    "distance_share": float(share[s]),
+                    "significant_all": int(everyone[i]),
+                    "significant_without": int(without[i]),
+                    "significant_alone": int(alone[i]),
+                }
+            )
         logger.info("seed influence: seed %s (share %.3f) done", label, share[s])
     return pd.DataFrame(rows)

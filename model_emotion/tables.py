@@ -53,8 +53,9 @@ def bootstrap_ci(values: np.ndarray, confidence: float = 0.95, seed: int = 0) ->
     return float(np.percentile(means, tail)), float(np.percentile(means, 100 - tail))
 
 
-def hierarchical_bootstrap(differences: list[np.ndarray], confidence: float = 0.95,
-                           seed: int = 0) -> tuple[float, float, float]:
+def hierarchical_bootstrap(
+    differences: list[np.ndarray], confidence: float = 0.95, seed: int = 0
+) -> tuple[float, float, float]:
     """Two-stage percentile bootstrap of a mean paired difference over prompts and examples.
 
     ``differences``: per prompt, the per-example paired differences (e.g. random-mask correctness minus
@@ -143,7 +144,9 @@ def summary_table(res, k: int | None) -> tuple[pd.DataFrame, int | None]:
             random_diffs = paired_differences(long, "random")
             if random_diffs:  # intervals over prompts and examples
                 entry["ci_over"] = "prompts+examples"
-                entry["top_ci_low"], entry["top_ci_high"], _ = hierarchical_bootstrap(paired_differences(long, "unmasked") or [])
+                entry["top_ci_low"], entry["top_ci_high"], _ = hierarchical_bootstrap(
+                    paired_differences(long, "unmasked") or []
+                )
                 entry["drop_ci_low"], entry["drop_ci_high"], se = hierarchical_bootstrap(random_diffs)
                 z = stats.norm.isf(DETECT_ALPHA) + stats.norm.ppf(DETECT_POWER)
                 entry["min_detectable_drop"] = float(z * se)
@@ -160,8 +163,11 @@ def summary_table(res, k: int | None) -> tuple[pd.DataFrame, int | None]:
                     entry["permuted_ci_low"], entry["permuted_ci_high"], _ = hierarchical_bootstrap(permuted_diffs)
                 else:
                     entry["permuted_ci_low"], entry["permuted_ci_high"] = bootstrap_ci(beyond.to_numpy())
-                entry["p_permuted"] = (float(stats.ttest_1samp(beyond, 0.0, alternative="greater").pvalue)
-                                       if len(beyond) > 1 and beyond.std() > 0 else float("nan"))
+                entry["p_permuted"] = (
+                    float(stats.ttest_1samp(beyond, 0.0, alternative="greater").pvalue)
+                    if len(beyond) > 1 and beyond.std() > 0
+                    else float("nan")
+                )
     else:
         k = None
     table = pd.DataFrame([{"attribute": a, **v} for a, v in rows.items()])
@@ -170,6 +176,7 @@ def summary_table(res, k: int | None) -> tuple[pd.DataFrame, int | None]:
 
 def to_markdown(table: pd.DataFrame) -> str:
     """A plain GitHub-style Markdown table (no optional dependency)."""
+
     def fmt(value):
         if isinstance(value, float):
             return "" if np.isnan(value) else (f"{value:.3g}" if abs(value) < 1e-3 and value != 0 else f"{value:.4f}")

@@ -12,16 +12,28 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from .errors import ConfigError, ToolkitError
 from .batching import EncodedTask, batches, num_batches
+from .errors import ConfigError, ToolkitError
 from .inference import ACCURACY_MEANS, accuracy, autocast, mean_accuracy, predict, predict_logits
-from .prompt_model import SoftPromptModel
+from .prompt_base import PromptModel
 
 logger = logging.getLogger(__name__)
 
 # The inference helpers stay importable from here (callers written against earlier versions).
-__all__ = ["set_seed", "LegacyAdamW", "OPTIMIZERS", "make_optimizer", "TrainResult", "train_prompt", "ACCURACY_MEANS", "accuracy",
-           "autocast", "mean_accuracy", "predict", "predict_logits"]
+__all__ = [
+    "set_seed",
+    "LegacyAdamW",
+    "OPTIMIZERS",
+    "make_optimizer",
+    "TrainResult",
+    "train_prompt",
+    "ACCURACY_MEANS",
+    "accuracy",
+    "autocast",
+    "mean_accuracy",
+    "predict",
+    "predict_logits",
+]
 
 
 def set_seed(seed: int) -> None:
@@ -65,8 +77,11 @@ def make_optimizer(model: nn.Module, name: str, lr: float, weight_decay: float) 
     if name not in OPTIMIZERS:
         raise ConfigError(f"optimizer {name!r} unknown; choose one of {', '.join(OPTIMIZERS)}")
     params = [p for p in model.parameters() if p.requires_grad]
-    return (torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay) if name == "adamw"
-            else LegacyAdamW(params, lr=lr, weight_decay=weight_decay))
+    return (
+        torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+        if name == "adamw"
+        else LegacyAdamW(params, lr=lr, weight_decay=weight_decay)
+    )
 
 
 @dataclass
@@ -79,10 +94,22 @@ class TrainResult:
     history: list[dict] = field(default_factory=list)
 
 
-def train_prompt(model: SoftPromptModel, train: EncodedTask, dev: EncodedTask, *, epochs: int, lr: float,
-                 batch_size: int, eval_batch_size: int, device: torch.device, seed: int,
-                 weight_decay: float = 1e-5, pad_to: int | None = None, progress: bool = True,
-                 optimizer: str = "adamw") -> TrainResult:
+def train_prompt(
+    model: PromptModel,
+    train: EncodedTask,
+    dev: EncodedTask,
+    *,
+    epochs: int,
+    lr: float,
+    batch_size: int,
+    eval_batch_size: int,
+    device: torch.device,
+    seed: int,
+    weight_decay: float = 1e-5,
+    pad_to: int | None = None,
+    progress: bool = True,
+    optimizer: str = "adamw",
+) -> TrainResult:
     """AdamW on the prompt (and head); evaluate on dev after every epoch; keep the best state.
 
     ``optimizer="adamw_legacy"`` is the original code's AdamW without bias correction.
@@ -93,17 +120,23 @@ def train_prompt(model: SoftPromptModel, train: EncodedTask, dev: EncodedTask, *
     for epoch in range(epochs):
         model.train()
         total_loss, seen = 0.0, 0
-        bar = tqdm(batches(train, batch_size, shuffle=True, seed=seed * 1000 + epoch, pad_to=pad_to),
-                   total=num_batches(train, batch_size, shuffle=True), desc=f"epoch {epoch + 1}/{epochs}",
-                   leave=False, disable=not progress)
+        bar = tqdm(
+            batches(train, batch_size, shuffle=True, seed=seed * 1000 + epoch, pad_to=pad_to),
+            total=num_batches(train, batch_size, shuffle=True),
+            desc=f"epoch {epoch + 1}/{epochs}",
+            leave=False,
+            disable=not progress,
+        )
         for ids, mask, labels in bar:
             ids, mask, labels = ids.to(device), mask.to(device), labels.to(device)
             with autocast(device, model):
                 logits = model(ids, mask)  # [batch, 2]
             loss = torch.nn.functional.cross_entropy(logits.float(), labels)
             if not torch.isfinite(loss):
-                raise ToolkitError(f"the training loss became {loss.item()} in epoch {epoch + 1}; no checkpoint is "
-                                   f"written (lower the learning rate)")
+                raise ToolkitError(
+                    f"the training loss became {loss.item()} in epoch {epoch + 1}; no checkpoint is "
+                    f"written (lower the learning rate)"
+                )
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()

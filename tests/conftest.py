@@ -44,19 +44,23 @@ def _subset(src: Path, dest: Path, rows: dict[str, int]) -> Path:
         # Keep every emotion present: take the first rows of each label id, then fill up.
         first = frame.groupby(frame[1].str.split(",").str[0]).head(max(2, n // 56)).index
         rest = rng.permutation(frame.index.difference(first))[: max(0, n - len(first))]
-        frame.loc[sorted(set(first) | set(rest))].to_csv(dest / f"{split}.tsv", sep="\t", header=False, index=False,
-                                                         quoting=3)
+        frame.loc[sorted(set(first) | set(rest))].to_csv(
+            dest / f"{split}.tsv", sep="\t", header=False, index=False, quoting=3
+        )
     return dest
 
 
 @pytest.fixture(scope="session")
 def small_goemotions(shared, tmp_path_factory) -> Path:
-    return _subset(shared / "goemotions", tmp_path_factory.mktemp("goemotions"), {"train": 600, "dev": 300, "test": 300})
+    return _subset(
+        shared / "goemotions", tmp_path_factory.mktemp("goemotions"), {"train": 600, "dev": 300, "test": 300}
+    )
 
 
 def _texts(shared: Path) -> list[str]:
-    frame = pd.read_csv(shared / "goemotions" / "dev.tsv", sep="\t", header=None, quoting=3, dtype=str,
-                        keep_default_na=False)
+    frame = pd.read_csv(
+        shared / "goemotions" / "dev.tsv", sep="\t", header=None, quoting=3, dtype=str, keep_default_na=False
+    )
     return frame[0].tolist()[:2000] + ["negative positive"] * 50
 
 
@@ -69,18 +73,30 @@ def tiny_roberta(shared, tmp_path_factory) -> Path:
 
     folder = tmp_path_factory.mktemp("tiny_roberta")
     bpe = ByteLevelBPETokenizer()
-    bpe.train_from_iterator(_texts(shared), vocab_size=600, min_frequency=2,
-                            special_tokens=["<s>", "<pad>", "</s>", "<unk>", "<mask>"])
+    bpe.train_from_iterator(
+        _texts(shared), vocab_size=600, min_frequency=2, special_tokens=["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
+    )
     bpe.save_model(str(folder))
     vocab = json.loads((folder / "vocab.json").read_text())
-    merges = [tuple(line.split()) for line in (folder / "merges.txt").read_text().splitlines()
-              if line and not line.startswith("#")]
+    merges = [
+        tuple(line.split())
+        for line in (folder / "merges.txt").read_text().splitlines()
+        if line and not line.startswith("#")
+    ]
     tokenizer = RobertaTokenizerFast(vocab=vocab, merges=merges)
     tokenizer.model_max_length = 128
     torch.manual_seed(0)
-    config = RobertaConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                           intermediate_size=64, max_position_embeddings=130, pad_token_id=tokenizer.pad_token_id,
-                           bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id)
+    config = RobertaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=130,
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+    )
     RobertaForMaskedLM(config).save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return folder
@@ -103,8 +119,14 @@ def tiny_bert(shared, tmp_path_factory) -> Path:
     tokenizer = BertTokenizerFast(vocab={token: i for i, token in enumerate(vocab)}, do_lower_case=True)
     tokenizer.model_max_length = 128
     torch.manual_seed(0)
-    config = BertConfig(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                        intermediate_size=48, max_position_embeddings=128)
+    config = BertConfig(
+        vocab_size=len(vocab),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=48,
+        max_position_embeddings=128,
+    )
     BertModel(config).save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return folder
@@ -115,8 +137,9 @@ def run_script(script: str, *args: str, cwd: Path | None = None, env: dict | Non
     import subprocess
 
     full_env = {**os.environ, **(env or {})}
-    return subprocess.run([sys.executable, str(REPO / script), *args], cwd=cwd, env=full_env,
-                          capture_output=True, text=True, timeout=600)
+    return subprocess.run(
+        [sys.executable, str(REPO / script), *args], cwd=cwd, env=full_env, capture_output=True, text=True, timeout=600
+    )
 
 
 def one_line_error(proc) -> str:

@@ -7,10 +7,10 @@ from contextlib import nullcontext
 
 import pytest
 import torch
+from conftest import REPO
 from torch.utils.flop_counter import FlopCounterMode
 from transformers import BertConfig, BertModel
 
-from conftest import REPO
 from model_emotion.architectures import slot_only_last_block
 
 sys.path.insert(0, str(REPO / "benchmarks"))
@@ -24,8 +24,11 @@ def _matmul_flops(model, lengths, slot_only: bool) -> int:
     """Matrix-product FLOPs torch counts for the encoder on rows of ``lengths`` (one forward per row)."""
     total = 0
     for length in lengths:
-        with torch.no_grad(), (slot_only_last_block(model) if slot_only else nullcontext()), \
-                FlopCounterMode(display=False) as counter:
+        with (
+            torch.no_grad(),
+            slot_only_last_block(model) if slot_only else nullcontext(),
+            FlopCounterMode(display=False) as counter,
+        ):
             model(inputs_embeds=torch.randn(1, length, HIDDEN), attention_mask=torch.ones(1, length, dtype=torch.long))
         total += sum(n for op, n in counter.get_flop_counts()["Global"].items() if op.__name__ in MATMULS)
     return total
@@ -34,8 +37,14 @@ def _matmul_flops(model, lengths, slot_only: bool) -> int:
 @pytest.fixture(scope="module")
 def bert():
     torch.manual_seed(0)
-    config = BertConfig(vocab_size=100, hidden_size=HIDDEN, num_hidden_layers=LAYERS, num_attention_heads=4,
-                        intermediate_size=FFN, attn_implementation="eager")  # attention as counted bmm
+    config = BertConfig(
+        vocab_size=100,
+        hidden_size=HIDDEN,
+        num_hidden_layers=LAYERS,
+        num_attention_heads=4,
+        intermediate_size=FFN,
+        attn_implementation="eager",
+    )  # attention as counted bmm
     return BertModel(config).eval()
 
 
@@ -55,9 +64,11 @@ def test_forward_flops_equal_torch_counter(bert):
 def test_slot_read_flops_equal_torch_counter_with_the_slot_only_last_block(bert):
     tokens, rows = sum(LENGTHS), len(LENGTHS)
     counted = slot_read_flops(LENGTHS, LAYERS, HIDDEN, FFN)
-    not_matmul = (NOT_MATMUL_PER_TOKEN * (LAYERS - 1) * tokens
-                  + 2 * 2 * HIDDEN * tokens  # the last block's key and value biases, every position
-                  + 2 * (7 * HIDDEN + FFN) * rows  # its other biases and LayerNorms, the slot only
-                  + 4 * HIDDEN * tokens)  # the slot's attention (an SDPA kernel the counter does not see)
+    not_matmul = (
+        NOT_MATMUL_PER_TOKEN * (LAYERS - 1) * tokens
+        + 2 * 2 * HIDDEN * tokens  # the last block's key and value biases, every position
+        + 2 * (7 * HIDDEN + FFN) * rows  # its other biases and LayerNorms, the slot only
+        + 4 * HIDDEN * tokens
+    )  # the slot's attention (an SDPA kernel the counter does not see)
     assert _matmul_flops(bert, LENGTHS, slot_only=True) == counted - not_matmul + POOLER * rows
     assert counted < forward_flops(LENGTHS, LAYERS, HIDDEN, FFN)  # and it is the cheaper forward

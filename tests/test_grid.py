@@ -4,14 +4,19 @@ import os
 import subprocess
 
 import pytest
-
 from conftest import REPO
+
 from model_emotion.data import EMOTIONS, PAPER_SEEDS
 
 
 def jobs(script, shard, num_shards, **env):
-    proc = subprocess.run(["bash", str(REPO / script)], capture_output=True, text=True, timeout=60,
-                          env={**os.environ, "DRY_RUN": "1", "SHARD": str(shard), "NUM_SHARDS": str(num_shards), **env})
+    proc = subprocess.run(
+        ["bash", str(REPO / script)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "DRY_RUN": "1", "SHARD": str(shard), "NUM_SHARDS": str(num_shards), **env},
+    )
     assert proc.returncode == 0, proc.stderr
     return [line.split()[1] for line in proc.stdout.splitlines() if line.startswith(("run ", "skip "))]
 
@@ -34,23 +39,33 @@ def test_slurm_array_variables_pick_the_shard():
 
 def test_finished_runs_are_skipped(tmp_path):
     (tmp_path / "joy-1.pt").write_bytes(b"done")
-    proc = subprocess.run(["bash", str(REPO / "train.sh")], capture_output=True, text=True, timeout=60,
-                          env={**os.environ, "DRY_RUN": "1", "EMOTIONS": "joy fear", "SEEDS": "1",
-                               "CHECKPOINT_DIR": str(tmp_path)})
+    proc = subprocess.run(
+        ["bash", str(REPO / "train.sh")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "DRY_RUN": "1", "EMOTIONS": "joy fear", "SEEDS": "1", "CHECKPOINT_DIR": str(tmp_path)},
+    )
     assert "skip joy-1" in proc.stdout and "run fear-1" in proc.stdout
 
 
 def test_bad_shard_is_an_error():
-    proc = subprocess.run(["bash", str(REPO / "eval.sh")], capture_output=True, text=True, timeout=60,
-                          env={**os.environ, "DRY_RUN": "1", "SHARD": "3", "NUM_SHARDS": "3"})
+    proc = subprocess.run(
+        ["bash", str(REPO / "eval.sh")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "DRY_RUN": "1", "SHARD": "3", "NUM_SHARDS": "3"},
+    )
     assert proc.returncode != 0 and "SHARD=3 must be in 0..NUM_SHARDS-1" in proc.stderr
 
 
 @pytest.mark.parametrize("script", ["scripts/demo.sh", "scripts/reproduce.sh"])
 def test_demo_offline_without_paths_fails_with_one_line(script):
     env = {k: v for k, v in os.environ.items() if k not in ("ME_SHARED_DATA", "MODEL", "DATA_DIR", "ATTRIBUTES")}
-    proc = subprocess.run(["bash", str(REPO / script)], capture_output=True, text=True, timeout=300,
-                          env={**env, "ME_OFFLINE": "1"})
+    proc = subprocess.run(
+        ["bash", str(REPO / script)], capture_output=True, text=True, timeout=300, env={**env, "ME_OFFLINE": "1"}
+    )
     assert proc.returncode == 2
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and "set ME_SHARED_DATA" in lines[0]

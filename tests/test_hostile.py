@@ -22,15 +22,14 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from conftest import REPO, one_line_error, run_script
 
+from model_emotion import cli
+from model_emotion.commands import activations as get_active_neuron
 from model_emotion.commands import eval as eval_mask_neuron
 from model_emotion.commands import masks as gen_mask
-from model_emotion.commands import activations as get_active_neuron
-from model_emotion.commands import report
+from model_emotion.commands import report, train
 from model_emotion.commands import rsa as rsa_searchlight
-from model_emotion.commands import train
-from conftest import REPO, one_line_error, run_script
-from model_emotion import cli
 from model_emotion.errors import ToolkitError
 
 BIN = bytes(range(256)) * 4
@@ -82,25 +81,97 @@ def lab(tmp_path_factory, shared, small_goemotions, tiny_bert):
     root = tmp_path_factory.mktemp("hostile")
     ckpt = root / "checkpoint"
     common = ["--model", str(tiny_bert), "--data_dir", str(small_goemotions), "--device", "cpu"]
-    assert train.main(["--jobs", "joy-1", "anger-1", "fear-1", "love-1", *common, "--checkpoint_dir", str(ckpt),
-                       "--log_dir", str(root / "log"), "--epochs", "1", "--prompt_len", "2", "--max_length", "32",
-                       "--max_train_samples", "16", "--max_eval_samples", "8"]) == 0
+    assert (
+        train.main(
+            [
+                "--jobs",
+                "joy-1",
+                "anger-1",
+                "fear-1",
+                "love-1",
+                *common,
+                "--checkpoint_dir",
+                str(ckpt),
+                "--log_dir",
+                str(root / "log"),
+                "--epochs",
+                "1",
+                "--prompt_len",
+                "2",
+                "--max_length",
+                "32",
+                "--max_train_samples",
+                "16",
+                "--max_eval_samples",
+                "8",
+            ]
+        )
+        == 0
+    )
     acts = root / "acts"
-    assert get_active_neuron.main(["--model", str(tiny_bert), "--checkpoint_dir", str(ckpt), "--output_dir", str(acts),
-                                   "--device", "cpu"]) == 0
+    assert (
+        get_active_neuron.main(
+            ["--model", str(tiny_bert), "--checkpoint_dir", str(ckpt), "--output_dir", str(acts), "--device", "cpu"]
+        )
+        == 0
+    )
     ratings = root / "ratings"
     shutil.copytree(shared / "emotion_attributes", ratings)
     rank = root / "rank" / "r.csv"
     # 4 emotions have 24 permutations, too few for a permutation test at 0.01: the paper's test here
-    assert rsa_searchlight.main(["--activations", str(acts / "activations.npz"), "--attributes", str(ratings),
-                                 "--output", str(rank), "--test", "parametric"]) == 0
+    assert (
+        rsa_searchlight.main(
+            [
+                "--activations",
+                str(acts / "activations.npz"),
+                "--attributes",
+                str(ratings),
+                "--output",
+                str(rank),
+                "--test",
+                "parametric",
+            ]
+        )
+        == 0
+    )
     pkl = root / "masks" / "m.pkl"
-    assert gen_mask.main(["--CSV_Path", str(rank), "--PKL_File", str(pkl), "--thresholds", "4", "--num_random", "1"]) == 0
+    assert (
+        gen_mask.main(["--CSV_Path", str(rank), "--PKL_File", str(pkl), "--thresholds", "4", "--num_random", "1"]) == 0
+    )
     results = root / "eval"
-    assert eval_mask_neuron.main(["--sentiment", "joy", "--random_seed", "1", "--maskPath", str(pkl), "--resultPath",
-                                  str(results), *common, "--checkpoint_dir", str(ckpt), "--max_eval_samples", "8"]) == 0
-    return {"root": root, "ckpt": ckpt, "acts": acts, "ratings": ratings, "rank": rank, "pkl": pkl, "results": results,
-            "common": common, "data": small_goemotions, "model": tiny_bert, "shared": shared}
+    assert (
+        eval_mask_neuron.main(
+            [
+                "--sentiment",
+                "joy",
+                "--random_seed",
+                "1",
+                "--maskPath",
+                str(pkl),
+                "--resultPath",
+                str(results),
+                *common,
+                "--checkpoint_dir",
+                str(ckpt),
+                "--max_eval_samples",
+                "8",
+            ]
+        )
+        == 0
+    )
+    return {
+        "root": root,
+        "ckpt": ckpt,
+        "acts": acts,
+        "ratings": ratings,
+        "rank": rank,
+        "pkl": pkl,
+        "results": results,
+        "common": common,
+        "data": small_goemotions,
+        "model": tiny_bert,
+        "shared": shared,
+    }
 
 
 def _copy_data(lab, tmp_path) -> Path:
@@ -111,27 +182,75 @@ def _copy_data(lab, tmp_path) -> Path:
 
 # ---------------------------------------------------------------- train.py
 TRAIN_BAD_FLAGS = [
-    ["--lr", "inf"], ["--lr", "nan"], ["--lr", "-1"], ["--lr", "1e300"], ["--weight_decay", "nan"], ["--random_seed", "-1"],
-    ["--random_seed", str(2 ** 32)], ["--epochs", "0"], ["--eval_batch_size", "0"], ["--train_batch_size", "-3"],
-    ["--max_train_samples", "0"], ["--sentiment", "../escape"], ["--sentiment", "a/b"], ["--jobs", "joy-x"],
-    ["--jobs", "../x-1"], ["--device", "meta"], ["--negative_sampling", "paper"], ["--protocol", "bogus"],
-    ["--head", "bogus"], ["--prompt_len", "0"],
+    ["--lr", "inf"],
+    ["--lr", "nan"],
+    ["--lr", "-1"],
+    ["--lr", "1e300"],
+    ["--weight_decay", "nan"],
+    ["--random_seed", "-1"],
+    ["--random_seed", str(2**32)],
+    ["--epochs", "0"],
+    ["--eval_batch_size", "0"],
+    ["--train_batch_size", "-3"],
+    ["--max_train_samples", "0"],
+    ["--sentiment", "../escape"],
+    ["--sentiment", "a/b"],
+    ["--jobs", "joy-x"],
+    ["--jobs", "../x-1"],
+    ["--device", "meta"],
+    ["--negative_sampling", "paper"],
+    ["--protocol", "bogus"],
+    ["--head", "bogus"],
+    ["--prompt_len", "0"],
 ]
 
 
 @pytest.mark.parametrize("flags", TRAIN_BAD_FLAGS, ids=lambda f: " ".join(f))
 def test_train_refuses_bad_values(capsys, lab, tmp_path, flags):
     out = tmp_path / "ckpt"
-    argv = ["--sentiment", "joy", *lab["common"], "--checkpoint_dir", str(out), "--log_dir", str(tmp_path / "log"),
-            "--epochs", "1", "--max_train_samples", "16", *flags]
+    argv = [
+        "--sentiment",
+        "joy",
+        *lab["common"],
+        "--checkpoint_dir",
+        str(out),
+        "--log_dir",
+        str(tmp_path / "log"),
+        "--epochs",
+        "1",
+        "--max_train_samples",
+        "16",
+        *flags,
+    ]
     refused(capsys, train.main, argv, tmp_path)
     assert not (out / "joy-1.pt").exists()
 
 
 def _train_argv(lab, tmp_path, data, **extra):
-    return ["--sentiment", "joy", "--model", str(lab["model"]), "--data_dir", str(data), "--device", "cpu",
-            "--checkpoint_dir", str(extra.get("ckpt", tmp_path / "ckpt")), "--log_dir", str(extra.get("log", tmp_path / "log")),
-            "--epochs", "1", "--max_train_samples", "16", "--max_eval_samples", "8", "--prompt_len", "2", "--max_length", "32"]
+    return [
+        "--sentiment",
+        "joy",
+        "--model",
+        str(lab["model"]),
+        "--data_dir",
+        str(data),
+        "--device",
+        "cpu",
+        "--checkpoint_dir",
+        str(extra.get("ckpt", tmp_path / "ckpt")),
+        "--log_dir",
+        str(extra.get("log", tmp_path / "log")),
+        "--epochs",
+        "1",
+        "--max_train_samples",
+        "16",
+        "--max_eval_samples",
+        "8",
+        "--prompt_len",
+        "2",
+        "--max_length",
+        "32",
+    ]
 
 
 def test_train_refuses_broken_data_files(capsys, lab, tmp_path):
@@ -182,7 +301,10 @@ def test_log_is_not_written_through_a_symlink(lab, tmp_path):
     (tmp_path / "log" / "joy-1.log").symlink_to(target)
     assert train.main(_train_argv(lab, tmp_path, lab["data"])) == 0
     assert target.read_text() == "keep me"
-    assert not (tmp_path / "log" / "joy-1.log").is_symlink() and "train loss" in (tmp_path / "log" / "joy-1.log").read_text()
+    assert (
+        not (tmp_path / "log" / "joy-1.log").is_symlink()
+        and "train loss" in (tmp_path / "log" / "joy-1.log").read_text()
+    )
     mode = (tmp_path / "ckpt" / "joy-1.pt").stat().st_mode & 0o777
     assert mode == 0o666 & ~_umask()
 
@@ -210,7 +332,16 @@ def test_get_active_neuron_refuses_bad_checkpoints(capsys, lab, tmp_path):
     ckpt = tmp_path / "ckpt"
     ckpt.mkdir()
     marker = tmp_path / "MARKER"
-    argv = ["--model", str(lab["model"]), "--checkpoint_dir", str(ckpt), "--output_dir", str(tmp_path / "out"), "--device", "cpu"]
+    argv = [
+        "--model",
+        str(lab["model"]),
+        "--checkpoint_dir",
+        str(ckpt),
+        "--output_dir",
+        str(tmp_path / "out"),
+        "--device",
+        "cpu",
+    ]
     with open(ckpt / "joy-1.pt", "wb") as handle:
         pickle.dump({"best_prompt": Evil(marker)}, handle)
     refused(capsys, get_active_neuron.main, argv, tmp_path / "out", ckpt)
@@ -224,18 +355,31 @@ def test_get_active_neuron_refuses_bad_checkpoints(capsys, lab, tmp_path):
         refused(capsys, get_active_neuron.main, argv + flags, tmp_path / "out", ckpt)
     blocker = tmp_path / "blocker"
     blocker.write_text("x")
-    refused(capsys, get_active_neuron.main, argv[:-4] + ["--output_dir", str(blocker / "o"), "--device", "cpu"], tmp_path)
+    refused(
+        capsys, get_active_neuron.main, argv[:-4] + ["--output_dir", str(blocker / "o"), "--device", "cpu"], tmp_path
+    )
 
 
 def test_activations_are_recomputed_after_retraining(lab, tmp_path, caplog):
     ckpt = tmp_path / "ckpt"
     shutil.copytree(lab["ckpt"], ckpt)
-    argv = ["--model", str(lab["model"]), "--checkpoint_dir", str(ckpt), "--output_dir", str(tmp_path / "out"), "--device", "cpu"]
+    argv = [
+        "--model",
+        str(lab["model"]),
+        "--checkpoint_dir",
+        str(ckpt),
+        "--output_dir",
+        str(tmp_path / "out"),
+        "--device",
+        "cpu",
+    ]
     assert get_active_neuron.main(argv) == 0
     before = np.load(tmp_path / "out" / "activations.npz")["activations"].copy()
     assert get_active_neuron.main(argv) == 0  # unchanged checkpoints: CSVs reused
     record = torch.load(ckpt / "joy-1.pt", weights_only=True)
-    record["best_prompt"] = torch.randn(record["best_prompt"].shape, generator=torch.Generator().manual_seed(5))  # retrained
+    record["best_prompt"] = torch.randn(
+        record["best_prompt"].shape, generator=torch.Generator().manual_seed(5)
+    )  # retrained
     torch.save(record, ckpt / "joy-1.pt")
     assert get_active_neuron.main(argv) == 0
     after = np.load(tmp_path / "out" / "activations.npz")["activations"]
@@ -250,8 +394,23 @@ def test_activations_are_recomputed_after_retraining(lab, tmp_path, caplog):
 def test_rsa_refuses_broken_inputs(capsys, lab, tmp_path):
     out = tmp_path / "rank" / "r.csv"
     npz = lab["acts"] / "activations.npz"
-    good = ["--activations", str(npz), "--attributes", str(lab["ratings"]), "--output", str(out), "--test", "parametric"]
-    for flags in (["--num_layers", "-3"], ["--alpha", "nan"], ["--alpha", "1.5"], ["--method", "bogus"], ["--device", "meta"]):
+    good = [
+        "--activations",
+        str(npz),
+        "--attributes",
+        str(lab["ratings"]),
+        "--output",
+        str(out),
+        "--test",
+        "parametric",
+    ]
+    for flags in (
+        ["--num_layers", "-3"],
+        ["--alpha", "nan"],
+        ["--alpha", "1.5"],
+        ["--method", "bogus"],
+        ["--device", "meta"],
+    ):
         refused(capsys, rsa_searchlight.main, good + flags, tmp_path)
     raw = npz.read_bytes()
     bad_npz = tmp_path / "bad.npz"
@@ -264,7 +423,11 @@ def test_rsa_refuses_broken_inputs(capsys, lab, tmp_path):
     np.savez(bad_npz, **data)
     assert "NaN" in refused(capsys, rsa_searchlight.main, ["--activations", str(bad_npz), *good[2:]], tmp_path / "rank")
     ratings = tmp_path / "ratings"
-    for name, contents in (("attributes.csv", [b"", BIN, None]), ("rdms.csv", [b"", BIN]), ("descriptions.csv", [b"", BIN])):
+    for name, contents in (
+        ("attributes.csv", [b"", BIN, None]),
+        ("rdms.csv", [b"", BIN]),
+        ("descriptions.csv", [b"", BIN]),
+    ):
         for content in contents:
             shutil.rmtree(ratings, ignore_errors=True)
             shutil.copytree(lab["ratings"], ratings)
@@ -274,7 +437,9 @@ def test_rsa_refuses_broken_inputs(capsys, lab, tmp_path):
                 table.to_csv(ratings / name, index=False)
             else:
                 (ratings / name).write_bytes(content)
-            refused(capsys, rsa_searchlight.main, [*good[:2], "--attributes", str(ratings), *good[4:]], tmp_path / "rank")
+            refused(
+                capsys, rsa_searchlight.main, [*good[:2], "--attributes", str(ratings), *good[4:]], tmp_path / "rank"
+            )
     blocker = tmp_path / "blocker"
     blocker.write_text("x")
     refused(capsys, rsa_searchlight.main, [*good[:4], "--output", str(blocker / "r.csv")], tmp_path / "rank")
@@ -284,27 +449,57 @@ def test_rsa_refuses_broken_inputs(capsys, lab, tmp_path):
 def test_gen_mask_refuses_broken_inputs(capsys, lab, tmp_path):
     out = tmp_path / "masks" / "m.pkl"
     good = ["--CSV_Path", str(lab["rank"]), "--PKL_File", str(out), "--thresholds", "4"]
-    for flags in (["--percent", "nan"], ["--percent", "inf"], ["--percent", "-5"], ["--seed", "-1"], ["--num_random", "-1"],
-                  ["--num_layers", "0"], ["--thresholds", "0"], ["--thresholds", "99999"], ["--mask_method", "bogus"]):
+    for flags in (
+        ["--percent", "nan"],
+        ["--percent", "inf"],
+        ["--percent", "-5"],
+        ["--seed", "-1"],
+        ["--num_random", "-1"],
+        ["--num_layers", "0"],
+        ["--thresholds", "0"],
+        ["--thresholds", "99999"],
+        ["--mask_method", "bogus"],
+    ):
         refused(capsys, gen_mask.main, good + flags, tmp_path)
     bad = tmp_path / "rank"
     bad.mkdir()
     for content in (b"", BIN, b"arousal,valence\n1,high\n", b"arousal\n0\n"):
         (bad / "r.csv").write_bytes(content)
-        refused(capsys, gen_mask.main, ["--CSV_Path", str(bad / "r.csv"), *good[2:], "--num_layers", "1"], tmp_path / "masks")
+        refused(
+            capsys,
+            gen_mask.main,
+            ["--CSV_Path", str(bad / "r.csv"), *good[2:], "--num_layers", "1"],
+            tmp_path / "masks",
+        )
     shutil.copy(lab["rank"], bad / "r.csv")
     (bad / "r_summary.csv").write_text("attribute,layer,n_significant,n_selective\nvalence,one,1,1\n")
-    assert "neither a layer number" in refused(capsys, gen_mask.main, ["--CSV_Path", str(bad / "r.csv"), *good[2:]],
-                                                tmp_path / "masks")
+    assert "neither a layer number" in refused(
+        capsys, gen_mask.main, ["--CSV_Path", str(bad / "r.csv"), *good[2:]], tmp_path / "masks"
+    )
     blocker = tmp_path / "blocker"
     blocker.write_text("x")
-    refused(capsys, gen_mask.main, [*good[:2], "--PKL_File", str(blocker / "m.pkl"), "--thresholds", "4"], tmp_path / "rank")
+    refused(
+        capsys, gen_mask.main, [*good[:2], "--PKL_File", str(blocker / "m.pkl"), "--thresholds", "4"], tmp_path / "rank"
+    )
 
 
 # ---------------------------------------------------------------- eval_mask_neuron.py
 def _eval_argv(lab, tmp_path, masks: Path, out: Path | None = None):
-    return ["--sentiment", "joy", "--random_seed", "1", "--maskPath", str(masks), "--resultPath",
-            str(out or tmp_path / "eval"), *lab["common"], "--checkpoint_dir", str(lab["ckpt"]), "--max_eval_samples", "8"]
+    return [
+        "--sentiment",
+        "joy",
+        "--random_seed",
+        "1",
+        "--maskPath",
+        str(masks),
+        "--resultPath",
+        str(out or tmp_path / "eval"),
+        *lab["common"],
+        "--checkpoint_dir",
+        str(lab["ckpt"]),
+        "--max_eval_samples",
+        "8",
+    ]
 
 
 def test_malicious_masks_never_run(capsys, lab, tmp_path):
@@ -316,9 +511,19 @@ def test_malicious_masks_never_run(capsys, lab, tmp_path):
     assert not marker.exists()
     # The same as a user runs it: a real process, and the grid runner.
     assert "reads safely" in one_line_error(run_script("eval_mask_neuron.py", *_eval_argv(lab, tmp_path, evil)))
-    env = {**os.environ, "MASK_PATH": str(evil), "RESULT_PATH": str(tmp_path / "eval"),
-           "MODEL": str(lab["model"]), "DATA_DIR": str(lab["data"]), "CHECKPOINT_DIR": str(lab["ckpt"]),
-           "EMOTIONS": "joy", "SEEDS": "1", "MAX_EVAL_SAMPLES": "8", "DEVICE": "cpu", "PYTHON": sys.executable}
+    env = {
+        **os.environ,
+        "MASK_PATH": str(evil),
+        "RESULT_PATH": str(tmp_path / "eval"),
+        "MODEL": str(lab["model"]),
+        "DATA_DIR": str(lab["data"]),
+        "CHECKPOINT_DIR": str(lab["ckpt"]),
+        "EMOTIONS": "joy",
+        "SEEDS": "1",
+        "MAX_EVAL_SAMPLES": "8",
+        "DEVICE": "cpu",
+        "PYTHON": sys.executable,
+    }
     proc = subprocess.run(["bash", str(REPO / "eval.sh")], env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode != 0 and "reads safely" in proc.stderr
     assert not marker.exists()
@@ -335,12 +540,18 @@ def test_eval_refuses_broken_masks_and_values(capsys, lab, tmp_path):
     for content in cases:
         bad.write_bytes(content)
         refused(capsys, eval_mask_neuron.main, _eval_argv(lab, tmp_path, bad), tmp_path / "eval")
-    for flags in (["--eval_batch_size", "0"], ["--accuracy_mean", "per_batch"], ["--random_seed", "-2"], ["--device", "meta"]):
+    for flags in (
+        ["--eval_batch_size", "0"],
+        ["--accuracy_mean", "per_batch"],
+        ["--random_seed", "-2"],
+        ["--device", "meta"],
+    ):
         refused(capsys, eval_mask_neuron.main, _eval_argv(lab, tmp_path, lab["pkl"]) + flags, tmp_path / "eval")
     blocker = tmp_path / "blocker"
     blocker.write_text("x")
-    assert "not a writable folder" in refused(capsys, eval_mask_neuron.main,
-                                              _eval_argv(lab, tmp_path, lab["pkl"], blocker / "out"), tmp_path)
+    assert "not a writable folder" in refused(
+        capsys, eval_mask_neuron.main, _eval_argv(lab, tmp_path, lab["pkl"], blocker / "out"), tmp_path
+    )
 
 
 def test_eval_result_is_recomputed_when_masks_change(lab, tmp_path):
@@ -350,7 +561,12 @@ def test_eval_result_is_recomputed_when_masks_change(lab, tmp_path):
     assert eval_mask_neuron.main(_eval_argv(lab, tmp_path, lab["pkl"], out)) == 0
     assert (out / "joy-1.json").read_text() == before  # up to date: skipped
     other = tmp_path / "other.pkl"
-    assert gen_mask.main(["--CSV_Path", str(lab["rank"]), "--PKL_File", str(other), "--thresholds", "8", "--num_random", "1"]) == 0
+    assert (
+        gen_mask.main(
+            ["--CSV_Path", str(lab["rank"]), "--PKL_File", str(other), "--thresholds", "8", "--num_random", "1"]
+        )
+        == 0
+    )
     assert eval_mask_neuron.main(_eval_argv(lab, tmp_path, other, out)) == 0
     result = json.loads((out / "joy-1.json").read_text())
     assert "valence_top8" in result["accuracies"] and "valence_top4" not in result["accuracies"]
@@ -361,8 +577,21 @@ def test_one_failing_job_does_not_stop_the_others(capsys, lab, tmp_path):
     out.mkdir()
     (out / "anger-1.partial.json").write_text("[1, 2, 3]")  # not a dict: reported for that job only
     (out / "fear-1.partial.json").write_bytes(BIN)
-    argv = ["--jobs", "anger-1", "grief-1", "fear-1", "--maskPath", str(lab["pkl"]), "--resultPath", str(out),
-            *lab["common"], "--checkpoint_dir", str(lab["ckpt"]), "--max_eval_samples", "8"]
+    argv = [
+        "--jobs",
+        "anger-1",
+        "grief-1",
+        "fear-1",
+        "--maskPath",
+        str(lab["pkl"]),
+        "--resultPath",
+        str(out),
+        *lab["common"],
+        "--checkpoint_dir",
+        str(lab["ckpt"]),
+        "--max_eval_samples",
+        "8",
+    ]
     code = cli.run(eval_mask_neuron.main, argv)
     err = capsys.readouterr().err
     assert code == 1 and "Traceback" not in err
@@ -391,7 +620,9 @@ def test_report_refuses_broken_results(capsys, lab, tmp_path, shared):
         lambda: (root / "eval" / "joy-1.json").write_text('{"sentiment": "joy", "seed": 1, "valence_top4": "high"}'),
         lambda: (root / "goemotions_prompt_tuning_accuracy.csv").write_bytes(BIN),
         lambda: (root / "goemotions_prompt_tuning_accuracy.csv").write_text("a,b\n1,2\n"),
-        lambda: (root / "rank" / "r_summary.csv").write_text("attribute,layer,n_significant,n_selective\nvalence,x,1,1\n"),
+        lambda: (root / "rank" / "r_summary.csv").write_text(
+            "attribute,layer,n_significant,n_selective\nvalence,x,1,1\n"
+        ),
         lambda: (root / "rank" / "r_args.json").write_text("{corrupt"),
         lambda: (root / "rank" / "r.csv").write_bytes(b""),
         lambda: (root / "rank" / "r_tau.csv").write_bytes(BIN),
@@ -411,12 +642,27 @@ def test_report_refuses_broken_results(capsys, lab, tmp_path, shared):
 
 
 # ---------------------------------------------------------------- shell runners
-@pytest.mark.parametrize("env", [{"SHARD": "08", "NUM_SHARDS": "9", "DRY_RUN": "1"}, {"NUM_SHARDS": "010", "DRY_RUN": "1"},
-                                 {"JOBS_PER_PROCESS": "abc"}, {"EMOTIONS": "*"}, {"SEEDS": "1 x"}, {"SHARD": "3", "NUM_SHARDS": "2"}])
+@pytest.mark.parametrize(
+    "env",
+    [
+        {"SHARD": "08", "NUM_SHARDS": "9", "DRY_RUN": "1"},
+        {"NUM_SHARDS": "010", "DRY_RUN": "1"},
+        {"JOBS_PER_PROCESS": "abc"},
+        {"EMOTIONS": "*"},
+        {"SEEDS": "1 x"},
+        {"SHARD": "3", "NUM_SHARDS": "2"},
+    ],
+)
 def test_grid_variables_are_validated_and_never_globbed(tmp_path, env):
     (tmp_path / "joy-1.pt").write_text("a file a glob would find")
-    proc = subprocess.run(["bash", str(REPO / "train.sh")], cwd=tmp_path, capture_output=True, text=True, timeout=60,
-                          env={**os.environ, "PYTHON": "false", "EMOTIONS": "joy", "SEEDS": "1", **env})
+    proc = subprocess.run(
+        ["bash", str(REPO / "train.sh")],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "PYTHON": "false", "EMOTIONS": "joy", "SEEDS": "1", **env},
+    )
     if env.get("DRY_RUN") == "1":  # valid base-10 numbers: 08 is eight, 010 is ten
         assert proc.returncode == 0, proc.stderr
         assert "run joy-1" in proc.stdout or "0 to run" in proc.stdout
@@ -457,6 +703,7 @@ def _parsers(lab, shared):
                 shutil.copy(source, folder / name)
             shutil.copy(path, folder / target)
             return loader(folder)
+
         return parse
 
     goemotions = {n: lab["data"] / n for n in ("labels.txt", "train.tsv", "dev.tsv", "test.tsv")}
@@ -479,12 +726,21 @@ def _parsers(lab, shared):
         ("masks (original pickle)", original, load_masks),
         ("checkpoint", lab["ckpt"] / "joy-1.pt", load_checkpoint),
         ("eval json", lab["results"] / "joy-1.json", lambda p: read_json(p, dict)),
-        ("results folder json", lab["results"] / "joy-1.json",
-         lambda p: load_results(in_folder({}, "joy-1.json", lambda f: f)(p))),
-        ("similarity judgments", shared / "human_judgments" / "similarity_judgments.csv",
-         in_folder(people, "similarity_judgments.csv", human.load_human)),
-        ("rater agreement", shared / "human_judgments" / "rater_agreement.csv",
-         in_folder(people, "rater_agreement.csv", human.load_human)),
+        (
+            "results folder json",
+            lab["results"] / "joy-1.json",
+            lambda p: load_results(in_folder({}, "joy-1.json", lambda f: f)(p)),
+        ),
+        (
+            "similarity judgments",
+            shared / "human_judgments" / "similarity_judgments.csv",
+            in_folder(people, "similarity_judgments.csv", human.load_human),
+        ),
+        (
+            "rater agreement",
+            shared / "human_judgments" / "rater_agreement.csv",
+            in_folder(people, "rater_agreement.csv", human.load_human),
+        ),
     ]
 
 
@@ -512,13 +768,17 @@ def test_fuzzed_inputs_are_read_or_refused_with_one_error(lab, shared, tmp_path)
 def test_two_trainings_of_one_prompt_leave_one_checkpoint(lab, tmp_path):
     argv = [sys.executable, str(REPO / "train.py"), *_train_argv(lab, tmp_path, lab["data"])]
     env = dict(os.environ)
-    procs = [subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    procs = [
+        subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)
+    ]
     outs = [p.communicate(timeout=300) for p in procs]
     codes = sorted(p.returncode for p in procs)
     assert codes == [0, 2], outs
     loser = outs[[p.returncode for p in procs].index(2)][1]
     assert "Traceback" not in loser
-    assert any(s in loser for s in ("being written by another run", "exists; pass --overwrite", "written by another run"))
+    assert any(
+        s in loser for s in ("being written by another run", "exists; pass --overwrite", "written by another run")
+    )
     record = torch.load(tmp_path / "ckpt" / "joy-1.pt", weights_only=True)
     assert record["best_prompt"].shape[0] == 2
     assert not list((tmp_path / "ckpt").glob("*.lock")) and not list((tmp_path / "ckpt").glob(".*.tmp"))
@@ -527,7 +787,9 @@ def test_two_trainings_of_one_prompt_leave_one_checkpoint(lab, tmp_path):
 def test_two_evaluations_of_one_result_leave_one_valid_json(lab, tmp_path):
     argv = [sys.executable, str(REPO / "eval_mask_neuron.py"), *_eval_argv(lab, tmp_path, lab["pkl"])]
     env = dict(os.environ)
-    procs = [subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    procs = [
+        subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)
+    ]
     outs = [p.communicate(timeout=300) for p in procs]
     assert 0 in [p.returncode for p in procs], outs
     for proc, (_, err) in zip(procs, outs):
@@ -560,6 +822,6 @@ def test_meta_files_with_wrong_types_are_ignored(tmp_path, caplog):
     assert read_meta(table) == {"num_layers": 6, "d_ffn": 1536, "alpha": 0.01, "model": "m"}
     (tmp_path / "rank_meta.json").write_text('{"num_layers": "six", "d_ffn": -3, "alpha": true}')
     assert read_meta(table) == {}
-    (tmp_path / "rank_meta.json").write_text('[1, 2]')
+    (tmp_path / "rank_meta.json").write_text("[1, 2]")
     with pytest.raises(ToolkitError, match="expected a JSON dict"):
         read_meta(table)

@@ -6,27 +6,32 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from scipy import stats
-
 from conftest import one_line_error, run_script
+from scipy import stats
+from test_report import EMOS, make_results
+
 from model_emotion import human as hm
 from model_emotion.attributes import build_rdms, load_ratings, pair_index
 from model_emotion.errors import ToolkitError
-from test_report import EMOS, make_results
 
 
 @pytest.fixture(scope="module")
 def paper_human(shared):
     data = hm.load_human(shared / "human_judgments")
-    rdms = build_rdms(load_ratings(shared / "emotion_attributes"),
-                      sorted(set(data.similarity["emotion_a"]) | set(data.similarity["emotion_b"])))
+    rdms = build_rdms(
+        load_ratings(shared / "emotion_attributes"),
+        sorted(set(data.similarity["emotion_a"]) | set(data.similarity["emotion_b"])),
+    )
     return data, rdms
 
 
 def test_attribute_importance_equals_scipy_per_attribute(paper_human):
     data, rdms = paper_human
     table = hm.attribute_importance(data, rdms, n_boot=50, seed=1)
-    lookup = {frozenset((a, b)): v for a, b, v in data.similarity[["emotion_a", "emotion_b", "dissimilarity"]].itertuples(index=False)}
+    lookup = {
+        frozenset((a, b)): v
+        for a, b, v in data.similarity[["emotion_a", "emotion_b", "dissimilarity"]].itertuples(index=False)
+    }
     rows, cols = pair_index(len(rdms.emotions))
     human = np.array([lookup[frozenset((rdms.emotions[i], rdms.emotions[j]))] for i, j in zip(rows, cols)])
     for a, name in enumerate(rdms.names):
@@ -46,10 +51,16 @@ def test_attribute_importance_equals_scipy_per_attribute(paper_human):
 
 def test_importance_vs_drop_is_spearman_across_attributes():
     importance = pd.DataFrame({"attribute": list("abcde"), "tau": [0.1, 0.5, 0.3, 0.2, 0.4]})
-    effects = pd.DataFrame({"emotion": ["x"] * 10, "seed": [1] * 10, "attribute": list("abcde") * 2,
-                            "k": [5] * 5 + [9] * 5,
-                            "top": [0.7, 0.5, 0.6, 0.7, 0.55, 0.8, 0.8, 0.7, 0.6, 0.9],
-                            "random": [0.8] * 10})
+    effects = pd.DataFrame(
+        {
+            "emotion": ["x"] * 10,
+            "seed": [1] * 10,
+            "attribute": list("abcde") * 2,
+            "k": [5] * 5 + [9] * 5,
+            "top": [0.7, 0.5, 0.6, 0.7, 0.55, 0.8, 0.8, 0.7, 0.6, 0.9],
+            "random": [0.8] * 10,
+        }
+    )
     drops = hm.drop_beyond_random(effects)
     table = hm.importance_vs_drop(importance, drops)
     for k, part in drops.groupby("k"):
@@ -69,10 +80,13 @@ def test_model_rsa_against_a_hand_computed_rdm(paper_human, shared):
     acts = load_activations(shared / "paper_roberta" / "activations.npz")
     table = hm.model_rsa(acts.activations, acts.emotions, 12, data, rdms)
     assert set(table["scope"]) == {"all"} | {str(i) for i in range(12)}
-    patterns = acts.activations[:, :, 3072 * 5:3072 * 6].mean(axis=1).astype(float)  # layer 6
+    patterns = acts.activations[:, :, 3072 * 5 : 3072 * 6].mean(axis=1).astype(float)  # layer 6
     rows, cols = pair_index(len(acts.emotions))
     model = np.array([1 - np.corrcoef(patterns[i], patterns[j])[0, 1] for i, j in zip(rows, cols)])
-    lookup = {frozenset((a, b)): v for a, b, v in data.similarity[["emotion_a", "emotion_b", "dissimilarity"]].itertuples(index=False)}
+    lookup = {
+        frozenset((a, b)): v
+        for a, b, v in data.similarity[["emotion_a", "emotion_b", "dissimilarity"]].itertuples(index=False)
+    }
     human = np.array([lookup[frozenset((acts.emotions[i], acts.emotions[j]))] for i, j in zip(rows, cols)])
     want = stats.kendalltau(model, human, alternative="greater")
     got = table[(table["scope"] == "5") & (table["target"] == "human_similarity")].iloc[0]
@@ -88,13 +102,16 @@ def test_model_rsa_against_a_hand_computed_rdm(paper_human, shared):
 def test_agreement_vs_accuracy(paper_human, shared):
     data, _ = paper_human
     accuracy = pd.read_csv(shared / "paper_roberta" / "prompt_tuning_accuracy.csv").rename(
-        columns={"sentiment": "emotion", "random_seed": "seed"})
+        columns={"sentiment": "emotion", "random_seed": "seed"}
+    )
     per_emotion, table = hm.agreement_vs_accuracy(data.agreement, accuracy)
     assert len(per_emotion) == 27
     # The released paper_prompt_accuracy is the mean of the released per-seed accuracies.
     assert np.allclose(per_emotion["prompt_accuracy"], per_emotion["paper_prompt_accuracy"], atol=1e-6)
     kappa = table.set_index("measure").loc["cohens_kappa"]
-    assert kappa["pearson_r"] == pytest.approx(stats.pearsonr(per_emotion["cohens_kappa"], per_emotion["prompt_accuracy"])[0])
+    assert kappa["pearson_r"] == pytest.approx(
+        stats.pearsonr(per_emotion["cohens_kappa"], per_emotion["prompt_accuracy"])[0]
+    )
 
 
 def test_report_human_side_on_a_results_folder(tmp_path, shared):
@@ -103,15 +120,38 @@ def test_report_human_side_on_a_results_folder(tmp_path, shared):
     human.mkdir()
     rows, cols = pair_index(len(EMOS))
     rng = np.random.default_rng(2)
-    pd.DataFrame({"emotion_a": [EMOS[i] for i in rows], "emotion_b": [EMOS[j] for j in cols],
-                  "dissimilarity": rng.uniform(1, 9, len(rows))}).to_csv(human / "similarity_judgments.csv", index=False)
-    pd.DataFrame({"emotion": EMOS, "cohens_kappa": rng.uniform(0.2, 0.6, 6)}).to_csv(human / "rater_agreement.csv", index=False)
+    pd.DataFrame(
+        {
+            "emotion_a": [EMOS[i] for i in rows],
+            "emotion_b": [EMOS[j] for j in cols],
+            "dissimilarity": rng.uniform(1, 9, len(rows)),
+        }
+    ).to_csv(human / "similarity_judgments.csv", index=False)
+    pd.DataFrame({"emotion": EMOS, "cohens_kappa": rng.uniform(0.2, 0.6, 6)}).to_csv(
+        human / "rater_agreement.csv", index=False
+    )
     out = tmp_path / "report"
-    proc = run_script("report.py", "--results_dir", str(root), "--output_dir", str(out), "--human_dir", str(human),
-                      "--attributes", str(shared / "emotion_attributes"))
+    proc = run_script(
+        "report.py",
+        "--results_dir",
+        str(root),
+        "--output_dir",
+        str(out),
+        "--human_dir",
+        str(human),
+        "--attributes",
+        str(shared / "emotion_attributes"),
+    )
     assert proc.returncode == 0, proc.stderr
-    for name in ("attribute_importance.csv", "importance_vs_drop.csv", "agreement_vs_accuracy.csv", "model_rsa.csv",
-                 "attribute_importance.png", "importance_vs_drop.png", "model_rsa.png"):
+    for name in (
+        "attribute_importance.csv",
+        "importance_vs_drop.csv",
+        "agreement_vs_accuracy.csv",
+        "model_rsa.csv",
+        "attribute_importance.png",
+        "importance_vs_drop.png",
+        "model_rsa.png",
+    ):
         assert (out / name).exists(), name
     table = pd.read_csv(out / "importance_vs_drop.csv")
     assert list(table.columns) == ["k", "spearman_rho", "p_value", "kendall_tau", "n_attributes"]
@@ -120,8 +160,17 @@ def test_report_human_side_on_a_results_folder(tmp_path, shared):
     assert "importance vs masking drop" in text and "model-level RSA" in text
     # Bad human input: one line, exit 2, nothing half-written.
     (human / "similarity_judgments.csv").write_text("emotion_a,emotion_b,dissimilarity\nanger,fear,inf\n")
-    bad = run_script("report.py", "--results_dir", str(root), "--output_dir", str(tmp_path / "r2"), "--human_dir",
-                     str(human), "--attributes", str(shared / "emotion_attributes"))
+    bad = run_script(
+        "report.py",
+        "--results_dir",
+        str(root),
+        "--output_dir",
+        str(tmp_path / "r2"),
+        "--human_dir",
+        str(human),
+        "--attributes",
+        str(shared / "emotion_attributes"),
+    )
     assert "not a finite number" in one_line_error(bad)
 
 
@@ -143,8 +192,21 @@ def test_report_html_embeds_every_figure_and_table(tmp_path, shared):
 
     root = make_results(tmp_path / "res")
     out = tmp_path / "report"
-    assert run_script("report.py", "--results_dir", str(root), "--output_dir", str(out), "--attributes",
-                      str(shared / "emotion_attributes"), "--formats", "png", "svg").returncode == 0
+    assert (
+        run_script(
+            "report.py",
+            "--results_dir",
+            str(root),
+            "--output_dir",
+            str(out),
+            "--attributes",
+            str(shared / "emotion_attributes"),
+            "--formats",
+            "png",
+            "svg",
+        ).returncode
+        == 0
+    )
 
     class Page(HTMLParser):
         def __init__(self):

@@ -5,7 +5,6 @@ JSONs read back, and refused when they contradict the accuracies they sit beside
 import json
 
 import numpy as np
-import pandas as pd
 import pytest
 
 from model_emotion.errors import ToolkitError
@@ -82,10 +81,14 @@ def test_power_to_see_a_planted_drop_and_no_false_alarm_without_one():
 def eval_record(emotion, seed, hits: dict, per_batch=None):
     from model_emotion.inference import mean_accuracy
 
-    return {"sentiment": emotion, "seed": seed, "n_examples": len(next(iter(hits.values()))),
-            "accuracies": {k: mean_accuracy(np.array(v), per_batch) for k, v in hits.items()},
-            "correct": {k: encode_correct(v) for k, v in hits.items()},
-            "provenance": {"settings": {"per_batch": per_batch}}}
+    return {
+        "sentiment": emotion,
+        "seed": seed,
+        "n_examples": len(next(iter(hits.values()))),
+        "accuracies": {k: mean_accuracy(np.array(v), per_batch) for k, v in hits.items()},
+        "correct": {k: encode_correct(v) for k, v in hits.items()},
+        "provenance": {"settings": {"per_batch": per_batch}},
+    }
 
 
 def test_per_example_results_round_trip_and_feed_the_summary(tmp_path):
@@ -94,8 +97,12 @@ def test_per_example_results_round_trip_and_feed_the_summary(tmp_path):
     for e in ("anger", "fear", "joy"):
         for s in (1, 2):
             n = 50
-            hits = {"unmasked": rng.random(n) < 0.8, "valence_top5": rng.random(n) < 0.6,
-                    "valence_top5_random": rng.random(n) < 0.78, "valence_top5_random_2": rng.random(n) < 0.78}
+            hits = {
+                "unmasked": rng.random(n) < 0.8,
+                "valence_top5": rng.random(n) < 0.6,
+                "valence_top5_random": rng.random(n) < 0.78,
+                "valence_top5_random_2": rng.random(n) < 0.78,
+            }
             path = tmp_path / f"{e}-{s}.json"
             path.write_text(json.dumps(eval_record(e, s, hits, per_batch=16 if s == 2 else None)))
             files.append(path)
@@ -116,17 +123,19 @@ def test_per_example_results_round_trip_and_feed_the_summary(tmp_path):
     assert row["ci_over"] == "prompts"
 
 
-@pytest.mark.parametrize("edit, message", [
-    (lambda r: r["correct"].update(unmasked="01x1"), "string of 0 and 1"),
-    (lambda r: r["correct"].update(valence_top5="0101"), "has 4 examples, not 6"),
-    (lambda r: r["accuracies"].update(unmasked=0.123), "gives accuracy"),
-    (lambda r: r.update(correct=["0"]), "not an object"),
-    (lambda r: r.update(n_examples=7), "n_examples is 7"),
-])
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (lambda r: r["correct"].update(unmasked="01x1"), "string of 0 and 1"),
+        (lambda r: r["correct"].update(valence_top5="0101"), "has 4 examples, not 6"),
+        (lambda r: r["accuracies"].update(unmasked=0.123), "gives accuracy"),
+        (lambda r: r.update(correct=["0"]), "not an object"),
+        (lambda r: r.update(n_examples=7), "n_examples is 7"),
+    ],
+)
 def test_contradicting_per_example_results_are_refused(edit, message):
     record = eval_record("anger", 1, {"unmasked": [1, 0, 1, 1, 0, 1], "valence_top5": [0, 0, 1, 1, 0, 1]})
     assert correct_of(record)["valence_top5"].tolist() == [False, False, True, True, False, True]
     edit(record)
     with pytest.raises(ToolkitError, match=message):
         correct_of(record)
-

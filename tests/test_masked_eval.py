@@ -6,9 +6,12 @@ import torch
 from transformers import AutoTokenizer, BertConfig, BertModel
 
 from model_emotion import masked_eval
+from model_emotion.architectures import bert_blocks
 from model_emotion.batching import batch_order, encode
+from model_emotion.encoder_prompt import SoftPromptModel
+from model_emotion.loading import load_backbone
 from model_emotion.neurons import count_hooks, find_ffn
-from model_emotion.prompt_model import PromptConfig, SoftPromptModel, bert_blocks, load_backbone
+from model_emotion.prompt_config import PromptConfig
 from model_emotion.training import predict_logits
 
 
@@ -18,8 +21,14 @@ def bert3(tiny_bert, tmp_path_factory):
     folder = tmp_path_factory.mktemp("bert3")
     torch.manual_seed(1)
     tokenizer = AutoTokenizer.from_pretrained(tiny_bert)
-    config = BertConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=3, num_attention_heads=2,
-                        intermediate_size=40, max_position_embeddings=128)
+    config = BertConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        num_hidden_layers=3,
+        num_attention_heads=2,
+        intermediate_size=40,
+        max_position_embeddings=128,
+    )
     BertModel(config).save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return folder
@@ -34,8 +43,10 @@ def setup(request, shared):
         for module in backbone.modules():
             if isinstance(module, (torch.nn.Linear, torch.nn.Embedding)):
                 fan_in = module.weight.shape[1] if isinstance(module, torch.nn.Linear) else 1
-                module.weight.normal_(0.0, 1.5 / fan_in ** 0.5)
-    model = SoftPromptModel(backbone, tokenizer, PromptConfig(model=str(folder), prompt_len=4, head=head, max_length=40))
+                module.weight.normal_(0.0, 1.5 / fan_in**0.5)
+    model = SoftPromptModel(
+        backbone, tokenizer, PromptConfig(model=str(folder), prompt_len=4, head=head, max_length=40)
+    )
     texts = [line.split("\t")[0] for line in (shared / "goemotions" / "dev.tsv").read_text().splitlines()[:21]]
     labels = np.arange(len(texts)) % 2
     task = encode(tokenizer, texts, labels, 40)
@@ -45,8 +56,12 @@ def setup(request, shared):
 def _masks(layers: int, d_ffn: int) -> dict[str, torch.Tensor]:
     rng = np.random.default_rng(0)
     binary = lambda p: torch.from_numpy((rng.random((layers, d_ffn)) > p).astype(np.int8))  # noqa: E731
-    masks = {"ones": torch.ones(layers, d_ffn, dtype=torch.int8), "zeros": torch.zeros(layers, d_ffn),
-             "binary": binary(0.2), "heavy": binary(0.7)}
+    masks = {
+        "ones": torch.ones(layers, d_ffn, dtype=torch.int8),
+        "zeros": torch.zeros(layers, d_ffn),
+        "binary": binary(0.2),
+        "heavy": binary(0.7),
+    }
     last = torch.ones(layers, d_ffn, dtype=torch.int8)
     last[-1, ::3] = 0
     masks["last_layer_only"] = last
@@ -70,8 +85,9 @@ def test_shared_path_gives_the_plain_logits(setup):
     masks = _masks(ffn.num_layers, ffn.d_ffn)
     plain = masked_eval.masked_logits(model, task, masks, 8, torch.device("cpu"), shared=False)
     for group_size, stacked in ((1, 1), (3, 1), (32, 1), (32, 3), (5, 8)):  # stacked: masks per forward
-        shared = masked_eval.masked_logits(model, task, masks, 8, torch.device("cpu"), group_size=group_size,
-                                           masks_per_forward=stacked)
+        shared = masked_eval.masked_logits(
+            model, task, masks, 8, torch.device("cpu"), group_size=group_size, masks_per_forward=stacked
+        )
         assert list(shared) == list(masks)
         for name in masks:
             assert torch.allclose(shared[name], plain[name], rtol=1e-4, atol=1e-4), (name, group_size, stacked)
@@ -92,8 +108,9 @@ def test_accuracies_match_and_every_chunk_size_works(setup, monkeypatch):
     seen = []
     plain = masked_eval.evaluate_masks(model, task, masks, 5, device, progress=False, shared=False)
     monkeypatch.setattr(masked_eval, "CACHE_BYTES", 1)  # every batch its own chunk
-    shared = masked_eval.evaluate_masks(model, task, masks, 5, device, progress=False,
-                                        on_result=lambda name, value: seen.append(name))
+    shared = masked_eval.evaluate_masks(
+        model, task, masks, 5, device, progress=False, on_result=lambda name, value: seen.append(name)
+    )
     assert shared == plain and sorted(seen) == sorted(masks)
     resumed = masked_eval.evaluate_masks(model, task, masks, 5, device, progress=False, done={"binary": 0.25})
     assert resumed["binary"] == 0.25 and all(resumed[n] == plain[n] for n in masks if n != "binary")
@@ -129,13 +146,15 @@ def test_modules_and_hooks_are_restored_even_after_an_error(setup, monkeypatch):
 
 def test_slot_only_last_block_gives_the_full_logits_and_gradients(setup):
     model, task = setup
-    ids = torch.tensor([task.input_ids[0] + [task.pad_id] * 3, task.input_ids[1][:len(task.input_ids[0]) + 3]])
+    ids = torch.tensor([task.input_ids[0] + [task.pad_id] * 3, task.input_ids[1][: len(task.input_ids[0]) + 3]])
     mask = (torch.arange(ids.shape[1]) < torch.tensor([len(task.input_ids[0]), ids.shape[1]])[:, None]).long()
     full = model.classify(model.encode(model._inputs(ids, mask, 2), slot_only=False)[0][:, 0])
     grad_full = torch.autograd.grad(full.sum(), model.prompt)[0]
     fast = model(ids, mask)
     grad_fast = torch.autograd.grad(fast.sum(), model.prompt)[0]
-    assert torch.allclose(fast, full, rtol=1e-4, atol=1e-5) and torch.allclose(grad_fast, grad_full, rtol=1e-4, atol=1e-5)
+    assert torch.allclose(fast, full, rtol=1e-4, atol=1e-5) and torch.allclose(
+        grad_fast, grad_full, rtol=1e-4, atol=1e-5
+    )
     assert float((fast[0] - fast[1]).detach().abs().max()) > 1e-2
 
 
@@ -162,8 +181,9 @@ def test_slot_query_attention_with_either_mask_form(tiny_bert, implementation):
 
     backbone = AutoModel.from_pretrained(tiny_bert, attn_implementation=implementation)
     tokenizer = AutoTokenizer.from_pretrained(tiny_bert)
-    model = SoftPromptModel(backbone, tokenizer, PromptConfig(model=str(tiny_bert), prompt_len=3, head="linear",
-                                                              max_length=32)).eval()
+    model = SoftPromptModel(
+        backbone, tokenizer, PromptConfig(model=str(tiny_bert), prompt_len=3, head="linear", max_length=32)
+    ).eval()
     batch = tokenizer(["so angry right now", "ok"], padding=True, return_tensors="pt")
     inputs = model._inputs(batch["input_ids"], batch["attention_mask"], 2)
     with torch.no_grad():
@@ -178,16 +198,16 @@ def test_auto_masks_per_forward_is_sized_to_memory_and_to_the_payoff(setup, monk
     model, task = setup
     cpu, cuda = torch.device("cpu"), torch.device("cuda")
     assert masked_eval.auto_masks_per_forward(model, task, 8, cpu, 100) == 1  # a CPU computes less one at a time
-    gib = 2 ** 30
+    gib = 2**30
     free = {"bytes": 100 * gib}
     monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (free["bytes"], 141 * gib))
     width = max(len(ids) for ids in task.input_ids) + model.extra_tokens
-    plenty = masked_eval.auto_masks_per_forward(model, task, 8, cuda, 1000, group_size=10 ** 6)
+    plenty = masked_eval.auto_masks_per_forward(model, task, 8, cuda, 1000, group_size=10**6)
     assert plenty == masked_eval.STACK_TOKENS // (8 * width)  # bounded by the payoff, not the memory
     assert masked_eval.auto_masks_per_forward(model, task, 8, cuda, 1000) == masked_eval.DEFAULT_GROUP_SIZE
     assert masked_eval.auto_masks_per_forward(model, task, 8, cuda, 3) == 3  # no more than there are masks
-    free["bytes"] = 4 * 2 ** 20
-    tight = masked_eval.auto_masks_per_forward(model, task, 8, cuda, 1000, group_size=10 ** 6)
+    free["bytes"] = 4 * 2**20
+    tight = masked_eval.auto_masks_per_forward(model, task, 8, cuda, 1000, group_size=10**6)
     assert 1 <= tight < plenty  # little free memory: fewer masks per forward
     free["bytes"] = 0
     assert masked_eval.auto_masks_per_forward(model, task, 8, cuda, 1000) == 1

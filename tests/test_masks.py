@@ -6,10 +6,10 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-
-from model_emotion.commands import masks as gen_mask
 from conftest import one_line_error, run_script
+
 from model_emotion.cli import expand_bracket_lists
+from model_emotion.commands import masks as gen_mask
 from model_emotion.errors import ToolkitError
 from model_emotion.masks import generate_masks, load_masks, top_k
 
@@ -35,7 +35,9 @@ def test_top_k_takes_best_ranks_and_never_unranked(ranks):
 @pytest.mark.parametrize("random_method", ["global", "layer_matched"])
 def test_random_masks_have_exactly_k_zeros(ranks, random_method):
     table, layers, d_ffn = ranks
-    masks = generate_masks(table, ["valence", "arousal"], [7, 40], layers, num_random=3, random_method=random_method, seed=5)
+    masks = generate_masks(
+        table, ["valence", "arousal"], [7, 40], layers, num_random=3, random_method=random_method, seed=5
+    )
     assert len(masks) == 2 * 2 * 4
     for attribute in ("valence", "arousal"):
         for k in (7, 40):
@@ -49,7 +51,9 @@ def test_random_masks_have_exactly_k_zeros(ranks, random_method):
                 if random_method == "layer_matched":
                     assert torch.equal((draw == 0).sum(1), (top == 0).sum(1))
             assert not torch.equal(draws[0], draws[1])
-    again = generate_masks(table, ["valence", "arousal"], [7, 40], layers, num_random=3, random_method=random_method, seed=5)
+    again = generate_masks(
+        table, ["valence", "arousal"], [7, 40], layers, num_random=3, random_method=random_method, seed=5
+    )
     assert all(torch.equal(masks[name], again[name]) for name in masks)
 
 
@@ -62,8 +66,14 @@ def test_float_masks_scale_in_unit_interval(ranks):
 
 def test_original_bracket_syntax_is_accepted():
     argv = ["--CSV_Path=x.csv", "--thresholds=[500,", "1000,", "1500]", "--mode=14Properties"]
-    assert expand_bracket_lists(argv, ["--thresholds"]) == ["--CSV_Path=x.csv", "--thresholds", "500", "1000", "1500",
-                                                             "--mode=14Properties"]
+    assert expand_bracket_lists(argv, ["--thresholds"]) == [
+        "--CSV_Path=x.csv",
+        "--thresholds",
+        "500",
+        "1000",
+        "1500",
+        "--mode=14Properties",
+    ]
     assert gen_mask.parse_args(["--thresholds=[500, 1000]"]).thresholds == [500, 1000]
     assert gen_mask.parse_args(["--thresholds", "5", "6"]).thresholds == [5, 6]
 
@@ -73,19 +83,56 @@ def test_gen_mask_cli_and_bad_inputs(tmp_path, ranks):
     csv = tmp_path / "rank.csv"
     table.to_csv(csv, index=False)
     pkl = tmp_path / "m.pkl"
-    proc = run_script("gen_mask.py", f"--CSV_Path={csv}", "--mode=14Properties", "--mask_method=BINARY_MASK",
-                      f"--PKL_File={pkl}", "--thresholds=[5,", "10]", "--num_layers", str(layers), cwd=tmp_path)
+    proc = run_script(
+        "gen_mask.py",
+        f"--CSV_Path={csv}",
+        "--mode=14Properties",
+        "--mask_method=BINARY_MASK",
+        f"--PKL_File={pkl}",
+        "--thresholds=[5,",
+        "10]",
+        "--num_layers",
+        str(layers),
+        cwd=tmp_path,
+    )
     assert proc.returncode == 0, proc.stderr
     masks = load_masks(pkl)
     assert sorted(masks)[:2] == ["arousal_top10", "arousal_top10_random"]
-    assert "missing" in one_line_error(run_script("gen_mask.py", "--CSV_Path", str(csv), "--attributes", "missing",
-                                                  "--PKL_File", str(tmp_path / "a.pkl"), "--num_layers", "4", "--thresholds", "5"))
-    assert "must be at least 1" in one_line_error(run_script("gen_mask.py", "--CSV_Path", str(csv), "--thresholds", "0"))
+    assert "missing" in one_line_error(
+        run_script(
+            "gen_mask.py",
+            "--CSV_Path",
+            str(csv),
+            "--attributes",
+            "missing",
+            "--PKL_File",
+            str(tmp_path / "a.pkl"),
+            "--num_layers",
+            "4",
+            "--thresholds",
+            "5",
+        )
+    )
+    assert "must be at least 1" in one_line_error(
+        run_script("gen_mask.py", "--CSV_Path", str(csv), "--thresholds", "0")
+    )
     assert "not an integer" in one_line_error(run_script("gen_mask.py", "--CSV_Path", str(csv), "--thresholds", "1.5"))
-    assert "exceed" in one_line_error(run_script("gen_mask.py", "--CSV_Path", str(csv), "--PKL_File", str(tmp_path / "b.pkl"),
-                                                 "--num_layers", "4", "--thresholds", "5000"))
-    assert "--num_layers" in one_line_error(run_script("gen_mask.py", "--CSV_Path", str(csv), "--PKL_File",
-                                                       str(tmp_path / "c.pkl"), "--thresholds", "5"))
+    assert "exceed" in one_line_error(
+        run_script(
+            "gen_mask.py",
+            "--CSV_Path",
+            str(csv),
+            "--PKL_File",
+            str(tmp_path / "b.pkl"),
+            "--num_layers",
+            "4",
+            "--thresholds",
+            "5000",
+        )
+    )
+    assert "--num_layers" in one_line_error(
+        run_script("gen_mask.py", "--CSV_Path", str(csv), "--PKL_File", str(tmp_path / "c.pkl"), "--thresholds", "5")
+    )
 
 
 def test_load_masks_rejects_bad_files(tmp_path):

@@ -6,7 +6,7 @@ import torch
 from model_emotion.api import train_prompts
 from model_emotion.commands import train
 from model_emotion.data import load_goemotions
-from model_emotion.prompt_model import load_backbone
+from model_emotion.loading import load_backbone
 
 JOBS = [("joy", 1), ("anger", 2), ("grief", 1)]  # grief has few positives: a shorter epoch than the others
 
@@ -22,12 +22,21 @@ def tiny_llama(tiny_roberta, tmp_path_factory):
 
     folder = tmp_path_factory.mktemp("multi_llama")
     AutoTokenizer.from_pretrained(tiny_roberta).save_pretrained(folder)
-    tokenizer = GPT2TokenizerFast.from_pretrained(folder, bos_token="<s>", eos_token="</s>", unk_token="<unk>",
-                                                  pad_token="<pad>")
+    tokenizer = GPT2TokenizerFast.from_pretrained(
+        folder, bos_token="<s>", eos_token="</s>", unk_token="<unk>", pad_token="<pad>"
+    )
     torch.manual_seed(0)
-    LlamaForCausalLM(LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=40, num_hidden_layers=2,
-                                 num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256)
-                     ).save_pretrained(folder)
+    LlamaForCausalLM(
+        LlamaConfig(
+            vocab_size=len(tokenizer),
+            hidden_size=32,
+            intermediate_size=40,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            max_position_embeddings=256,
+        )
+    ).save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return folder
 
@@ -36,9 +45,19 @@ def tiny_llama(tiny_roberta, tmp_path_factory):
 def test_multi_prompt_equals_one_after_another(which, request, data):
     folder = request.getfixturevalue(which)
     backbone, tokenizer, head = load_backbone(str(folder))
-    settings = dict(head=head, prompt_len=3, epochs=3, lr=0.05, train_batch_size=4, eval_batch_size=8, max_length=32,
-                    max_train_samples=24, max_eval_samples=16, device="cpu",
-                    verbalizer=("negative", "positive"))
+    settings = dict(
+        head=head,
+        prompt_len=3,
+        epochs=3,
+        lr=0.05,
+        train_batch_size=4,
+        eval_batch_size=8,
+        max_length=32,
+        max_train_samples=24,
+        max_eval_samples=16,
+        device="cpu",
+        verbalizer=("negative", "positive"),
+    )
     alone = train_prompts(backbone, tokenizer, data, JOBS, **settings)
     together = train_prompts(backbone, tokenizer, data, JOBS, multi_prompt=True, **settings)
     sizes = {alone[key].sizes["train"] for key in JOBS}
@@ -54,10 +73,31 @@ def test_multi_prompt_equals_one_after_another(which, request, data):
 
 
 def test_multi_prompt_through_train_py(tiny_bert, small_goemotions, tmp_path):
-    argv = ["--jobs", "joy-1", "anger-1", "--model", str(tiny_bert), "--data_dir", str(small_goemotions),
-            "--checkpoint_dir", str(tmp_path / "ckpt"), "--log_dir", str(tmp_path / "log"), "--epochs", "1",
-            "--prompt_len", "2", "--max_length", "32", "--max_train_samples", "8", "--max_eval_samples", "8",
-            "--device", "cpu"]
+    argv = [
+        "--jobs",
+        "joy-1",
+        "anger-1",
+        "--model",
+        str(tiny_bert),
+        "--data_dir",
+        str(small_goemotions),
+        "--checkpoint_dir",
+        str(tmp_path / "ckpt"),
+        "--log_dir",
+        str(tmp_path / "log"),
+        "--epochs",
+        "1",
+        "--prompt_len",
+        "2",
+        "--max_length",
+        "32",
+        "--max_train_samples",
+        "8",
+        "--max_eval_samples",
+        "8",
+        "--device",
+        "cpu",
+    ]
     assert train.main(argv + ["--multi_prompt"]) == 0
     together = {e: torch.load(tmp_path / "ckpt" / f"{e}-1.pt", weights_only=True) for e in ("joy", "anger")}
     assert list((tmp_path / "log").glob("multi_prompt-*.log"))
@@ -82,16 +122,27 @@ def test_stacked_rows_equal_each_job_alone(which, max_padding, request, data):
     from model_emotion.data import binary_task
     from model_emotion.inference import predict
     from model_emotion.multi_prompt import stacked_logits, stacked_predictions
-    from model_emotion.prompt_model import PromptConfig, build_prompt_model
+    from model_emotion.prompt_config import PromptConfig
+    from model_emotion.prompt_model import build_prompt_model
 
     folder = str(request.getfixturevalue(which))
     backbone, tokenizer, head = load_backbone(folder)
     models, tasks = [], []
     for emotion, seed in JOBS:
         torch.manual_seed(seed)
-        model = build_prompt_model(backbone, tokenizer, PromptConfig(model=folder, prompt_len=3, head=head, seed=seed,
-                                                                     sentiment=emotion, max_length=32,
-                                                                     verbalizer=("negative", "positive"))).eval()
+        model = build_prompt_model(
+            backbone,
+            tokenizer,
+            PromptConfig(
+                model=folder,
+                prompt_len=3,
+                head=head,
+                seed=seed,
+                sentiment=emotion,
+                max_length=32,
+                verbalizer=("negative", "positive"),
+            ),
+        ).eval()
         task = binary_task(data.split("dev"), emotion, seed, "dev", 12)
         models.append(model)
         tasks.append(model.encode_task(task.texts, task.labels))
@@ -107,13 +158,17 @@ def test_stacked_rows_equal_each_job_alone(which, max_padding, request, data):
 
 def _prompt_models(folder, data, split="train", rows=24):
     from model_emotion.data import binary_task
-    from model_emotion.prompt_model import PromptConfig, build_prompt_model
+    from model_emotion.prompt_config import PromptConfig
+    from model_emotion.prompt_model import build_prompt_model
 
     backbone, tokenizer, head = load_backbone(str(folder))
     models, tasks = [], []
     for emotion, seed in JOBS:
-        model = build_prompt_model(backbone, tokenizer, PromptConfig(model=str(folder), prompt_len=3, head=head,
-                                                                     seed=seed, sentiment=emotion, max_length=32))
+        model = build_prompt_model(
+            backbone,
+            tokenizer,
+            PromptConfig(model=str(folder), prompt_len=3, head=head, seed=seed, sentiment=emotion, max_length=32),
+        )
         task = binary_task(data.split(split), emotion, seed, split, rows)
         models.append(model)
         tasks.append(model.encode_task(task.texts, task.labels))
@@ -131,9 +186,9 @@ def test_waves_cut_the_jobs_by_tokens_and_by_free_device_memory(tiny_bert, data,
     assert multi_prompt.waves(models, tasks, 4, cpu) == [[0, 1], [2]]
     monkeypatch.setattr(multi_prompt, "WAVE_TOKENS", 1)
     assert multi_prompt.waves(models, tasks, 4, cpu) == [[0], [1], [2]]  # never an empty wave
-    monkeypatch.setattr(multi_prompt, "WAVE_TOKENS", 2 ** 16)
-    free = {"bytes": 2 ** 40}
-    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (free["bytes"], 2 ** 41))
+    monkeypatch.setattr(multi_prompt, "WAVE_TOKENS", 2**16)
+    free = {"bytes": 2**40}
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (free["bytes"], 2**41))
     assert multi_prompt.waves(models, tasks, 4, cuda) == [[0, 1, 2]]
     free["bytes"] = 0  # no room: one job at a time
     assert multi_prompt.waves(models, tasks, 4, cuda) == [[0], [1], [2]]
@@ -143,8 +198,18 @@ def test_prompts_trained_in_waves_equal_one_after_another(tiny_bert, data, monke
     from model_emotion import multi_prompt
 
     backbone, tokenizer, head = load_backbone(str(tiny_bert))
-    settings = dict(head=head, prompt_len=3, epochs=2, lr=0.05, train_batch_size=4, eval_batch_size=8, max_length=32,
-                    max_train_samples=24, max_eval_samples=16, device="cpu")
+    settings = dict(
+        head=head,
+        prompt_len=3,
+        epochs=2,
+        lr=0.05,
+        train_batch_size=4,
+        eval_batch_size=8,
+        max_length=32,
+        max_train_samples=24,
+        max_eval_samples=16,
+        device="cpu",
+    )
     alone = train_prompts(backbone, tokenizer, data, JOBS, **settings)
     models, tasks = _prompt_models(tiny_bert, data)
     steps = [4 * sum(len(ids) + m.extra_tokens for ids in t.input_ids) / len(t) for m, t in zip(models, tasks)]
@@ -156,17 +221,44 @@ def test_prompts_trained_in_waves_equal_one_after_another(tiny_bert, data, monke
     for key in JOBS:
         a, b = alone[key], together[key]
         assert a.best_acc == b.best_acc and a.best_epoch == b.best_epoch and a.test_acc == b.test_acc, key
-        assert torch.linalg.norm(a.final_state["prompt"] - b.final_state["prompt"]) \
-            <= 1e-3 * torch.linalg.norm(a.final_state["prompt"]), key
+        assert torch.linalg.norm(a.final_state["prompt"] - b.final_state["prompt"]) <= 1e-3 * torch.linalg.norm(
+            a.final_state["prompt"]
+        ), key
 
 
 def test_multi_prompt_nan_loss_names_the_job_and_keeps_no_checkpoint(tiny_bert, small_goemotions, tmp_path, capsys):
     from model_emotion import cli
 
-    argv = ["--jobs", "joy-1", "anger-1", "--model", str(tiny_bert), "--data_dir", str(small_goemotions),
-            "--checkpoint_dir", str(tmp_path / "ckpt"), "--log_dir", str(tmp_path / "log"), "--epochs", "1",
-            "--prompt_len", "2", "--max_length", "32", "--max_train_samples", "8", "--max_eval_samples", "8",
-            "--device", "cpu", "--multi_prompt", "--lr", "1e30", "--train_batch_size", "2"]
+    argv = [
+        "--jobs",
+        "joy-1",
+        "anger-1",
+        "--model",
+        str(tiny_bert),
+        "--data_dir",
+        str(small_goemotions),
+        "--checkpoint_dir",
+        str(tmp_path / "ckpt"),
+        "--log_dir",
+        str(tmp_path / "log"),
+        "--epochs",
+        "1",
+        "--prompt_len",
+        "2",
+        "--max_length",
+        "32",
+        "--max_train_samples",
+        "8",
+        "--max_eval_samples",
+        "8",
+        "--device",
+        "cpu",
+        "--multi_prompt",
+        "--lr",
+        "1e30",
+        "--train_batch_size",
+        "2",
+    ]
     assert cli.run(train.main, argv) != 0
     err = capsys.readouterr().err
     assert "the training loss of job 1 became" in err and "Traceback" not in err

@@ -4,19 +4,27 @@ import numpy as np
 import pytest
 import torch
 
+from model_emotion.encoder_prompt import SoftPromptModel
 from model_emotion.errors import ToolkitError
+from model_emotion.loading import load_backbone
 from model_emotion.neurons import capture_neurons, count_hooks, find_ffn, scale_neurons
-from model_emotion.prompt_model import PromptConfig, SoftPromptModel, load_backbone
+from model_emotion.prompt_config import PromptConfig
 
 
 @pytest.fixture(scope="module", params=["tiny_roberta", "tiny_bert"])
 def prompt_model(request):
     folder = request.getfixturevalue(request.param)
     backbone, tokenizer, head = load_backbone(str(folder))
-    model = SoftPromptModel(backbone, tokenizer, PromptConfig(model=str(folder), prompt_len=3, head=head, max_length=32))
+    model = SoftPromptModel(
+        backbone, tokenizer, PromptConfig(model=str(folder), prompt_len=3, head=head, max_length=32)
+    )
     model.eval()
-    ids = torch.tensor([[tokenizer.cls_token_id, 7, 8, 9, tokenizer.sep_token_id], [tokenizer.cls_token_id, 10, 11,
-                                                                                 tokenizer.sep_token_id, tokenizer.pad_token_id]])
+    ids = torch.tensor(
+        [
+            [tokenizer.cls_token_id, 7, 8, 9, tokenizer.sep_token_id],
+            [tokenizer.cls_token_id, 10, 11, tokenizer.sep_token_id, tokenizer.pad_token_id],
+        ]
+    )
     mask = (ids != tokenizer.pad_token_id).long()
     return model, ids, mask
 
@@ -33,8 +41,10 @@ def test_captured_value_equals_ffn_by_hand(prompt_model, mode):
     model, ids, mask = prompt_model
     ffn = find_ffn(model)
     inputs = {}
-    handles = [ffn.up[layer].register_forward_hook(lambda m, inp, out, layer=layer: inputs.__setitem__(layer, inp[0]))
-               for layer in range(ffn.num_layers)]
+    handles = [
+        ffn.up[layer].register_forward_hook(lambda m, inp, out, layer=layer: inputs.__setitem__(layer, inp[0]))
+        for layer in range(ffn.num_layers)
+    ]
     try:
         with torch.no_grad(), capture_neurons(model, mode, position=0) as captured:
             model(ids, mask)

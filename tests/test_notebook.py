@@ -8,7 +8,6 @@ import subprocess
 import sys
 
 import pytest
-
 from conftest import REPO
 
 
@@ -20,8 +19,9 @@ def test_quickstart_notebook_executes_with_inline_figures(shared):
     os.environ["ME_QUICKSTART_QUICK"] = "1"
     os.environ["ME_SHARED_DATA"] = str(shared)
     try:
-        nbclient.NotebookClient(notebook, timeout=600, kernel_name="python3",
-                                resources={"metadata": {"path": str(REPO / "examples")}}).execute()
+        nbclient.NotebookClient(
+            notebook, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(REPO / "examples")}}
+        ).execute()
     finally:
         del os.environ["ME_QUICKSTART_QUICK"]
     outputs = [o for cell in notebook.cells if cell.cell_type == "code" for o in cell.get("outputs", [])]
@@ -31,22 +31,41 @@ def test_quickstart_notebook_executes_with_inline_figures(shared):
 
 
 def test_import_sets_no_backend_and_loads_no_torch():
-    code = ("import sys, model_emotion, model_emotion.plots; "
-            "import matplotlib; print('torch' in sys.modules, matplotlib.get_backend())")
+    code = (
+        "import sys, model_emotion, model_emotion.plots; "
+        "import matplotlib; print('torch' in sys.modules, matplotlib.get_backend())"
+    )
     env = {**os.environ, "MPLBACKEND": "svg"}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd="/", check=True)
     loaded_torch, backend = out.stdout.split()
     assert backend == "svg"  # the user's choice, not Agg forced on import
     code = "import sys, model_emotion; print('torch' in sys.modules)"
-    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd="/").stdout.strip() == "False"
+    assert (
+        subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd="/").stdout.strip() == "False"
+    )
 
 
 def test_installed_command_runs_a_stage_from_outside_the_repository(tmp_path, shared):
     cmd = [sys.executable, "-c", "import sys; from model_emotion.commands import main; sys.exit(main())"]
     out = tmp_path / "rank.csv"
-    proc = subprocess.run([*cmd, "rsa", "--activations", str(shared / "paper_roberta" / "activations.npz"),
-                           "--attributes", str(shared / "emotion_attributes"), "--output", str(out),
-                           "--test", "parametric"], cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        [
+            *cmd,
+            "rsa",
+            "--activations",
+            str(shared / "paper_roberta" / "activations.npz"),
+            "--attributes",
+            str(shared / "emotion_attributes"),
+            "--output",
+            str(out),
+            "--test",
+            "parametric",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr
     assert out.exists() and out.with_name("rank_summary.csv").exists()
     bad = subprocess.run([*cmd, "nope"], cwd=tmp_path, capture_output=True, text=True)

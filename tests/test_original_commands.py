@@ -14,8 +14,8 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-
 from conftest import run_script
+
 from model_emotion.masks import load_masks
 
 PAPER_THRESHOLDS = [500, 1000, 1500, 2000, 2500, 3000, 4000, 5000, 6000]
@@ -23,14 +23,29 @@ PAPER_THRESHOLDS = [500, 1000, 1500, 2000, 2500, 3000, 4000, 5000, 6000]
 
 def test_gen_mask_original_command_on_the_released_rank_table_alone(tmp_path, shared):
     (tmp_path / "neuron_rank").mkdir()
-    shutil.copy(shared / "paper_roberta" / "neurons_rank.csv",
-                tmp_path / "neuron_rank" / "neuron_rank_by_searchlight_RSA_14property.csv")
+    shutil.copy(
+        shared / "paper_roberta" / "neurons_rank.csv",
+        tmp_path / "neuron_rank" / "neuron_rank_by_searchlight_RSA_14property.csv",
+    )
     # The shell splits the bracketed list into several words; this is that argv.
-    proc = run_script("gen_mask.py", "--CSV_Path=./neuron_rank/neuron_rank_by_searchlight_RSA_14property.csv",
-                      "--mode=14Properties", "--mask_method=BINARY_MASK",
-                      "--PKL_File=./masks/RSA_14property_top_500_6000.pkl",
-                      "--thresholds=[500,", "1000,", "1500,", "2000,", "2500,", "3000,", "4000,", "5000,", "6000]",
-                      cwd=tmp_path, env={"ME_MODEL": ""})
+    proc = run_script(
+        "gen_mask.py",
+        "--CSV_Path=./neuron_rank/neuron_rank_by_searchlight_RSA_14property.csv",
+        "--mode=14Properties",
+        "--mask_method=BINARY_MASK",
+        "--PKL_File=./masks/RSA_14property_top_500_6000.pkl",
+        "--thresholds=[500,",
+        "1000,",
+        "1500,",
+        "2000,",
+        "2500,",
+        "3000,",
+        "4000,",
+        "5000,",
+        "6000]",
+        cwd=tmp_path,
+        env={"ME_MODEL": ""},
+    )
     assert proc.returncode == 0, proc.stderr
     masks = load_masks(tmp_path / "masks" / "RSA_14property_top_500_6000.pkl")
     ranks = pd.read_csv(tmp_path / "neuron_rank" / "neuron_rank_by_searchlight_RSA_14property.csv")
@@ -52,17 +67,33 @@ def original_repo(tmp_path_factory, tiny_roberta):
     model_dir = root / "model"
     tokenizer = AutoTokenizer.from_pretrained(tiny_roberta)
     torch.manual_seed(0)
-    config = RobertaConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                           intermediate_size=64, max_position_embeddings=400, pad_token_id=tokenizer.pad_token_id,
-                           bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id)
+    config = RobertaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=400,
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+    )
     RobertaForMaskedLM(config).save_pretrained(model_dir)
     tokenizer.model_max_length = 512
     tokenizer.save_pretrained(model_dir)
     (root / "checkpoint").mkdir()
     for seed in (1, 3):
         prompt = torch.randn(100, 32, generator=torch.Generator().manual_seed(seed))
-        torch.save({"best_prompt": prompt, "best_acc": torch.tensor(0.75), "epoch": 1, "final_prompt": prompt,
-                    "final_acc": 0.7}, root / "checkpoint" / f"joy-{seed}.pt")
+        torch.save(
+            {
+                "best_prompt": prompt,
+                "best_acc": torch.tensor(0.75),
+                "epoch": 1,
+                "final_prompt": prompt,
+                "final_acc": 0.7,
+            },
+            root / "checkpoint" / f"joy-{seed}.pt",
+        )
     (root / "masks").mkdir()
     rng = np.random.default_rng(0)
     masks = {}
@@ -79,8 +110,12 @@ def original_repo(tmp_path_factory, tiny_roberta):
 def test_get_active_neuron_original_command(original_repo):
     root, model_dir = original_repo
     for mode in ("before_relu", "after_relu"):
-        proc = run_script("get_active_neuron.py", f"--activation_mode={mode}", cwd=root,
-                          env={"ME_MODEL": str(model_dir), "ME_DEVICE": "cpu"})
+        proc = run_script(
+            "get_active_neuron.py",
+            f"--activation_mode={mode}",
+            cwd=root,
+            env={"ME_MODEL": str(model_dir), "ME_DEVICE": "cpu"},
+        )
         assert proc.returncode == 0, proc.stderr
         row = pd.read_csv(root / f"active_neuron_{mode}_csv" / "joy-1.csv")
         assert row.shape == (1, 128) and list(row.columns[:2]) == ["0", "1"]
@@ -92,10 +127,15 @@ def test_get_active_neuron_original_command(original_repo):
 
 def test_eval_mask_neuron_original_command_on_original_pickled_masks(original_repo, small_goemotions):
     root, model_dir = original_repo
-    proc = run_script("eval_mask_neuron.py", "--sentiment=joy", "--random_seed=1",
-                      "--maskPath=./masks/RSA_14property_top_500_6000.pkl",
-                      "--resultPath=./eval_mask_neuron_result/RSA_14property_top_500_6000", cwd=root,
-                      env={"ME_MODEL": str(model_dir), "ME_DATA_DIR": str(small_goemotions), "ME_DEVICE": "cpu"})
+    proc = run_script(
+        "eval_mask_neuron.py",
+        "--sentiment=joy",
+        "--random_seed=1",
+        "--maskPath=./masks/RSA_14property_top_500_6000.pkl",
+        "--resultPath=./eval_mask_neuron_result/RSA_14property_top_500_6000",
+        cwd=root,
+        env={"ME_MODEL": str(model_dir), "ME_DATA_DIR": str(small_goemotions), "ME_DEVICE": "cpu"},
+    )
     assert proc.returncode == 0, proc.stderr
     result = json.loads((root / "eval_mask_neuron_result" / "RSA_14property_top_500_6000" / "joy-1.json").read_text())
     assert result["sentiment"] == "joy" and result["seed"] == 1 and result["best"] == pytest.approx(0.75)
@@ -104,9 +144,16 @@ def test_eval_mask_neuron_original_command_on_original_pickled_masks(original_re
 
 def test_train_original_command(original_repo, small_goemotions, tmp_path):
     _, model_dir = original_repo
-    proc = run_script("train.py", "--sentiment=joy", "--random_seed=1", "--epochs=2", "--train_batch_size=16",
-                      "--eval_batch_size=32", cwd=tmp_path,
-                      env={"ME_MODEL": str(model_dir), "ME_DATA_DIR": str(small_goemotions), "ME_DEVICE": "cpu"})
+    proc = run_script(
+        "train.py",
+        "--sentiment=joy",
+        "--random_seed=1",
+        "--epochs=2",
+        "--train_batch_size=16",
+        "--eval_batch_size=32",
+        cwd=tmp_path,
+        env={"ME_MODEL": str(model_dir), "ME_DATA_DIR": str(small_goemotions), "ME_DEVICE": "cpu"},
+    )
     assert proc.returncode == 0, proc.stderr
     record = torch.load(tmp_path / "checkpoint" / "joy-1.pt", weights_only=True)
     assert tuple(record["best_prompt"].shape) == (100, 32) and record["config"]["protocol"] == "toolkit"
@@ -114,11 +161,17 @@ def test_train_original_command(original_repo, small_goemotions, tmp_path):
 
 
 def test_snake_case_aliases_reach_the_original_flags():
-    from model_emotion.commands import eval as evaluate, masks, train
+    from model_emotion.commands import eval as evaluate
+    from model_emotion.commands import masks, train
 
-    pairs = [(evaluate, ["--emotion", "joy", "--seed", "3", "--mask_path", "m.pkl", "--result_path", "r"],
-              ["--sentiment", "joy", "--random_seed", "3", "--maskPath", "m.pkl", "--resultPath", "r"]),
-             (masks, ["--csv_path", "r.csv", "--pkl_file", "m.pkl"], ["--CSV_Path", "r.csv", "--PKL_File", "m.pkl"]),
-             (train, ["--emotion", "joy", "--seed", "5"], ["--sentiment", "joy", "--random_seed", "5"])]
+    pairs = [
+        (
+            evaluate,
+            ["--emotion", "joy", "--seed", "3", "--mask_path", "m.pkl", "--result_path", "r"],
+            ["--sentiment", "joy", "--random_seed", "3", "--maskPath", "m.pkl", "--resultPath", "r"],
+        ),
+        (masks, ["--csv_path", "r.csv", "--pkl_file", "m.pkl"], ["--CSV_Path", "r.csv", "--PKL_File", "m.pkl"]),
+        (train, ["--emotion", "joy", "--seed", "5"], ["--sentiment", "joy", "--random_seed", "5"]),
+    ]
     for module, alias, original in pairs:
         assert vars(module.parse_args(alias)) == vars(module.parse_args(original))

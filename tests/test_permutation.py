@@ -14,8 +14,14 @@ from model_emotion import permutation as pm
 from model_emotion.attributes import pair_index
 from model_emotion.commands import rsa as rsa_searchlight
 from model_emotion.errors import ToolkitError
-from model_emotion.kendall import (TargetBitsets, TorchTargets, kendall_s, kendall_s_targets, kendall_s_targets_torch,
-                                   order_bitsets)
+from model_emotion.kendall import (
+    TargetBitsets,
+    TorchTargets,
+    kendall_s,
+    kendall_s_targets,
+    kendall_s_targets_torch,
+    order_bitsets,
+)
 from model_emotion.rsa import _KendallStatistic, _SpearmanStatistic, neuron_rdms, searchlight
 
 
@@ -81,8 +87,9 @@ def test_bit_gemm_kernel_equals_the_order_kernel_and_the_torch_path():
     torch = pytest.importorskip("torch")
     rng = np.random.default_rng(4)
     n = 66  # two 64-bit words, the second partly used
-    x = np.concatenate([rng.integers(0, 5, size=(9, n)).astype(float), rng.normal(size=(8, n)),
-                        np.ones((1, n))])  # heavy ties and a constant row
+    x = np.concatenate(
+        [rng.integers(0, 5, size=(9, n)).astype(float), rng.normal(size=(8, n)), np.ones((1, n))]
+    )  # heavy ties and a constant row
     y = np.concatenate([rng.integers(0, 3, size=(70, n)).astype(float), rng.normal(size=(60, n))])
     S, ties = kendall_s_targets(x, TargetBitsets(y))
     less, greater = order_bitsets(y)
@@ -106,8 +113,9 @@ def brute_force(x, y, perms, alternative="greater"):
     null = np.array([[[stat(row, target[index[b]]) for target in y] for row in x] for b in range(B)])  # [B, N, A]
     perm_p = (1 + (null >= obs[None] - 1e-12).sum(0)) / (B + 1)
     maxima = np.nanmax(null, axis=1)  # [B, A]
-    fwer = np.array([[(1 + (maxima[:, a] >= obs[n, a]).sum()) / (B + 1) for a in range(y.shape[0])]
-                     for n in range(len(x))])
+    fwer = np.array(
+        [[(1 + (maxima[:, a] >= obs[n, a]).sum()) / (B + 1) for a in range(y.shape[0])] for n in range(len(x))]
+    )
     global_max = maxima.max(axis=1)
     fwer_global = (1 + (global_max[None, None, :] >= obs[:, :, None]).sum(2)) / (B + 1)
     return perm_p, fwer, fwer_global
@@ -121,8 +129,9 @@ def test_p_values_equal_brute_force_over_every_permutation(alternative):
     acts[:, :, :4] = np.round(acts[:, :, :4])  # tied neuron RDMs
     acts[:, :, 6] += 2 * rng.integers(0, 3, size=(K, 1))[:, :1]  # some structure
     y = attribute_rdms(rng.integers(0, 4, size=(K, 3)).astype(float))  # tied attribute RDMs
-    result = searchlight(acts, y, ["a", "b", "c"], alternative=alternative, test="permutation", permutations=150,
-                         perm_seed=9, alpha=0.05)
+    result = searchlight(
+        acts, y, ["a", "b", "c"], alternative=alternative, test="permutation", permutations=150, perm_seed=9, alpha=0.05
+    )
     perm_p, fwer, fwer_global = brute_force(neuron_rdms(acts), y, pm.draw_permutations(K, 150, 9), alternative)
     assert np.allclose(result.perm.perm_p, perm_p)
     assert np.allclose(result.perm.fwer_p, fwer)
@@ -139,8 +148,9 @@ def test_family_wise_error_under_the_null_and_the_parametric_tests_error(record_
         K = 10
         acts = per_emotion_null(rng, K, 3, 40)
         y = attribute_rdms(rng.normal(size=(K, 2)))
-        result = searchlight(acts, y, ["a", "b"], test="permutation", permutations=B, perm_seed=int(rng.integers(1e9)),
-                             alpha=alpha)
+        result = searchlight(
+            acts, y, ["a", "b"], test="permutation", permutations=B, perm_seed=int(rng.integers(1e9)), alpha=alpha
+        )
         any_maxt += bool((result.perm.fwer_p[:, 0] <= alpha).any())  # one attribute's family
         any_global += bool((result.perm.fwer_global_p <= alpha).any())
         any_parametric += bool((np.nan_to_num(result.q[:, 0], nan=1) < alpha).any())
@@ -160,8 +170,9 @@ def test_power_finds_planted_aligned_neurons(record_property):
         scores = rng.normal(size=(K, 2))
         acts = per_emotion_null(rng, K, 3, 60)
         acts[:, :, :planted] = 1.5 * scores[:, None, 0:1] + 0.4 * rng.normal(size=(K, 3, planted))  # attribute 0
-        result = searchlight(acts, attribute_rdms(scores), ["a", "b"], test="permutation", permutations=499,
-                             perm_seed=1, alpha=0.05)
+        result = searchlight(
+            acts, attribute_rdms(scores), ["a", "b"], test="permutation", permutations=499, perm_seed=1, alpha=0.05
+        )
         significant = result.perm.fwer_p[:, 0] <= 0.05
         found += significant[:planted].sum()
         false += significant[planted:].sum()
@@ -176,8 +187,10 @@ def test_p_values_never_zero_and_seeded():
     scores = rng.normal(size=(K, 2))
     acts = np.repeat(scores[:, None, :1], 2, axis=1) + 0.01 * rng.normal(size=(K, 2, 30))  # every neuron aligned
     y = attribute_rdms(scores)
-    runs = [searchlight(acts, y, ["a", "b"], test="permutation", permutations=99, perm_seed=s, alpha=0.05, tail=tail)
-            for s, tail in ((1, "empirical"), (1, "empirical"), (2, "empirical"), (1, "gpd"), (1, "moments"))]
+    runs = [
+        searchlight(acts, y, ["a", "b"], test="permutation", permutations=99, perm_seed=s, alpha=0.05, tail=tail)
+        for s, tail in ((1, "empirical"), (1, "empirical"), (2, "empirical"), (1, "gpd"), (1, "moments"))
+    ]
     for run in runs:
         for p in (run.perm.perm_p, run.perm.fwer_p, run.perm.fwer_global_p):
             assert np.nanmin(p) > 0
@@ -227,11 +240,27 @@ def test_command_writes_permutation_tables_and_refuses_bad_input(tmp_path, share
     rng = np.random.default_rng(3)
     emotions = sorted(pd.read_csv(shared / "emotion_attributes" / "attributes.csv").iloc[:, 0])[:9]
     npz = tmp_path / "acts.npz"
-    np.savez(npz, activations=rng.normal(size=(9, 2, 2 * 16)).astype(np.float32), emotions=np.array(emotions),
-             seeds=np.array([1, 2]), layers=2, d_ffn=16)
+    np.savez(
+        npz,
+        activations=rng.normal(size=(9, 2, 2 * 16)).astype(np.float32),
+        emotions=np.array(emotions),
+        seeds=np.array([1, 2]),
+        layers=2,
+        d_ffn=16,
+    )
     out = tmp_path / "rank" / "r.csv"
-    args = ["--activations", str(npz), "--attributes", str(shared / "emotion_attributes"), "--output", str(out),
-            "--permutations", "199", "--alpha", "0.05"]
+    args = [
+        "--activations",
+        str(npz),
+        "--attributes",
+        str(shared / "emotion_attributes"),
+        "--output",
+        str(out),
+        "--permutations",
+        "199",
+        "--alpha",
+        "0.05",
+    ]
     assert rsa_searchlight.main(args) == 0
     for suffix in ("_perm_p_value", "_fwer_p_value", "_fwer_global_p_value", "_null_counts", "_tau", "_summary"):
         assert out.with_name(f"r{suffix}.csv").exists()
@@ -248,17 +277,40 @@ def test_command_writes_permutation_tables_and_refuses_bad_input(tmp_path, share
     from model_emotion.commands import report
     from model_emotion.results import load_results
 
-    assert report.main(["--results_dir", str(out.parent), "--output_dir", str(tmp_path / "report"), "--attributes",
-                        str(shared / "emotion_attributes")]) == 0
+    assert (
+        report.main(
+            [
+                "--results_dir",
+                str(out.parent),
+                "--output_dir",
+                str(tmp_path / "report"),
+                "--attributes",
+                str(shared / "emotion_attributes"),
+            ]
+        )
+        == 0
+    )
     text = (tmp_path / "report" / "summary.md").read_text()
     assert "significant neurons beside their null" in text and "permutation test (max-T)" in text
     loaded = load_results(out.parent)
     assert loaded.test == "permutation" and np.array_equal(loaded.q.to_numpy(), fwer.to_numpy())
     survival = pd.read_csv(tmp_path / "report" / "survival.csv")
-    assert list(survival.columns) == ["attribute", "significant", "null_mean", "null_p95", "count_p", "fwer_survivors",
-                                      "split_half_spearman", "split_half_chance", "drop_beyond_random",
-                                      "drop_beyond_permuted", "drop_ci_low", "drop_ci_high", "verdict",
-                                      "min_detectable_drop"]
+    assert list(survival.columns) == [
+        "attribute",
+        "significant",
+        "null_mean",
+        "null_p95",
+        "count_p",
+        "fwer_survivors",
+        "split_half_spearman",
+        "split_half_chance",
+        "drop_beyond_random",
+        "drop_beyond_permuted",
+        "drop_ci_low",
+        "drop_ci_high",
+        "verdict",
+        "min_detectable_drop",
+    ]
     assert len(survival) == 14 and np.array_equal(survival.fwer_survivors, (fwer.to_numpy() <= 0.05).sum(0))
     assert "what survives" in text and (tmp_path / "report" / "null_counts_parametric_bh.png").exists()
     # masks of the top k of rankings made under shuffled labels, from the searchlight's _null.npz
@@ -269,28 +321,42 @@ def test_command_writes_permutation_tables_and_refuses_bad_input(tmp_path, share
     from model_emotion.rsa import rank_by
 
     pkl = tmp_path / "masks" / "m.pkl"
-    assert gen_mask.main(["--CSV_Path", str(out), "--PKL_File", str(pkl), "--thresholds", "5", "--num_random", "1"]) == 0
+    assert (
+        gen_mask.main(["--CSV_Path", str(out), "--PKL_File", str(pkl), "--thresholds", "5", "--num_random", "1"]) == 0
+    )
     masks = torch.load(pkl, weights_only=True)
     assert {f"valence_top5_permuted{i}" for i in (1, 2, 3)} <= set(masks) and len(masks) == 14 * 5
     ranks = rank_by(null["permuted_stat"][1].astype(float))[:, list(fwer.columns).index("valence")]
     zeros = np.flatnonzero(masks["valence_top5_permuted2"].flatten().numpy() == 0)
     assert set(zeros) == set(np.argsort(ranks, kind="stable")[:5])
     match = MASK_KEY.match("valence_top5_permuted2")
-    assert match["attribute"] == "valence" and match["permuted"] == "2" and MASK_KEY.match("valence_top5_random_2")["draw"] == "2"
+    assert (
+        match["attribute"] == "valence"
+        and match["permuted"] == "2"
+        and MASK_KEY.match("valence_top5_random_2")["draw"] == "2"
+    )
     broken = tmp_path / "broken" / "r.csv"
     broken.parent.mkdir()
     for name in ("r.csv", "r_meta.json"):
         (broken.parent / name).write_bytes((out.parent / name).read_bytes())
-    np.savez(broken.with_name("r_null.npz"), permuted_stat=np.zeros((3, 7, 14), np.float32),
-             attributes=np.array(list(fwer.columns), dtype=str))
+    np.savez(
+        broken.with_name("r_null.npz"),
+        permuted_stat=np.zeros((3, 7, 14), np.float32),
+        attributes=np.array(list(fwer.columns), dtype=str),
+    )
     capsys.readouterr()
-    assert cli.run(gen_mask.main, ["--CSV_Path", str(broken), "--PKL_File", str(tmp_path / "m2.pkl"),
-                                   "--thresholds", "5"]) == 2
+    assert (
+        cli.run(gen_mask.main, ["--CSV_Path", str(broken), "--PKL_File", str(tmp_path / "m2.pkl"), "--thresholds", "5"])
+        == 2
+    )
     assert "does not match its rank table" in capsys.readouterr().err and not (tmp_path / "m2.pkl").exists()
     before = {p.name: p.read_bytes() for p in out.parent.iterdir()}
-    for bad, message in ((["--permutations", "0"], "permutations"), (["--permutations", "x"], "permutations"),
-                         (["--permutations", "400000"], "more than the 362880 distinct permutations"),
-                         (["--alpha", "0.001", "--overwrite"], "smallest permutation p")):
+    for bad, message in (
+        (["--permutations", "0"], "permutations"),
+        (["--permutations", "x"], "permutations"),
+        (["--permutations", "400000"], "more than the 362880 distinct permutations"),
+        (["--alpha", "0.001", "--overwrite"], "smallest permutation p"),
+    ):
         capsys.readouterr()
         try:
             code = cli.run(rsa_searchlight.main, args + bad)
@@ -313,17 +379,34 @@ def test_command_writes_permutation_tables_and_refuses_bad_input(tmp_path, share
 def test_survival_verdicts_by_hand():
     from model_emotion.survival import survival_sentences, survival_table
 
-    counts = pd.DataFrame({"attribute": ["a", "b", "all"], "test": ["parametric_bh"] * 3, "observed": [50, 40, 90],
-                           "null_mean": [5.0, 60.0, 65.0], "null_p95": [20.0, 150.0, 170.0], "null_max": [30, 200, 230],
-                           "count_p": [0.001, 0.6, 0.2]})
+    counts = pd.DataFrame(
+        {
+            "attribute": ["a", "b", "all"],
+            "test": ["parametric_bh"] * 3,
+            "observed": [50, 40, 90],
+            "null_mean": [5.0, 60.0, 65.0],
+            "null_p95": [20.0, 150.0, 170.0],
+            "null_max": [30, 200, 230],
+            "count_p": [0.001, 0.6, 0.2],
+        }
+    )
     fwer = pd.DataFrame({"a": [0.001, 0.5, 0.01], "b": [0.9, 0.8, 0.7]})
-    summary = pd.DataFrame({"attribute": ["a", "b"], "drop_beyond_random": [0.04, 0.0], "drop_ci_low": [0.01, -0.02],
-                            "drop_ci_high": [0.07, 0.02], "drop_beyond_permuted": [0.03, -0.01]})
+    summary = pd.DataFrame(
+        {
+            "attribute": ["a", "b"],
+            "drop_beyond_random": [0.04, 0.0],
+            "drop_ci_low": [0.01, -0.02],
+            "drop_ci_high": [0.07, 0.02],
+            "drop_beyond_permuted": [0.03, -0.01],
+        }
+    )
     table = survival_table(counts, fwer, None, summary, 0.01).set_index("attribute")
     assert table.loc["a", "fwer_survivors"] == 2 and table.loc["b", "fwer_survivors"] == 0
     assert "more significant neurons than label permutations" in table.loc["a", "verdict"]
     assert "more than permuted-ranking masks" in table.loc["a", "verdict"]
-    assert "within its permutation null" in table.loc["b", "verdict"] and "no neuron survives" in table.loc["b", "verdict"]
+    assert (
+        "within its permutation null" in table.loc["b", "verdict"] and "no neuron survives" in table.loc["b", "verdict"]
+    )
     text = " ".join(survival_sentences(table.reset_index(), 0.01))
     assert "for 1 of them the count is above" in text and "neurons survive for 1 of 2 attributes: a." in text
 

@@ -7,13 +7,13 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from conftest import one_line_error, run_script
 
+from model_emotion.commands import activations as get_active_neuron
 from model_emotion.commands import eval as eval_mask_neuron
 from model_emotion.commands import masks as gen_mask
-from model_emotion.commands import activations as get_active_neuron
 from model_emotion.commands import rsa as rsa_searchlight
 from model_emotion.commands import train
-from conftest import one_line_error, run_script
 from model_emotion.data import EMOTIONS
 from model_emotion.neurons import count_hooks
 from model_emotion.results import correct_of
@@ -24,19 +24,67 @@ def chain(tiny_bert, small_goemotions, shared, tmp_path_factory):
     root = tmp_path_factory.mktemp("chain")
     ckpt = root / "checkpoint"
     # All 27 runs in one process (the model is loaded once), as train.sh does.
-    assert train.main(["--jobs", *[f"{e}-1" for e in EMOTIONS], "--model", str(tiny_bert), "--data_dir",
-                       str(small_goemotions), "--checkpoint_dir", str(ckpt), "--log_dir", str(root / "log"),
-                       "--epochs", "1", "--prompt_len", "2", "--max_length", "32", "--max_train_samples", "16",
-                       "--max_eval_samples", "8", "--train_batch_size", "8", "--lr", "0.05", "--device", "cpu"]) == 0
+    assert (
+        train.main(
+            [
+                "--jobs",
+                *[f"{e}-1" for e in EMOTIONS],
+                "--model",
+                str(tiny_bert),
+                "--data_dir",
+                str(small_goemotions),
+                "--checkpoint_dir",
+                str(ckpt),
+                "--log_dir",
+                str(root / "log"),
+                "--epochs",
+                "1",
+                "--prompt_len",
+                "2",
+                "--max_length",
+                "32",
+                "--max_train_samples",
+                "16",
+                "--max_eval_samples",
+                "8",
+                "--train_batch_size",
+                "8",
+                "--lr",
+                "0.05",
+                "--device",
+                "cpu",
+            ]
+        )
+        == 0
+    )
     acts_dir = root / "acts"
-    assert get_active_neuron.main(["--model", str(tiny_bert), "--checkpoint_dir", str(ckpt), "--output_dir", str(acts_dir),
-                                   "--device", "cpu"]) == 0
+    assert (
+        get_active_neuron.main(
+            ["--model", str(tiny_bert), "--checkpoint_dir", str(ckpt), "--output_dir", str(acts_dir), "--device", "cpu"]
+        )
+        == 0
+    )
     rank_csv = root / "neuron_rank" / "rank.csv"
-    assert rsa_searchlight.main(["--activations", str(acts_dir / "activations.npz"), "--attributes",
-                                 str(shared / "emotion_attributes"), "--output", str(rank_csv)]) == 0
+    assert (
+        rsa_searchlight.main(
+            [
+                "--activations",
+                str(acts_dir / "activations.npz"),
+                "--attributes",
+                str(shared / "emotion_attributes"),
+                "--output",
+                str(rank_csv),
+            ]
+        )
+        == 0
+    )
     pkl = root / "masks" / "m.pkl"
-    assert gen_mask.main(["--CSV_Path", str(rank_csv), "--PKL_File", str(pkl), "--thresholds", "4", "16",
-                          "--num_random", "2"]) == 0
+    assert (
+        gen_mask.main(
+            ["--CSV_Path", str(rank_csv), "--PKL_File", str(pkl), "--thresholds", "4", "16", "--num_random", "2"]
+        )
+        == 0
+    )
     return root, ckpt, acts_dir, rank_csv, pkl
 
 
@@ -53,23 +101,64 @@ def test_control_prompts_have_the_trained_norms_and_run_through_the_stages(chain
     assert torch.equal(control_prompt(record, "best", "joy", 1, 0)["best_prompt"], control["best_prompt"])
     assert not torch.equal(control_prompt(record, "best", "anger", 1, 0)["best_prompt"], control["best_prompt"])
     out = tmp_path / "control"
-    assert get_active_neuron.main(["--model", str(tiny_bert), "--checkpoint_dir", str(ckpt), "--output_dir", str(out),
-                                   "--device", "cpu", "--control", "random_prompts"]) == 0
+    assert (
+        get_active_neuron.main(
+            [
+                "--model",
+                str(tiny_bert),
+                "--checkpoint_dir",
+                str(ckpt),
+                "--output_dir",
+                str(out),
+                "--device",
+                "cpu",
+                "--control",
+                "random_prompts",
+            ]
+        )
+        == 0
+    )
     trained, random = np.load(acts_dir / "activations.npz"), np.load(out / "activations.npz")
     assert random["activations"].shape == trained["activations"].shape
     assert not np.allclose(random["activations"], trained["activations"])
     assert json.loads((out / "activations_meta.json").read_text())["control"] == "random_prompts"
     rank = tmp_path / "rank" / "r.csv"  # the next stage runs on them unchanged
-    assert rsa_searchlight.main(["--activations", str(out / "activations.npz"), "--attributes",
-                                 str(shared / "emotion_attributes"), "--output", str(rank)]) == 0
+    assert (
+        rsa_searchlight.main(
+            [
+                "--activations",
+                str(out / "activations.npz"),
+                "--attributes",
+                str(shared / "emotion_attributes"),
+                "--output",
+                str(rank),
+            ]
+        )
+        == 0
+    )
     assert pd.read_csv(rank.with_name("r_null_counts.csv"))["attribute"].nunique() == 15
     from model_emotion.commands import report
 
     root = acts_dir.parent
-    assert report.main(["--results_dir", str(root / "neuron_rank"), "--control_dir", str(rank.parent), "--output_dir",
-                        str(tmp_path / "report"), "--attributes", str(shared / "emotion_attributes")]) == 0
+    assert (
+        report.main(
+            [
+                "--results_dir",
+                str(root / "neuron_rank"),
+                "--control_dir",
+                str(rank.parent),
+                "--output_dir",
+                str(tmp_path / "report"),
+                "--attributes",
+                str(shared / "emotion_attributes"),
+            ]
+        )
+        == 0
+    )
     table = pd.read_csv(tmp_path / "report" / "control_comparison.csv")
-    assert len(table) == 14 and {"trained_significant", "control_significant", "control_fwer_survivors"} <= set(table.columns)
+    assert len(table) == 14 and {"trained_significant", "control_significant", "control_fwer_survivors"} <= set(
+        table.columns
+    )
     assert "untrained control prompts" in (tmp_path / "report" / "summary.md").read_text()
 
 
@@ -100,9 +189,26 @@ def test_rsa_outputs(chain):
 def test_masked_eval_end_to_end_and_resume(chain, tiny_bert, small_goemotions):
     root, ckpt, _, _, pkl = chain
     out = root / "eval"
-    argv = ["--sentiment", "joy", "--random_seed", "1", "--maskPath", str(pkl), "--resultPath", str(out), "--model",
-            str(tiny_bert), "--data_dir", str(small_goemotions), "--checkpoint_dir", str(ckpt), "--max_eval_samples", "20",
-            "--device", "cpu"]
+    argv = [
+        "--sentiment",
+        "joy",
+        "--random_seed",
+        "1",
+        "--maskPath",
+        str(pkl),
+        "--resultPath",
+        str(out),
+        "--model",
+        str(tiny_bert),
+        "--data_dir",
+        str(small_goemotions),
+        "--checkpoint_dir",
+        str(ckpt),
+        "--max_eval_samples",
+        "20",
+        "--device",
+        "cpu",
+    ]
     assert eval_mask_neuron.main(argv) == 0
     first = json.loads((out / "joy-1.json").read_text())
     # Per-example results beside every accuracy, which the reader checks against them.
@@ -110,8 +216,13 @@ def test_masked_eval_end_to_end_and_resume(chain, tiny_bert, small_goemotions):
     assert set(correct_of(first, "joy-1", 20)) == set(first["accuracies"])
     # A partial result of an interrupted run with the same inputs: its masks are not evaluated again.
     (out / "joy-1.json").unlink()
-    partial = {"split": "dev", "n_examples": 20, "accuracies": {"unmasked": 1.0, "arousal_top4": 0.05},
-               "correct": {"unmasked": "1" * 20, "arousal_top4": "1" + "0" * 19}, "provenance": first["provenance"]}
+    partial = {
+        "split": "dev",
+        "n_examples": 20,
+        "accuracies": {"unmasked": 1.0, "arousal_top4": 0.05},
+        "correct": {"unmasked": "1" * 20, "arousal_top4": "1" + "0" * 19},
+        "provenance": first["provenance"],
+    }
     (out / "joy-1.partial.json").write_text(json.dumps(partial))
     assert eval_mask_neuron.main(argv) == 0
     result = json.loads((out / "joy-1.json").read_text())
@@ -119,8 +230,24 @@ def test_masked_eval_end_to_end_and_resume(chain, tiny_bert, small_goemotions):
     assert result["correct"]["arousal_top4"] == "1" + "0" * 19
     # The same partial file after the masks file changed: it is not trusted, everything is evaluated anew.
     other_pkl = root / "masks" / "other.pkl"
-    assert gen_mask.main(["--CSV_Path", str(root / "neuron_rank" / "rank.csv"), "--PKL_File", str(other_pkl),
-                          "--thresholds", "4", "16", "--num_random", "2", "--seed", "7"]) == 0
+    assert (
+        gen_mask.main(
+            [
+                "--CSV_Path",
+                str(root / "neuron_rank" / "rank.csv"),
+                "--PKL_File",
+                str(other_pkl),
+                "--thresholds",
+                "4",
+                "16",
+                "--num_random",
+                "2",
+                "--seed",
+                "7",
+            ]
+        )
+        == 0
+    )
     other_out = root / "eval_other"
     other_out.mkdir()
     (other_out / "joy-1.partial.json").write_text(json.dumps(partial))
@@ -131,10 +258,20 @@ def test_masked_eval_end_to_end_and_resume(chain, tiny_bert, small_goemotions):
     assert fresh_other["accuracies"]["arousal_top4"] == first["accuracies"]["arousal_top4"]
     # A garbage value in a partial file with the right key is not copied into the result either.
     (other_out / "joy-1.json").unlink()
-    (other_out / "joy-1.partial.json").write_text(json.dumps({**partial, "provenance": fresh_other["provenance"],
-                                                              "accuracies": {"unmasked": 1.0, "arousal_top4": "garbage"}}))
+    (other_out / "joy-1.partial.json").write_text(
+        json.dumps(
+            {
+                **partial,
+                "provenance": fresh_other["provenance"],
+                "accuracies": {"unmasked": 1.0, "arousal_top4": "garbage"},
+            }
+        )
+    )
     assert eval_mask_neuron.main(other_argv) == 0
-    assert json.loads((other_out / "joy-1.json").read_text())["accuracies"]["arousal_top4"] == first["accuracies"]["arousal_top4"]
+    assert (
+        json.loads((other_out / "joy-1.json").read_text())["accuracies"]["arousal_top4"]
+        == first["accuracies"]["arousal_top4"]
+    )
     assert {"sentiment", "seed", "best", "accuracies", "provenance"} <= set(result)
     assert list(result["accuracies"])[0] == "unmasked" and "valence_top16_random_2" in result["accuracies"]
     assert not (out / "joy-1.partial.json").exists()
@@ -147,26 +284,45 @@ def test_masked_eval_end_to_end_and_resume(chain, tiny_bert, small_goemotions):
     assert all(0.0 <= value <= 1.0 for value in fresh["accuracies"].values())
     # Several prompts in one process give the same numbers as one process per prompt.
     batch_out = root / "eval_batch"
-    assert eval_mask_neuron.main(["--jobs", "joy-1", "anger-1", *argv[4:6], "--resultPath", str(batch_out), *argv[8:]]) == 0
+    assert (
+        eval_mask_neuron.main(["--jobs", "joy-1", "anger-1", *argv[4:6], "--resultPath", str(batch_out), *argv[8:]])
+        == 0
+    )
     assert json.loads((batch_out / "joy-1.json").read_text()) == fresh
     assert (batch_out / "anger-1.json").exists()
 
 
 def test_masked_eval_bad_inputs(chain, tiny_bert, small_goemotions, tmp_path):
     root, ckpt, _, _, pkl = chain
-    base = ["--random_seed", "1", "--resultPath", str(tmp_path / "r"), "--model", str(tiny_bert), "--data_dir",
-            str(small_goemotions), "--checkpoint_dir", str(ckpt), "--device", "cpu"]
-    assert "checkpoint not found" in one_line_error(run_script("eval_mask_neuron.py", "--sentiment", "joy", "--random_seed",
-                                                               "9", *base[2:], "--maskPath", str(pkl)))
-    assert "mask file not found" in one_line_error(run_script("eval_mask_neuron.py", "--sentiment", "joy", *base,
-                                                              "--maskPath", str(tmp_path / "none.pkl")))
+    base = [
+        "--random_seed",
+        "1",
+        "--resultPath",
+        str(tmp_path / "r"),
+        "--model",
+        str(tiny_bert),
+        "--data_dir",
+        str(small_goemotions),
+        "--checkpoint_dir",
+        str(ckpt),
+        "--device",
+        "cpu",
+    ]
+    assert "checkpoint not found" in one_line_error(
+        run_script("eval_mask_neuron.py", "--sentiment", "joy", "--random_seed", "9", *base[2:], "--maskPath", str(pkl))
+    )
+    assert "mask file not found" in one_line_error(
+        run_script("eval_mask_neuron.py", "--sentiment", "joy", *base, "--maskPath", str(tmp_path / "none.pkl"))
+    )
     wrong = tmp_path / "wrong.pkl"
     wrong.write_bytes(pickle.dumps({"x_top1": torch.ones(3, 48)}))
-    assert "but the model's FFN is [2, 48]" in one_line_error(run_script("eval_mask_neuron.py", "--sentiment", "joy", *base,
-                                                                         "--maskPath", str(wrong)))
+    assert "but the model's FFN is [2, 48]" in one_line_error(
+        run_script("eval_mask_neuron.py", "--sentiment", "joy", *base, "--maskPath", str(wrong))
+    )
     wrong.write_bytes(pickle.dumps({"x_top1": [1, 2]}))
-    assert "not a 2-D tensor" in one_line_error(run_script("eval_mask_neuron.py", "--sentiment", "joy", *base,
-                                                           "--maskPath", str(wrong)))
+    assert "not a 2-D tensor" in one_line_error(
+        run_script("eval_mask_neuron.py", "--sentiment", "joy", *base, "--maskPath", str(wrong))
+    )
 
 
 def test_rsa_bad_inputs(chain, shared, tmp_path):
@@ -178,48 +334,87 @@ def test_rsa_bad_inputs(chain, shared, tmp_path):
     folder.mkdir()
     for name in ("anger-1.csv", "anger-3.csv", "joy-1.csv"):
         (folder / name).write_text((acts_dir / "anger-1.csv").read_text())
-    assert "missing joy-3" in one_line_error(run_script("rsa_searchlight.py", "--activations", str(folder), "--attributes",
-                                                        attrs, *out))
+    assert "missing joy-3" in one_line_error(
+        run_script("rsa_searchlight.py", "--activations", str(folder), "--attributes", attrs, *out)
+    )
     (folder / "joy-3.csv").write_text("0,1\n0.5,0.25\n")
-    assert "has 2 neurons" in one_line_error(run_script("rsa_searchlight.py", "--activations", str(folder), "--attributes",
-                                                        attrs, *out))
-    (folder / "joy-3.csv").write_text((acts_dir / "anger-1.csv").read_text().replace("\n", "\n", 1).rsplit(",", 1)[0] + ",nan\n")
-    assert "NaN or infinite" in one_line_error(run_script("rsa_searchlight.py", "--activations", str(folder), "--attributes",
-                                                          attrs, *out))
+    assert "has 2 neurons" in one_line_error(
+        run_script("rsa_searchlight.py", "--activations", str(folder), "--attributes", attrs, *out)
+    )
+    (folder / "joy-3.csv").write_text(
+        (acts_dir / "anger-1.csv").read_text().replace("\n", "\n", 1).rsplit(",", 1)[0] + ",nan\n"
+    )
+    assert "NaN or infinite" in one_line_error(
+        run_script("rsa_searchlight.py", "--activations", str(folder), "--attributes", attrs, *out)
+    )
     npz = str(acts_dir / "activations.npz")
     ratings = tmp_path / "ratings"
     ratings.mkdir()
     table = pd.read_csv(shared / "emotion_attributes" / "attributes.csv")
     pd.concat([table, table.iloc[:1]]).to_csv(ratings / "attributes.csv", index=False)
-    assert "appears more than once" in one_line_error(run_script("rsa_searchlight.py", "--activations", npz, "--attributes",
-                                                                 str(ratings), *out))
+    assert "appears more than once" in one_line_error(
+        run_script("rsa_searchlight.py", "--activations", npz, "--attributes", str(ratings), *out)
+    )
     broken = table.copy()
     broken["valence"] = broken["valence"].astype(object)
     broken.loc[4, "valence"] = "high"
     broken.to_csv(ratings / "attributes.csv", index=False)
-    assert "has value 'high'" in one_line_error(run_script("rsa_searchlight.py", "--activations", npz,
-                                                                   "--attributes", str(ratings), *out))
+    assert "has value 'high'" in one_line_error(
+        run_script("rsa_searchlight.py", "--activations", npz, "--attributes", str(ratings), *out)
+    )
     table.iloc[:2].to_csv(ratings / "attributes.csv", index=False)
-    assert "needs at least 3" in one_line_error(run_script("rsa_searchlight.py", "--activations", npz, "--attributes",
-                                                           str(ratings), *out))
-    assert "unknown attribute 'joyfulness'" in one_line_error(run_script(
-        "rsa_searchlight.py", "--activations", npz, "--attributes", attrs, "--attribute_names", "joyfulness", *out))
-    assert "--method: invalid choice: 'pearson'" in one_line_error(run_script(
-        "rsa_searchlight.py", "--activations", npz, "--attributes", attrs, "--method", "pearson", *out))
+    assert "needs at least 3" in one_line_error(
+        run_script("rsa_searchlight.py", "--activations", npz, "--attributes", str(ratings), *out)
+    )
+    assert "unknown attribute 'joyfulness'" in one_line_error(
+        run_script(
+            "rsa_searchlight.py", "--activations", npz, "--attributes", attrs, "--attribute_names", "joyfulness", *out
+        )
+    )
+    assert "--method: invalid choice: 'pearson'" in one_line_error(
+        run_script("rsa_searchlight.py", "--activations", npz, "--attributes", attrs, "--method", "pearson", *out)
+    )
 
 
 def test_get_active_neuron_refuses_other_models(chain, tiny_roberta, tmp_path):
     _, ckpt, _, _, _ = chain
-    line = one_line_error(run_script("get_active_neuron.py", "--model", str(tiny_roberta), "--checkpoint_dir", str(ckpt),
-                                     "--output_dir", str(tmp_path / "a"), "--sentiments", "joy", "--seeds", "1"))
+    line = one_line_error(
+        run_script(
+            "get_active_neuron.py",
+            "--model",
+            str(tiny_roberta),
+            "--checkpoint_dir",
+            str(ckpt),
+            "--output_dir",
+            str(tmp_path / "a"),
+            "--sentiments",
+            "joy",
+            "--seeds",
+            "1",
+        )
+    )
     assert "prompt trained on another model" in line and "model_type bert vs roberta" in line
-    line = one_line_error(run_script("get_active_neuron.py", "--model", str(tiny_roberta), "--checkpoint_dir", str(ckpt),
-                                     "--output_dir", str(tmp_path / "a"), "--sentiments", "joy", "--seeds", "1", "2"))
+    line = one_line_error(
+        run_script(
+            "get_active_neuron.py",
+            "--model",
+            str(tiny_roberta),
+            "--checkpoint_dir",
+            str(ckpt),
+            "--output_dir",
+            str(tmp_path / "a"),
+            "--sentiments",
+            "joy",
+            "--seeds",
+            "1",
+            "2",
+        )
+    )
     assert "missing checkpoint(s)" in line and "joy-2.pt" in line
 
 
 def test_no_hooks_left_after_the_stages(tiny_bert):
-    from model_emotion.prompt_model import load_backbone
+    from model_emotion.loading import load_backbone
 
     backbone, _, _ = load_backbone(str(tiny_bert))
     assert count_hooks(backbone) == 0

@@ -17,13 +17,15 @@ import torch
 from transformers import AutoTokenizer, RobertaForMaskedLM
 
 from model_emotion.data import binary_task
+from model_emotion.encoder_prompt import SoftPromptModel
 from model_emotion.neurons import capture_neurons
-from model_emotion.prompt_model import PromptConfig, SoftPromptModel
+from model_emotion.prompt_config import PromptConfig
 from model_emotion.training import LegacyAdamW, mean_accuracy
 
 
-def original_forward(mlm: RobertaForMaskedLM, prompt: torch.Tensor, text_ids: list[int], mask_id: int,
-                     label_ids: list[int]):
+def original_forward(
+    mlm: RobertaForMaskedLM, prompt: torch.Tensor, text_ids: list[int], mask_id: int, label_ids: list[int]
+):
     """Logits [2] at the slot and the FFN activations [layers * d_ffn] at the slot, as the original computes them."""
     emb = mlm.roberta.embeddings
     ids = torch.tensor([mask_id] + text_ids)  # [1 + T]
@@ -78,10 +80,13 @@ def test_paper_protocol_equals_the_original_forward(setup):
         batch = tokenizer(texts, padding=True, return_tensors="pt")
         got = model(batch["input_ids"], batch["attention_mask"])
         for row, text in enumerate(texts):
-            want, _ = original_forward(mlm, prompt, tokenizer(text)["input_ids"], tokenizer.mask_token_id,
-                                       _label_ids(model))
+            want, _ = original_forward(
+                mlm, prompt, tokenizer(text)["input_ids"], tokenizer.mask_token_id, _label_ids(model)
+            )
             assert torch.allclose(got[row], want, atol=1e-5, rtol=0)
-        _, want_acts = original_forward(mlm, prompt, [tokenizer.cls_token_id], tokenizer.mask_token_id, _label_ids(model))
+        _, want_acts = original_forward(
+            mlm, prompt, [tokenizer.cls_token_id], tokenizer.mask_token_id, _label_ids(model)
+        )
         with capture_neurons(model, "before_relu", position=0) as captured:
             model.slot_hidden(None)
         got_acts = torch.cat([layer[0] for layer in captured])
@@ -95,7 +100,9 @@ def test_toolkit_protocol_differs_from_the_original(setup):
     with torch.no_grad():
         want_logits, want_acts = original_forward(mlm, prompt, ids, tokenizer.mask_token_id, _label_ids(model))
         got = model(torch.tensor([ids]), torch.ones(1, len(ids), dtype=torch.long))[0]
-        _, want_acts = original_forward(mlm, prompt, [tokenizer.cls_token_id], tokenizer.mask_token_id, _label_ids(model))
+        _, want_acts = original_forward(
+            mlm, prompt, [tokenizer.cls_token_id], tokenizer.mask_token_id, _label_ids(model)
+        )
         with capture_neurons(model, "before_relu", position=0) as captured:
             model.slot_hidden(None)
     got_acts = torch.cat([layer[0] for layer in captured])
@@ -132,15 +139,16 @@ def test_legacy_adamw_has_no_bias_correction():
     p.grad = torch.tensor([0.5, 0.5])
     opt.step()
     # m = 0.05, v = 0.00025 -> step 0.1 * 0.05 / (sqrt(0.00025) + 1e-6); then p -= 0.1 * 0.01 * p
-    step = 0.1 * 0.05 / (0.00025 ** 0.5 + 1e-6)
+    step = 0.1 * 0.05 / (0.00025**0.5 + 1e-6)
     want = torch.tensor([1.0 - step, -2.0 - step])
     want = want - 0.1 * 0.01 * want
     assert torch.allclose(p.detach(), want, atol=1e-7)
 
 
 def test_paper_negative_sampling_is_the_original_draw():
-    frame = pd.DataFrame({"text": [f"t{i}" for i in range(50)],
-                          "labels": [("anger",) if i % 7 == 0 else ("joy",) for i in range(50)]})
+    frame = pd.DataFrame(
+        {"text": [f"t{i}" for i in range(50)], "labels": [("anger",) if i % 7 == 0 else ("joy",) for i in range(50)]}
+    )
     task = binary_task(frame, "anger", 5, "dev", negatives="paper")
     pos = [i for i in range(50) if i % 7 == 0]
     np.random.seed(5)
@@ -160,26 +168,84 @@ def test_paper_protocol_through_the_stage_commands(tiny_roberta, small_goemotion
     """train -> activations -> masked evaluation under --protocol paper with the original's sampler and means."""
     import json
 
-    from model_emotion.commands import activations, eval as evaluate, train
+    from model_emotion.commands import activations, train
+    from model_emotion.commands import eval as evaluate
     from model_emotion.masks import save_masks
 
     common = ["--model", str(tiny_roberta), "--data_dir", str(small_goemotions), "--device", "cpu"]
     ckpt = tmp_path / "ckpt"
-    assert train.main(["--sentiment", "joy", "--random_seed", "1", *common, "--checkpoint_dir", str(ckpt),
-                       "--log_dir", str(tmp_path / "log"), "--epochs", "1", "--prompt_len", "3", "--max_length", "40",
-                       "--max_train_samples", "16", "--max_eval_samples", "12", "--protocol", "paper",
-                       "--negative_sampling", "paper"]) == 0
+    assert (
+        train.main(
+            [
+                "--sentiment",
+                "joy",
+                "--random_seed",
+                "1",
+                *common,
+                "--checkpoint_dir",
+                str(ckpt),
+                "--log_dir",
+                str(tmp_path / "log"),
+                "--epochs",
+                "1",
+                "--prompt_len",
+                "3",
+                "--max_length",
+                "40",
+                "--max_train_samples",
+                "16",
+                "--max_eval_samples",
+                "12",
+                "--protocol",
+                "paper",
+                "--negative_sampling",
+                "paper",
+            ]
+        )
+        == 0
+    )
     record = torch.load(ckpt / "joy-1.pt", weights_only=True)
     assert record["config"]["protocol"] == "paper" and record["config"]["prompt_init"] == "normal"
-    assert activations.main(["--model", str(tiny_roberta), "--checkpoint_dir", str(ckpt), "--output_dir",
-                             str(tmp_path / "acts"), "--device", "cpu"]) == 0
+    assert (
+        activations.main(
+            [
+                "--model",
+                str(tiny_roberta),
+                "--checkpoint_dir",
+                str(ckpt),
+                "--output_dir",
+                str(tmp_path / "acts"),
+                "--device",
+                "cpu",
+            ]
+        )
+        == 0
+    )
     provenance = json.loads((tmp_path / "acts" / "provenance.json").read_text())
     assert provenance["joy-1.csv"]["protocol"] == "paper"  # the checkpoint's protocol by default
     masks = tmp_path / "m.pkl"
     save_masks(masks, {"valence_top8": torch.ones(2, 64, dtype=torch.int8)})
-    argv = ["--sentiment", "joy", "--random_seed", "1", "--maskPath", str(masks), "--resultPath", str(tmp_path / "eval"),
-            *common, "--checkpoint_dir", str(ckpt), "--max_eval_samples", "12", "--accuracy_mean", "per_batch",
-            "--eval_batch_size", "5", "--protocol", "paper"]
+    argv = [
+        "--sentiment",
+        "joy",
+        "--random_seed",
+        "1",
+        "--maskPath",
+        str(masks),
+        "--resultPath",
+        str(tmp_path / "eval"),
+        *common,
+        "--checkpoint_dir",
+        str(ckpt),
+        "--max_eval_samples",
+        "12",
+        "--accuracy_mean",
+        "per_batch",
+        "--eval_batch_size",
+        "5",
+        "--protocol",
+        "paper",
+    ]
     assert evaluate.main(argv) == 0
     result = json.loads((tmp_path / "eval" / "joy-1.json").read_text())
     assert result["accuracies"]["valence_top8"] == result["accuracies"]["unmasked"]  # an all-ones mask changes nothing
@@ -191,19 +257,28 @@ def test_paper_prompt_starts_from_the_initializer_normal_as_the_pinned_transform
     re-initialises every weight missing from the checkpoint (the prompt) with _init_weights:
     N(0, initializer_range^2). --protocol paper starts there; <mask> x P stays available."""
     from model_emotion.loading import load_backbone
-    from model_emotion.prompt_model import PromptConfig, build_prompt_model
+    from model_emotion.prompt_config import PromptConfig
+    from model_emotion.prompt_model import build_prompt_model
 
     backbone, tokenizer, _ = load_backbone(str(tiny_roberta), "auto")
-    model = build_prompt_model(backbone, tokenizer, PromptConfig(model=str(tiny_roberta), prompt_len=48,
-                                                                 max_length=32, protocol="paper",
-                                                                 prompt_init="normal", seed=3))
+    model = build_prompt_model(
+        backbone,
+        tokenizer,
+        PromptConfig(
+            model=str(tiny_roberta), prompt_len=48, max_length=32, protocol="paper", prompt_init="normal", seed=3
+        ),
+    )
     prompt = model.prompt.detach()
     std = backbone.config.initializer_range
     assert abs(prompt.mean().item()) < 0.2 * std and abs(prompt.std().item() / std - 1) < 0.1
     assert not torch.allclose(prompt[0], prompt[1])  # i.i.d. rows, not one token repeated
-    again = build_prompt_model(backbone, tokenizer, PromptConfig(model=str(tiny_roberta), prompt_len=48,
-                                                                 max_length=32, protocol="paper",
-                                                                 prompt_init="normal", seed=3))
+    again = build_prompt_model(
+        backbone,
+        tokenizer,
+        PromptConfig(
+            model=str(tiny_roberta), prompt_len=48, max_length=32, protocol="paper", prompt_init="normal", seed=3
+        ),
+    )
     assert torch.equal(again.prompt.detach(), prompt)  # seeded
 
 
@@ -221,8 +296,15 @@ def test_paper_protocol_runs_float32_on_cuda():
         assert isinstance(autocast(cuda, SimpleNamespace(paper=False)), torch.autocast)
 
 
-def original_forward_padded(mlm: RobertaForMaskedLM, prompt: torch.Tensor, text_ids: list[int], mask_id: int,
-                            pad_id: int, max_length: int, neuron_mask: torch.Tensor | None = None):
+def original_forward_padded(
+    mlm: RobertaForMaskedLM,
+    prompt: torch.Tensor,
+    text_ids: list[int],
+    mask_id: int,
+    pad_id: int,
+    max_length: int,
+    neuron_mask: torch.Tensor | None = None,
+):
     """The original's forward as its trainer ran it: the text padded to ``max_length`` (padding='max_length')
     with the attention mask extended by ones over <mask> and the prompt; position ids 0..L-1 over the
     padded sequence; ``neuron_mask`` [layers, d_ffn] multiplies each block's ``intermediate`` output as the
@@ -254,8 +336,9 @@ def test_reference_forward_with_max_length_padding_equals_the_toolkit(setup):
     with torch.no_grad():
         got = model(batch["input_ids"], batch["attention_mask"])
         for row, text in enumerate(texts):
-            vocab = original_forward_padded(mlm, prompt, tokenizer(text)["input_ids"], tokenizer.mask_token_id,
-                                            tokenizer.pad_token_id, 40)
+            vocab = original_forward_padded(
+                mlm, prompt, tokenizer(text)["input_ids"], tokenizer.mask_token_id, tokenizer.pad_token_id, 40
+            )
             assert torch.allclose(got[row], vocab[_label_ids(model)], atol=1e-5, rtol=0)
 
 
@@ -264,7 +347,7 @@ def test_paper_label_ids_on_a_vocabulary_that_holds_them():
     original's hard-coded ids 33407 (negative) and 22173 (positive); the toolkit protocol at the label words."""
     from transformers import RobertaConfig, RobertaTokenizerFast
 
-    from model_emotion.prompt_model import PAPER_LABEL_IDS, PAPER_VOCAB_SIZE
+    from model_emotion.prompt_config import PAPER_LABEL_IDS, PAPER_VOCAB_SIZE
 
     specials = ["<s>", "<pad>", "</s>", "<unk>"]
     byte_chars = sorted({chr(i) for i in range(33, 127)} | {"Ġ"})
@@ -275,11 +358,20 @@ def test_paper_label_ids_on_a_vocabulary_that_holds_them():
     tokenizer = RobertaTokenizerFast(vocab=vocab, merges=[])
     assert len(tokenizer) == PAPER_VOCAB_SIZE and tokenizer.mask_token_id == 50264
     torch.manual_seed(0)
-    config = RobertaConfig(vocab_size=PAPER_VOCAB_SIZE, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
-                           intermediate_size=32, max_position_embeddings=80, pad_token_id=1)
+    config = RobertaConfig(
+        vocab_size=PAPER_VOCAB_SIZE,
+        hidden_size=16,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=32,
+        max_position_embeddings=80,
+        pad_token_id=1,
+    )
     mlm = RobertaForMaskedLM(config).eval()
     prompt = torch.randn(3, 16)
-    paper = SoftPromptModel(mlm, tokenizer, PromptConfig(model="tiny", prompt_len=3, max_length=20, protocol="paper")).eval()
+    paper = SoftPromptModel(
+        mlm, tokenizer, PromptConfig(model="tiny", prompt_len=3, max_length=20, protocol="paper")
+    ).eval()
     toolkit = SoftPromptModel(mlm, tokenizer, PromptConfig(model="tiny", prompt_len=3, max_length=20)).eval()
     for model in (paper, toolkit):
         model.load_trainable_state(prompt)
@@ -305,11 +397,14 @@ def test_paper_masked_evaluation_with_real_masks_equals_the_original_hook(setup,
     task = binary_task(data.split("dev"), "joy", 3, "dev", 16, negatives="paper")
     encoded = model.encode_task(task.texts, task.labels)
     gen = torch.Generator().manual_seed(4)
-    masks = {"valence_top20": (torch.rand(2, 64, generator=gen) > 0.3).to(torch.int8),
-             "arousal_top20": torch.rand(2, 64, generator=gen)}  # a float scale mask
+    masks = {
+        "valence_top20": (torch.rand(2, 64, generator=gen) > 0.3).to(torch.int8),
+        "arousal_top20": torch.rand(2, 64, generator=gen),
+    }  # a float scale mask
     correct: dict = {}
-    accuracies = evaluate_masks(model, encoded, masks, 5, torch.device("cpu"), progress=False, per_batch=5,
-                                correct=correct)
+    accuracies = evaluate_masks(
+        model, encoded, masks, 5, torch.device("cpu"), progress=False, per_batch=5, correct=correct
+    )
     logits = masked_logits(model, encoded, masks, 5, torch.device("cpu"))
     with torch.no_grad():
         for name, mask in masks.items():
@@ -320,9 +415,11 @@ def test_paper_masked_evaluation_with_real_masks_equals_the_original_hook(setup,
                 rows.append(original_forward_padded(*args, mask.float())[_label_ids(model)])
                 plain.append(original_forward_padded(*args)[_label_ids(model)])
             rows = torch.stack(rows)
-            assert (rows - torch.stack(plain)).abs().max() > 1e-4  # the mask changes the original logits (a small random model)
+            assert (
+                rows - torch.stack(plain)
+            ).abs().max() > 1e-4  # the mask changes the original logits (a small random model)
             assert torch.allclose(logits[name], rows, atol=2e-6, rtol=0), name
-            want = (rows.argmax(-1).numpy() == task.labels)
+            want = rows.argmax(-1).numpy() == task.labels
             assert correct[name].tolist() == want.tolist(), name
             assert accuracies[name] == pytest.approx(mean_accuracy(want, per_batch=5))
 
@@ -362,7 +459,11 @@ class PythonByteLevelBPE:
     def __init__(self, vocab: dict, merges: list[tuple[str, str]]):
         import regex
 
-        printable = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
+        printable = (
+            list(range(ord("!"), ord("~") + 1))
+            + list(range(ord("¡"), ord("¬") + 1))
+            + list(range(ord("®"), ord("ÿ") + 1))
+        )
         codes = printable[:]
         extra = 0
         for b in range(256):
@@ -415,8 +516,11 @@ def test_slow_tokenizer_gives_the_same_ids_on_goemotions(tiny_roberta, shared):
 
     tokenizer = AutoTokenizer.from_pretrained(tiny_roberta)
     vocab = json.loads((tiny_roberta / "vocab.json").read_text())
-    merges = [tuple(line.split()) for line in (tiny_roberta / "merges.txt").read_text().splitlines()
-              if line and not line.startswith("#")]
+    merges = [
+        tuple(line.split())
+        for line in (tiny_roberta / "merges.txt").read_text().splitlines()
+        if line and not line.startswith("#")
+    ]
     slow = PythonByteLevelBPE(vocab, merges)
     data = load_goemotions(shared / "goemotions", splits=("dev", "test"))
     texts = [t for split in ("dev", "test") for t in data.split(split)["text"]]

@@ -8,11 +8,11 @@ from functools import partial
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import one_line_error, run_script
 from scipy import stats
 
-from model_emotion.commands import report
-from conftest import one_line_error, run_script
 from model_emotion.activation_files import ActivationSet, save_npz
+from model_emotion.commands import report
 from model_emotion.download import SOURCE_FILES, fetch_paper_attributes, resolve_attributes
 from model_emotion.errors import ToolkitError
 
@@ -27,8 +27,9 @@ def make_results(root, with_masking=True, with_rsa=True):
     acts_dir.mkdir(parents=True)
     acts = rng.random((6, 2, 20)).astype(np.float32)
     save_npz(acts_dir / "activations.npz", ActivationSet(acts, EMOS, [1, 3], 2, 10))
-    pd.DataFrame({"sentiment": EMOS * 2, "random_seed": [1] * 6 + [3] * 6, "accuracy": rng.uniform(0.6, 0.9, 12)}).to_csv(
-        acts_dir / "goemotions_prompt_tuning_accuracy.csv", index=False)
+    pd.DataFrame(
+        {"sentiment": EMOS * 2, "random_seed": [1] * 6 + [3] * 6, "accuracy": rng.uniform(0.6, 0.9, 12)}
+    ).to_csv(acts_dir / "goemotions_prompt_tuning_accuracy.csv", index=False)
     if with_rsa:
         rank_dir = root / "neuron_rank"
         rank_dir.mkdir()
@@ -37,10 +38,15 @@ def make_results(root, with_masking=True, with_rsa=True):
         tau.to_csv(rank_dir / "r_tau.csv", index=False)
         q.to_csv(rank_dir / "r_q_value.csv", index=False)
         tau.rank(ascending=False).to_csv(rank_dir / "r.csv", index=False)
-        summary = [{"attribute": a, "layer": layer, "n_significant": 3 + i, "n_selective": 1, "n_neurons": 10}
-                   for i, a in enumerate(ATTRS) for layer in ("0", "1")]
-        summary += [{"attribute": a, "layer": "all", "n_significant": 2 * (3 + i), "n_selective": 2, "n_neurons": 20}
-                    for i, a in enumerate(ATTRS)]
+        summary = [
+            {"attribute": a, "layer": layer, "n_significant": 3 + i, "n_selective": 1, "n_neurons": 10}
+            for i, a in enumerate(ATTRS)
+            for layer in ("0", "1")
+        ]
+        summary += [
+            {"attribute": a, "layer": "all", "n_significant": 2 * (3 + i), "n_selective": 2, "n_neurons": 20}
+            for i, a in enumerate(ATTRS)
+        ]
         pd.DataFrame(summary).to_csv(rank_dir / "r_summary.csv", index=False)
     if with_masking:
         out = root / "eval"
@@ -60,11 +66,32 @@ def make_results(root, with_masking=True, with_rsa=True):
 def test_report_draws_everything_and_summary_matches_hand_computation(tmp_path, shared):
     root = make_results(tmp_path / "results")
     out = tmp_path / "report"
-    assert report.main(["--results_dir", str(root), "--output_dir", str(out), "--attributes",
-                        str(shared / "emotion_attributes"), "--k", "4", "--formats", "png", "pdf"]) == 0
+    assert (
+        report.main(
+            [
+                "--results_dir",
+                str(root),
+                "--output_dir",
+                str(out),
+                "--attributes",
+                str(shared / "emotion_attributes"),
+                "--k",
+                "4",
+                "--formats",
+                "png",
+                "pdf",
+            ]
+        )
+        == 0
+    )
     names = {p.name for p in out.iterdir()}
-    for stem in ("accuracy_per_emotion", "selectivity_tau", "selectivity_by_layer", "masking_accuracy_vs_k",
-                 "drop_beyond_random_k4"):
+    for stem in (
+        "accuracy_per_emotion",
+        "selectivity_tau",
+        "selectivity_by_layer",
+        "masking_accuracy_vs_k",
+        "drop_beyond_random_k4",
+    ):
         assert f"{stem}.png" in names and f"{stem}.pdf" in names
     assert any(n.startswith("rdm_neuron") for n in names)
     assert {"summary.csv", "summary.md", "report_args.json"} <= names
@@ -88,8 +115,15 @@ def test_report_draws_everything_and_summary_matches_hand_computation(tmp_path, 
 
 def test_report_with_missing_pieces_says_what_is_missing(tmp_path, shared):
     root = make_results(tmp_path / "results", with_masking=False, with_rsa=False)
-    proc = run_script("report.py", "--results_dir", str(root), "--output_dir", str(tmp_path / "out"), "--attributes",
-                      str(shared / "emotion_attributes"))
+    proc = run_script(
+        "report.py",
+        "--results_dir",
+        str(root),
+        "--output_dir",
+        str(tmp_path / "out"),
+        "--attributes",
+        str(shared / "emotion_attributes"),
+    )
     assert proc.returncode == 0, proc.stderr
     assert "missing RSA tables" in proc.stderr and "masked-evaluation JSONs" in proc.stderr
     assert (tmp_path / "out" / "accuracy_per_emotion.png").exists()
@@ -97,8 +131,9 @@ def test_report_with_missing_pieces_says_what_is_missing(tmp_path, shared):
 
 def test_empty_results_fail_with_one_line(tmp_path):
     (tmp_path / "empty").mkdir()
-    assert "holds no results" in one_line_error(run_script("report.py", "--results_dir", str(tmp_path / "empty"),
-                                                            "--output_dir", str(tmp_path / "out")))
+    assert "holds no results" in one_line_error(
+        run_script("report.py", "--results_dir", str(tmp_path / "empty"), "--output_dir", str(tmp_path / "out"))
+    )
     assert "give --results_dir" in one_line_error(run_script("report.py", "--output_dir", str(tmp_path / "out")))
 
 
@@ -117,17 +152,42 @@ def test_paper_mode_redraws_from_released_data(tmp_path, shared):
 def local_release(tmp_path, shared):
     """The paper's source files in their original layout, served on 127.0.0.1 only."""
     src = shared / "emotion_attributes"
-    order = ["realization", "surprise", "admiration", "gratitude", "optimism", "approval", "pride", "excitement", "joy",
-             "love", "amusement", "caring", "relief", "curiosity", "desire", "disgust", "disapproval", "anger",
-             "annoyance", "confusion", "fear", "disappointment", "grief", "sadness", "nervousness", "embarrassment",
-             "remorse"]
+    order = [
+        "realization",
+        "surprise",
+        "admiration",
+        "gratitude",
+        "optimism",
+        "approval",
+        "pride",
+        "excitement",
+        "joy",
+        "love",
+        "amusement",
+        "caring",
+        "relief",
+        "curiosity",
+        "desire",
+        "disgust",
+        "disapproval",
+        "anger",
+        "annoyance",
+        "confusion",
+        "fear",
+        "disappointment",
+        "grief",
+        "sadness",
+        "nervousness",
+        "embarrassment",
+        "remorse",
+    ]
     scores = pd.read_csv(src / "attributes.csv").set_index("emotion").loc[order]
     rdms = pd.read_csv(src / "rdms.csv")
     lookup = {frozenset((a, b)): i for i, (a, b) in enumerate(zip(rdms["emotion_a"], rdms["emotion_b"]))}
     pairs = [frozenset((order[i], order[j])) for j in range(27) for i in range(j + 1, 27)]
     dist = rdms.drop(columns=["emotion_a", "emotion_b"]).iloc[[lookup[p] for p in pairs]]
     site = tmp_path / "site"
-    for key, rel in SOURCE_FILES.items():
+    for rel in SOURCE_FILES.values():
         (site / rel).parent.mkdir(parents=True, exist_ok=True)
     scores.to_csv(site / SOURCE_FILES["scores"], index=False)
     dist.to_csv(site / SOURCE_FILES["distances"], index=False)
@@ -149,7 +209,9 @@ def test_download_converts_the_release_into_the_ratings_layout(tmp_path, local_r
     assert list(got["emotion"]) == list(want["emotion"])
     assert np.allclose(got.drop(columns="emotion"), want.drop(columns="emotion"), atol=1e-6)
     got_rdms, want_rdms = pd.read_csv(dest / "rdms.csv"), pd.read_csv(src / "rdms.csv")
-    assert list(zip(got_rdms["emotion_a"], got_rdms["emotion_b"])) == list(zip(want_rdms["emotion_a"], want_rdms["emotion_b"]))
+    assert list(zip(got_rdms["emotion_a"], got_rdms["emotion_b"])) == list(
+        zip(want_rdms["emotion_a"], want_rdms["emotion_b"])
+    )
     assert np.allclose(got_rdms.iloc[:, 2:], want_rdms.iloc[:, 2:])
     # resolve_attributes: downloads once into $ME_CACHE, then reuses the cache.
     monkeypatch.setenv("ME_CACHE", str(tmp_path / "cache2"))

@@ -94,7 +94,9 @@ def test_two_sided_and_less(cases):
     _, pl = kendall(x, y, alternative="less")
     ref = stats.kendalltau(x[0], y[1], alternative="two-sided", method="asymptotic").pvalue
     assert p2[0, 1] == pytest.approx(ref, rel=1e-9)
-    assert pl[0, 1] == pytest.approx(stats.kendalltau(x[0], y[1], alternative="less", method="asymptotic").pvalue, rel=1e-9)
+    assert pl[0, 1] == pytest.approx(
+        stats.kendalltau(x[0], y[1], alternative="less", method="asymptotic").pvalue, rel=1e-9
+    )
 
 
 def test_spearman_matches_scipy(cases):
@@ -128,7 +130,9 @@ def test_neuron_rdms_brute_force():
     got = neuron_rdms(acts)
     pairs = list(itertools.combinations(range(5), 2))
     for neuron in range(4):
-        expected = [np.mean([abs(float(acts[i, s, neuron]) - float(acts[j, s, neuron])) for s in range(3)]) for i, j in pairs]
+        expected = [
+            np.mean([abs(float(acts[i, s, neuron]) - float(acts[j, s, neuron])) for s in range(3)]) for i, j in pairs
+        ]
         assert np.allclose(got[neuron], expected)
 
 
@@ -142,8 +146,9 @@ def test_summary_counts_significant_and_selective():
     acts = rng.random((6, 2, 8)).astype(np.float32)
     rdms = rng.random((2, 15))
     result = searchlight(acts, rdms, ["a", "b"])
-    result.q = np.array([[0.001, 0.5], [0.001, 0.001], [0.5, 0.5], [0.002, 0.9],
-                         [0.9, 0.001], [0.9, 0.9], [0.001, 0.9], [np.nan, 0.9]])
+    result.q = np.array(
+        [[0.001, 0.5], [0.001, 0.001], [0.5, 0.5], [0.002, 0.9], [0.9, 0.001], [0.9, 0.9], [0.001, 0.9], [np.nan, 0.9]]
+    )
     table = summarize(result, num_layers=2, alpha=0.01).set_index(["attribute", "layer"])
     assert table.loc[("a", "0"), "n_significant"] == 3 and table.loc[("a", "0"), "n_selective"] == 2
     assert table.loc[("a", "1"), "n_significant"] == 1 and table.loc[("b", "all"), "n_significant"] == 2
@@ -210,14 +215,17 @@ def test_exact_path_only_without_ties_and_below_50_pairs():
     rng = np.random.default_rng(1)
     x, y = rng.normal(size=(1, 45)), rng.normal(size=(1, 45))  # 10 emotions: 45 pairs, exact
     _, p_exact = kendall(x, y)
-    assert p_exact[0, 0] == pytest.approx(stats.kendalltau(x[0], y[0], method="exact", alternative="greater").pvalue,
-                                          rel=1e-9)
+    assert p_exact[0, 0] == pytest.approx(
+        stats.kendalltau(x[0], y[0], method="exact", alternative="greater").pvalue, rel=1e-9
+    )
     tied = y.copy()
     tied[0, 1] = tied[0, 0]  # one tie: R falls back to the normal approximation
     _, p_tied = kendall(x, tied)
-    assert p_tied[0, 0] == pytest.approx(stats.kendalltau(x[0], tied[0], method="asymptotic",
-                                                          alternative="greater").pvalue, rel=1e-9)
+    assert p_tied[0, 0] == pytest.approx(
+        stats.kendalltau(x[0], tied[0], method="asymptotic", alternative="greater").pvalue, rel=1e-9
+    )
     big_x, big_y = rng.normal(size=(1, 55)), rng.normal(size=(1, 55))  # 11 emotions: 55 pairs, normal
     _, p_big = kendall(big_x, big_y)
-    assert p_big[0, 0] == pytest.approx(stats.kendalltau(big_x[0], big_y[0], method="asymptotic",
-                                                         alternative="greater").pvalue, rel=1e-9)
+    assert p_big[0, 0] == pytest.approx(
+        stats.kendalltau(big_x[0], big_y[0], method="asymptotic", alternative="greater").pvalue, rel=1e-9
+    )

@@ -17,8 +17,9 @@ rsatoolbox = pytest.importorskip("rsatoolbox")
 def acts(shared):
     rdms = build_rdms(load_ratings(shared / "emotion_attributes"), list(EMOTIONS))
     rng = np.random.default_rng(0)
-    return ActivationSet(rng.normal(size=(len(rdms.emotions), 2, 12)).astype(np.float32), list(rdms.emotions),
-                         [1, 2], 3, 4), rdms
+    return ActivationSet(
+        rng.normal(size=(len(rdms.emotions), 2, 12)).astype(np.float32), list(rdms.emotions), [1, 2], 3, 4
+    ), rdms
 
 
 def test_attribute_rdms_round_trip(acts):
@@ -57,7 +58,10 @@ def test_missing_rsatoolbox_is_named(monkeypatch, acts):
     from model_emotion import rsatoolbox_adapter
 
     real = builtins.__import__
-    monkeypatch.setattr(builtins, "__import__",
-                        lambda name, *a, **k: (_ for _ in ()).throw(ImportError(name)) if name == "rsatoolbox" else real(name, *a, **k))
+    monkeypatch.setattr(
+        builtins,
+        "__import__",
+        lambda name, *a, **k: (_ for _ in ()).throw(ImportError(name)) if name == "rsatoolbox" else real(name, *a, **k),
+    )
     with pytest.raises(MissingDependencyError, match="pip install rsatoolbox"):
         rsatoolbox_adapter.attribute_rdms(acts[1])

@@ -55,8 +55,7 @@ def test_reliability_is_high_for_a_seed_stable_signal_and_at_chance_when_shuffle
     stable = rng.normal(size=(K, 1, N))  # the same emotion structure in every seed
     stable[:, :, :10] += 2 * scores[:, None, 0:1]  # 10 neurons follow attribute 0
     acts = stable + 0.3 * rng.normal(size=(K, S, N))
-    table = seed_reliability(acts, rdms_of(scores), ["a", "b"], 0.05, splits=2, test="permutation",
-                             permutations=99)
+    table = seed_reliability(acts, rdms_of(scores), ["a", "b"], 0.05, splits=2, test="permutation", permutations=99)
     mean = table[table.split == "mean"].set_index("attribute")
     assert set(table.split) == {"odd_even", "random1", "random2", "mean"}
     assert mean.loc["a", "spearman"] > 0.8 and mean.loc["a", "spearman_chance"] < 0.4
@@ -89,20 +88,48 @@ def test_influence_finds_the_loud_seed():
 def test_command_writes_diagnostics_and_refuses_too_few_seeds(tmp_path, shared, capsys):
     rng = np.random.default_rng(3)
     emotions = sorted(pd.read_csv(shared / "emotion_attributes" / "attributes.csv").iloc[:, 0])[:10]
+
     def npz(seeds):
         path = tmp_path / f"acts{seeds}.npz"
-        np.savez(path, activations=rng.normal(size=(10, seeds, 2 * 8)).astype(np.float32), emotions=np.array(emotions),
-                 seeds=np.arange(1, seeds + 1), layers=2, d_ffn=8)
+        np.savez(
+            path,
+            activations=rng.normal(size=(10, seeds, 2 * 8)).astype(np.float32),
+            emotions=np.array(emotions),
+            seeds=np.arange(1, seeds + 1),
+            layers=2,
+            d_ffn=8,
+        )
         return path
+
     out = tmp_path / "rank" / "r.csv"
-    args = ["--attributes", str(shared / "emotion_attributes"), "--output", str(out), "--permutations", "99",
-            "--alpha", "0.05", "--seed_diagnostics", "--splits", "2", "--diagnostic_permutations", "49",
-            "--seed_normalization", "scale"]
+    args = [
+        "--attributes",
+        str(shared / "emotion_attributes"),
+        "--output",
+        str(out),
+        "--permutations",
+        "99",
+        "--alpha",
+        "0.05",
+        "--seed_diagnostics",
+        "--splits",
+        "2",
+        "--diagnostic_permutations",
+        "49",
+        "--seed_normalization",
+        "scale",
+    ]
     assert rsa_searchlight.main(["--activations", str(npz(4)), *args]) == 0
     reliability = pd.read_csv(out.with_name("r_seed_reliability.csv"))
     influence = pd.read_csv(out.with_name("r_seed_influence.csv"))
-    assert {"spearman", "spearman_chance", "jaccard", "jaccard_chance", "top500_overlap",
-            "top4000_overlap_chance"} <= set(reliability.columns)
+    assert {
+        "spearman",
+        "spearman_chance",
+        "jaccard",
+        "jaccard_chance",
+        "top500_overlap",
+        "top4000_overlap_chance",
+    } <= set(reliability.columns)
     assert len(influence) == 4 * 14 and set(influence.seed) == {1, 2, 3, 4}
     assert json.loads(out.with_name("r_meta.json").read_text())["seed_normalization"] == "scale"
     before = {p.name: p.read_bytes() for p in out.parent.iterdir()}

@@ -4,26 +4,56 @@ import signal
 import subprocess
 import sys
 import time
-
 from pathlib import Path
 
 import pytest
 import torch
-
-from model_emotion.commands import train
 from conftest import REPO, one_line_error, run_script
-from model_emotion.checkpoint import load_checkpoint, prompt_model_from_checkpoint, save_checkpoint
-from model_emotion.errors import ToolkitError
-from model_emotion.prompt_model import load_backbone
 
-TRAIN_ARGS = ["--epochs", "2", "--train_batch_size", "16", "--eval_batch_size", "32", "--prompt_len", "4",
-              "--max_length", "48", "--max_train_samples", "64", "--max_eval_samples", "40", "--lr", "0.01",
-              "--device", "cpu"]
+from model_emotion.checkpoint import load_checkpoint, prompt_model_from_checkpoint, save_checkpoint
+from model_emotion.commands import train
+from model_emotion.errors import ToolkitError
+from model_emotion.loading import load_backbone
+
+TRAIN_ARGS = [
+    "--epochs",
+    "2",
+    "--train_batch_size",
+    "16",
+    "--eval_batch_size",
+    "32",
+    "--prompt_len",
+    "4",
+    "--max_length",
+    "48",
+    "--max_train_samples",
+    "64",
+    "--max_eval_samples",
+    "40",
+    "--lr",
+    "0.01",
+    "--device",
+    "cpu",
+]
 
 
 def _train(tmp_path, model, sentiment="joy", seed=1, extra=()):
-    argv = ["--sentiment", sentiment, "--random_seed", str(seed), "--model", str(model), "--data_dir", str(tmp_path.data),
-            "--checkpoint_dir", str(tmp_path / "ckpt"), "--log_dir", str(tmp_path / "log"), *TRAIN_ARGS, *extra]
+    argv = [
+        "--sentiment",
+        sentiment,
+        "--random_seed",
+        str(seed),
+        "--model",
+        str(model),
+        "--data_dir",
+        str(tmp_path.data),
+        "--checkpoint_dir",
+        str(tmp_path / "ckpt"),
+        "--log_dir",
+        str(tmp_path / "log"),
+        *TRAIN_ARGS,
+        *extra,
+    ]
     assert train.main(argv) == 0
     return tmp_path / "ckpt" / f"{sentiment}-{seed}.pt"
 
@@ -76,8 +106,16 @@ def test_original_code_checkpoint_loads(work, tiny_roberta):
     hidden = backbone.get_input_embeddings().embedding_dim
     prompt = torch.randn(4, hidden)
     path = work / "anger-42.pt"
-    torch.save({"best_prompt": prompt, "best_acc": torch.tensor(0.75), "epoch": 3,
-                "final_prompt": prompt * 2, "final_acc": 0.7}, path)
+    torch.save(
+        {
+            "best_prompt": prompt,
+            "best_acc": torch.tensor(0.75),
+            "epoch": 3,
+            "final_prompt": prompt * 2,
+            "final_acc": 0.7,
+        },
+        path,
+    )
     record = load_checkpoint(path, str(tiny_roberta))
     assert record["config"]["sentiment"] == "anger" and record["config"]["seed"] == 42
     assert record["best_acc"] == 0.75 and record["config"]["prompt_len"] == 4
@@ -87,13 +125,26 @@ def test_original_code_checkpoint_loads(work, tiny_roberta):
 
 
 def test_bad_inputs_give_one_line_errors(work, tiny_bert):
-    common = ["--model", str(tiny_bert), "--data_dir", str(work.data), "--checkpoint_dir", str(work / "ck"),
-              "--log_dir", str(work / "log"), *TRAIN_ARGS]
+    common = [
+        "--model",
+        str(tiny_bert),
+        "--data_dir",
+        str(work.data),
+        "--checkpoint_dir",
+        str(work / "ck"),
+        "--log_dir",
+        str(work / "log"),
+        *TRAIN_ARGS,
+    ]
     line = one_line_error(run_script("train.py", "--sentiment", "angry", *common, cwd=work))
     assert "unknown emotion 'angry'" in line and "gratitude" in line
-    line = one_line_error(run_script("train.py", "--sentiment", "joy", *common, "--model", str(work / "no_model"), cwd=work))
+    line = one_line_error(
+        run_script("train.py", "--sentiment", "joy", *common, "--model", str(work / "no_model"), cwd=work)
+    )
     assert "no such folder" in line
-    line = one_line_error(run_script("train.py", "--sentiment", "joy", *common, "--data_dir", str(work / "nothing"), cwd=work))
+    line = one_line_error(
+        run_script("train.py", "--sentiment", "joy", *common, "--data_dir", str(work / "nothing"), cwd=work)
+    )
     assert "not a folder" in line
     line = one_line_error(run_script("train.py", "--sentiment", "joy", *common, "--prompt_len", "500", cwd=work))
     assert "prompt too long" in line
@@ -113,10 +164,29 @@ def test_ctrl_c_mid_epoch_leaves_nothing_half_written(work, tiny_bert):
     path = _train(work, tiny_bert)
     before = path.read_bytes()
     # A slow run (many epochs) interrupted with SIGINT (what Ctrl-C sends) while it trains.
-    argv = ["--sentiment", "joy", "--model", str(tiny_bert), "--data_dir", str(work.data), "--checkpoint_dir",
-            str(work / "ckpt"), "--log_dir", str(work / "log2"), *TRAIN_ARGS, "--epochs", "500", "--overwrite"]
-    proc = subprocess.Popen([sys.executable, str(REPO / "train.py"), *argv], cwd=work, stderr=subprocess.PIPE,
-                            text=True, env=dict(__import__("os").environ))
+    argv = [
+        "--sentiment",
+        "joy",
+        "--model",
+        str(tiny_bert),
+        "--data_dir",
+        str(work.data),
+        "--checkpoint_dir",
+        str(work / "ckpt"),
+        "--log_dir",
+        str(work / "log2"),
+        *TRAIN_ARGS,
+        "--epochs",
+        "500",
+        "--overwrite",
+    ]
+    proc = subprocess.Popen(
+        [sys.executable, str(REPO / "train.py"), *argv],
+        cwd=work,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=dict(__import__("os").environ),
+    )
     deadline = time.time() + 120
     while time.time() < deadline and not (work / "log2" / "joy-1.log").exists():
         time.sleep(0.2)
@@ -132,14 +202,27 @@ def test_ctrl_c_mid_epoch_leaves_nothing_half_written(work, tiny_bert):
 
 def test_jobs_in_one_process_match_single_runs_and_go_on_after_a_failure(work, tiny_bert):
     single = _train(work, tiny_bert, sentiment="fear", seed=3)
-    argv = ["--jobs", "fear-3", "anger-5", "--model", str(tiny_bert), "--data_dir", str(work.data), "--checkpoint_dir",
-            str(work / "ckpt"), "--log_dir", str(work / "log"), *TRAIN_ARGS]
+    argv = [
+        "--jobs",
+        "fear-3",
+        "anger-5",
+        "--model",
+        str(tiny_bert),
+        "--data_dir",
+        str(work.data),
+        "--checkpoint_dir",
+        str(work / "ckpt"),
+        "--log_dir",
+        str(work / "log"),
+        *TRAIN_ARGS,
+    ]
     before = single.read_bytes()
     assert train.main(argv) == 1  # fear-3 exists (reported, kept), anger-5 is trained
     assert single.read_bytes() == before
     batched = load_checkpoint(work / "ckpt" / "anger-5.pt")
-    alone = load_checkpoint(_train(work, tiny_bert, sentiment="anger", seed=5,
-                                   extra=["--checkpoint_dir", str(work / "alone")]))
+    alone = load_checkpoint(
+        _train(work, tiny_bert, sentiment="anger", seed=5, extra=["--checkpoint_dir", str(work / "alone")])
+    )
     assert torch.equal(batched["best_prompt"], alone["best_prompt"]) and batched["best_acc"] == alone["best_acc"]
     with pytest.raises(ToolkitError, match="must look like EMOTION-SEED"):
         train.main(["--jobs", "anger", "--model", str(tiny_bert), "--data_dir", str(work.data)])

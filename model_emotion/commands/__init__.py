@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import importlib
 import sys
-from typing import Sequence
+from collections.abc import Sequence
 
 # subcommand -> (module, the repository script of the original command line, what it does)
 COMMANDS = {
@@ -34,9 +34,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"model-emotion {__version__}")
         return 0
     if not argv or argv[0] in ("-h", "--help"):
-        print("model-emotion: the six stages of the toolkit as commands\n" + USAGE + "\n" + "\n".join(
-            f"  {name:<12} {what} ({script})" for name, (_, script, what) in COMMANDS.items())
-            + "\n  --version    print the toolkit's version")
+        print(
+            "model-emotion: the six stages of the toolkit as commands\n"
+            + USAGE
+            + "\n"
+            + "\n".join(f"  {name:<12} {what} ({script})" for name, (_, script, what) in COMMANDS.items())
+            + "\n  --version    print the toolkit's version"
+        )
         return 0 if argv else 2
     name, rest = argv[0], argv[1:]
     if name not in COMMANDS:

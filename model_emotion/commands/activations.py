@@ -29,24 +29,44 @@ from model_emotion.errors import ToolkitError
 logger = logging.getLogger(__name__)
 
 PROVENANCE = "provenance.json"
+
+
 def parse_args(argv=None) -> argparse.Namespace:
     parser = cli.Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--activation_mode", type=str, default="before_relu",
-                        choices=["before_relu", "after_relu", "pre_activation"],
-                        help="before_relu: value after the activation function (the paper's name); after_relu: "
-                             "that value > 0 as 0/1; pre_activation: the value before the activation function")
+    parser.add_argument(
+        "--activation_mode",
+        type=str,
+        default="before_relu",
+        choices=["before_relu", "after_relu", "pre_activation"],
+        help="before_relu: value after the activation function (the paper's name); after_relu: "
+        "that value > 0 as 0/1; pre_activation: the value before the activation function",
+    )
     cli.add_model_args(parser)
     cli.add_checkpoint_args(parser)
     cli.add_device_args(parser)
-    parser.add_argument("--output_dir", type=Path, default=None,
-                        help="output folder (default active_neuron_{mode}_csv)")
-    parser.add_argument("--sentiments", type=str, nargs="+", default=None, help="emotions to read (default: every checkpoint found)")
-    parser.add_argument("--seeds", type=cli.seed_int, nargs="+", default=None, help="seeds to read (default: every checkpoint found)")
-    parser.add_argument("--state", type=str, default="best", choices=["best", "final"], help="which prompt of the checkpoint")
-    parser.add_argument("--control", type=str, default="none", choices=["none", "random_prompts"],
-                        help="random_prompts: untrained control prompts (random vectors with the trained prompt's "
-                             "norm per position) instead of the trained ones")
-    parser.add_argument("--control_seed", type=cli.seed_int, default=0, help="seed of the control prompts (default %(default)s)")
+    parser.add_argument(
+        "--output_dir", type=Path, default=None, help="output folder (default active_neuron_{mode}_csv)"
+    )
+    parser.add_argument(
+        "--sentiments", type=str, nargs="+", default=None, help="emotions to read (default: every checkpoint found)"
+    )
+    parser.add_argument(
+        "--seeds", type=cli.seed_int, nargs="+", default=None, help="seeds to read (default: every checkpoint found)"
+    )
+    parser.add_argument(
+        "--state", type=str, default="best", choices=["best", "final"], help="which prompt of the checkpoint"
+    )
+    parser.add_argument(
+        "--control",
+        type=str,
+        default="none",
+        choices=["none", "random_prompts"],
+        help="random_prompts: untrained control prompts (random vectors with the trained prompt's "
+        "norm per position) instead of the trained ones",
+    )
+    parser.add_argument(
+        "--control_seed", type=cli.seed_int, default=0, help="seed of the control prompts (default %(default)s)"
+    )
     cli.add_protocol_args(parser)
     parser.add_argument("--overwrite", action="store_true", help="recompute CSVs that exist")
     return parser.parse_args(argv)
@@ -67,8 +87,10 @@ def find_checkpoints(checkpoint_dir: Path, sentiments, seeds) -> list[tuple[str,
         wanted = seeds or sorted({s for _, s in found})
         missing = [f"{e}-{s}.pt" for e in emotions for s in wanted if (e, s) not in found]
         if missing:
-            raise ToolkitError(f"missing checkpoint(s) in {checkpoint_dir}: {', '.join(missing[:10])}"
-                               f"{' ...' if len(missing) > 10 else ''}")
+            raise ToolkitError(
+                f"missing checkpoint(s) in {checkpoint_dir}: {', '.join(missing[:10])}"
+                f"{' ...' if len(missing) > 10 else ''}"
+            )
         found = {(e, s): found[(e, s)] for e in emotions for s in wanted}
     if not found:
         raise ToolkitError(f"no {{sentiment}}-{{seed}}.pt checkpoints in {checkpoint_dir}")
@@ -85,8 +107,10 @@ def control_prompt(record: dict, state: str, emotion: str, seed: int, control_se
 
     prompt = record[f"{state}_prompt"]
     if prompt.shape[0] == 0:
-        raise ToolkitError(f"{emotion}-{seed}: an instruction prompt has no vectors to replace; --control "
-                           f"random_prompts needs soft prompts")
+        raise ToolkitError(
+            f"{emotion}-{seed}: an instruction prompt has no vectors to replace; --control "
+            f"random_prompts needs soft prompts"
+        )
     rng = np.random.default_rng([control_seed, zlib.crc32(emotion.encode()), seed])
     noise = torch.from_numpy(rng.standard_normal(tuple(prompt.shape))).to(prompt.dtype)
     norms = prompt.norm(dim=1, keepdim=True)
@@ -104,8 +128,8 @@ def main(argv=None) -> int:
     from model_emotion.activations import prompt_activations
     from model_emotion.checkpoint import load_checkpoint, prompt_model_from_checkpoint
     from model_emotion.io import file_digest, read_json, save_run_args, write_csv, write_json, write_meta
+    from model_emotion.loading import load_backbone
     from model_emotion.neurons import find_ffn
-    from model_emotion.prompt_model import load_backbone
 
     cli.setup_logging()
     out = args.output_dir or Path(f"active_neuron_{args.activation_mode}_csv")
@@ -122,8 +146,9 @@ def main(argv=None) -> int:
     lengths = {rec["config"]["prompt_len"] for rec in records.values()}
     if len(lengths) > 1:
         example = {p: f"{e}-{s}" for (e, s), rec in records.items() for p in [rec["config"]["prompt_len"]]}
-        raise ToolkitError(f"checkpoints mix prompt lengths {sorted(lengths)} (e.g. {example}); "
-                           f"compare prompts of one configuration")
+        raise ToolkitError(
+            f"checkpoints mix prompt lengths {sorted(lengths)} (e.g. {example}); compare prompts of one configuration"
+        )
     heads = {rec["config"].get("head", "mlm") for rec in records.values()}
     device = cli.resolve_device(args.device)
     backbone, tokenizer, _ = load_backbone(args.model, "linear" if heads == {"linear"} else "auto", args.dtype)
@@ -137,8 +162,13 @@ def main(argv=None) -> int:
     for emotion, seed, path in tqdm(jobs, desc="prompts"):
         record = records[(emotion, seed)]
         csv_path = out / f"{emotion}-{seed}.csv"
-        made_from = {"checkpoint_sha256": file_digest(path), "model": args.model, "mode": args.activation_mode,
-                     "state": args.state, "protocol": args.protocol or record["config"].get("protocol", "toolkit")}
+        made_from = {
+            "checkpoint_sha256": file_digest(path),
+            "model": args.model,
+            "mode": args.activation_mode,
+            "state": args.state,
+            "protocol": args.protocol or record["config"].get("protocol", "toolkit"),
+        }
         if args.control != "none":  # trained prompts keep the record of earlier versions (their CSVs stay valid)
             made_from.update(control=args.control, control_seed=args.control_seed)
         reuse = csv_path.exists() and not args.overwrite and provenance.get(csv_path.name) == made_from
@@ -147,36 +177,59 @@ def main(argv=None) -> int:
         if reuse:
             rows[(emotion, seed)] = read_activation_csv(csv_path)
             if rows[(emotion, seed)].size != ffn.num_neurons:
-                raise ToolkitError(f"{csv_path} has {rows[(emotion, seed)].size} neurons, the model has "
-                                   f"{ffn.num_neurons}; pass --overwrite to recompute")
+                raise ToolkitError(
+                    f"{csv_path} has {rows[(emotion, seed)].size} neurons, the model has "
+                    f"{ffn.num_neurons}; pass --overwrite to recompute"
+                )
         else:
             if args.control == "random_prompts":
                 record = control_prompt(record, args.state, emotion, seed, args.control_seed)
-            model = prompt_model_from_checkpoint(record, backbone, tokenizer, args.state, path, args.protocol).to(device)
+            model = prompt_model_from_checkpoint(record, backbone, tokenizer, args.state, path, args.protocol).to(
+                device
+            )
             rows[(emotion, seed)] = prompt_activations(model, args.activation_mode)
             write_activation_csv(csv_path, rows[(emotion, seed)])
             provenance[csv_path.name] = made_from
             write_json(provenance_path, provenance)
-        accuracy.append({"sentiment": emotion, "random_seed": seed, "accuracy": record.get("best_acc"),
-                         "final_accuracy": record.get("final_acc"), "test_accuracy": record.get("test_acc")})
+        accuracy.append(
+            {
+                "sentiment": emotion,
+                "random_seed": seed,
+                "accuracy": record.get("best_acc"),
+                "final_accuracy": record.get("final_acc"),
+                "test_accuracy": record.get("test_acc"),
+            }
+        )
     for emotion in emotions:
         have = [rows[(emotion, s)] for s in seeds if (emotion, s) in rows]
         write_activation_csv(out / f"{emotion}-all.csv", np.sum(have, axis=0))
-    write_csv(out / "goemotions_prompt_tuning_accuracy.csv",
-              pd.DataFrame(accuracy).sort_values(["random_seed", "sentiment"]))
+    write_csv(
+        out / "goemotions_prompt_tuning_accuracy.csv", pd.DataFrame(accuracy).sort_values(["random_seed", "sentiment"])
+    )
     missing = [f"{e}-{s}" for e in emotions for s in seeds if (e, s) not in rows]
     if missing:
-        raise ToolkitError(f"incomplete emotion x seed grid, missing checkpoints {', '.join(missing[:10])}; the CSVs "
-                           f"were written but activations.npz needs the full grid (restrict with --sentiments/--seeds)")
+        raise ToolkitError(
+            f"incomplete emotion x seed grid, missing checkpoints {', '.join(missing[:10])}; the CSVs "
+            f"were written but activations.npz needs the full grid (restrict with --sentiments/--seeds)"
+        )
     acts = np.stack([np.stack([rows[(e, s)] for s in seeds]) for e in emotions]).astype(np.float32)
     save_npz(out / "activations.npz", ActivationSet(acts, emotions, seeds, ffn.num_layers, ffn.d_ffn))
     protocols = sorted({args.protocol or rec["config"].get("protocol", "toolkit") for rec in records.values()})
     modes = sorted({rec["config"].get("prompt_mode", "soft") for rec in records.values()})
-    write_meta(out / "activations.npz", num_layers=ffn.num_layers, d_ffn=ffn.d_ffn, num_neurons=ffn.num_neurons,
-               model=args.model, model_type=backbone.config.model_type, protocol="+".join(protocols),
-               prompt_mode="+".join(modes), activation_mode=args.activation_mode, state=args.state,
-               control=args.control if args.control != "none" else None,
-               control_seed=args.control_seed if args.control != "none" else None)
+    write_meta(
+        out / "activations.npz",
+        num_layers=ffn.num_layers,
+        d_ffn=ffn.d_ffn,
+        num_neurons=ffn.num_neurons,
+        model=args.model,
+        model_type=backbone.config.model_type,
+        protocol="+".join(protocols),
+        prompt_mode="+".join(modes),
+        activation_mode=args.activation_mode,
+        state=args.state,
+        control=args.control if args.control != "none" else None,
+        control_seed=args.control_seed if args.control != "none" else None,
+    )
     save_run_args(out, args, "get_active_neuron")
     logger.info("wrote %d activation CSVs, activations.npz %s and the accuracy table to %s", len(rows), acts.shape, out)
     return 0

@@ -26,24 +26,52 @@ logger = logging.getLogger(__name__)
 def parse_args(argv=None) -> argparse.Namespace:
     parser = cli.Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sentiment", "--emotion", type=str, default="anger", help="emotion of the prompt")
-    parser.add_argument("--random_seed", "--seed", type=cli.seed_int, default=1, help="seed of the prompt (and of its balanced eval set)")
+    parser.add_argument(
+        "--random_seed",
+        "--seed",
+        type=cli.seed_int,
+        default=1,
+        help="seed of the prompt (and of its balanced eval set)",
+    )
     cli.add_jobs_arg(parser)
-    parser.add_argument("--maskPath", "--mask_path", type=Path, default=Path("masks/RSA_14property_top_500_6000.pkl"),
-                        help="masks PKL from gen_mask.py (default %(default)s)")
-    parser.add_argument("--resultPath", "--result_path", type=Path, default=Path("eval_mask_neuron_result/RSA_14property_top_500_6000"),
-                        help="folder of {sentiment}-{seed}.json results (default %(default)s)")
+    parser.add_argument(
+        "--maskPath",
+        "--mask_path",
+        type=Path,
+        default=Path("masks/RSA_14property_top_500_6000.pkl"),
+        help="masks PKL from gen_mask.py (default %(default)s)",
+    )
+    parser.add_argument(
+        "--resultPath",
+        "--result_path",
+        type=Path,
+        default=Path("eval_mask_neuron_result/RSA_14property_top_500_6000"),
+        help="folder of {sentiment}-{seed}.json results (default %(default)s)",
+    )
     cli.add_model_args(parser)
     cli.add_data_args(parser)
     cli.add_checkpoint_args(parser)
     cli.add_device_args(parser)
-    parser.add_argument("--split", type=str, default="dev", choices=["dev", "test"], help="evaluation split (default dev)")
-    parser.add_argument("--max_eval_samples", type=cli.positive_int, default=None, help="cap on evaluation examples, balanced")
-    parser.add_argument("--eval_batch_size", type=cli.positive_int, default=64, help="evaluation batch size (default %(default)s)")
-    parser.add_argument("--masks_per_forward", type=cli.positive_int_or_auto, default="auto",
-                        help="masks stacked along the batch of one forward, or auto (default): 1 off CUDA (one mask "
-                             "per forward, its silenced neurons removed), on CUDA as many as fit the device's free "
-                             "memory and pay off (masked_eval.auto_masks_per_forward)")
-    parser.add_argument("--state", type=str, default="best", choices=["best", "final"], help="which prompt of the checkpoint")
+    parser.add_argument(
+        "--split", type=str, default="dev", choices=["dev", "test"], help="evaluation split (default dev)"
+    )
+    parser.add_argument(
+        "--max_eval_samples", type=cli.positive_int, default=None, help="cap on evaluation examples, balanced"
+    )
+    parser.add_argument(
+        "--eval_batch_size", type=cli.positive_int, default=64, help="evaluation batch size (default %(default)s)"
+    )
+    parser.add_argument(
+        "--masks_per_forward",
+        type=cli.positive_int_or_auto,
+        default="auto",
+        help="masks stacked along the batch of one forward, or auto (default): 1 off CUDA (one mask "
+        "per forward, its silenced neurons removed), on CUDA as many as fit the device's free "
+        "memory and pay off (masked_eval.auto_masks_per_forward)",
+    )
+    parser.add_argument(
+        "--state", type=str, default="best", choices=["best", "final"], help="which prompt of the checkpoint"
+    )
     cli.add_protocol_args(parser, evaluation=True)
     parser.add_argument("--overwrite", action="store_true", help="re-evaluate even if the result exists")
     return parser.parse_args(argv)
@@ -56,12 +84,12 @@ def main(argv=None) -> int:
 
     from model_emotion.checkpoint import checkpoint_path, load_checkpoint, prompt_model_from_checkpoint
     from model_emotion.data import binary_task, check_emotions, load_goemotions
+    from model_emotion.inference import mean_accuracy, predict
     from model_emotion.io import file_digest, job_lock, read_json, save_run_args, write_json
-    from model_emotion.results import accuracies_of, correct_of, encode_correct
+    from model_emotion.loading import load_backbone
     from model_emotion.masked_eval import check_mask_shapes, evaluate_masks
     from model_emotion.masks import load_masks
-    from model_emotion.prompt_model import load_backbone
-    from model_emotion.inference import mean_accuracy, predict
+    from model_emotion.results import accuracies_of, correct_of, encode_correct
 
     cli.check_protocol_flags(args)
     per_batch = args.eval_batch_size if args.accuracy_mean == "per_batch" else None
@@ -81,10 +109,18 @@ def main(argv=None) -> int:
 
     def _settings(emotion: str, seed: int) -> dict:
         ckpt = checkpoint_path(args.checkpoint_dir, emotion, seed)
-        return {"masks_sha256": masks_sha, "checkpoint_sha256": file_digest(ckpt) if ckpt.is_file() else None,
-                "model": args.model, "split": args.split, "max_eval_samples": args.max_eval_samples,
-                "state": args.state, "protocol": args.protocol, "negative_sampling": args.negative_sampling,
-                "accuracy_mean": args.accuracy_mean, "per_batch": per_batch}
+        return {
+            "masks_sha256": masks_sha,
+            "checkpoint_sha256": file_digest(ckpt) if ckpt.is_file() else None,
+            "model": args.model,
+            "split": args.split,
+            "max_eval_samples": args.max_eval_samples,
+            "state": args.state,
+            "protocol": args.protocol,
+            "negative_sampling": args.negative_sampling,
+            "accuracy_mean": args.accuracy_mean,
+            "per_batch": per_batch,
+        }
 
     def up_to_date(emotion: str, seed: int) -> bool:
         path = args.resultPath / f"{emotion}-{seed}.json"
@@ -113,7 +149,9 @@ def main(argv=None) -> int:
     first = load_checkpoint(checkpoint_path(args.checkpoint_dir, *pending[0]), args.model)
     records = {pending[0]: first}
     device = cli.resolve_device(args.device)
-    backbone, tokenizer, _ = load_backbone(args.model, first["config"].get("head", "mlm"), args.dtype)  # once for all jobs
+    backbone, tokenizer, _ = load_backbone(
+        args.model, first["config"].get("head", "mlm"), args.dtype
+    )  # once for all jobs
     data = load_goemotions(args.data_dir, splits=(args.split,))
     check_emotions(sorted({e for e, _ in pending}), data.emotions)
 
@@ -121,14 +159,22 @@ def main(argv=None) -> int:
         """Accuracies and per-example correctness of an interrupted run with the same key; anything
         else starts over, saying why."""
         if previous.get("provenance") != key:
-            logger.info("%s: the partial result was made with other inputs (masks, checkpoint, examples or "
-                        "settings); starting over", run_name)
+            logger.info(
+                "%s: the partial result was made with other inputs (masks, checkpoint, examples or "
+                "settings); starting over",
+                run_name,
+            )
             return {}, {}
         values = {k: v for k, v in accuracies_of(previous, run_name).items() if k in masks or k == "unmasked"}
-        bad = [k for k, v in values.items() if not isinstance(v, (int, float)) or isinstance(v, bool) or not 0 <= v <= 1]
+        bad = [
+            k for k, v in values.items() if not isinstance(v, (int, float)) or isinstance(v, bool) or not 0 <= v <= 1
+        ]
         if bad or "unmasked" not in values:
-            logger.warning("%s: the partial result holds invalid values (%s); starting over", run_name,
-                           ", ".join(bad[:3]) or "no unmasked accuracy")
+            logger.warning(
+                "%s: the partial result holds invalid values (%s); starting over",
+                run_name,
+                ", ".join(bad[:3]) or "no unmasked accuracy",
+            )
             return {}, {}
         try:
             hits = correct_of(previous, run_name, n, per_batch)
@@ -150,20 +196,31 @@ def main(argv=None) -> int:
         partial_path = args.resultPath / f"{run_name}.partial.json"
         ckpt_path = checkpoint_path(args.checkpoint_dir, emotion, seed)
         record = records.get((emotion, seed)) or load_checkpoint(ckpt_path, args.model)
-        model = prompt_model_from_checkpoint(record, backbone, tokenizer, args.state, ckpt_path,
-                                             args.protocol).to(device)
+        model = prompt_model_from_checkpoint(record, backbone, tokenizer, args.state, ckpt_path, args.protocol).to(
+            device
+        )
         check_mask_shapes(model, masks, str(args.maskPath))
         negatives = args.negative_sampling or record["config"].get("extra", {}).get("negative_sampling", "exclusive")
         if negatives == "paper" and model.config.protocol != "paper":
-            raise ToolkitError("the checkpoint was trained with the original code's negatives; evaluate it with --protocol paper")
+            raise ToolkitError(
+                "the checkpoint was trained with the original code's negatives; evaluate it with --protocol paper"
+            )
         task = binary_task(data.split(args.split), emotion, seed, args.split, args.max_eval_samples, negatives)
         encoded = model.encode_task(task.texts, task.labels)
         examples = hashlib.sha256(json.dumps([task.texts, task.labels.tolist()]).encode()).hexdigest()
-        key = {"settings": settings(emotion, seed), "examples_sha256": examples,
-               "resolved": {"protocol": model.config.protocol, "negative_sampling": negatives}}
+        key = {
+            "settings": settings(emotion, seed),
+            "examples_sha256": examples,
+            "resolved": {"protocol": model.config.protocol, "negative_sampling": negatives},
+        }
 
-        result = {"sentiment": emotion, "seed": seed, "best": record.get("best_acc"), "split": args.split,
-                  "n_examples": len(encoded)}
+        result = {
+            "sentiment": emotion,
+            "seed": seed,
+            "best": record.get("best_acc"),
+            "split": args.split,
+            "n_examples": len(encoded),
+        }
         done: dict[str, float] = {}
         correct: dict = {}  # mask name -> per-example correctness, row order
         if partial_path.exists() and not args.overwrite:
@@ -177,19 +234,42 @@ def main(argv=None) -> int:
         if result.get("unmasked") is None:
             correct["unmasked"] = predict(model, encoded, args.eval_batch_size, device) == encoded.labels
             result["unmasked"] = mean_accuracy(correct["unmasked"], per_batch)
-        logger.info("%s: %d %s examples, unmasked accuracy %.4f (checkpoint best %.4f)", run_name, len(encoded),
-                    args.split, result["unmasked"], result["best"] or float("nan"))
+        logger.info(
+            "%s: %d %s examples, unmasked accuracy %.4f (checkpoint best %.4f)",
+            run_name,
+            len(encoded),
+            args.split,
+            result["unmasked"],
+            result["best"] or float("nan"),
+        )
 
         def hits_json() -> dict:
             return {name: encode_correct(value) for name, value in correct.items()}
 
         def save_progress(name: str, value: float) -> None:
             done[name] = value
-            write_json(partial_path, {**result, "accuracies": {"unmasked": result["unmasked"], **done},
-                                      "correct": hits_json(), "provenance": key})
+            write_json(
+                partial_path,
+                {
+                    **result,
+                    "accuracies": {"unmasked": result["unmasked"], **done},
+                    "correct": hits_json(),
+                    "provenance": key,
+                },
+            )
 
-        accuracies = evaluate_masks(model, encoded, masks, args.eval_batch_size, device, done, save_progress,
-                                    per_batch=per_batch, masks_per_forward=args.masks_per_forward, correct=correct)
+        accuracies = evaluate_masks(
+            model,
+            encoded,
+            masks,
+            args.eval_batch_size,
+            device,
+            done,
+            save_progress,
+            per_batch=per_batch,
+            masks_per_forward=args.masks_per_forward,
+            correct=correct,
+        )
         # One key holds every accuracy (the unmasked one first); readers accept the older flat layout too.
         # "correct" holds each one's per-example results (a 0/1 string in row order) for the report's intervals.
         result["accuracies"] = {"unmasked": result.pop("unmasked"), **{name: accuracies[name] for name in masks}}

@@ -23,30 +23,78 @@ DEFAULT_THRESHOLDS = [500, 1000, 1500, 2000, 2500, 3000, 4000, 5000, 6000]
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = cli.Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--CSV_Path", "--csv_path", type=Path, default=Path("neuron_rank/neuron_rank_by_searchlight_RSA_14property.csv"),
-                        help="rank table from rsa_searchlight.py (default %(default)s)")
-    parser.add_argument("--mode", type=str, default="14Properties", choices=["14Properties", "3Spaces"],
-                        help="the RSA mode of the rank table (its columns are masked: attributes or spaces)")
+    parser.add_argument(
+        "--CSV_Path",
+        "--csv_path",
+        type=Path,
+        default=Path("neuron_rank/neuron_rank_by_searchlight_RSA_14property.csv"),
+        help="rank table from rsa_searchlight.py (default %(default)s)",
+    )
+    parser.add_argument(
+        "--mode",
+        type=str,
+        default="14Properties",
+        choices=["14Properties", "3Spaces"],
+        help="the RSA mode of the rank table (its columns are masked: attributes or spaces)",
+    )
     parser.add_argument("--attributes", type=str, nargs="+", default=None, help="explicit list of rank-table columns")
-    parser.add_argument("--mask_method", type=str, default="BINARY_MASK", choices=["BINARY_MASK", "FLOAT_MASK", "1", "2"],
-                        help="BINARY_MASK: masked neurons set to 0; FLOAT_MASK: scaled by uniform [0, 1) values")
-    parser.add_argument("--PKL_File", "--pkl_file", type=Path, default=Path("masks/RSA_14property_top_500_6000.pkl"),
-                        help="output masks PKL (default %(default)s)")
-    parser.add_argument("--thresholds", type=cli.positive_int, nargs="+", default=DEFAULT_THRESHOLDS,
-                        help="numbers k of neurons to mask (default %(default)s)")
-    parser.add_argument("--percent", type=cli.percent, nargs="+", default=None,
-                        help="k as percentages of all neurons instead of --thresholds (e.g. 4 8 16)")
-    parser.add_argument("--num_random", type=cli.nonneg_int, default=3, help="random baseline draws per (attribute, k) (default %(default)s)")
-    parser.add_argument("--num_permuted", type=cli.nonneg_int, default=None,
-                        help="permuted-ranking baselines per (attribute, k): top k of the rankings the permutation test "
-                             "computed with shuffled emotion labels (from the rank table's _null.npz; default 3 when "
-                             "it exists, else 0)")
-    parser.add_argument("--random_method", type=str, default="layer_matched", choices=["global", "layer_matched"],
-                        help="layer_matched (default): same count per layer as the top-k mask; global: uniform over all")
+    parser.add_argument(
+        "--mask_method",
+        type=str,
+        default="BINARY_MASK",
+        choices=["BINARY_MASK", "FLOAT_MASK", "1", "2"],
+        help="BINARY_MASK: masked neurons set to 0; FLOAT_MASK: scaled by uniform [0, 1) values",
+    )
+    parser.add_argument(
+        "--PKL_File",
+        "--pkl_file",
+        type=Path,
+        default=Path("masks/RSA_14property_top_500_6000.pkl"),
+        help="output masks PKL (default %(default)s)",
+    )
+    parser.add_argument(
+        "--thresholds",
+        type=cli.positive_int,
+        nargs="+",
+        default=DEFAULT_THRESHOLDS,
+        help="numbers k of neurons to mask (default %(default)s)",
+    )
+    parser.add_argument(
+        "--percent",
+        type=cli.percent,
+        nargs="+",
+        default=None,
+        help="k as percentages of all neurons instead of --thresholds (e.g. 4 8 16)",
+    )
+    parser.add_argument(
+        "--num_random",
+        type=cli.nonneg_int,
+        default=3,
+        help="random baseline draws per (attribute, k) (default %(default)s)",
+    )
+    parser.add_argument(
+        "--num_permuted",
+        type=cli.nonneg_int,
+        default=None,
+        help="permuted-ranking baselines per (attribute, k): top k of the rankings the permutation test "
+        "computed with shuffled emotion labels (from the rank table's _null.npz; default 3 when "
+        "it exists, else 0)",
+    )
+    parser.add_argument(
+        "--random_method",
+        type=str,
+        default="layer_matched",
+        choices=["global", "layer_matched"],
+        help="layer_matched (default): same count per layer as the top-k mask; global: uniform over all",
+    )
     parser.add_argument("--seed", type=cli.seed_int, default=0, help="seed of the random masks (default %(default)s)")
-    parser.add_argument("--num_layers", type=cli.positive_int, default=None,
-                        help="layers of the model (default: from the rank table's _summary.csv beside it, else "
-                             "from --model's config, else 12 when the table has roberta-base's 36864 rows)")
+    parser.add_argument(
+        "--num_layers",
+        type=cli.positive_int,
+        default=None,
+        help="layers of the model (default: from the rank table's _summary.csv beside it, else "
+        "from --model's config, else 12 when the table has roberta-base's 36864 rows)",
+    )
     cli.add_model_args(parser)
     parser.add_argument("--overwrite", action="store_true", help="replace an existing PKL")
     argv = cli.expand_bracket_lists(sys.argv[1:] if argv is None else argv, ["--thresholds", "--percent"])
@@ -85,8 +133,10 @@ def layers_from_model(model: str, rows: int) -> int | None:
     if not layers:
         return None
     if width and layers * width != rows:
-        raise ToolkitError(f"the rank table has {rows} neurons, but --model {model} has {layers} x {width}; "
-                           f"pass the model the table was made from, or --num_layers")
+        raise ToolkitError(
+            f"the rank table has {rows} neurons, but --model {model} has {layers} x {width}; "
+            f"pass the model the table was made from, or --num_layers"
+        )
     return int(layers)
 
 
@@ -98,8 +148,10 @@ def infer_layers(rank_csv: Path, rows: int, model: str) -> int:
     if model == cli.DEFAULT_MODEL and rows == DEFAULT_MODEL_LAYERS * DEFAULT_MODEL_D_FFN:
         logger.info("%s: %d rows = roberta-base's 12 x 3072 neurons (config not readable offline)", rank_csv, rows)
         return DEFAULT_MODEL_LAYERS
-    raise ToolkitError(f"cannot tell the model's layer count for {rank_csv} ({rows} neurons): no _summary.csv beside "
-                       f"it and --model {model}'s config is not readable; pass --num_layers or --model")
+    raise ToolkitError(
+        f"cannot tell the model's layer count for {rank_csv} ({rows} neurons): no _summary.csv beside "
+        f"it and --model {model}'s config is not readable; pass --num_layers or --model"
+    )
 
 
 def main(argv=None) -> int:
@@ -126,8 +178,12 @@ def main(argv=None) -> int:
     attributes = args.attributes or list(ranks.columns)
     rank_meta = read_meta(args.CSV_Path)
     if rank_meta.get("num_neurons") not in (None, len(ranks)):
-        logger.warning("%s: its meta file says %d neurons, the table has %d; the meta file is ignored",
-                       args.CSV_Path, rank_meta["num_neurons"], len(ranks))
+        logger.warning(
+            "%s: its meta file says %d neurons, the table has %d; the meta file is ignored",
+            args.CSV_Path,
+            rank_meta["num_neurons"],
+            len(ranks),
+        )
         rank_meta = {}
     num_layers = args.num_layers or rank_meta.get("num_layers") or infer_layers(args.CSV_Path, len(ranks), args.model)
     if args.percent:
@@ -144,21 +200,50 @@ def main(argv=None) -> int:
     if args.num_permuted is None:
         args.num_permuted = 3 if null_npz.is_file() else 0
     elif args.num_permuted and not null_npz.is_file():
-        raise ToolkitError(f"--num_permuted {args.num_permuted} needs {null_npz} (rsa_searchlight.py --test permutation)")
+        raise ToolkitError(
+            f"--num_permuted {args.num_permuted} needs {null_npz} (rsa_searchlight.py --test permutation)"
+        )
     permuted = load_permuted_ranks(null_npz, ranks, args.num_permuted) if args.num_permuted else None
-    masks = generate_masks(ranks, attributes, thresholds, num_layers, args.mask_method, args.num_random,
-                           args.random_method, args.seed, permuted)
+    masks = generate_masks(
+        ranks,
+        attributes,
+        thresholds,
+        num_layers,
+        args.mask_method,
+        args.num_random,
+        args.random_method,
+        args.seed,
+        permuted,
+    )
     save_masks(args.PKL_File, masks)
-    save_run_args(args.PKL_File.parent, args, args.PKL_File.stem,
-                  rank_sha256=rank_sha)
-    write_meta(args.PKL_File, num_layers=num_layers, d_ffn=len(ranks) // num_layers, num_neurons=len(ranks),
-               model=rank_meta.get("model"), model_type=rank_meta.get("model_type"), protocol=rank_meta.get("protocol"),
-               thresholds=list(thresholds), mask_method=args.mask_method, random_method=args.random_method,
-               num_random=args.num_random, num_permuted=args.num_permuted, seed=args.seed, attributes=list(attributes),
-               rank_sha256=rank_sha)
-    logger.info("wrote %d masks (%d attributes x k in %s, %d random draws and %d permuted rankings each, %s) to %s",
-                len(masks), len(attributes), thresholds, args.num_random, args.num_permuted, args.random_method,
-                args.PKL_File)
+    save_run_args(args.PKL_File.parent, args, args.PKL_File.stem, rank_sha256=rank_sha)
+    write_meta(
+        args.PKL_File,
+        num_layers=num_layers,
+        d_ffn=len(ranks) // num_layers,
+        num_neurons=len(ranks),
+        model=rank_meta.get("model"),
+        model_type=rank_meta.get("model_type"),
+        protocol=rank_meta.get("protocol"),
+        thresholds=list(thresholds),
+        mask_method=args.mask_method,
+        random_method=args.random_method,
+        num_random=args.num_random,
+        num_permuted=args.num_permuted,
+        seed=args.seed,
+        attributes=list(attributes),
+        rank_sha256=rank_sha,
+    )
+    logger.info(
+        "wrote %d masks (%d attributes x k in %s, %d random draws and %d permuted rankings each, %s) to %s",
+        len(masks),
+        len(attributes),
+        thresholds,
+        args.num_random,
+        args.num_permuted,
+        args.random_method,
+        args.PKL_File,
+    )
     return 0
 
 

@@ -28,30 +28,74 @@ logger = logging.getLogger(__name__)
 def parse_args(argv=None) -> argparse.Namespace:
     parser = cli.Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--results_dir", type=Path, default=None, help="folder holding the outputs of steps 1-5")
-    parser.add_argument("--paper_dir", type=Path, default=None,
-                        help="the paper's released RoBERTa results (e.g. ../shared/data/paper_roberta)")
-    parser.add_argument("--control_dir", type=Path, default=None,
-                        help="results folder of a control run (get_active_neuron.py --control random_prompts, then "
-                             "rsa_searchlight.py): its counts, nulls and survivors beside this run's")
-    parser.add_argument("--output_dir", type=Path, default=Path("report"), help="where figures and tables go (default %(default)s)")
+    parser.add_argument(
+        "--paper_dir",
+        type=Path,
+        default=None,
+        help="the paper's released RoBERTa results (e.g. ../shared/data/paper_roberta)",
+    )
+    parser.add_argument(
+        "--control_dir",
+        type=Path,
+        default=None,
+        help="results folder of a control run (get_active_neuron.py --control random_prompts, then "
+        "rsa_searchlight.py): its counts, nulls and survivors beside this run's",
+    )
+    parser.add_argument(
+        "--output_dir", type=Path, default=Path("report"), help="where figures and tables go (default %(default)s)"
+    )
     parser.add_argument("--rank_csv", type=Path, default=None, help="rank table to use (default: the first found)")
-    parser.add_argument("--attributes", type=str, default=cli.env_default("ME_ATTRIBUTES", None),
-                        help="human ratings folder, for the RDM figure and the paper's RSA (default: env ME_ATTRIBUTES, "
-                             "beside --paper_dir, or the cached download)")
-    parser.add_argument("--k", type=cli.positive_int, default=None, help="k of the drop matrix and the summary (default: the middle k)")
-    parser.add_argument("--attribute", type=str, default="valence", help="attribute of the RDM figure (default %(default)s)")
-    parser.add_argument("--neuron", type=cli.nonneg_int, default=None, help="neuron of the RDM figure (default: best ranked for --attribute)")
-    parser.add_argument("--fdr", type=str, default="paper", choices=["bh", "paper"],
-                        help="FDR of the RSA recomputed in --paper_dir mode (default: the paper's own)")
-    parser.add_argument("--alpha", type=cli.probability, default=0.01, help="q threshold of significance (default %(default)s)")
-    parser.add_argument("--formats", type=str, nargs="+", default=["png"], choices=["png", "pdf", "svg"],
-                        help="figure formats (default png)")
-    parser.add_argument("--human_dir", type=Path, default=cli.env_default("ME_HUMAN_DIR", None),
-                        help="the paper's human data (similarity_judgments.csv, ..._by_participant.csv, "
-                             "rater_agreement.csv; e.g. ../shared/data/human_judgments): attribute importance, "
-                             "importance vs masking drop, rater agreement vs accuracy, model-level RSA")
-    parser.add_argument("--n_boot", type=cli.nonneg_int, default=1000,
-                        help="bootstrap draws over participants for the importance CIs (default %(default)s)")
+    parser.add_argument(
+        "--attributes",
+        type=str,
+        default=cli.env_default("ME_ATTRIBUTES", None),
+        help="human ratings folder, for the RDM figure and the paper's RSA (default: env ME_ATTRIBUTES, "
+        "beside --paper_dir, or the cached download)",
+    )
+    parser.add_argument(
+        "--k", type=cli.positive_int, default=None, help="k of the drop matrix and the summary (default: the middle k)"
+    )
+    parser.add_argument(
+        "--attribute", type=str, default="valence", help="attribute of the RDM figure (default %(default)s)"
+    )
+    parser.add_argument(
+        "--neuron",
+        type=cli.nonneg_int,
+        default=None,
+        help="neuron of the RDM figure (default: best ranked for --attribute)",
+    )
+    parser.add_argument(
+        "--fdr",
+        type=str,
+        default="paper",
+        choices=["bh", "paper"],
+        help="FDR of the RSA recomputed in --paper_dir mode (default: the paper's own)",
+    )
+    parser.add_argument(
+        "--alpha", type=cli.probability, default=0.01, help="q threshold of significance (default %(default)s)"
+    )
+    parser.add_argument(
+        "--formats",
+        type=str,
+        nargs="+",
+        default=["png"],
+        choices=["png", "pdf", "svg"],
+        help="figure formats (default png)",
+    )
+    parser.add_argument(
+        "--human_dir",
+        type=Path,
+        default=cli.env_default("ME_HUMAN_DIR", None),
+        help="the paper's human data (similarity_judgments.csv, ..._by_participant.csv, "
+        "rater_agreement.csv; e.g. ../shared/data/human_judgments): attribute importance, "
+        "importance vs masking drop, rater agreement vs accuracy, model-level RSA",
+    )
+    parser.add_argument(
+        "--n_boot",
+        type=cli.nonneg_int,
+        default=1000,
+        help="bootstrap draws over participants for the importance CIs (default %(default)s)",
+    )
     parser.add_argument("--seed", type=cli.seed_int, default=0, help="seed of the bootstrap (default %(default)s)")
     return parser.parse_args(argv)
 
@@ -71,16 +115,25 @@ def draw(res, out: Path, args, label: str, reference=None) -> list[Path]:
     if res.accuracy is not None:
         written += save(plots.accuracy_bars(res.accuracy, reference), out / f"{label}accuracy_per_emotion", formats)
     if res.tau is not None and res.q is not None and res.num_layers:
-        written += save(plots.selectivity_heatmap(res.tau, res.q, res.num_layers, res.alpha), out / f"{label}selectivity_tau", formats)
+        written += save(
+            plots.selectivity_heatmap(res.tau, res.q, res.num_layers, res.alpha),
+            out / f"{label}selectivity_tau",
+            formats,
+        )
     if res.summary is not None:
         written += save(plots.selectivity_counts(res.summary), out / f"{label}selectivity_by_layer", formats)
     if res.null_counts is not None:
         for test, draws in res.null_draws.items():
             rows = res.null_counts[res.null_counts["test"] == test].set_index("attribute")["observed"]
             if len(rows):
-                written += save(plots.null_counts(draws, rows, list(res.rank.columns), test), out / f"{label}null_counts_{test}",
-                                formats)
-    total = res.tau.shape[0] if res.tau is not None else (res.activations.activations.shape[2] if res.activations else None)
+                written += save(
+                    plots.null_counts(draws, rows, list(res.rank.columns), test),
+                    out / f"{label}null_counts_{test}",
+                    formats,
+                )
+    total = (
+        res.tau.shape[0] if res.tau is not None else (res.activations.activations.shape[2] if res.activations else None)
+    )
     if res.masking is not None:
         written += save(plots.masking_curves(res.masking, total), out / f"{label}masking_accuracy_vs_k", formats)
         ks = sorted(res.masking["k"].unique())
@@ -108,8 +161,11 @@ def draw(res, out: Path, args, label: str, reference=None) -> list[Path]:
                 tau = float(res.tau[args.attribute].iloc[neuron])
             keep = [res.activations.emotions.index(e) for e in rdms.emotions]
             rdm = neuron_rdms(res.activations.activations[keep][:, :, [neuron]])[0]
-            written += save(plots.rdm_pair(rdm, rdms.rdms[a], rdms.emotions, neuron, args.attribute, tau),
-                            out / f"{label}rdm_neuron{neuron}_{args.attribute}", formats)
+            written += save(
+                plots.rdm_pair(rdm, rdms.rdms[a], rdms.emotions, neuron, args.attribute, tau),
+                out / f"{label}rdm_neuron{neuron}_{args.attribute}",
+                formats,
+            )
     return written
 
 
@@ -121,10 +177,10 @@ def human_side(data, results: list, args, out: Path, both: bool) -> tuple[list[P
     """The paper's human-side analyses for each results set; returns figures and summary.md sections."""
     from model_emotion import human as hm
     from model_emotion import plots
-    from model_emotion.plots import save
     from model_emotion.attributes import build_rdms, load_ratings
     from model_emotion.download import resolve_attributes
     from model_emotion.io import write_csv
+    from model_emotion.plots import save
     from model_emotion.tables import masking_effects, to_markdown
 
     emotions = sorted(set(data.similarity["emotion_a"]) | set(data.similarity["emotion_b"]))
@@ -137,13 +193,17 @@ def human_side(data, results: list, args, out: Path, both: bool) -> tuple[list[P
     written += save(plots.attribute_importance(importance, args.alpha), out / "attribute_importance", formats)
     ranked = importance.sort_values("tau", ascending=False)
     n_sig = int((importance["q_value"] < args.alpha).sum())
-    text = [f"## Human side: attribute importance ({data.source})\n",
-            f"Kendall's tau-b of the human similarity RDM ({len(rdms.emotions)} emotions) with each attribute's RDM "
-            f"(one-sided, BH q; 95% bootstrap CI over participants, {args.n_boot} draws). "
-            f"{n_sig} of {len(importance)} attributes are significant at q < {args.alpha:g}. Most important: "
-            + ", ".join(f"{r.attribute} ({r.tau:.3f})" for r in ranked.head(3).itertuples())
-            + "; least: " + ", ".join(f"{r.attribute} ({r.tau:.3f})" for r in ranked.tail(3).itertuples()) + ".\n",
-            to_markdown(importance)]
+    text = [
+        f"## Human side: attribute importance ({data.source})\n",
+        f"Kendall's tau-b of the human similarity RDM ({len(rdms.emotions)} emotions) with each attribute's RDM "
+        f"(one-sided, BH q; 95% bootstrap CI over participants, {args.n_boot} draws). "
+        f"{n_sig} of {len(importance)} attributes are significant at q < {args.alpha:g}. Most important: "
+        + ", ".join(f"{r.attribute} ({r.tau:.3f})" for r in ranked.head(3).itertuples())
+        + "; least: "
+        + ", ".join(f"{r.attribute} ({r.tau:.3f})" for r in ranked.tail(3).itertuples())
+        + ".\n",
+        to_markdown(importance),
+    ]
     for prefix, res in results:
         title = "the paper's released data" if prefix else "this run"
         label = prefix if both else ""
@@ -152,28 +212,45 @@ def human_side(data, results: list, args, out: Path, both: bool) -> tuple[list[P
             correlations = hm.importance_vs_drop(importance, drops)
             write_csv(out / f"{label}importance_vs_drop.csv", correlations)
             write_csv(out / f"{label}drop_beyond_random_by_attribute.csv", drops)
-            written += save(plots.importance_vs_drop(importance, drops, correlations), out / f"{label}importance_vs_drop", formats)
+            written += save(
+                plots.importance_vs_drop(importance, drops, correlations), out / f"{label}importance_vs_drop", formats
+            )
             valid = correlations.dropna(subset=["spearman_rho"])
             positive = int((valid["spearman_rho"] > 0).sum())
             significant = int((valid["p_value"] < 0.05).sum())
-            verdict = ("supports the paper's claim at every k" if len(valid) and significant == len(valid) else
-                       f"supports the paper's claim at {significant} of {len(valid)} k only (p-values not corrected "
-                       f"for testing several k)" if significant else
-                       "does not support the paper's claim (no k with one-sided p < 0.05)")
-            text += [f"## Human side: importance vs masking drop ({title})\n",
-                     f"Spearman's rho across attributes between importance and drop beyond random (mean random-mask "
-                     f"accuracy minus mean top-k accuracy), one-sided p: positive at {positive} of {len(valid)} k, "
-                     f"p < 0.05 at {significant}. This {verdict}.\n", to_markdown(correlations)]
+            verdict = (
+                "supports the paper's claim at every k"
+                if len(valid) and significant == len(valid)
+                else f"supports the paper's claim at {significant} of {len(valid)} k only (p-values not corrected "
+                f"for testing several k)"
+                if significant
+                else "does not support the paper's claim (no k with one-sided p < 0.05)"
+            )
+            text += [
+                f"## Human side: importance vs masking drop ({title})\n",
+                f"Spearman's rho across attributes between importance and drop beyond random (mean random-mask "
+                f"accuracy minus mean top-k accuracy), one-sided p: positive at {positive} of {len(valid)} k, "
+                f"p < 0.05 at {significant}. This {verdict}.\n",
+                to_markdown(correlations),
+            ]
         if res.accuracy is not None and data.agreement is not None:
             per_emotion, agreement = hm.agreement_vs_accuracy(data.agreement, res.accuracy)
             if len(agreement):
                 write_csv(out / f"{label}agreement_vs_accuracy.csv", agreement)
                 write_csv(out / f"{label}agreement_vs_accuracy_per_emotion.csv", per_emotion)
-                written += save(plots.agreement_vs_accuracy(per_emotion, agreement), out / f"{label}agreement_vs_accuracy", formats)
-                text += [f"## Human side: rater agreement vs prompt accuracy ({title})\n",
-                         " ".join(f"{r.measure}: Pearson r = {r.pearson_r:.3f} (p = {_fmt_p(r.pearson_p)}), Spearman "
-                                  f"rho = {r.spearman_rho:.3f} over {r.n_emotions} emotions."
-                                  for r in agreement.itertuples()) + "\n", to_markdown(agreement)]
+                written += save(
+                    plots.agreement_vs_accuracy(per_emotion, agreement), out / f"{label}agreement_vs_accuracy", formats
+                )
+                text += [
+                    f"## Human side: rater agreement vs prompt accuracy ({title})\n",
+                    " ".join(
+                        f"{r.measure}: Pearson r = {r.pearson_r:.3f} (p = {_fmt_p(r.pearson_p)}), Spearman "
+                        f"rho = {r.spearman_rho:.3f} over {r.n_emotions} emotions."
+                        for r in agreement.itertuples()
+                    )
+                    + "\n",
+                    to_markdown(agreement),
+                ]
         if res.activations is not None:
             acts = res.activations
             table = hm.model_rsa(acts.activations, acts.emotions, res.num_layers or acts.layers, data, rdms)
@@ -183,14 +260,16 @@ def human_side(data, results: list, args, out: Path, both: bool) -> tuple[list[P
             whole = human_rows[human_rows["scope"] == "all"].iloc[0]
             layers = human_rows[human_rows["scope"] != "all"]
             best = layers.loc[layers["tau"].idxmax()] if len(layers) else whole
-            text += [f"## Human side: model-level RSA ({title})\n",
-                     f"The correlation-distance RDM of the seed-averaged activation patterns (all neurons) against the "
-                     f"human similarity RDM: tau = {whole['tau']:.3f} (emotion-label permutation p = "
-                     f"{_fmt_p(whole['perm_p'])}; the parametric one-sided p, which treats the emotion pairs as "
-                     f"independent, is {_fmt_p(whole['p_value'])}). Most human-like layer: "
-                     f"{best['scope'] if best['scope'] == 'all' else int(best['scope']) + 1} "
-                     f"(tau = {best['tau']:.3f}, permutation p = {_fmt_p(best['perm_p'])}). Full table: "
-                     f"{label}model_rsa.csv.\n"]
+            text += [
+                f"## Human side: model-level RSA ({title})\n",
+                f"The correlation-distance RDM of the seed-averaged activation patterns (all neurons) against the "
+                f"human similarity RDM: tau = {whole['tau']:.3f} (emotion-label permutation p = "
+                f"{_fmt_p(whole['perm_p'])}; the parametric one-sided p, which treats the emotion pairs as "
+                f"independent, is {_fmt_p(whole['p_value'])}). Most human-like layer: "
+                f"{best['scope'] if best['scope'] == 'all' else int(best['scope']) + 1} "
+                f"(tau = {best['tau']:.3f}, permutation p = {_fmt_p(best['perm_p'])}). Full table: "
+                f"{label}model_rsa.csv.\n",
+            ]
     return written, text
 
 
@@ -198,17 +277,24 @@ def null_count_section(title: str, counts) -> str:
     """Every significant-neuron count beside its null (what emotion-label permutations give), in words."""
     from model_emotion.tables import to_markdown
 
-    lines = [f"## {title}: significant neurons beside their null\n",
-             "`observed` is the number of significant neurons; `null_mean`, `null_p95` and `null_max` are what the "
-             "same test finds when the emotion labels are permuted (no emotion knowledge aligned with the attributes); "
-             "`count_p` is the share of permutations with at least the observed count, (1 + #) / (1 + B).\n"]
+    lines = [
+        f"## {title}: significant neurons beside their null\n",
+        "`observed` is the number of significant neurons; `null_mean`, `null_p95` and `null_max` are what the "
+        "same test finds when the emotion labels are permuted (no emotion knowledge aligned with the attributes); "
+        "`count_p` is the share of permutations with at least the observed count, (1 + #) / (1 + B).\n",
+    ]
     for test, part in counts.groupby("test", sort=False):
         attrs = part[part["attribute"] != "all"]
         above = attrs[attrs["count_p"] < 0.05]["attribute"].tolist()
-        kind = ("the parametric test (pairs treated as independent)" if test.startswith("parametric")
-                else "the permutation test (" + test.split("_", 1)[1].replace("maxt", "max-T") + ")")
-        lines.append(f"Under {kind}, {len(above)} of {len(attrs)} attributes have more significant neurons than "
-                     f"95% of label permutations" + (f": {', '.join(above)}." if above else ".") + "\n")
+        kind = (
+            "the parametric test (pairs treated as independent)"
+            if test.startswith("parametric")
+            else "the permutation test (" + test.split("_", 1)[1].replace("maxt", "max-T") + ")"
+        )
+        lines.append(
+            f"Under {kind}, {len(above)} of {len(attrs)} attributes have more significant neurons than "
+            f"95% of label permutations" + (f": {', '.join(above)}." if above else ".") + "\n"
+        )
     lines.append(to_markdown(counts))
     return "\n".join(lines)
 
@@ -228,13 +314,17 @@ def main(argv=None) -> int:
     human = load_human(args.human_dir) if args.human_dir is not None else None
     for res in (ours, paper):
         if args.k is not None and res is not None and res.masking is not None and args.k not in set(res.masking["k"]):
-            raise ToolkitError(f"--k {args.k} is not a k of the masked evaluation; it has {sorted(set(res.masking['k']))}")
+            raise ToolkitError(
+                f"--k {args.k} is not a k of the masked evaluation; it has {sorted(set(res.masking['k']))}"
+            )
     # Everything is written to a staging folder and moved into --output_dir at the end, so a failure
     # half-way leaves the folder as it was.
     control = load_results(args.control_dir, alpha=args.alpha) if args.control_dir is not None else None
     if control is not None and control.null_counts is None:
-        raise ToolkitError(f"--control_dir {args.control_dir}: no searchlight null counts (run rsa_searchlight.py "
-                           f"--test permutation on the control activations)")
+        raise ToolkitError(
+            f"--control_dir {args.control_dir}: no searchlight null counts (run rsa_searchlight.py "
+            f"--test permutation on the control activations)"
+        )
     with staged_dir(args.output_dir) as out:
         return _write_report(args, out, ours, paper, human, control)
 
@@ -253,10 +343,18 @@ def control_comparison(ours, control):
     rows = []
     for name in names:
         t, c = trained.loc[name], random.loc[name]
-        rows.append({"attribute": name, "trained_significant": t["significant"], "control_significant": c["significant"],
-                     "control_share": (c["significant"] / t["significant"]) if t["significant"] else float("nan"),
-                     "trained_count_p": t["count_p"], "control_count_p": c["count_p"],
-                     "trained_fwer_survivors": t["fwer_survivors"], "control_fwer_survivors": c["fwer_survivors"]})
+        rows.append(
+            {
+                "attribute": name,
+                "trained_significant": t["significant"],
+                "control_significant": c["significant"],
+                "control_share": (c["significant"] / t["significant"]) if t["significant"] else float("nan"),
+                "trained_count_p": t["count_p"],
+                "control_count_p": c["count_p"],
+                "trained_fwer_survivors": t["fwer_survivors"],
+                "control_fwer_survivors": c["fwer_survivors"],
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -265,12 +363,14 @@ def control_section(table) -> str:
 
     total_t, total_c = table["trained_significant"].sum(), table["control_significant"].sum()
     share = f"{100 * total_c / total_t:.0f}%" if total_t else "n/a"
-    return ("## Trained prompts beside untrained control prompts\n\n"
-            f"Untrained random prompts (same norms) give {int(total_c)} significant neuron x attribute pairs under the "
-            f"parametric test, {share} of the trained prompts' {int(total_t)}; max-T survivors: "
-            f"{int(table['control_fwer_survivors'].sum())} control against {int(table['trained_fwer_survivors'].sum())} "
-            "trained. A count that untrained prompts reach is not evidence of learned emotion knowledge.\n\n"
-            + to_markdown(table))
+    return (
+        "## Trained prompts beside untrained control prompts\n\n"
+        f"Untrained random prompts (same norms) give {int(total_c)} significant neuron x attribute pairs under the "
+        f"parametric test, {share} of the trained prompts' {int(total_t)}; max-T survivors: "
+        f"{int(table['control_fwer_survivors'].sum())} control against {int(table['trained_fwer_survivors'].sum())} "
+        "trained. A count that untrained prompts reach is not evidence of learned emotion knowledge.\n\n"
+        + to_markdown(table)
+    )
 
 
 def _write_report(args, out: Path, ours, paper, human, control=None) -> int:
@@ -287,26 +387,36 @@ def _write_report(args, out: Path, ours, paper, human, control=None) -> int:
         if label == "" or ours is None:
             missing = res.missing()
             if missing:
-                logger.warning("%s: missing %s; drawing what is there", args.results_dir or args.paper_dir, "; ".join(missing))
+                logger.warning(
+                    "%s: missing %s; drawing what is there", args.results_dir or args.paper_dir, "; ".join(missing)
+                )
         reference = paper.accuracy if (label == "" and paper is not None) else None
         written += draw(res, out, args, prefix, reference)
         table, k = summary_table(res, args.k)
         if not table.empty:
             write_csv(out / f"{prefix}summary.csv", table)
             title = "Paper (RoBERTa-base, released data)" if label else "This run"
-            markdown.append(f"## {title}: summary per attribute" + (f" (k = {k})" if k else "") + "\n\n" + to_markdown(table))
+            markdown.append(
+                f"## {title}: summary per attribute" + (f" (k = {k})" if k else "") + "\n\n" + to_markdown(table)
+            )
         if res.null_counts is not None:
-            markdown.append(null_count_section("Paper (RoBERTa-base, released data)" if label else "This run",
-                                               res.null_counts))
+            markdown.append(
+                null_count_section("Paper (RoBERTa-base, released data)" if label else "This run", res.null_counts)
+            )
         if res.null_counts is not None or res.fwer is not None:
             from model_emotion.survival import survival_sentences, survival_table
 
             title = "Paper (RoBERTa-base, released data)" if label else "This run"
-            survival = survival_table(res.null_counts, res.fwer, res.reliability, table if not table.empty else None,
-                                      res.alpha)
+            survival = survival_table(
+                res.null_counts, res.fwer, res.reliability, table if not table.empty else None, res.alpha
+            )
             write_csv(out / f"{prefix}survival.csv", survival)
-            markdown.append(f"## {title}: what survives\n\n" + " ".join(survival_sentences(survival, res.alpha))
-                            + "\n\n" + to_markdown(survival))
+            markdown.append(
+                f"## {title}: what survives\n\n"
+                + " ".join(survival_sentences(survival, res.alpha))
+                + "\n\n"
+                + to_markdown(survival)
+            )
     if ours is not None and paper is not None:
         ours_total = ours.tau.shape[0] if ours.tau is not None else 0
         paper_total = paper.tau.shape[0] if paper.tau is not None else 0
@@ -314,8 +424,13 @@ def _write_report(args, out: Path, ours, paper, human, control=None) -> int:
             write_csv(out / f"comparison_{name}.csv", table)
             markdown.append(f"## Comparison with the paper: {name}\n\n" + to_markdown(table))
     if human is not None:
-        human_written, human_markdown = human_side(human, [(p, r) for p, r in (("", ours), ("paper_", paper)) if r is not None],
-                                                   args, out, both=ours is not None and paper is not None)
+        human_written, human_markdown = human_side(
+            human,
+            [(p, r) for p, r in (("", ours), ("paper_", paper)) if r is not None],
+            args,
+            out,
+            both=ours is not None and paper is not None,
+        )
         written += human_written
         markdown += human_markdown
     if ours is not None and control is not None:
@@ -326,8 +441,9 @@ def _write_report(args, out: Path, ours, paper, human, control=None) -> int:
         write_text(out / "summary.md", "\n".join(markdown))
     record = read_json(save_run_args(out, args, "report"), dict)
     sources = " + ".join(str(p) for p in (args.results_dir, args.paper_dir) if p is not None)
-    write_text(out / "report.html", build_report_html(f"Model Emotion report: {sources}", "\n".join(markdown),
-                                                      written, record))
+    write_text(
+        out / "report.html", build_report_html(f"Model Emotion report: {sources}", "\n".join(markdown), written, record)
+    )
     logger.info("report in %s: %d figures, summary.md, report.html", args.output_dir, len(written))
     return 0
 

@@ -29,63 +29,170 @@ logger = logging.getLogger(__name__)
 SUFFIXES = {"tau": "_tau", "p": "_p_value", "q": "_q_value"}
 
 # The settings that change the tables: a finished run made with other values is recomputed.
-RESULT_SETTINGS = ("mode", "method", "fdr", "alternative", "alpha", "attribute_names", "groups", "test",
-                   "permutations", "perm_seed", "correction", "tail", "seed_normalization", "seed_diagnostics",
-                   "splits", "diagnostic_permutations")
+RESULT_SETTINGS = (
+    "mode",
+    "method",
+    "fdr",
+    "alternative",
+    "alpha",
+    "attribute_names",
+    "groups",
+    "test",
+    "permutations",
+    "perm_seed",
+    "correction",
+    "tail",
+    "seed_normalization",
+    "seed_diagnostics",
+    "splits",
+    "diagnostic_permutations",
+)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = cli.Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--activations", type=Path, default=Path("active_neuron_before_relu_csv/activations.npz"),
-                        help="activations.npz or a folder of {emotion}-{seed}.csv (default %(default)s)")
-    parser.add_argument("--attributes", type=str, default=cli.env_default("ME_ATTRIBUTES", None),
-                        help="human ratings folder (attributes.csv [+ rdms.csv, descriptions.csv]); default: env "
-                             "ME_ATTRIBUTES, else the paper's ratings downloaded once into the cache")
-    parser.add_argument("--mode", type=str, default="14Properties", choices=["14Properties", "3Spaces"],
-                        help="one RDM per attribute, or per attribute group (Euclidean over the group)")
-    parser.add_argument("--method", type=str, default="kendall_tau_b", choices=["kendall_tau_b", "kendall_tau_a", "spearman"],
-                        help="the statistic (default %(default)s, as R's cor.test)")
-    parser.add_argument("--fdr", type=str, default="bh", choices=["bh", "paper"],
-                        help="FDR of the parametric p (and of the permutation p with --correction fdr): bh = "
-                             "Benjamini-Hochberg over all tests (scipy); paper = p * N / rank(p) as in the paper's R code")
-    parser.add_argument("--protocol", type=str, default="toolkit", choices=["toolkit", "paper"],
-                        help="paper: the paper's parametric test (the default --test under it); toolkit: the permutation test")
-    parser.add_argument("--test", type=str, default=None, choices=["permutation", "parametric"],
-                        help="permutation: emotion-label randomisation test with family-wise error control (the "
-                             "default); parametric: the paper's test, which treats the emotion pairs as independent "
-                             "(invalid for RDMs: see the README)")
-    parser.add_argument("--permutations", type=cli.positive_int, default=1000,
-                        help="permutations of the emotion labels (default %(default)s); p >= 1/(B+1)")
-    parser.add_argument("--perm_seed", type=cli.seed_int, default=0, help="seed of the permutations (default %(default)s)")
-    parser.add_argument("--correction", type=str, default=None, choices=["maxt", "maxt_global", "fdr"],
-                        help="permutation test: maxt = max-T family-wise error within each attribute (default), "
-                             "maxt_global = over all attributes, fdr = --fdr on the permutation p")
-    parser.add_argument("--tail", type=str, default="empirical", choices=["empirical", "gpd", "moments"],
-                        help="permutation p beyond 1/(B+1): gpd = generalized Pareto fit to the max-T null's tail "
-                             "(FWER p), moments = Pearson III fit to each test's null (per-test p); default empirical")
-    parser.add_argument("--alternative", type=str, default="greater", choices=["greater", "two-sided", "less"],
-                        help="alternative hypothesis of the p-values (the paper: greater)")
-    parser.add_argument("--alpha", type=cli.probability, default=0.01,
-                        help="significance level: FDR q < alpha, or adjusted permutation p <= alpha (the paper: 0.01)")
-    parser.add_argument("--seed_normalization", type=str, default="none", choices=["none", "zscore", "scale"],
-                        help="per-seed normalisation before the RDMs are averaged over seeds: none (the paper's), "
-                             "zscore (each neuron of each seed over the emotions), scale (each seed to equal distance mass)")
-    parser.add_argument("--seed_diagnostics", action="store_true",
-                        help="also write _seed_reliability.csv (split-half agreement beside its label-shuffled chance "
-                             "level) and _seed_influence.csv (distance share, leave-one-seed-out and single-seed counts)")
-    parser.add_argument("--splits", type=cli.positive_int, default=5,
-                        help="random half splits of the seeds for --seed_diagnostics, besides odd/even (default %(default)s)")
-    parser.add_argument("--diagnostic_permutations", type=cli.positive_int, default=100,
-                        help="permutations of each searchlight of --seed_diagnostics under the permutation test "
-                             "(default %(default)s: about 40 searchlights on 2 cores)")
-    parser.add_argument("--attribute_names", type=str, nargs="+", default=None,
-                        help="use only these attributes (or spaces in 3Spaces mode)")
-    parser.add_argument("--groups", type=str, nargs="+", default=None,
-                        help="3Spaces groups as NAME=attr1,attr2 (default: descriptions.csv)")
-    parser.add_argument("--num_layers", type=cli.positive_int, default=None,
-                        help="layers of the model, for the per-layer summary (default: from the npz)")
-    parser.add_argument("--output", type=Path, default=Path("neuron_rank/neuron_rank_by_searchlight_RSA_14property.csv"),
-                        help="rank table CSV; the other tables go beside it (default %(default)s)")
+    parser.add_argument(
+        "--activations",
+        type=Path,
+        default=Path("active_neuron_before_relu_csv/activations.npz"),
+        help="activations.npz or a folder of {emotion}-{seed}.csv (default %(default)s)",
+    )
+    parser.add_argument(
+        "--attributes",
+        type=str,
+        default=cli.env_default("ME_ATTRIBUTES", None),
+        help="human ratings folder (attributes.csv [+ rdms.csv, descriptions.csv]); default: env "
+        "ME_ATTRIBUTES, else the paper's ratings downloaded once into the cache",
+    )
+    parser.add_argument(
+        "--mode",
+        type=str,
+        default="14Properties",
+        choices=["14Properties", "3Spaces"],
+        help="one RDM per attribute, or per attribute group (Euclidean over the group)",
+    )
+    parser.add_argument(
+        "--method",
+        type=str,
+        default="kendall_tau_b",
+        choices=["kendall_tau_b", "kendall_tau_a", "spearman"],
+        help="the statistic (default %(default)s, as R's cor.test)",
+    )
+    parser.add_argument(
+        "--fdr",
+        type=str,
+        default="bh",
+        choices=["bh", "paper"],
+        help="FDR of the parametric p (and of the permutation p with --correction fdr): bh = "
+        "Benjamini-Hochberg over all tests (scipy); paper = p * N / rank(p) as in the paper's R code",
+    )
+    parser.add_argument(
+        "--protocol",
+        type=str,
+        default="toolkit",
+        choices=["toolkit", "paper"],
+        help="paper: the paper's parametric test (the default --test under it); toolkit: the permutation test",
+    )
+    parser.add_argument(
+        "--test",
+        type=str,
+        default=None,
+        choices=["permutation", "parametric"],
+        help="permutation: emotion-label randomisation test with family-wise error control (the "
+        "default); parametric: the paper's test, which treats the emotion pairs as independent "
+        "(invalid for RDMs: see the README)",
+    )
+    parser.add_argument(
+        "--permutations",
+        type=cli.positive_int,
+        default=1000,
+        help="permutations of the emotion labels (default %(default)s); p >= 1/(B+1)",
+    )
+    parser.add_argument(
+        "--perm_seed", type=cli.seed_int, default=0, help="seed of the permutations (default %(default)s)"
+    )
+    parser.add_argument(
+        "--correction",
+        type=str,
+        default=None,
+        choices=["maxt", "maxt_global", "fdr"],
+        help="permutation test: maxt = max-T family-wise error within each attribute (default), "
+        "maxt_global = over all attributes, fdr = --fdr on the permutation p",
+    )
+    parser.add_argument(
+        "--tail",
+        type=str,
+        default="empirical",
+        choices=["empirical", "gpd", "moments"],
+        help="permutation p beyond 1/(B+1): gpd = generalized Pareto fit to the max-T null's tail "
+        "(FWER p), moments = Pearson III fit to each test's null (per-test p); default empirical",
+    )
+    parser.add_argument(
+        "--alternative",
+        type=str,
+        default="greater",
+        choices=["greater", "two-sided", "less"],
+        help="alternative hypothesis of the p-values (the paper: greater)",
+    )
+    parser.add_argument(
+        "--alpha",
+        type=cli.probability,
+        default=0.01,
+        help="significance level: FDR q < alpha, or adjusted permutation p <= alpha (the paper: 0.01)",
+    )
+    parser.add_argument(
+        "--seed_normalization",
+        type=str,
+        default="none",
+        choices=["none", "zscore", "scale"],
+        help="per-seed normalisation before the RDMs are averaged over seeds: none (the paper's), "
+        "zscore (each neuron of each seed over the emotions), scale (each seed to equal distance mass)",
+    )
+    parser.add_argument(
+        "--seed_diagnostics",
+        action="store_true",
+        help="also write _seed_reliability.csv (split-half agreement beside its label-shuffled chance "
+        "level) and _seed_influence.csv (distance share, leave-one-seed-out and single-seed counts)",
+    )
+    parser.add_argument(
+        "--splits",
+        type=cli.positive_int,
+        default=5,
+        help="random half splits of the seeds for --seed_diagnostics, besides odd/even (default %(default)s)",
+    )
+    parser.add_argument(
+        "--diagnostic_permutations",
+        type=cli.positive_int,
+        default=100,
+        help="permutations of each searchlight of --seed_diagnostics under the permutation test "
+        "(default %(default)s: about 40 searchlights on 2 cores)",
+    )
+    parser.add_argument(
+        "--attribute_names",
+        type=str,
+        nargs="+",
+        default=None,
+        help="use only these attributes (or spaces in 3Spaces mode)",
+    )
+    parser.add_argument(
+        "--groups",
+        type=str,
+        nargs="+",
+        default=None,
+        help="3Spaces groups as NAME=attr1,attr2 (default: descriptions.csv)",
+    )
+    parser.add_argument(
+        "--num_layers",
+        type=cli.positive_int,
+        default=None,
+        help="layers of the model, for the per-layer summary (default: from the npz)",
+    )
+    parser.add_argument(
+        "--output",
+        type=Path,
+        default=Path("neuron_rank/neuron_rank_by_searchlight_RSA_14property.csv"),
+        help="rank table CSV; the other tables go beside it (default %(default)s)",
+    )
     cli.add_device_args(parser)
     parser.add_argument("--overwrite", action="store_true", help="replace existing tables")
     return parser.parse_args(argv)
@@ -98,8 +205,9 @@ def output_paths(rank_csv: Path) -> dict[str, Path]:
     paths["summary"] = Path(f"{stem}_summary.csv")
     from model_emotion.permutation import TABLE_SUFFIXES
 
-    paths.update({key: Path(f"{stem}{suffix}.{'npz' if key == 'null' else 'csv'}")
-                  for key, suffix in TABLE_SUFFIXES.items()})
+    paths.update(
+        {key: Path(f"{stem}{suffix}.{'npz' if key == 'null' else 'csv'}") for key, suffix in TABLE_SUFFIXES.items()}
+    )
     paths["seed_reliability"] = Path(f"{stem}_seed_reliability.csv")
     paths["seed_influence"] = Path(f"{stem}_seed_influence.csv")
     return paths
@@ -137,8 +245,11 @@ def main(argv=None) -> int:
         if (recorded is None or recorded == source_sha) and not changed:
             logger.info("%s exists; skipping (pass --overwrite to recompute)", paths["rank"])
             return 0
-        logger.info("%s was made from other activations or settings (%s) than this run; recomputing", paths["rank"],
-                    ", ".join(changed) or "activations")
+        logger.info(
+            "%s was made from other activations or settings (%s) than this run; recomputing",
+            paths["rank"],
+            ", ".join(changed) or "activations",
+        )
     cli.check_output_dir(paths["rank"].parent, "--output's folder")  # before any work
     data = load_activations(args.activations)
     ratings = load_ratings(resolve_attributes(args.attributes))
@@ -156,11 +267,28 @@ def main(argv=None) -> int:
     start = time.perf_counter()
     device = cli.resolve_device(args.device)
     acts = normalize_seeds(data.activations[keep], args.seed_normalization)
-    result = searchlight(acts, rdms.rdms, rdms.names, args.method, args.fdr, args.alternative, device,
-                         test=args.test, permutations=args.permutations, perm_seed=args.perm_seed, alpha=args.alpha,
-                         correction=args.correction, tail=args.tail)
-    logger.info("searchlight (%s test): %.2f s for %d neurons x %d attributes", args.test, time.perf_counter() - start,
-                result.tau.shape[0], len(result.names))
+    result = searchlight(
+        acts,
+        rdms.rdms,
+        rdms.names,
+        args.method,
+        args.fdr,
+        args.alternative,
+        device,
+        test=args.test,
+        permutations=args.permutations,
+        perm_seed=args.perm_seed,
+        alpha=args.alpha,
+        correction=args.correction,
+        tail=args.tail,
+    )
+    logger.info(
+        "searchlight (%s test): %.2f s for %d neurons x %d attributes",
+        args.test,
+        time.perf_counter() - start,
+        result.tau.shape[0],
+        len(result.names),
+    )
     summary = summarize(result, num_layers, args.alpha)
     write_csv(paths["tau"], result.table("tau"))
     write_csv(paths["p"], result.table("p"))
@@ -171,29 +299,56 @@ def main(argv=None) -> int:
         for key in TABLE_SUFFIXES:  # a parametric rerun leaves no stale permutation tables
             paths[key].unlink(missing_ok=True)
     if args.seed_diagnostics:
-        settings = dict(method=args.method, fdr_method=args.fdr, alternative=args.alternative, device=device,
-                        test=args.test, permutations=args.diagnostic_permutations, perm_seed=args.perm_seed,
-                        correction=args.correction, tail=args.tail)
-        write_csv(paths["seed_reliability"], seed_reliability(acts, rdms.rdms, rdms.names, args.alpha, args.splits,
-                                                              args.perm_seed, **settings))
-        write_csv(paths["seed_influence"], seed_influence(acts, list(data.seeds), rdms.rdms, rdms.names, args.alpha,
-                                                          **settings))
+        settings = dict(
+            method=args.method,
+            fdr_method=args.fdr,
+            alternative=args.alternative,
+            device=device,
+            test=args.test,
+            permutations=args.diagnostic_permutations,
+            perm_seed=args.perm_seed,
+            correction=args.correction,
+            tail=args.tail,
+        )
+        write_csv(
+            paths["seed_reliability"],
+            seed_reliability(acts, rdms.rdms, rdms.names, args.alpha, args.splits, args.perm_seed, **settings),
+        )
+        write_csv(
+            paths["seed_influence"],
+            seed_influence(acts, list(data.seeds), rdms.rdms, rdms.names, args.alpha, **settings),
+        )
     else:
         for key in ("seed_reliability", "seed_influence"):
             paths[key].unlink(missing_ok=True)
     write_csv(paths["summary"], summary)
     write_csv(paths["rank"], result.table("rank"))  # last: its presence marks a finished run
     save_run_args(paths["rank"].parent, args, paths["rank"].stem, activations_sha256=source_sha)
-    write_meta(paths["rank"], num_layers=num_layers, d_ffn=data.d_ffn, num_neurons=int(result.tau.shape[0]),
-               alpha=args.alpha, method=args.method, fdr=args.fdr, alternative=args.alternative, mode=args.mode,
-               attributes=list(rdms.names), emotions=list(rdms.emotions), seeds=list(data.seeds),
-               model=source_meta.get("model"), model_type=source_meta.get("model_type"),
-               protocol=source_meta.get("protocol"), prompt_mode=source_meta.get("prompt_mode"),
-               activations_sha256=source_sha, test=args.test,
-               correction=result.perm.correction if result.perm is not None else "fdr",
-               permutations=args.permutations if result.perm is not None else None,
-               perm_seed=args.perm_seed if result.perm is not None else None,
-               tail=args.tail if result.perm is not None else None, seed_normalization=args.seed_normalization)
+    write_meta(
+        paths["rank"],
+        num_layers=num_layers,
+        d_ffn=data.d_ffn,
+        num_neurons=int(result.tau.shape[0]),
+        alpha=args.alpha,
+        method=args.method,
+        fdr=args.fdr,
+        alternative=args.alternative,
+        mode=args.mode,
+        attributes=list(rdms.names),
+        emotions=list(rdms.emotions),
+        seeds=list(data.seeds),
+        model=source_meta.get("model"),
+        model_type=source_meta.get("model_type"),
+        protocol=source_meta.get("protocol"),
+        prompt_mode=source_meta.get("prompt_mode"),
+        activations_sha256=source_sha,
+        test=args.test,
+        correction=result.perm.correction if result.perm is not None else "fdr",
+        permutations=args.permutations if result.perm is not None else None,
+        perm_seed=args.perm_seed if result.perm is not None else None,
+        tail=args.tail if result.perm is not None else None,
+        seed_normalization=args.seed_normalization,
+    )
     totals = summary[summary["layer"] == "all"]
     nulls = {}
     if result.perm is not None:
@@ -201,10 +356,19 @@ def main(argv=None) -> int:
         nulls = {row["attribute"]: row for _, row in counts[counts["test"].str.startswith("permutation")].iterrows()}
     for _, row in totals.iterrows():
         null = nulls.get(row["attribute"])
-        beside = "" if null is None else f"  (null mean {null['null_mean']:.1f}, p95 {null['null_p95']:.0f}, count p {null['count_p']:.3g})"
-        logger.info("%-18s significant %6d  selective %6d%s", row["attribute"], row["n_significant"], row["n_selective"], beside)
-    logger.info("wrote %s (+ tau, p, q, summary%s)", paths["rank"],
-                ", permutation p, FWER p, null counts" if result.perm is not None else "")
+        beside = (
+            ""
+            if null is None
+            else f"  (null mean {null['null_mean']:.1f}, p95 {null['null_p95']:.0f}, count p {null['count_p']:.3g})"
+        )
+        logger.info(
+            "%-18s significant %6d  selective %6d%s", row["attribute"], row["n_significant"], row["n_selective"], beside
+        )
+    logger.info(
+        "wrote %s (+ tau, p, q, summary%s)",
+        paths["rank"],
+        ", permutation p, FWER p, null counts" if result.perm is not None else "",
+    )
     return 0
 
 
@@ -221,9 +385,14 @@ def write_permutation_tables(paths: dict[str, Path], result) -> None:
     write_csv(paths["null_counts"], perm.null_counts)
     with atomic_path(paths["null"]) as tmp:
         with open(tmp, "wb") as handle:
-            np.savez_compressed(handle, attributes=np.array(result.names), null_max=perm.null_max,
-                                permutations=perm.permutations, permuted_stat=perm.permuted_stat,
-                                **{f"counts_{k}": v for k, v in perm.count_draws.items()})
+            np.savez_compressed(
+                handle,
+                attributes=np.array(result.names),
+                null_max=perm.null_max,
+                permutations=perm.permutations,
+                permuted_stat=perm.permuted_stat,
+                **{f"counts_{k}": v for k, v in perm.count_draws.items()},
+            )
 
 
 if __name__ == "__main__":

@@ -13,55 +13,141 @@ from contextlib import ExitStack
 from pathlib import Path
 
 from model_emotion import cli
-from model_emotion.errors import ToolkitError
 from model_emotion.defaults import DEFAULT_ANSWER_CUE, DEFAULT_TEMPLATE, TRAIN
+from model_emotion.errors import ToolkitError
 
 logger = logging.getLogger(__name__)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = cli.Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--sentiment", "--emotion", type=str, default="admiration", help="emotion to learn (one of the 27 GoEmotions labels)")
-    parser.add_argument("--random_seed", "--seed", type=cli.seed_int, default=1, help="seed of the negatives, the prompt init and the batch order")
+    parser.add_argument(
+        "--sentiment",
+        "--emotion",
+        type=str,
+        default="admiration",
+        help="emotion to learn (one of the 27 GoEmotions labels)",
+    )
+    parser.add_argument(
+        "--random_seed",
+        "--seed",
+        type=cli.seed_int,
+        default=1,
+        help="seed of the negatives, the prompt init and the batch order",
+    )
     cli.add_jobs_arg(parser)
     cli.add_model_args(parser)
     cli.add_data_args(parser)
     cli.add_checkpoint_args(parser)
     cli.add_device_args(parser)
-    parser.add_argument("--log_dir", type=Path, default=Path("log"), help="folder of {sentiment}-{seed}.log (default %(default)s)")
-    parser.add_argument("--epochs", type=cli.positive_int, default=cli.env_default("ME_EPOCHS", str(TRAIN.epochs)), help="training epochs (default %(default)s)")
-    parser.add_argument("--train_batch_size", type=cli.positive_int, default=TRAIN.train_batch_size, help="training batch size (default %(default)s)")
-    parser.add_argument("--eval_batch_size", type=cli.positive_int, default=TRAIN.eval_batch_size, help="evaluation batch size (default %(default)s)")
-    parser.add_argument("--prompt_len", type=cli.positive_int, default=TRAIN.prompt_len, help="number of soft-prompt vectors P (default %(default)s)")
-    parser.add_argument("--lr", type=cli.positive_float, default=TRAIN.lr, help="AdamW learning rate (default %(default)s)")
-    parser.add_argument("--weight_decay", type=cli.nonneg_float, default=None,
-                        help="AdamW weight decay (default 1e-5; 0.01 under --protocol paper, the original's value)")
-    parser.add_argument("--max_length", type=cli.positive_int, default=TRAIN.max_length, help="max text tokens, special tokens included (default %(default)s)")
-    parser.add_argument("--max_train_samples", type=cli.positive_int, default=None, help="cap on training examples, balanced (default: all)")
-    parser.add_argument("--max_eval_samples", type=cli.positive_int, default=None, help="cap on dev and test examples, balanced (default: all)")
-    parser.add_argument("--head", type=str, default="auto", choices=["auto", "mlm", "linear", "lm"],
-                        help="MLM verbalizer (encoders), LM-head verbalizer (lm, decoders) or linear head; auto = "
-                             "mlm when an encoder has a trained MLM head, lm for decoders, linear otherwise")
-    parser.add_argument("--verbalizer", type=str, nargs="+", default=None,
-                        help="label words of the negative and positive class (default negative positive; "
-                             "no yes for decoders, where each must be a single token)")
-    parser.add_argument("--prompt_mode", type=str, default="soft", choices=["soft", "instruction"],
-                        help="soft: train a soft prompt (default); instruction (decoders): no training, a "
-                             "natural-language question per emotion (--template) read at the answer slot")
-    parser.add_argument("--template", type=str, default=DEFAULT_TEMPLATE,
-                        help="instruction question with {emotion} (default %(default)r)")
-    parser.add_argument("--answer_cue", type=str, default=DEFAULT_ANSWER_CUE,
-                        help="decoders: fixed text after the text, whose last token is the read slot "
-                             "(default %(default)r; write a newline as a real newline)")
-    parser.add_argument("--prompt_init", type=str, default=None, choices=["vocab", "mask", "normal"],
-                        help="init the prompt from random vocabulary embeddings (default), <mask> x P (what the "
-                             "original code asks for), or N(0, initializer_range^2) (what it got: its pinned "
-                             "transformers 4.28.1 re-initialises the prompt on from_pretrained; default under "
-                             "--protocol paper)")
+    parser.add_argument(
+        "--log_dir", type=Path, default=Path("log"), help="folder of {sentiment}-{seed}.log (default %(default)s)"
+    )
+    parser.add_argument(
+        "--epochs",
+        type=cli.positive_int,
+        default=cli.env_default("ME_EPOCHS", str(TRAIN.epochs)),
+        help="training epochs (default %(default)s)",
+    )
+    parser.add_argument(
+        "--train_batch_size",
+        type=cli.positive_int,
+        default=TRAIN.train_batch_size,
+        help="training batch size (default %(default)s)",
+    )
+    parser.add_argument(
+        "--eval_batch_size",
+        type=cli.positive_int,
+        default=TRAIN.eval_batch_size,
+        help="evaluation batch size (default %(default)s)",
+    )
+    parser.add_argument(
+        "--prompt_len",
+        type=cli.positive_int,
+        default=TRAIN.prompt_len,
+        help="number of soft-prompt vectors P (default %(default)s)",
+    )
+    parser.add_argument(
+        "--lr", type=cli.positive_float, default=TRAIN.lr, help="AdamW learning rate (default %(default)s)"
+    )
+    parser.add_argument(
+        "--weight_decay",
+        type=cli.nonneg_float,
+        default=None,
+        help="AdamW weight decay (default 1e-5; 0.01 under --protocol paper, the original's value)",
+    )
+    parser.add_argument(
+        "--max_length",
+        type=cli.positive_int,
+        default=TRAIN.max_length,
+        help="max text tokens, special tokens included (default %(default)s)",
+    )
+    parser.add_argument(
+        "--max_train_samples",
+        type=cli.positive_int,
+        default=None,
+        help="cap on training examples, balanced (default: all)",
+    )
+    parser.add_argument(
+        "--max_eval_samples",
+        type=cli.positive_int,
+        default=None,
+        help="cap on dev and test examples, balanced (default: all)",
+    )
+    parser.add_argument(
+        "--head",
+        type=str,
+        default="auto",
+        choices=["auto", "mlm", "linear", "lm"],
+        help="MLM verbalizer (encoders), LM-head verbalizer (lm, decoders) or linear head; auto = "
+        "mlm when an encoder has a trained MLM head, lm for decoders, linear otherwise",
+    )
+    parser.add_argument(
+        "--verbalizer",
+        type=str,
+        nargs="+",
+        default=None,
+        help="label words of the negative and positive class (default negative positive; "
+        "no yes for decoders, where each must be a single token)",
+    )
+    parser.add_argument(
+        "--prompt_mode",
+        type=str,
+        default="soft",
+        choices=["soft", "instruction"],
+        help="soft: train a soft prompt (default); instruction (decoders): no training, a "
+        "natural-language question per emotion (--template) read at the answer slot",
+    )
+    parser.add_argument(
+        "--template",
+        type=str,
+        default=DEFAULT_TEMPLATE,
+        help="instruction question with {emotion} (default %(default)r)",
+    )
+    parser.add_argument(
+        "--answer_cue",
+        type=str,
+        default=DEFAULT_ANSWER_CUE,
+        help="decoders: fixed text after the text, whose last token is the read slot "
+        "(default %(default)r; write a newline as a real newline)",
+    )
+    parser.add_argument(
+        "--prompt_init",
+        type=str,
+        default=None,
+        choices=["vocab", "mask", "normal"],
+        help="init the prompt from random vocabulary embeddings (default), <mask> x P (what the "
+        "original code asks for), or N(0, initializer_range^2) (what it got: its pinned "
+        "transformers 4.28.1 re-initialises the prompt on from_pretrained; default under "
+        "--protocol paper)",
+    )
     cli.add_protocol_args(parser, training=True)
-    parser.add_argument("--multi_prompt", action="store_true",
-                        help="train all --jobs together in one batched model (one backbone forward per step; "
-                             "the same prompts as one after another, up to float rounding; toolkit protocol)")
+    parser.add_argument(
+        "--multi_prompt",
+        action="store_true",
+        help="train all --jobs together in one batched model (one backbone forward per step; "
+        "the same prompts as one after another, up to float rounding; toolkit protocol)",
+    )
     parser.add_argument("--overwrite", action="store_true", help="retrain even if the checkpoint exists")
     return parser.parse_args(argv)
 
@@ -72,16 +158,20 @@ def main(argv=None) -> int:
     from model_emotion.checkpoint import checkpoint_path, save_checkpoint
     from model_emotion.data import check_emotions, load_goemotions
     from model_emotion.io import job_lock, save_run_args
-    from model_emotion.prompt_model import load_backbone
+    from model_emotion.loading import load_backbone
 
     cli.check_protocol_flags(args)
     if args.multi_prompt and args.protocol == "paper":
-        raise ToolkitError("--multi_prompt keeps the backbone in eval mode; --protocol paper trains with dropout, "
-                           "which would make a row depend on the other jobs' rows: train those jobs one by one")
+        raise ToolkitError(
+            "--multi_prompt keeps the backbone in eval mode; --protocol paper trains with dropout, "
+            "which would make a row depend on the other jobs' rows: train those jobs one by one"
+        )
     jobs = cli.parse_jobs(args.jobs, args.sentiment, args.random_seed)
     if len(jobs) == 1 and checkpoint_path(args.checkpoint_dir, *jobs[0]).exists() and not args.overwrite:
-        raise ToolkitError(f"checkpoint {checkpoint_path(args.checkpoint_dir, *jobs[0])} exists; pass --overwrite to "
-                           f"retrain (it is kept until the new one is complete)")
+        raise ToolkitError(
+            f"checkpoint {checkpoint_path(args.checkpoint_dir, *jobs[0])} exists; pass --overwrite to "
+            f"retrain (it is kept until the new one is complete)"
+        )
     for folder, flag in ((args.checkpoint_dir, "--checkpoint_dir"), (args.log_dir, "--log_dir")):
         cli.check_output_dir(folder, flag)  # before any work: an unusable location fails now, not after training
     cli.setup_logging()
@@ -89,19 +179,37 @@ def main(argv=None) -> int:
     data = load_goemotions(args.data_dir)
     check_emotions(sorted({e for e, _ in jobs}), data.emotions)
     backbone, tokenizer, head = load_backbone(args.model, args.head, args.dtype)  # once for all jobs
-    settings = dict(head=head, model_name=args.model, prompt_len=args.prompt_len, epochs=args.epochs, lr=args.lr,
-                    weight_decay=args.weight_decay, train_batch_size=args.train_batch_size,
-                    eval_batch_size=args.eval_batch_size, max_length=args.max_length,
-                    max_train_samples=args.max_train_samples, max_eval_samples=args.max_eval_samples,
-                    protocol=args.protocol, negative_sampling=args.negative_sampling, prompt_init=args.prompt_init,
-                    verbalizer=args.verbalizer, prompt_mode=args.prompt_mode, template=args.template,
-                    answer_cue=args.answer_cue, device=device, progress=True)
+    settings = dict(
+        head=head,
+        model_name=args.model,
+        prompt_len=args.prompt_len,
+        epochs=args.epochs,
+        lr=args.lr,
+        weight_decay=args.weight_decay,
+        train_batch_size=args.train_batch_size,
+        eval_batch_size=args.eval_batch_size,
+        max_length=args.max_length,
+        max_train_samples=args.max_train_samples,
+        max_eval_samples=args.max_eval_samples,
+        protocol=args.protocol,
+        negative_sampling=args.negative_sampling,
+        prompt_init=args.prompt_init,
+        verbalizer=args.verbalizer,
+        prompt_mode=args.prompt_mode,
+        template=args.template,
+        answer_cue=args.answer_cue,
+        device=device,
+        progress=True,
+    )
 
     def train_together() -> int:
         """--multi_prompt: every job without a checkpoint (all with --overwrite) in one batched model."""
         todo = [(e, s) for e, s in jobs if args.overwrite or not checkpoint_path(args.checkpoint_dir, e, s).exists()]
         for e, s in sorted(set(jobs) - set(todo)):
-            logger.info("checkpoint %s exists; skipping (pass --overwrite to retrain)", checkpoint_path(args.checkpoint_dir, e, s))
+            logger.info(
+                "checkpoint %s exists; skipping (pass --overwrite to retrain)",
+                checkpoint_path(args.checkpoint_dir, e, s),
+            )
         if not todo:
             return 0
         with ExitStack() as stack:
@@ -125,11 +233,20 @@ def main(argv=None) -> int:
 
     def save(trained, ckpt_path) -> None:
         sentiment, seed = trained.emotion, trained.seed
-        logger.info("%s-%d: best dev acc %.4f (epoch %d), test acc %.4f", sentiment, seed, trained.best_acc,
-                    trained.best_epoch + 1, trained.test_acc)
+        logger.info(
+            "%s-%d: best dev acc %.4f (epoch %d), test acc %.4f",
+            sentiment,
+            seed,
+            trained.best_acc,
+            trained.best_epoch + 1,
+            trained.test_acc,
+        )
         save_checkpoint(ckpt_path, trained.checkpoint(), exclusive=not args.overwrite)
-        save_run_args(args.checkpoint_dir, {**vars(args), "sentiment": sentiment, "random_seed": seed},
-                      f"{sentiment}-{seed}_train")
+        save_run_args(
+            args.checkpoint_dir,
+            {**vars(args), "sentiment": sentiment, "random_seed": seed},
+            f"{sentiment}-{seed}_train",
+        )
         logger.info("wrote %s", ckpt_path)
 
     if args.multi_prompt:
