@@ -18,9 +18,10 @@ from common import packaged_encoder, shared_data
 from model_emotion.batching import encode
 from model_emotion.data import binary_task, load_goemotions
 from model_emotion.encoder_prompt import SoftPromptModel
+from model_emotion.inference import accuracy
 from model_emotion.loading import load_backbone
 from model_emotion.prompt_config import PromptConfig
-from model_emotion.training import accuracy, set_seed, train_prompt
+from model_emotion.training import set_seed, train_prompt
 
 
 def main() -> int:

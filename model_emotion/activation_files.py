@@ -72,7 +72,7 @@ def _check_finite(values: np.ndarray, where: str) -> None:
         bad = np.argwhere(~np.isfinite(values))[0]
         raise ToolkitError(
             f"{where} has a NaN or infinite activation (at index {tuple(int(i) for i in bad)}); "
-            f"recompute it with get_active_neuron.py"
+            f"recompute it with {{stage:activations}}"
         )
 
 

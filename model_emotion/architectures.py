@@ -5,7 +5,8 @@ text) or a decoder (read at the last real token), where its feed-forward blocks 
 make its MLM head, whether its position ids start after the padding index, and whether its blocks
 are BERT's post-LayerNorm blocks (which the slot-only last block and the encoder's shared-prefix
 masked evaluation rely on). ``neurons``, ``prompt_model``, ``decoder_prompt`` and ``masked_eval``
-read it from here; adding an architecture is one entry (and a test in ``tests/test_architectures.py``).
+read it from here; adding an architecture is one entry (and a tiny model of it in ``tests/test_decoders.py``' ``MODELS``
+for a decoder, or beside ``tiny_bert`` in ``tests/conftest.py`` for an encoder).
 """
 
 from __future__ import annotations

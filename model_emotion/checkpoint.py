@@ -50,7 +50,9 @@ def load_checkpoint(path: str | Path, model_name: str | None = None) -> dict:
     """Read a checkpoint and return it with a complete ``config`` dict and plain-float accuracies."""
     path = Path(path)
     if not path.exists():
-        raise ToolkitError(f"checkpoint not found: {path} (train it first with train.py, or set {{--checkpoint_dir}})")
+        raise ToolkitError(
+            f"checkpoint not found: {path} (train it first with {{stage:train}}, or set {{--checkpoint_dir}})"
+        )
     try:
         record = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any unreadable file is the same user error

@@ -197,7 +197,8 @@ def resolve_device(name: str | None):
     return device
 
 
-def add_model_args(parser: argparse.ArgumentParser) -> None:
+def add_model_args(parser: argparse.ArgumentParser, dtype: bool = True) -> None:
+    """``--model`` and, for stages that load the weights (``dtype``), ``--dtype``."""
     parser.add_argument(
         "--model",
         "--pretrained_model",
@@ -206,6 +207,8 @@ def add_model_args(parser: argparse.ArgumentParser) -> None:
         default=env_default("ME_MODEL", DEFAULT_MODEL),
         help="Hugging Face hub id, local folder or .gguf file of the frozen model (env ME_MODEL; default %(default)s)",
     )
+    if not dtype:
+        return
     parser.add_argument(
         "--dtype",
         type=str,

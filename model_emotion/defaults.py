@@ -1,6 +1,8 @@
 """Default values that the library, the command-line flags and the shell runners share (no torch import)."""
 
+import os
 from dataclasses import dataclass
+from pathlib import Path
 
 # Decoders, instruction mode: the question asked per emotion, with {emotion}.
 DEFAULT_TEMPLATE = "Does this text express {emotion}? Answer yes or no."
@@ -22,3 +24,9 @@ class TrainDefaults:
 
 
 TRAIN = TrainDefaults()
+
+
+def cache_dir() -> Path:
+    """Where de-quantised GGUF models and downloaded ratings are kept: ``$ME_CACHE`` or
+    ``~/.cache/model_emotion`` (``~`` expanded in both)."""
+    return Path(os.environ.get("ME_CACHE") or Path.home() / ".cache" / "model_emotion").expanduser()

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from .defaults import cache_dir
 from .errors import ToolkitError
 from .io import write_csv
 
@@ -35,10 +36,6 @@ GROUPS = {
     "basic-emotion": ["happy-face", "anger-face", "sad-face", "fear-face", "surprise-face", "disgust-face"],
     "appraisal": ["control", "fairness", "self-relativity", "other-relativity", "expectedness", "novelty"],
 }
-
-
-def cache_dir() -> Path:
-    return Path(os.environ.get("ME_CACHE") or Path.home() / ".cache" / "model_emotion")
 
 
 def _fetch(url: str, timeout: float) -> str:

@@ -79,7 +79,7 @@ class SoftPromptModel(TrainablePrompt):
             if not has_mlm_head(backbone):
                 raise ToolkitError(
                     f"{config.model} was loaded without a masked-LM head, which an MLM-verbalizer prompt "
-                    f"needs: train with a linear head (train.py --head linear)"
+                    f"needs: train with a linear head ({{stage:train}} --head linear)"
                 )
             self.head_modules = mlm_head_modules(backbone)  # [] = unknown type: the full model's logits
             ids = self._paper_label_ids(backbone, tokenizer) if self.paper else None

@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from .architectures import ARCHITECTURES, architecture
+from .defaults import cache_dir
 from .errors import ConfigError, MissingDependencyError, ToolkitError
 
 logger = logging.getLogger(__name__)
@@ -42,10 +43,6 @@ def has_mlm_head(model: nn.Module) -> bool:
 def is_decoder(model: nn.Module) -> bool:
     arch = ARCHITECTURES.get(getattr(model, "backbone", model).config.model_type)
     return arch is not None and arch.family == "decoder"
-
-
-def cache_dir() -> Path:
-    return Path(os.environ.get("ME_CACHE") or Path.home() / ".cache" / "model_emotion").expanduser()
 
 
 def _sha256(path: Path) -> str:
@@ -213,7 +210,7 @@ def load_backbone(name: str, head: str = "auto", dtype: str | None = None):
         if head == "mlm" and not mlm_trained:
             raise ConfigError(
                 f"model {name} has no trained masked-LM head, which an MLM-verbalizer prompt needs: "
-                f"train with a linear head (train.py --head linear), or use the model the prompt "
+                f"train with a linear head ({{stage:train}} --head linear), or use the model the prompt "
                 f"was trained on"
             )
         if not mlm_trained:

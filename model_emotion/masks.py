@@ -147,12 +147,12 @@ def load_permuted_ranks(null_npz: Path, ranks: pd.DataFrame, count: int) -> np.n
     except (OSError, ValueError, KeyError, EOFError) as exc:
         raise ToolkitError(
             f"{null_npz}: not a readable permutation-test file ({type(exc).__name__}); rerun "
-            f"rsa_searchlight.py --test permutation"
+            f"{{stage:rsa}} --test permutation"
         ) from None
     if stat.ndim != 3 or stat.shape[1:] != (len(ranks), len(ranks.columns)) or names != list(ranks.columns):
         raise ToolkitError(
             f"{null_npz} does not match its rank table (neurons or attributes differ: {stat.shape[1:]} "
-            f"vs {(len(ranks), len(ranks.columns))}); rerun rsa_searchlight.py"
+            f"vs {(len(ranks), len(ranks.columns))}); rerun {{stage:rsa}}"
         )
     if count > stat.shape[0]:
         raise ToolkitError(f"{{--num_permuted}} {count}: {null_npz} keeps {stat.shape[0]} permuted rankings")
@@ -217,17 +217,17 @@ def load_masks(path: str | Path) -> dict[str, torch.Tensor]:
     """
     path = Path(path)
     if not path.is_file():
-        raise ToolkitError(f"mask file not found: {path} (create it with gen_mask.py)")
+        raise ToolkitError(f"mask file not found: {path} (create it with {{stage:masks}})")
     try:
         masks = _read_masks_file(path)
     except pickle.UnpicklingError as exc:
         raise ToolkitError(
             f"{path} is not a masks file this toolkit reads safely ({exc}); expected a dict of "
-            f"name -> tensor [layers, d_ffn] from gen_mask.py or the original code"
+            f"name -> tensor [layers, d_ffn] from {{stage:masks}} or the original code"
         ) from None
     except Exception as exc:  # noqa: BLE001 - any unreadable file is the same user error
         raise ToolkitError(
-            f"{path} is not a readable masks file ({type(exc).__name__}); create it with gen_mask.py"
+            f"{path} is not a readable masks file ({type(exc).__name__}); create it with {{stage:masks}}"
         ) from None
     if not isinstance(masks, dict) or not masks:
         raise ToolkitError(f"{path} must hold a non-empty dict of name -> tensor [layers, d_ffn]")

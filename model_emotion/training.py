@@ -1,4 +1,4 @@
-"""The training loop of a soft prompt (inference helpers: ``inference``, re-exported here)."""
+"""The training loop of a soft prompt (predictions and accuracy: ``inference``)."""
 
 from __future__ import annotations
 
@@ -14,26 +14,10 @@ from tqdm import tqdm
 
 from .batching import EncodedTask, batches, num_batches
 from .errors import ConfigError, ToolkitError
-from .inference import ACCURACY_MEANS, accuracy, autocast, mean_accuracy, predict, predict_logits
+from .inference import accuracy, autocast
 from .prompt_base import PromptModel
 
 logger = logging.getLogger(__name__)
-
-# The inference helpers stay importable from here (callers written against earlier versions).
-__all__ = [
-    "set_seed",
-    "LegacyAdamW",
-    "OPTIMIZERS",
-    "make_optimizer",
-    "TrainResult",
-    "train_prompt",
-    "ACCURACY_MEANS",
-    "accuracy",
-    "autocast",
-    "mean_accuracy",
-    "predict",
-    "predict_logits",
-]
 
 
 def set_seed(seed: int) -> None:

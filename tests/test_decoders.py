@@ -237,7 +237,8 @@ def test_masked_eval_shared_path_equals_the_plain_path(decoder, shared):
 
 
 def test_decoder_prompt_trains(bpe_tokenizer, shared):
-    from model_emotion.training import accuracy, train_prompt
+    from model_emotion.inference import accuracy
+    from model_emotion.training import train_prompt
 
     model = _tiny("llama", bpe_tokenizer)
     prompt = _prompt(model, bpe_tokenizer)

@@ -9,10 +9,10 @@ from model_emotion import masked_eval
 from model_emotion.architectures import bert_blocks
 from model_emotion.batching import batch_order, encode
 from model_emotion.encoder_prompt import SoftPromptModel
+from model_emotion.inference import predict_logits
 from model_emotion.loading import load_backbone
 from model_emotion.neurons import count_hooks, find_ffn
 from model_emotion.prompt_config import PromptConfig
-from model_emotion.training import predict_logits
 
 
 @pytest.fixture(scope="module")

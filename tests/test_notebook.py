@@ -76,3 +76,13 @@ def test_installed_command_runs_a_stage_from_outside_the_repository(tmp_path, sh
     assert version.returncode == 0 and version.stdout.strip() == f"model-emotion {model_emotion.__version__}"
     usage = subprocess.run([*cmd, "--help"], cwd=tmp_path, capture_output=True, text=True).stdout
     assert "rsa          correlate each neuron's RDM" in usage and "the stage of" not in usage
+    # Messages name the stage as this user runs it: the subcommand here, the script for script users.
+    missing = subprocess.run([*cmd, "masks", "--CSV_Path", "none.csv"], cwd=tmp_path, capture_output=True, text=True)
+    assert missing.returncode == 2 and "(run model-emotion rsa first)" in missing.stderr
+    script = subprocess.run(
+        [sys.executable, str(REPO / "gen_mask.py"), "--CSV_Path", "none.csv"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+    )
+    assert script.returncode == 2 and "(run rsa_searchlight.py first)" in script.stderr

@@ -18,9 +18,10 @@ from transformers import AutoTokenizer, RobertaForMaskedLM
 
 from model_emotion.data import binary_task
 from model_emotion.encoder_prompt import SoftPromptModel
+from model_emotion.inference import mean_accuracy
 from model_emotion.neurons import capture_neurons
 from model_emotion.prompt_config import PromptConfig
-from model_emotion.training import LegacyAdamW, mean_accuracy
+from model_emotion.training import LegacyAdamW
 
 
 def original_forward(

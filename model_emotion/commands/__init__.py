@@ -11,14 +11,24 @@ import importlib
 import sys
 from collections.abc import Sequence
 
+from ..errors import STAGE_SCRIPTS
+
 # subcommand -> (module, the repository script of the original command line, what it does)
 COMMANDS = {
-    "train": ("train", "train.py", "learn a soft prompt per emotion and seed on a frozen model"),
-    "activations": ("activations", "get_active_neuron.py", "read every FFN neuron at the read slot for each prompt"),
-    "rsa": ("rsa", "rsa_searchlight.py", "correlate each neuron's RDM with the attribute RDMs (permutation test)"),
-    "masks": ("masks", "gen_mask.py", "masks of the top-k neurons per attribute, with random and permuted baselines"),
-    "eval": ("eval", "eval_mask_neuron.py", "each prompt's accuracy with those neurons silenced"),
-    "report": ("report", "report.py", "figures, summary.md, survival.csv and report.html"),
+    "train": ("train", STAGE_SCRIPTS["train"], "learn a soft prompt per emotion and seed on a frozen model"),
+    "activations": (
+        "activations",
+        STAGE_SCRIPTS["activations"],
+        "read every FFN neuron at the read slot for each prompt",
+    ),
+    "rsa": ("rsa", STAGE_SCRIPTS["rsa"], "correlate each neuron's RDM with the attribute RDMs (permutation test)"),
+    "masks": (
+        "masks",
+        STAGE_SCRIPTS["masks"],
+        "masks of the top-k neurons per attribute, with random and permuted baselines",
+    ),
+    "eval": ("eval", STAGE_SCRIPTS["eval"], "each prompt's accuracy with those neurons silenced"),
+    "report": ("report", STAGE_SCRIPTS["report"], "figures, summary.md, survival.csv and report.html"),
 }
 
 USAGE = "usage: model-emotion {" + ",".join(COMMANDS) + "} [flags]   (model-emotion COMMAND --help for its flags)"

@@ -25,7 +25,13 @@ logger = logging.getLogger(__name__)
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = cli.Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--sentiment", "--emotion", type=str, default="anger", help="emotion of the prompt")
+    parser.add_argument(
+        "--sentiment",
+        "--emotion",
+        type=str,
+        default="anger",
+        help="emotion of the prompt (default %(default)s, the original eval_mask_neuron.py's)",
+    )
     parser.add_argument(
         "--random_seed",
         "--seed",

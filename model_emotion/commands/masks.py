@@ -33,11 +33,22 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument(
         "--mode",
         type=str,
-        default="14Properties",
+        default=None,
         choices=["14Properties", "3Spaces"],
-        help="the RSA mode of the rank table (its columns are masked: attributes or spaces)",
+        help="the RSA mode of the rank table (14 attributes or 3 spaces); when given, checked against the mode "
+        "the table was made with (its _meta.json); the masks cover the table's columns either way",
     )
-    parser.add_argument("--attributes", type=str, nargs="+", default=None, help="explicit list of rank-table columns")
+    parser.add_argument(
+        "--attribute_names",
+        type=str,
+        nargs="+",
+        default=None,
+        help="rank-table columns to mask (default: all of them)",
+    )
+    # Before 0.4 this list was --attributes, which names the ratings folder in rsa_searchlight.py and report.py.
+    parser.add_argument(
+        "--attributes", dest="attributes_old", type=str, nargs="+", default=None, help=argparse.SUPPRESS
+    )
     parser.add_argument(
         "--mask_method",
         type=str,
@@ -95,7 +106,7 @@ def parse_args(argv=None) -> argparse.Namespace:
         help="layers of the model (default: from the rank table's _summary.csv beside it, else "
         "from --model's config, else 12 when the table has roberta-base's 36864 rows)",
     )
-    cli.add_model_args(parser)
+    cli.add_model_args(parser, dtype=False)
     parser.add_argument("--overwrite", action="store_true", help="replace an existing PKL")
     argv = cli.expand_bracket_lists(sys.argv[1:] if argv is None else argv, ["--thresholds", "--percent"])
     return parser.parse_args(argv)
@@ -162,7 +173,7 @@ def main(argv=None) -> int:
 
     cli.setup_logging()
     if not args.CSV_Path.is_file():
-        raise ToolkitError(f"rank table not found: {args.CSV_Path} (run rsa_searchlight.py first)")
+        raise ToolkitError(f"rank table not found: {args.CSV_Path} (run {{stage:rsa}} first)")
     rank_sha = file_digest(args.CSV_Path)
     args_path = args.PKL_File.parent / f"{args.PKL_File.stem}_args.json"
     if args.PKL_File.exists() and not args.overwrite:
@@ -173,10 +184,16 @@ def main(argv=None) -> int:
         logger.info("%s was made from another version of %s; regenerating", args.PKL_File, args.CSV_Path)
     cli.check_output_dir(args.PKL_File.parent, "--PKL_File's folder")
     ranks = read_rank_table(args.CSV_Path)
-    # A rank table holds exactly the columns of its RSA mode (attributes or spaces), so --mode needs no
-    # column list of its own; it is kept for the original command line.
-    attributes = args.attributes or list(ranks.columns)
+    if args.attributes_old:
+        logger.warning("--attributes (a list of columns) is now --attribute_names in gen_mask.py")
+    attributes = args.attribute_names or args.attributes_old or list(ranks.columns)
     rank_meta = read_meta(args.CSV_Path)
+    # A rank table holds exactly the columns of its RSA mode (attributes or spaces): --mode selects
+    # nothing, but a mode that contradicts the one the table was made with is a mistake worth stopping.
+    if args.mode is not None and rank_meta.get("mode") not in (None, args.mode):
+        raise ToolkitError(
+            f"--mode {args.mode} but {args.CSV_Path} was made with --mode {rank_meta['mode']} (its _meta.json)"
+        )
     if rank_meta.get("num_neurons") not in (None, len(ranks)):
         logger.warning(
             "%s: its meta file says %d neurons, the table has %d; the meta file is ignored",
@@ -200,9 +217,7 @@ def main(argv=None) -> int:
     if args.num_permuted is None:
         args.num_permuted = 3 if null_npz.is_file() else 0
     elif args.num_permuted and not null_npz.is_file():
-        raise ToolkitError(
-            f"--num_permuted {args.num_permuted} needs {null_npz} (rsa_searchlight.py --test permutation)"
-        )
+        raise ToolkitError(f"--num_permuted {args.num_permuted} needs {null_npz} ({{stage:rsa}} --test permutation)")
     permuted = load_permuted_ranks(null_npz, ranks, args.num_permuted) if args.num_permuted else None
     masks = generate_masks(
         ranks,

@@ -322,7 +322,7 @@ def main(argv=None) -> int:
     control = load_results(args.control_dir, alpha=args.alpha) if args.control_dir is not None else None
     if control is not None and control.null_counts is None:
         raise ToolkitError(
-            f"--control_dir {args.control_dir}: no searchlight null counts (run rsa_searchlight.py "
+            f"--control_dir {args.control_dir}: no searchlight null counts (run {{stage:rsa}} "
             f"--test permutation on the control activations)"
         )
     with staged_dir(args.output_dir) as out:
