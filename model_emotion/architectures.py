@@ -4,9 +4,9 @@ Per ``config.model_type``: whether the model is an encoder (read at a ``<mask>``
 text) or a decoder (read at the last real token), where its feed-forward blocks sit, which modules
 make its MLM head, whether its position ids start after the padding index, and whether its blocks
 are BERT's post-LayerNorm blocks (which the slot-only last block and the encoder's shared-prefix
-masked evaluation rely on). ``neurons``, ``prompt_model``, ``decoder_prompt`` and ``masked_eval``
-read it from here; adding an architecture is one entry (and a tiny model of it in ``tests/test_decoders.py``' ``MODELS``
-for a decoder, or beside ``tiny_bert`` in ``tests/conftest.py`` for an encoder).
+masked evaluation rely on). ``neurons``, ``encoder_prompt``, ``decoder_prompt`` and ``masked_eval``
+read it from here; adding an architecture is one entry (and a tiny model of it: ``MODELS`` in
+``tests/test_decoders.py`` for a decoder, beside ``tiny_bert`` in ``tests/conftest.py`` for an encoder).
 """
 
 from __future__ import annotations
