@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import re
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +18,8 @@ import pandas as pd
 from .data import split_run_name
 from .errors import ToolkitError
 from .io import atomic_path, read_csv, write_csv
+from .names import check_emotion_names
+from .tensor_files import read_npz
 
 logger = logging.getLogger(__name__)
 
@@ -85,14 +86,14 @@ def load_activations(path: str | Path) -> ActivationSet:
         raise ToolkitError(
             f"activations not found: {path} (an activations.npz or a folder of {{emotion}}-{{seed}}.csv)"
         )
+    data = read_npz(path, "activations npz")
     try:
-        data = np.load(path, allow_pickle=False)
         acts = data["activations"]
         emotions = [str(e) for e in data["emotions"]]
         seeds = [int(s) for s in data["seeds"]]
         layers = int(data["layers"]) if "layers" in data else 0
         d_ffn = int(data["d_ffn"]) if "d_ffn" in data else 0
-    except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile) as exc:
+    except (ValueError, KeyError, TypeError) as exc:
         reason = " ".join(str(exc).split())[:200] or type(exc).__name__
         raise ToolkitError(f"{path} is not an activations npz (needs activations, emotions, seeds): {reason}") from None
     if acts.dtype.kind not in "fiu":
@@ -101,8 +102,7 @@ def load_activations(path: str | Path) -> ActivationSet:
         raise ToolkitError(
             f"{path}: activations shape {acts.shape} does not match {len(emotions)} emotions x {len(seeds)} seeds"
         )
-    if len(set(emotions)) != len(emotions):
-        raise ToolkitError(f"{path}: duplicate emotion names")
+    check_emotion_names(emotions, str(path))
     _check_finite(acts, str(path))
     if layers and d_ffn and layers * d_ffn != acts.shape[2]:
         raise ToolkitError(f"{path}: layers {layers} x d_ffn {d_ffn} != {acts.shape[2]} neurons")

@@ -22,6 +22,7 @@ import pandas as pd
 
 from .errors import ToolkitError
 from .io import read_csv
+from .names import check_emotion_names, check_name, check_names
 
 logger = logging.getLogger(__name__)
 
@@ -78,6 +79,8 @@ def load_ratings(path: str | Path) -> Ratings:
         raise ToolkitError(f"{scores_path}: emotion {dup.iloc[0]!r} appears more than once; one row per emotion")
     if raw.shape[1] < 2:
         raise ToolkitError(f"{scores_path} has no attribute columns")
+    check_emotion_names(list(raw["emotion"]), str(scores_path))
+    check_names([c for c in raw.columns if c != "emotion"], "attribute", str(scores_path))
     raw = _numeric(raw, scores_path, ("emotion",))
     scores = raw.set_index("emotion").sort_index()
 
@@ -89,6 +92,7 @@ def load_ratings(path: str | Path) -> Ratings:
             "an RDM table (emotion_a, emotion_b, one distance column per attribute)",
             ["emotion_a", "emotion_b"],
         )
+        check_names([c for c in distances.columns if c not in ("emotion_a", "emotion_b")], "attribute", str(rdm_path))
         distances = _numeric(distances, rdm_path, ("emotion_a", "emotion_b"))
 
     groups: dict[str, list[str]] = {}
@@ -98,7 +102,7 @@ def load_ratings(path: str | Path) -> Ratings:
             desc_path, "an attribute description table (attribute, group, description)", ["attribute", "group"]
         )
         for attribute, group in zip(desc["attribute"], desc["group"]):
-            groups.setdefault(str(group), []).append(str(attribute))
+            groups.setdefault(check_name(str(group), "group", str(desc_path)), []).append(str(attribute))
     return Ratings(scores, distances, groups, str(folder))
 
 

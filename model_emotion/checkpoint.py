@@ -20,6 +20,7 @@ from .errors import ToolkitError
 from .io import atomic_path
 from .prompt_config import PromptConfig, backbone_signature
 from .prompt_model import build_prompt_model
+from .tensor_files import read_tensor_file
 
 logger = logging.getLogger(__name__)
 
@@ -53,15 +54,16 @@ def load_checkpoint(path: str | Path, model_name: str | None = None) -> dict:
         raise ToolkitError(
             f"checkpoint not found: {path} (train it first with {{stage:train}}, or set {{--checkpoint_dir}})"
         )
-    try:
-        record = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - any unreadable file is the same user error
-        raise ToolkitError(f"{path} is not a readable prompt checkpoint ({type(exc).__name__})") from None
+    record = read_tensor_file(path, "prompt checkpoint")
     if not isinstance(record, dict) or "best_prompt" not in record:
         raise ToolkitError(f"{path} is not a prompt checkpoint (no 'best_prompt' key)")
     prompt = record["best_prompt"]
-    if not isinstance(prompt, torch.Tensor) or prompt.dim() != 2:
-        raise ToolkitError(f"{path}: best_prompt must be a [prompt_len, hidden] tensor")
+    if not isinstance(prompt, torch.Tensor) or prompt.dim() != 2 or not prompt.is_floating_point():
+        raise ToolkitError(f"{path}: best_prompt must be a [prompt_len, hidden] float tensor")
+    if not bool(torch.isfinite(prompt).all()):
+        raise ToolkitError(f"{path}: best_prompt holds NaN or infinite values")
+    if not isinstance(record.get("config") or {}, dict):
+        raise ToolkitError(f"{path}: its config is {type(record['config']).__name__}, not a dict")
     config = dict(record.get("config") or {})
     if not config:  # written by the original code
         stem_sentiment, stem_seed = split_run_name(path.stem) or (None, 1)

@@ -27,6 +27,7 @@ class Parser(argparse.ArgumentParser):
 
 
 MAX_SEED = 2**32 - 1  # numpy's and torch's seed range
+MAX_COUNT = 2**31 - 1  # no count a flag takes (epochs, samples, batch sizes, k) is meaningful beyond this
 
 
 def _number(text: str, kind, what: str):
@@ -41,8 +42,8 @@ def _number(text: str, kind, what: str):
 
 def positive_int(text: str) -> int:
     value = _number(text, int, "an integer")
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value} must be at least 1")
+    if not 1 <= value <= MAX_COUNT:
+        raise argparse.ArgumentTypeError(f"{value} must be in 1..{MAX_COUNT}")
     return value
 
 
@@ -52,9 +53,21 @@ def positive_int_or_auto(text: str) -> int | str:
 
 def nonneg_int(text: str) -> int:
     value = _number(text, int, "an integer")
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{value} must be 0 or more")
+    if not 0 <= value <= MAX_COUNT:
+        raise argparse.ArgumentTypeError(f"{value} must be in 0..{MAX_COUNT}")
     return value
+
+
+def bounded_int(limit: int, why: str):
+    """An argparse type: an integer in 0..limit, the limit explained by ``why`` in the error."""
+
+    def parse(text: str) -> int:
+        value = nonneg_int(text)
+        if value > limit:
+            raise argparse.ArgumentTypeError(f"{value} is above {limit} ({why})")
+        return value
+
+    return parse
 
 
 def seed_int(text: str) -> int:
@@ -128,26 +141,29 @@ def parse_jobs(jobs: Sequence[str] | None, sentiment: str, seed: int) -> list[tu
     """``--jobs anger-1 joy-3 ...`` (several runs in one process, the model loaded once), or the single
     ``--sentiment`` / ``--random_seed`` pair."""
     if not jobs:
-        from .data import check_name
+        from .names import check_emotion_name
 
-        return [(check_name(sentiment, "--sentiment"), seed)]
+        return [(check_emotion_name(sentiment, "--sentiment"), seed)]
     out = []
     for job in jobs:
         emotion, number = parse_run_name(job, "--jobs entry")
+        if (emotion, number) in out:
+            raise ToolkitError(f"--jobs lists {job} twice")
         out.append((emotion, number))
     return out
 
 
 def parse_run_name(name: str, what: str = "name") -> tuple[str, int]:
     """``{emotion}-{seed}`` (file stems, --jobs entries) -> (emotion, seed), both validated."""
-    from .data import check_name, split_run_name
+    from .data import split_run_name
+    from .names import check_emotion_name
 
     run = split_run_name(name)
     if run is None:
         raise ToolkitError(f"{what} {name!r} must look like EMOTION-SEED, e.g. anger-1")
     if run[1] > MAX_SEED:
         raise ToolkitError(f"{what} {name!r}: seed must be in 0..{MAX_SEED}")
-    return check_name(run[0], what), run[1]
+    return check_emotion_name(run[0], what), run[1]
 
 
 def add_jobs_arg(parser: argparse.ArgumentParser) -> None:

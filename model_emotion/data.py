@@ -22,6 +22,7 @@ import pandas as pd
 
 from .errors import ToolkitError
 from .io import read_csv
+from .names import check_emotion_name
 
 logger = logging.getLogger(__name__)
 
@@ -83,9 +84,6 @@ class GoEmotions:
         return self.splits[name]
 
 
-_SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_+-]*$")
-
-
 RUN_NAME = re.compile(r"^(?P<emotion>.+)-(?P<seed>\d+)$")
 
 
@@ -96,16 +94,6 @@ def split_run_name(stem: str) -> tuple[str, int] | None:
     """
     match = RUN_NAME.match(stem)
     return (match["emotion"], int(match["seed"])) if match else None
-
-
-def check_name(name: str, source: str = "") -> str:
-    """A label name becomes part of file names: refuse path separators, dots and other surprises."""
-    if not _SAFE_NAME.match(name):
-        raise ToolkitError(
-            f"label name {name!r}{f' in {source}' if source else ''} is not a plain word "
-            f"(letters, digits, _, +, -); it would become part of output file names"
-        )
-    return name
 
 
 def check_emotions(names, valid=EMOTIONS) -> list[str]:
@@ -148,7 +136,7 @@ def _load_tsv_dir(data_dir: Path, splits) -> GoEmotions:
     if len(set(label_names)) != len(label_names) or not label_names:
         raise ToolkitError(f"{labels_path} must list distinct label names, one per line")
     for name in label_names:
-        check_name(name, str(labels_path))
+        check_emotion_name(name, str(labels_path))
     frames = {}
     for split in splits:
         path = data_dir / f"{split}.tsv"

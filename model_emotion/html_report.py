@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import html
 import json
+import re
 from pathlib import Path
 
 STYLE = """
@@ -25,13 +26,22 @@ figcaption { font-size: 0.85em; color: #555; } pre { background: #f6f6f6; paddin
 """
 
 
+_CELL_BOUNDARY = re.compile(r"(?<!\\)\|")
+_ESCAPED = re.compile(r"\\(.)")
+
+
+def _text(markdown: str) -> str:
+    """Markdown text (with ``tables.md_escape`` escapes) as escaped HTML text."""
+    return html.escape(_ESCAPED.sub(r"\1", markdown))
+
+
 def _table(lines: list[str]) -> str:
-    rows = [[cell.strip() for cell in line.strip().strip("|").split("|")] for line in lines]
+    rows = [[cell.strip() for cell in _CELL_BOUNDARY.split(line.strip().strip("|"))] for line in lines]
     rows = [row for row in rows if not all(set(cell) <= set("-: ") for cell in row)]  # drop the rule line
     if not rows:
         return ""
-    head = "".join(f"<th>{html.escape(c)}</th>" for c in rows[0])
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in rows[1:])
+    head = "".join(f"<th>{_text(c)}</th>" for c in rows[0])
+    body = "".join("<tr>" + "".join(f"<td>{_text(c)}</td>" for c in row) + "</tr>" for row in rows[1:])
     # Wide tables scroll sideways inside the page instead of running off its edge.
     return f'<div class="wide"><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>'
 
@@ -45,7 +55,7 @@ def markdown_to_html(text: str) -> str:
             out.append(_table(table))
             table.clear()
         if paragraph:
-            out.append(f"<p>{html.escape(' '.join(paragraph))}</p>")
+            out.append(f"<p>{_text(' '.join(paragraph))}</p>")
             paragraph.clear()
 
     for line in text.splitlines():
@@ -56,7 +66,7 @@ def markdown_to_html(text: str) -> str:
         elif line.startswith("#"):
             flush()
             level = min(len(line) - len(line.lstrip("#")), 4)
-            out.append(f"<h{level}>{html.escape(line.lstrip('#').strip())}</h{level}>")
+            out.append(f"<h{level}>{_text(line.lstrip('#').strip())}</h{level}>")
         elif not line.strip():
             flush()
         else:

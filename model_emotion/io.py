@@ -11,6 +11,7 @@ import shutil
 import socket
 import sys
 import tempfile
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timezone
@@ -32,9 +33,12 @@ def _umask() -> int:
 
 
 def _pid_alive(pid: int) -> bool:
+    """Whether a process of this PID runs on this host (a PID no system can have is not alive)."""
+    if pid <= 0:
+        return False
     try:
         os.kill(pid, 0)
-    except ProcessLookupError:
+    except (ProcessLookupError, OverflowError, ValueError):
         return False
     except PermissionError:
         return True
@@ -87,38 +91,78 @@ def atomic_path(path: str | os.PathLike, exclusive: bool = False) -> Iterator[Pa
             tmp_path.unlink()
 
 
+EMPTY_LOCK_GRACE_S = 60.0  # versions before 0.4 created the lock, then wrote it: empty only for an instant
+
+
+def _read_lock(lock: Path) -> dict | str:
+    """The lock's record ({host, pid, start}), or a sentence saying what is wrong with it."""
+    if lock.is_symlink() and not lock.exists():
+        return "a dangling symbolic link"
+    try:
+        text = lock.read_text(encoding="utf-8", errors="replace")
+    except OSError as exc:
+        return f"unreadable ({exc.strerror or type(exc).__name__})"
+    if not text.strip():
+        return "empty"
+    try:
+        record = json.loads(text)
+    except (json.JSONDecodeError, RecursionError):
+        parts = text.split()  # the format before 0.4: "host pid"
+        record = {"host": parts[0], "pid": parts[1]} if len(parts) == 2 else None
+    if not isinstance(record, dict) or not isinstance(record.get("host"), str):
+        return f"not a lock this toolkit wrote ({text[:40]!r})"
+    pid = record.get("pid")
+    if isinstance(pid, str) and pid.isdigit():
+        pid = int(pid)
+    if not isinstance(pid, int) or isinstance(pid, bool):
+        return f"not a lock this toolkit wrote (pid {str(pid)[:40]!r})"
+    return {**record, "pid": pid}
+
+
 @contextmanager
 def job_lock(path: str | os.PathLike) -> Iterator[None]:
-    """Hold ``path.lock`` (exclusive create) while one run writes ``path``; another run stops at once.
+    """Hold ``path.lock`` while one run writes ``path``; another run stops at once.
 
-    The lock records host and PID; a lock of a process that is gone (same host) is taken over.
+    The lock is written whole or not at all (a complete temporary file hard-linked into place, which
+    fails if a lock exists) and records host, PID and start time. A lock of a process that is gone
+    (same host), or an empty one older than a minute, is taken over; an unreadable, dangling or
+    foreign lock, or one this very process holds, is reported as what it is.
     """
     lock = Path(f"{path}.lock")
     lock.parent.mkdir(parents=True, exist_ok=True)
-    me = f"{socket.gethostname()} {os.getpid()}"
-    for _ in range(2):
+    host = socket.gethostname()
+    record = {"host": host, "pid": os.getpid(), "start": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+    for _ in range(3):
         try:
-            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666)
+            with atomic_path(lock, exclusive=True) as tmp:
+                tmp.write_text(json.dumps(record), encoding="utf-8")
+            break
         except FileExistsError:
-            try:
-                host, pid = lock.read_text().split()
-                stale = host == socket.gethostname() and not _pid_alive(int(pid))
-            except (OSError, ValueError):
-                host, pid, stale = "?", "?", False
-            if stale:
-                lock.unlink(missing_ok=True)
-                continue
-            raise ToolkitError(
-                f"{path} is being written by another run (pid {pid} on {host}, lock {lock}); "
-                f"wait for it, or remove the lock if that run is gone"
-            ) from None
-        with os.fdopen(fd, "w") as handle:
-            handle.write(me)
-        break
+            pass
+        held = _read_lock(lock)
+        if held == "empty" and time.time() - lock.stat().st_mtime > EMPTY_LOCK_GRACE_S:
+            logger.warning("%s is empty (left by a run that failed while taking it); taking it over", lock)
+            lock.unlink(missing_ok=True)
+            continue
+        if isinstance(held, str):
+            raise ToolkitError(f"{path}: its lock {lock} is {held}; remove it if no run is writing {path}")
+        if held["host"] == host and held["pid"] == os.getpid():
+            raise ToolkitError(f"{path} is already being written by this process (is it listed twice?)")
+        if held["host"] == host and not _pid_alive(held["pid"]):
+            logger.info("%s: the run that held it (pid %s) is gone; taking it over", lock, held["pid"])
+            lock.unlink(missing_ok=True)
+            continue
+        raise ToolkitError(
+            f"{path} is being written by another run (pid {held['pid']} on {held['host']}, since "
+            f"{held.get('start', '?')}, lock {lock}); wait for it, or remove the lock if that run is gone"
+        )
+    else:
+        raise ToolkitError(f"{path}: could not take its lock {lock}; another run keeps taking it")
     try:
         yield
     finally:
-        lock.unlink(missing_ok=True)
+        if _read_lock(lock) == record:
+            lock.unlink(missing_ok=True)
 
 
 @contextmanager
@@ -152,8 +196,19 @@ def write_json(path: str | os.PathLike, obj: Any) -> None:
 
 
 def write_csv(path: str | os.PathLike, frame, **kwargs) -> None:
-    """Write a pandas DataFrame atomically (``index=False`` unless given)."""
+    """Write a pandas DataFrame atomically (``index=False`` unless given). Text cells and column names
+    that a spreadsheet would run as a formula are written inert (``names.csv_safe``)."""
+    from .names import csv_safe
+
     kwargs.setdefault("index", False)
+    frame = frame.rename(columns=lambda c: csv_safe(c) if isinstance(c, str) else c)
+    text = [c for c in frame.columns if frame[c].dtype == object or str(frame[c].dtype).startswith("str")]
+    if text:
+        frame = frame.copy()
+        for column in text:
+            frame[column] = frame[column].map(csv_safe)
+    if kwargs["index"] and frame.index.dtype == object:
+        frame = frame.rename(index=csv_safe)
     with atomic_path(path) as tmp:
         frame.to_csv(tmp, **kwargs)
 
@@ -165,6 +220,8 @@ def read_json(path: str | os.PathLike, kind: type | None = None) -> Any:
         value = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ToolkitError(f"file not found: {path}") from None
+    except RecursionError:
+        raise ToolkitError(f"{path}: its JSON nests too deeply") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ToolkitError(f"{path} is not valid JSON ({str(exc).splitlines()[0]})") from None
     except OSError as exc:
@@ -187,12 +244,27 @@ def read_csv(path: str | os.PathLike, what: str, required: Sequence[str] = (), *
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError, OSError) as exc:
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise ToolkitError(f"{path} is not {what} ({reason[:200]})") from None
+    header = _header(path)
+    twice = sorted({c for c in header if header.count(c) > 1})
+    if twice:
+        raise ToolkitError(f"{path} is not {what}: column {twice[0]!r} appears more than once")
     missing = [c for c in required if c not in frame.columns]
     if missing:
         raise ToolkitError(f"{path} is not {what}: no column {', '.join(map(repr, missing))}")
     if frame.empty:
         raise ToolkitError(f"{path} is not {what}: it has no rows")
     return frame
+
+
+def _header(path: Path) -> list[str]:
+    """The first row of a CSV file as written (pandas renames a repeated column to ``name.1``)."""
+    import csv
+
+    try:
+        with open(path, newline="", encoding="utf-8", errors="replace") as handle:
+            return next(csv.reader(handle), [])
+    except (OSError, csv.Error):
+        return []
 
 
 def file_digest(path: str | os.PathLike) -> str:
@@ -250,6 +322,9 @@ def write_meta(data_path: str | os.PathLike, **fields: Any) -> Path:
     return path
 
 
+MAX_LAYERS = 100_000
+
+
 def read_meta(data_path: str | os.PathLike) -> dict:
     """The meta record beside ``data_path`` ({} when there is none); known fields are type-checked,
     a wrong one is dropped with a warning (the caller then derives it as before)."""
@@ -269,4 +344,11 @@ def read_meta(data_path: str | os.PathLike) -> dict:
         if not ok or (kind is int and value < 1):
             logger.warning("%s: %s is %r, not a valid %s; ignored", path, name, value, kind.__name__)
             meta.pop(name)
+    layers, width, neurons = meta.get("num_layers"), meta.get("d_ffn"), meta.get("num_neurons")
+    if layers is not None and layers > MAX_LAYERS:
+        raise ToolkitError(f"{path}: num_layers {layers} is above {MAX_LAYERS}; no model has that many")
+    if layers and width and neurons and layers * width != neurons:
+        raise ToolkitError(f"{path}: num_layers {layers} x d_ffn {width} is not its num_neurons {neurons}")
+    if layers and neurons and neurons % layers:
+        raise ToolkitError(f"{path}: num_layers {layers} does not divide its num_neurons {neurons}")
     return meta

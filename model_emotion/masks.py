@@ -16,11 +16,7 @@ layers matter"; the layer-matched draw controls for that.
 
 from __future__ import annotations
 
-import collections
-import io
 import logging
-import pickle
-import zipfile
 import zlib
 from pathlib import Path
 
@@ -30,6 +26,8 @@ import torch
 
 from .errors import ToolkitError
 from .io import atomic_path
+from .names import check_mask_name
+from .tensor_files import read_npz, read_tensor_file
 
 logger = logging.getLogger(__name__)
 
@@ -140,11 +138,11 @@ def load_permuted_ranks(null_npz: Path, ranks: pd.DataFrame, count: int) -> np.n
     its ``_null.npz`` (no pickles) and checked against the rank table. [count, neurons, columns]"""
     from .rsa import rank_by
 
+    data = read_npz(null_npz, "permutation-test file")
     try:
-        with np.load(null_npz, allow_pickle=False) as data:
-            stat = np.asarray(data["permuted_stat"], dtype=np.float64)
-            names = [str(n) for n in data["attributes"]]
-    except (OSError, ValueError, KeyError, EOFError) as exc:
+        stat = np.asarray(data["permuted_stat"], dtype=np.float64)
+        names = [str(n) for n in data["attributes"]]
+    except (ValueError, KeyError, TypeError) as exc:
         raise ToolkitError(
             f"{null_npz}: not a readable permutation-test file ({type(exc).__name__}); rerun "
             f"{{stage:rsa}} --test permutation"
@@ -168,84 +166,43 @@ def save_masks(path: str | Path, masks: dict[str, torch.Tensor]) -> None:
         torch.save({name: mask.contiguous() for name, mask in masks.items()}, tmp)
 
 
-try:  # numpy >= 2
-    from numpy._core.multiarray import _reconstruct as _np_reconstruct
-except ImportError:  # numpy 1.x
-    from numpy.core.multiarray import _reconstruct as _np_reconstruct
-
-
-class _OriginalMasksUnpickler(pickle.Unpickler):
-    """Reads the original code's masks: ``pickle.dump`` of a dict of name -> tensor (or numpy array).
-
-    Only what such a file needs is admitted: tensor rebuilding, tensor storages (read back with
-    ``torch.load(weights_only=True)``), ``OrderedDict`` and plain numpy arrays. Any other global,
-    the way a malicious pickle runs code, is refused before it is called.
-    """
-
-    @staticmethod
-    def _storage_from_bytes(data: bytes):
-        return torch.load(io.BytesIO(data), weights_only=True)
-
-    def find_class(self, module: str, name: str):
-        allowed = {
-            ("torch._utils", "_rebuild_tensor_v2"): torch._utils._rebuild_tensor_v2,
-            ("torch._utils", "_rebuild_tensor"): torch._utils._rebuild_tensor,
-            ("torch.storage", "_load_from_bytes"): self._storage_from_bytes,
-            ("collections", "OrderedDict"): collections.OrderedDict,
-            ("numpy", "ndarray"): np.ndarray,
-            ("numpy", "dtype"): np.dtype,
-            ("numpy.core.multiarray", "_reconstruct"): _np_reconstruct,
-            ("numpy._core.multiarray", "_reconstruct"): _np_reconstruct,
-        }
-        if (module, name) not in allowed:
-            raise pickle.UnpicklingError(f"refused global {module}.{name}")
-        return allowed[(module, name)]
-
-
-def _read_masks_file(path: Path):
-    if zipfile.is_zipfile(path):  # torch.save's format (this toolkit's masks)
-        return torch.load(path, map_location="cpu", weights_only=True)
-    with open(path, "rb") as handle:
-        return _OriginalMasksUnpickler(handle).load()
-
-
 def load_masks(path: str | Path) -> dict[str, torch.Tensor]:
-    """Read a masks file safely and check that it is a dict of name -> finite 2-D tensor.
+    """Read a masks file safely and check it: a dict of name -> 2-D tensor of one shape, each either
+    binary (integers 0/1: silence or keep) or scales (finite floats in [0, 1]).
 
-    Reads this toolkit's files (``torch.save``) and the original code's pickles (restricted
-    unpickler); never runs code from the file.
+    Reads this toolkit's files (``torch.save``) and the original code's pickles (protocols 0-5) with
+    ``tensor_files.read_tensor_file``: no code runs, and no tensor is built that the file does not hold.
     """
     path = Path(path)
+    if path.is_dir():
+        raise ToolkitError(f"{path} is a folder; give the masks file (.pkl) made by {{stage:masks}}")
     if not path.is_file():
         raise ToolkitError(f"mask file not found: {path} (create it with {{stage:masks}})")
-    try:
-        masks = _read_masks_file(path)
-    except pickle.UnpicklingError as exc:
-        raise ToolkitError(
-            f"{path} is not a masks file this toolkit reads safely ({exc}); expected a dict of "
-            f"name -> tensor [layers, d_ffn] from {{stage:masks}} or the original code"
-        ) from None
-    except Exception as exc:  # noqa: BLE001 - any unreadable file is the same user error
-        raise ToolkitError(
-            f"{path} is not a readable masks file ({type(exc).__name__}); create it with {{stage:masks}}"
-        ) from None
+    masks = read_tensor_file(path, "masks file")
     if not isinstance(masks, dict) or not masks:
         raise ToolkitError(f"{path} must hold a non-empty dict of name -> tensor [layers, d_ffn]")
     out = {}
     for name, mask in masks.items():
-        if isinstance(mask, np.ndarray) and mask.dtype.kind in "biuf":
+        if isinstance(mask, np.ndarray) and mask.dtype.kind in "iuf":
             mask = torch.from_numpy(np.ascontiguousarray(mask))
         if not isinstance(name, str) or not isinstance(mask, torch.Tensor) or mask.dim() != 2:
             raise ToolkitError(
-                f"{path}: entry {name!r} is not a 2-D tensor ({type(mask).__name__}); "
+                f"{path}: entry {str(name)[:80]!r} is not a 2-D tensor ({type(mask).__name__}); "
                 f"expected a dict of name -> tensor [layers, d_ffn]"
             )
-        if mask.is_floating_point() and not bool(torch.isfinite(mask).all()):
-            raise ToolkitError(
-                f"{path}: mask {name!r} holds NaN or infinite values; masks scale neurons by finite factors"
-            )
+        check_mask_name(name, str(path))
         if mask.dtype == torch.bool or mask.is_complex():
             raise ToolkitError(f"{path}: mask {name!r} has dtype {mask.dtype}; expected int8 0/1 or float scales")
+        if mask.is_floating_point():
+            values = mask.float()
+            if not bool(torch.isfinite(values).all()) or bool((values < 0).any()) or bool((values > 1).any()):
+                raise ToolkitError(
+                    f"{path}: mask {name!r} holds values outside [0, 1] (or NaN); float masks scale neurons by "
+                    f"factors in [0, 1]"
+                )
+        elif bool(((mask != 0) & (mask != 1)).any()):
+            bad = mask[(mask != 0) & (mask != 1)][0].item()
+            raise ToolkitError(f"{path}: binary mask {name!r} holds the value {bad}; binary masks hold only 0 and 1")
         out[name] = mask
     shapes = {tuple(m.shape) for m in out.values()}
     if len(shapes) > 1:

@@ -22,7 +22,9 @@ import pandas as pd
 from .data import split_run_name
 from .errors import ToolkitError
 from .io import read_csv, read_json, read_meta
+from .names import check_names
 from .permutation import TABLE_SUFFIXES
+from .tensor_files import read_npz
 
 logger = logging.getLogger(__name__)
 
@@ -210,11 +212,11 @@ def read_null_counts(path: Path) -> pd.DataFrame:
 
 def read_null_draws(path: Path, attributes: list[str]) -> dict:
     """The per-permutation significant counts of a searchlight's ``_null.npz`` (no pickles), checked."""
+    data = read_npz(path, "permutation-test file")
     try:
-        with np.load(path, allow_pickle=False) as data:
-            names = [str(n) for n in data["attributes"]]
-            draws = {key[len("counts_") :]: np.asarray(data[key]) for key in data.files if key.startswith("counts_")}
-    except (OSError, ValueError, KeyError, EOFError) as exc:
+        names = [str(n) for n in data["attributes"]]
+        draws = {key[len("counts_") :]: np.asarray(value) for key, value in data.items() if key.startswith("counts_")}
+    except (ValueError, KeyError, TypeError) as exc:
         raise ToolkitError(f"{path}: not a readable permutation-test file ({type(exc).__name__})") from None
     if names != attributes:
         raise ToolkitError(f"{path}: its attributes differ from the rank table's")
@@ -247,6 +249,7 @@ def read_rank_table(path: str | Path) -> pd.DataFrame:
     """A rank table: one row per neuron, one numeric column per attribute (NaN = unranked)."""
     path = Path(path)
     table = read_csv(path, "a neuron rank table (one row per neuron, one column per attribute)")
+    check_names(table.columns, "attribute", str(path))
     table = _numeric_table(table, path, table.columns)
     if (table < 1).any().any():
         raise ToolkitError(f"{path}: ranks must be 1 or more (1 = best)")
@@ -283,7 +286,9 @@ def load_results(
         stem = rank_path.with_suffix("")
         res.rank = read_rank_table(rank_path)
         meta = read_meta(rank_path)  # the layer count travels with the table
-        if res.num_layers is None and meta.get("num_neurons") == len(res.rank):
+        if meta.get("num_neurons") not in (None, len(res.rank)):
+            raise ToolkitError(f"{rank_path} has {len(res.rank)} neurons but its _meta.json says {meta['num_neurons']}")
+        if res.num_layers is None:
             res.num_layers = meta.get("num_layers")
 
         def neuron_table(suffix: str) -> pd.DataFrame | None:
@@ -313,9 +318,14 @@ def load_results(
             res.null_draws = read_null_draws(Path(f"{stem}{TABLE_SUFFIXES['null']}.npz"), list(res.rank.columns))
         if Path(f"{stem}_summary.csv").exists():
             res.summary = read_summary(Path(f"{stem}_summary.csv"))
-        if res.summary is not None and res.num_layers is None:
+        if res.summary is not None:
             layers = res.summary["layer"].astype(str)
-            res.num_layers = int(layers[layers != "all"].astype(int).max()) + 1
+            from_summary = int(layers[layers != "all"].astype(int).max()) + 1
+            if res.num_layers is not None and meta.get("num_layers") and meta["num_layers"] != from_summary:
+                raise ToolkitError(
+                    f"{rank_path}: its _meta.json says {meta['num_layers']} layers, its _summary.csv {from_summary}"
+                )
+            res.num_layers = res.num_layers or from_summary
         args_path = Path(f"{stem}_args.json")
         if args_path.exists():
             recorded = read_json(args_path, dict).get("args")

@@ -3,6 +3,8 @@ summary with its paired test, the comparison with the paper, and Markdown output
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 from scipy import stats
@@ -174,15 +176,24 @@ def summary_table(res, k: int | None) -> tuple[pd.DataFrame, int | None]:
     return table, k
 
 
+MARKDOWN_SPECIAL = re.compile(r"([\\`*\[\]<>|&])")
+
+
+def md_escape(text: object) -> str:
+    """Text as literal Markdown: backslash before every character that could make markup, HTML or a
+    table cell boundary (``html_report`` reads the escapes back)."""
+    return MARKDOWN_SPECIAL.sub(r"\\\1", str(text))
+
+
 def to_markdown(table: pd.DataFrame) -> str:
-    """A plain GitHub-style Markdown table (no optional dependency)."""
+    """A plain GitHub-style Markdown table (no optional dependency); every cell escaped (``md_escape``)."""
 
     def fmt(value):
         if isinstance(value, float):
             return "" if np.isnan(value) else (f"{value:.3g}" if abs(value) < 1e-3 and value != 0 else f"{value:.4f}")
-        return str(value)
+        return md_escape(value)
 
-    header = "| " + " | ".join(table.columns) + " |"
+    header = "| " + " | ".join(md_escape(c) for c in table.columns) + " |"
     rule = "|" + "|".join("---" for _ in table.columns) + "|"
     body = ["| " + " | ".join(fmt(v) for v in row) + " |" for row in table.itertuples(index=False)]
     return "\n".join([header, rule, *body]) + "\n"

@@ -32,6 +32,8 @@ run_grid() {
   local var
   for var in SHARD NUM_SHARDS JOBS_PER_PROCESS; do
     [[ ${!var} =~ ^[0-9]+$ ]] || { grid_error "$var=${!var} must be a non-negative integer"; return 2; }
+    # at most 9 digits once leading zeros are dropped: bash arithmetic wraps around past 2^63
+    [[ ${!var} =~ ^0*[0-9]{1,9}$ ]] || { grid_error "$var=${!var} is too large (at most 999999999)"; return 2; }
     printf -v "$var" '%d' "$((10#${!var}))"
   done
   if (( NUM_SHARDS < 1 || SHARD >= NUM_SHARDS )); then

@@ -651,6 +651,8 @@ def test_report_refuses_broken_results(capsys, lab, tmp_path, shared):
         {"EMOTIONS": "*"},
         {"SEEDS": "1 x"},
         {"SHARD": "3", "NUM_SHARDS": "2"},
+        {"NUM_SHARDS": "18446744073709551617"},  # 2^64 + 1: wraps to 1 in bash arithmetic
+        {"JOBS_PER_PROCESS": "99999999999999999999"},
     ],
 )
 def test_grid_variables_are_validated_and_never_globbed(tmp_path, env):

@@ -166,7 +166,14 @@ def infer_layers(rank_csv: Path, rows: int, model: str) -> int:
 
 
 def main(argv=None) -> int:
+    from model_emotion.io import job_lock
+
     args = parse_args(argv)
+    with job_lock(args.PKL_File):  # one run per output: a second one stops at once
+        return _main(args)
+
+
+def _main(args) -> int:
     from model_emotion.io import file_digest, read_json, read_meta, save_run_args, write_meta
     from model_emotion.masks import generate_masks, save_masks
     from model_emotion.results import read_rank_table
@@ -195,13 +202,16 @@ def main(argv=None) -> int:
             f"--mode {args.mode} but {args.CSV_Path} was made with --mode {rank_meta['mode']} (its _meta.json)"
         )
     if rank_meta.get("num_neurons") not in (None, len(ranks)):
-        logger.warning(
-            "%s: its meta file says %d neurons, the table has %d; the meta file is ignored",
-            args.CSV_Path,
-            rank_meta["num_neurons"],
-            len(ranks),
+        raise ToolkitError(
+            f"{args.CSV_Path} has {len(ranks)} neurons but its _meta.json says {rank_meta['num_neurons']}; "
+            f"rerun {{stage:rsa}} or remove the meta file"
         )
-        rank_meta = {}
+    from_summary = layers_from_summary(args.CSV_Path)
+    if rank_meta.get("num_layers") and from_summary and rank_meta["num_layers"] != from_summary:
+        raise ToolkitError(
+            f"{args.CSV_Path}: its _meta.json says {rank_meta['num_layers']} layers, its _summary.csv {from_summary}; "
+            f"rerun {{stage:rsa}}"
+        )
     num_layers = args.num_layers or rank_meta.get("num_layers") or infer_layers(args.CSV_Path, len(ranks), args.model)
     if args.percent:
         thresholds = [max(1, round(len(ranks) * p / 100)) for p in args.percent]

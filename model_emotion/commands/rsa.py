@@ -219,7 +219,14 @@ def resolve_test(args: argparse.Namespace) -> str:
 
 
 def main(argv=None) -> int:
+    from model_emotion.io import job_lock
+
     args = parse_args(argv)
+    with job_lock(args.output):  # one run per output: a second one stops at once
+        return _main(args)
+
+
+def _main(args) -> int:
     from model_emotion.activation_files import load_activations
     from model_emotion.attributes import build_rdms, load_ratings, parse_groups
     from model_emotion.download import resolve_attributes
