@@ -10,12 +10,14 @@ input file type and asserts that the parsers either read the file or refuse it w
 
 from __future__ import annotations
 
+import collections
 import json
 import os
 import pickle
 import shutil
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -827,3 +829,314 @@ def test_meta_files_with_wrong_types_are_ignored(tmp_path, caplog):
     (tmp_path / "rank_meta.json").write_text("[1, 2]")
     with pytest.raises(ToolkitError, match="expected a JSON dict"):
         read_meta(table)
+
+
+# ---------------------------------------------------------------- round two: crafted tensors, sizes, names, locks
+class CraftedTensor:
+    """Pickles as the original code's masks do (``_rebuild_tensor_v2`` over a real storage), with any
+    offset, size and strides: what a crafted file declares."""
+
+    def __init__(self, storage, offset, size, stride):
+        self.args = (storage, offset, size, stride, False, collections.OrderedDict())
+
+    def __reduce__(self):
+        return (torch._utils._rebuild_tensor_v2, self.args)
+
+
+def crafted_masks(path: Path, fmt: str, offset=0, size=(2, 48), stride=(48, 1), numel=96, dtype=torch.int8):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # TypedStorage: what the original's files hold
+        storage = torch.ones(numel, dtype=dtype).storage()
+    tensor = CraftedTensor(storage, offset, size, stride)
+    if fmt == "pickle":
+        with open(path, "wb") as handle:
+            pickle.dump({"valence_top4": tensor}, handle, protocol=2)
+    else:
+        torch.save({"valence_top4": tensor}, path)
+    return path
+
+
+@pytest.fixture
+def trapped_rebuild(monkeypatch):
+    """Call it after writing the files: from then on the test fails if torch builds a tensor from a
+    file itself (where it would grow a too-small storage and read heap memory as data)."""
+
+    def trap(*args, **kwargs):
+        raise AssertionError("torch's own tensor rebuild ran on a file's tensor")
+
+    def arm():
+        monkeypatch.setattr(torch._utils, "_rebuild_tensor_v2", trap)
+        monkeypatch.setattr(torch.Tensor, "set_", trap)
+
+    return arm
+
+
+HEAP_AND_BOMB_CASES = [
+    ("past the storage", dict(size=(2, 4800), stride=(4800, 1)), "reaches past its storage"),
+    ("offset past the storage", dict(offset=90), "reaches past its storage"),
+    ("zero strides", dict(size=(40000, 40000), stride=(0, 0)), "zero, negative or overlapping"),
+    ("negative stride", dict(stride=(-48, 1)), "zero, negative or overlapping"),
+    ("overlapping rows", dict(size=(2, 48), stride=(1, 1)), "zero, negative or overlapping"),
+    ("float size", dict(size=(2.0, 48), stride=(48, 1)), "not non-negative integers"),
+    ("too many dims", dict(size=(1,) * 9 + (96,), stride=(96,) * 9 + (1,)), "sizes and"),
+]
+
+
+@pytest.mark.parametrize("fmt", ["pickle", "torch.save"])
+@pytest.mark.parametrize("case, layout, message", HEAP_AND_BOMB_CASES, ids=[c[0] for c in HEAP_AND_BOMB_CASES])
+def test_crafted_tensors_are_refused_before_they_are_built(
+    capsys, lab, tmp_path, trapped_rebuild, fmt, case, layout, message
+):
+    path = crafted_masks(tmp_path / "m.pkl", fmt, **layout)
+    trapped_rebuild()
+    assert message in refused(capsys, eval_mask_neuron.main, _eval_argv(lab, tmp_path, path), tmp_path / "eval")
+
+
+def test_a_genuine_file_reads_under_the_trap(lab, tmp_path, trapped_rebuild):
+    from model_emotion.masks import load_masks
+
+    paths = [crafted_masks(tmp_path / f"ok_{fmt}.pkl", fmt) for fmt in ("pickle", "torch.save")]
+    trapped_rebuild()
+    for path in paths:
+        masks = load_masks(path)
+        assert masks["valence_top4"].shape == (2, 48) and int(masks["valence_top4"].sum()) == 96
+
+
+@pytest.mark.parametrize("protocol", range(6))
+def test_original_pickles_of_every_protocol_are_read(tmp_path, protocol):
+    """pickle.dump with protocols 0-2 (the original's Python 2-era defaults) to 5; tensors and arrays."""
+    from model_emotion.masks import load_masks
+
+    rng = np.random.default_rng(protocol)
+    want = {
+        "valence_top4": torch.from_numpy((rng.random((2, 48)) > 0.5).astype(np.int8)),
+        "arousal_top4": torch.from_numpy(rng.random((2, 48)).astype(np.float32)),
+        "joy_top4": (rng.random((2, 48)) > 0.5).astype(np.uint8),  # a numpy array, as some scripts save
+    }
+    path = tmp_path / "m.pkl"
+    with open(path, "wb") as handle:
+        pickle.dump(want, handle, protocol=protocol)
+    got = load_masks(path)
+    for name, value in want.items():
+        assert torch.equal(got[name], torch.as_tensor(value)), name
+
+
+def test_legacy_torch_save_and_views_are_read(tmp_path):
+    from model_emotion.masks import load_masks
+
+    base = (torch.rand(4, 48) > 0.5).to(torch.int8)
+    path = tmp_path / "legacy.pkl"
+    torch.save({"valence_top4": base[1:3], "arousal_top4": base[::2]}, path, _use_new_zipfile_serialization=False)
+    got = load_masks(path)
+    assert torch.equal(got["valence_top4"], base[1:3]) and torch.equal(got["arousal_top4"], base[::2])
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (lambda: {"valence_top4": torch.full((2, 48), -3, dtype=torch.int64)}, "holds the value -3"),
+        (lambda: {"valence_top4": torch.full((2, 48), 255, dtype=torch.uint8)}, "holds the value 255"),
+        (lambda: {"valence_top4": torch.full((2, 48), 1.5)}, "outside [0, 1]"),
+        (lambda: {"valence_top4": torch.full((2, 48), -0.1)}, "outside [0, 1]"),
+        (lambda: {"valence_top4": torch.empty(2, 48, device="meta")}, "reads safely (refused global"),
+        (lambda: {"valence_top4": torch.eye(48)[:2].to_sparse()}, "reads safely"),
+        (
+            lambda: {"valence_top4": torch.ones(2, 48, dtype=torch.complex64)},
+            "refused global torch.ComplexFloatStorage",
+        ),
+        (lambda: {"=1+2": torch.ones(2, 48, dtype=torch.int8)}, "not a valid name"),
+        (lambda: {"a/b_top4": torch.ones(2, 48, dtype=torch.int8)}, "not a valid name"),
+        (lambda: {"x" * 5000: torch.ones(2, 48, dtype=torch.int8)}, "not a valid name"),
+    ],
+    ids=[
+        "int64 -3",
+        "uint8 255",
+        "float 1.5",
+        "float -0.1",
+        "meta",
+        "sparse",
+        "complex",
+        "formula",
+        "slash",
+        "5000 chars",
+    ],
+)
+def test_mask_values_and_names_are_checked(capsys, lab, tmp_path, content, message):
+    path = tmp_path / "m.pkl"
+    torch.save(content(), path)
+    assert message in refused(capsys, eval_mask_neuron.main, _eval_argv(lab, tmp_path, path), tmp_path / "eval")
+
+
+def test_a_folder_as_masks_path_is_named_as_such(capsys, lab, tmp_path):
+    assert "is a folder" in refused(
+        capsys, eval_mask_neuron.main, _eval_argv(lab, tmp_path, tmp_path), tmp_path / "eval"
+    )
+
+
+def test_weights_that_are_a_pickle_and_deep_json_are_plain_errors(capsys, lab, tmp_path):
+    ckpt = tmp_path / "ckpt"
+    shutil.copytree(lab["ckpt"], ckpt)
+    (ckpt / "joy-1.pt").write_bytes(pickle.dumps({"best_prompt": [1.0, 2.0]}))
+    argv = [
+        "--model",
+        str(lab["model"]),
+        "--checkpoint_dir",
+        str(ckpt),
+        "--output_dir",
+        str(tmp_path / "o"),
+        "--device",
+        "cpu",
+    ]
+    assert "best_prompt must be" in refused(capsys, get_active_neuron.main, argv, tmp_path / "o")
+    deep = tmp_path / "deep.json"
+    deep.write_text("[" * 100_000 + "]" * 100_000)
+    from model_emotion.io import read_json
+
+    with pytest.raises(ToolkitError, match="nests too deeply"):
+        read_json(deep)
+
+
+def test_npz_headers_are_checked_before_allocation(capsys, lab, tmp_path):
+    """An 890-byte activations.npz declaring [4, 1, 1e12] float32: refused from its header."""
+    import io
+    import zipfile
+
+    buffer = io.BytesIO()
+    header = {"descr": "<f4", "fortran_order": False, "shape": (4, 1, 10**12)}
+    np.lib.format.write_array_header_1_0(buffer, header)
+    bad = tmp_path / "activations.npz"
+    with zipfile.ZipFile(bad, "w") as archive:
+        archive.writestr("activations.npy", buffer.getvalue() + b"\0" * 16)
+        for name, value in (("emotions", np.array(["a", "b", "c", "d"])), ("seeds", np.array([1]))):
+            one = io.BytesIO()
+            np.save(one, value)
+            archive.writestr(f"{name}.npy", one.getvalue())
+    assert bad.stat().st_size < 2000
+    argv = ["--activations", str(bad), "--attributes", str(lab["ratings"]), "--output", str(tmp_path / "r" / "r.csv")]
+    assert "has 4000000000000 elements, above the limit" in refused(capsys, rsa_searchlight.main, argv, tmp_path / "r")
+
+
+def test_sizes_from_flags_and_meta_files_are_bounded(capsys, lab, tmp_path, shared):
+    out = tmp_path / "report"
+    argv = ["--results_dir", str(lab["root"]), "--output_dir", str(out), "--human_dir", str(shared / "human_judgments")]
+    assert "above 100000" in refused(capsys, report.main, argv + ["--n_boot", "1000000"], out)
+    assert "must be in 0..2147483647" in refused(capsys, report.main, argv + ["--n_boot", "1000000000000"], out)
+    rank = tmp_path / "rank" / "r.csv"
+    shutil.copytree(lab["rank"].parent, rank.parent)
+    meta = json.loads(Path(f"{rank.with_suffix('')}_meta.json").read_text())
+    for edit, message in (
+        ({"num_layers": 10**12}, "above 100000"),
+        ({"num_layers": 4}, "x d_ffn 48 is not its num_neurons 96"),
+        ({"num_layers": 4, "d_ffn": 24}, "its _summary.csv 2"),  # consistent in itself, not with the summary
+        ({"num_neurons": 192, "num_layers": 4}, "its _meta.json says 192"),
+    ):
+        Path(f"{rank.with_suffix('')}_meta.json").write_text(json.dumps({**meta, **edit}))
+        argv = ["--CSV_Path", str(rank), "--PKL_File", str(tmp_path / "m" / "m.pkl"), "--thresholds", "4"]
+        assert message in refused(capsys, gen_mask.main, argv, tmp_path / "m")
+
+
+def test_names_that_could_inject_are_refused_where_they_enter(capsys, lab, tmp_path):
+    for bad in ("=1+2", "<img src=x onerror=alert(1)>", "a/b", "x" * 5000, "@SUM(A1)"):
+        ratings = tmp_path / "ratings"
+        shutil.rmtree(ratings, ignore_errors=True)
+        shutil.copytree(lab["ratings"], ratings)
+        table = pd.read_csv(ratings / "attributes.csv")
+        table.rename(columns={"valence": bad}).to_csv(ratings / "attributes.csv", index=False)
+        argv = [
+            "--activations",
+            str(lab["acts"] / "activations.npz"),
+            "--attributes",
+            str(ratings),
+            "--output",
+            str(tmp_path / "r" / "r.csv"),
+            "--test",
+            "parametric",
+        ]
+        assert "not a valid name" in refused(capsys, rsa_searchlight.main, argv, tmp_path / "r")
+    rank = tmp_path / "dup.csv"
+    rank.write_text("valence,valence\n1,2\n2,1\n")
+    argv = [
+        "--CSV_Path",
+        str(rank),
+        "--PKL_File",
+        str(tmp_path / "m" / "m.pkl"),
+        "--thresholds",
+        "1",
+        "--num_layers",
+        "1",
+    ]
+    assert "appears more than once" in refused(capsys, gen_mask.main, argv, tmp_path / "m")
+
+
+def test_csv_cells_are_written_inert(tmp_path):
+    from model_emotion.io import write_csv
+    from model_emotion.names import csv_safe
+    from model_emotion.tables import md_escape
+
+    write_csv(
+        tmp_path / "t.csv", pd.DataFrame({"=cmd": ["=1+2", "+x", "-y", "@z", "ok", "\tt"], "v": [-1, 2, 3, 4, 5, 6]})
+    )
+    text = (tmp_path / "t.csv").read_text().splitlines()
+    assert (
+        text[0] == "'=cmd,v" and text[1] == "'=1+2,-1" and all(line.startswith(("'", "ok", "\"'")) for line in text[1:])
+    )
+    assert csv_safe(-3) == -3 and md_escape("<b>|") == "\\<b\\>\\|"
+
+
+def test_locks_are_whole_and_say_what_they_are(capsys, lab, tmp_path):
+    import socket
+
+    from model_emotion.io import job_lock
+
+    target = tmp_path / "x.json"
+    lock = Path(f"{target}.lock")
+    with job_lock(target):
+        record = json.loads(lock.read_text())
+        assert record["pid"] == os.getpid() and record["host"] == socket.gethostname() and record["start"]
+        with pytest.raises(ToolkitError, match="already being written by this process"):
+            with job_lock(target):
+                pass
+    assert not lock.exists()
+    lock.write_text(json.dumps({"host": socket.gethostname(), "pid": 10**20}))  # a 20-digit PID: no such process
+    with job_lock(target):
+        pass
+    lock.write_text("")
+    os.utime(lock, (0, 0))  # an old empty lock (a run that died while taking it, before 0.4) is taken over
+    with job_lock(target):
+        pass
+    lock.write_text("")
+    with pytest.raises(ToolkitError, match="is empty"):  # a fresh empty one may be a run taking it right now
+        with job_lock(target):
+            pass
+    lock.unlink()
+    lock.symlink_to(tmp_path / "nowhere")
+    with pytest.raises(ToolkitError, match="dangling symbolic link"):
+        with job_lock(target):
+            pass
+    lock.unlink()
+    lock.write_text(json.dumps({"host": "another-host", "pid": 1}))
+    with pytest.raises(ToolkitError, match="another run .pid 1 on another-host"):
+        with job_lock(target):
+            pass
+    lock.unlink()
+    # rsa and masks take the output's lock too
+    rank = tmp_path / "r.csv"
+    Path(f"{rank}.lock").write_text(json.dumps({"host": "another-host", "pid": 1}))
+    argv = [
+        "--activations",
+        str(lab["acts"] / "activations.npz"),
+        "--attributes",
+        str(lab["ratings"]),
+        "--output",
+        str(rank),
+    ]
+    assert "being written by another run" in refused(capsys, rsa_searchlight.main, argv)
+    pkl = tmp_path / "m.pkl"
+    Path(f"{pkl}.lock").write_text(json.dumps({"host": "another-host", "pid": 1}))
+    argv = ["--CSV_Path", str(lab["rank"]), "--PKL_File", str(pkl), "--thresholds", "4"]
+    assert "being written by another run" in refused(capsys, gen_mask.main, argv)
+
+
+def test_duplicate_jobs_are_refused(capsys, lab, tmp_path):
+    argv = _eval_argv(lab, tmp_path, lab["pkl"]) + ["--jobs", "joy-1", "joy-1"]
+    assert "lists joy-1 twice" in refused(capsys, eval_mask_neuron.main, argv, tmp_path / "eval")
