@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib
+import json
 import logging
 import os
 import shutil
@@ -91,6 +92,28 @@ def _download_gguf(name: str) -> Path:
         raise ToolkitError(f"cannot download {filename} from {owner}/{repo}: {str(exc).splitlines()[0]}") from None
 
 
+CACHE_RECORD = "cache_record.json"
+
+
+def _cache_problem(folder: Path, source: str) -> str | None:
+    """Why a cache entry cannot be trusted (None when it can): it must record the digest of the GGUF
+    file it came from and of each of its own files, and both must still match."""
+    try:
+        record = json.loads((folder / CACHE_RECORD).read_text())
+    except (OSError, ValueError, RecursionError):
+        return "no readable cache record"
+    if not isinstance(record, dict) or record.get("gguf_sha256") != source:
+        return "made from another GGUF file"
+    files = record.get("files")
+    present = {p.name for p in folder.iterdir() if p.is_file() and p.name != CACHE_RECORD}
+    if not isinstance(files, dict) or set(files) != present:
+        return "its files differ from its record"
+    for name, digest in files.items():
+        if _sha256(folder / name) != digest:
+            return f"{name} changed since it was written"
+    return None
+
+
 def dequantised_folder(gguf: Path) -> Path:
     """A model folder (config, safetensors, tokenizer) of the de-quantised GGUF file, made once."""
     if not _importable("gguf"):
@@ -99,9 +122,16 @@ def dequantised_folder(gguf: Path) -> Path:
         raise MissingDependencyError(
             f"{gguf} is a GGUF file; transformers reads it with the accelerate package: pip install accelerate"
         )
-    folder = cache_dir() / f"gguf-{_sha256(gguf)[:32]}"
+    source = _sha256(gguf)
+    folder = cache_dir() / f"gguf-{source[:32]}"
     if folder.is_dir():
-        return folder
+        problem = _cache_problem(folder, source)
+        if problem is None:
+            return folder
+        logger.warning("%s: %s; de-quantising %s again", folder, problem, gguf)
+        stale = folder.with_name(f".stale-{folder.name}-{os.getpid()}")
+        os.replace(folder, stale)
+        shutil.rmtree(stale, ignore_errors=True)
     from safetensors.torch import save_model
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -109,8 +139,9 @@ def dequantised_folder(gguf: Path) -> Path:
     try:
         tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
         model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name)
-    except (OSError, ValueError, RuntimeError) as exc:
-        raise ToolkitError(f"cannot read {gguf} as a GGUF model: {str(exc).splitlines()[0]}") from None
+    except Exception as exc:  # noqa: BLE001 - truncated or crafted files fail in many ways inside the readers
+        reason = (str(exc).splitlines() or [type(exc).__name__])[0][:200]
+        raise ToolkitError(f"cannot read {gguf} as a GGUF model ({type(exc).__name__}: {reason})") from None
     # transformers refuses save_pretrained on a GGUF-loaded model: write the plain folder by hand.
     # Written beside the cache entry and renamed into place whole: a reader sees all of it or nothing.
     folder.parent.mkdir(parents=True, exist_ok=True)
@@ -119,6 +150,8 @@ def dequantised_folder(gguf: Path) -> Path:
         save_model(model, str(tmp / "model.safetensors"))  # handles the tied embedding / LM head
         model.config.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
+        record = {"gguf_sha256": source, "files": {p.name: _sha256(p) for p in sorted(tmp.iterdir()) if p.is_file()}}
+        (tmp / CACHE_RECORD).write_text(json.dumps(record, indent=1))
         try:
             os.replace(tmp, folder)
         except OSError:

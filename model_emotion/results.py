@@ -115,7 +115,7 @@ def correct_of(
             raise ToolkitError(f"{source}: correct[{name!r}] has {len(text)} examples, not {n}")
         hits = np.frombuffer(text.encode("ascii"), dtype=np.uint8) == ord("1")
         accuracy = accuracies.get(name)
-        if not _is_accuracy(accuracy) or abs(mean_accuracy(hits, per_batch) - accuracy) > 1e-9:
+        if not is_accuracy(accuracy) or abs(mean_accuracy(hits, per_batch) - accuracy) > 1e-9:
             raise ToolkitError(
                 f"{source}: correct[{name!r}] gives accuracy {mean_accuracy(hits, per_batch):.6g} "
                 f"but accuracies[{name!r}] is {accuracy!r}"
@@ -152,13 +152,13 @@ def _masking_rows(records: list[tuple[dict, str]]) -> pd.DataFrame:
         hits = correct_of(record, file)
         record = accuracies_of(record, file)
         unmasked = record.get("unmasked")
-        if unmasked is not None and not _is_accuracy(unmasked):
+        if unmasked is not None and not is_accuracy(unmasked):
             raise ToolkitError(f"{file}: 'unmasked' is {unmasked!r}, not an accuracy in [0, 1]")
         for key, value in record.items():
             match = MASK_KEY.match(key)
             if not match:
                 continue
-            if not _is_accuracy(value):
+            if not is_accuracy(value):
                 raise ToolkitError(f"{file}: {key!r} is {value!r}, not an accuracy in [0, 1]")
             rows.append(
                 {
@@ -184,7 +184,7 @@ def _masking_rows(records: list[tuple[dict, str]]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _is_accuracy(value) -> bool:
+def is_accuracy(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value <= 1
 
 

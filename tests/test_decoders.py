@@ -552,6 +552,10 @@ def test_real_smollm2_gguf_loads_once_and_reads_the_answer_slot(tmp_path, monkey
     assert head == "lm" and model.config.model_type == "llama" and second < first
     assert find_ffn(model).num_layers == 30 and find_ffn(model).d_ffn == 1536
     assert len(list((tmp_path / "cache").iterdir())) == 1
+    from model_emotion.loading import _cache_problem, _sha256
+
+    entry = next((tmp_path / "cache").iterdir())
+    assert (entry / "cache_record.json").exists() and _cache_problem(entry, _sha256(gguf)) is None
     prompt = DecoderPromptModel(
         again,
         tokenizer,
@@ -623,3 +627,25 @@ def test_stacked_masks_equal_one_mask_at_a_time(decoder, shared):
     for name in masks:
         assert torch.allclose(one[name], stacked[name], atol=1e-4), name
     assert count_hooks(model) == 0
+
+
+def test_a_cache_entry_is_trusted_by_its_record_not_its_name(tmp_path):
+    """A gguf-<hash> folder is used only when it records the GGUF's digest and its own files' digests."""
+    import json
+
+    from model_emotion.loading import CACHE_RECORD, _cache_problem, _sha256
+
+    entry = tmp_path / "gguf-0123"
+    entry.mkdir()
+    (entry / "config.json").write_text('{"model_type": "llama"}')
+    (entry / "model.safetensors").write_bytes(b"weights")
+    assert _cache_problem(entry, "abc") == "no readable cache record"  # another model put there by hand
+    record = {"gguf_sha256": "abc", "files": {p.name: _sha256(p) for p in entry.iterdir()}}
+    (entry / CACHE_RECORD).write_text(json.dumps(record))
+    assert _cache_problem(entry, "abc") is None
+    assert _cache_problem(entry, "def") == "made from another GGUF file"
+    (entry / "model.safetensors").write_bytes(b"other weights")
+    assert _cache_problem(entry, "abc") == "model.safetensors changed since it was written"
+    (entry / "model.safetensors").write_bytes(b"weights")
+    (entry / "extra.bin").write_bytes(b"x")
+    assert _cache_problem(entry, "abc") == "its files differ from its record"

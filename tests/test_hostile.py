@@ -1140,3 +1140,24 @@ def test_locks_are_whole_and_say_what_they_are(capsys, lab, tmp_path):
 def test_duplicate_jobs_are_refused(capsys, lab, tmp_path):
     argv = _eval_argv(lab, tmp_path, lab["pkl"]) + ["--jobs", "joy-1", "joy-1"]
     assert "lists joy-1 twice" in refused(capsys, eval_mask_neuron.main, argv, tmp_path / "eval")
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        lambda r: r.update(accuracies="x"),
+        lambda r: r["accuracies"].update(unmasked=2.5),
+        lambda r: r.update(provenance="x"),
+        lambda r: r["correct"].update(unmasked="01"),
+    ],
+    ids=["accuracies x", "accuracy 2.5", "provenance x", "correct contradicts"],
+)
+def test_an_invalid_result_is_evaluated_again_not_skipped(lab, tmp_path, edit, capsys):
+    out = tmp_path / "eval"
+    shutil.copytree(lab["results"], out)
+    record = json.loads((out / "joy-1.json").read_text())
+    edit(record)
+    (out / "joy-1.json").write_text(json.dumps(record))
+    assert eval_mask_neuron.main(_eval_argv(lab, tmp_path, lab["pkl"], out)) == 0
+    assert json.loads((out / "joy-1.json").read_text()) == json.loads((lab["results"] / "joy-1.json").read_text())
+    assert "evaluating again" in capsys.readouterr().err

@@ -95,7 +95,7 @@ def main(argv=None) -> int:
     from model_emotion.loading import load_backbone
     from model_emotion.masked_eval import check_mask_shapes, evaluate_masks
     from model_emotion.masks import load_masks
-    from model_emotion.results import accuracies_of, correct_of, encode_correct
+    from model_emotion.results import accuracies_of, correct_of, encode_correct, is_accuracy
 
     cli.check_protocol_flags(args)
     per_batch = args.eval_batch_size if args.accuracy_mean == "per_batch" else None
@@ -137,12 +137,30 @@ def main(argv=None) -> int:
         except ToolkitError as exc:
             logger.warning("%s; evaluating again", exc)
             return False
+        try:  # a result that the report would refuse is not up to date
+            values = accuracies_of(previous, str(path))
+            correct_of(previous, str(path))
+        except ToolkitError as exc:
+            logger.warning("%s; evaluating again", exc)
+            return False
+        invalid = [k for k, v in values.items() if not is_accuracy(v)]
+        missing = [name for name in ["unmasked", *masks] if name not in values]
+        if invalid or missing:
+            logger.warning(
+                "%s holds %s; evaluating again",
+                path,
+                f"invalid accuracies ({', '.join(invalid[:3])})" if invalid else f"no accuracy of {missing[0]}",
+            )
+            return False
         recorded = previous.get("provenance")
         if recorded is None:
             logger.info("%s exists (no provenance recorded: written by an older version); skipping", path)
             return True
         current = settings(emotion, seed)
-        if recorded.get("settings") != current:
+        if not isinstance(recorded, dict) or recorded.get("settings") != current:
+            if not isinstance(recorded, dict) or not isinstance(recorded.get("settings"), dict):
+                logger.info("%s has a malformed provenance record; evaluating again", path)
+                return False
             changed = [k for k, v in current.items() if (recorded.get("settings") or {}).get(k) != v]
             logger.info("%s is stale (%s changed since); evaluating again", path, ", ".join(changed))
             return False
