@@ -17,7 +17,7 @@ import torch
 
 from .data import split_run_name
 from .errors import ToolkitError
-from .io import atomic_path
+from .io import atomic_path, torch_save
 from .prompt_config import PromptConfig, backbone_signature
 from .prompt_model import build_prompt_model
 from .tensor_files import read_tensor_file
@@ -35,7 +35,7 @@ def save_checkpoint(path: str | Path, record: dict, exclusive: bool = False) -> 
     """Write a checkpoint atomically; ``exclusive`` refuses to replace one (also one written meanwhile)."""
     try:
         with atomic_path(path, exclusive=exclusive) as tmp:
-            torch.save(record, tmp)
+            torch_save(record, tmp)
     except FileExistsError:
         raise ToolkitError(
             f"checkpoint {path} was written by another run meanwhile; this run's result is "

@@ -330,19 +330,28 @@ def check_output_dir(path: str | os.PathLike, flag: str) -> Path:
 @contextmanager
 def job_log(path: str | os.PathLike) -> Iterator[None]:
     """Log one job to ``path``, written like every other output: to a temporary file moved into place
-    at the end (also after a failure), so a link at ``path`` is replaced, never followed."""
+    at the end, also after a failure (whose one-line reason ends the log), so a link at ``path`` is
+    replaced, never followed."""
     from .io import atomic_path
 
     root = logging.getLogger()
+    failure: BaseException | None = None
     with atomic_path(path) as tmp:
         handler = logging.FileHandler(tmp, mode="w", encoding="utf-8")
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%H:%M:%S"))
         root.addHandler(handler)
         try:
             yield
+        except BaseException as exc:  # noqa: BLE001 - kept in the log, then raised again below
+            failure = exc
+            handler.handle(
+                logging.LogRecord(__name__, logging.ERROR, __file__, 0, "failed: %s", (_one_line(exc),), None)
+            )
         finally:
             root.removeHandler(handler)
             handler.close()
+    if failure is not None:
+        raise failure
 
 
 def setup_logging(verbose: bool = False) -> None:

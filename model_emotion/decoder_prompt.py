@@ -102,7 +102,12 @@ class DecoderPromptModel(TrainablePrompt):
             self.alone_ids = self.bos + cue  # after the soft prompt
             self.text_lead = ""
         if not self.alone_ids:
-            raise ConfigError("the answer cue and the template are both empty: nothing marks the read slot")
+            if config.prompt_mode == "instruction":
+                raise ConfigError("the answer cue and the template are both empty: nothing marks the read slot")
+            raise ConfigError(
+                f"{{--answer_cue}} is empty and the tokenizer of {config.model} adds no start token: nothing "
+                f"follows the soft prompt to read it at; give a non-empty {{--answer_cue}}"
+            )
         limit = max_text_positions(backbone, tokenizer)
         used = len(self.bos) + config.prompt_len + len(self.prefix_ids) + config.max_length + len(self.suffix_ids)
         if used > limit:

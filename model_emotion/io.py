@@ -176,7 +176,15 @@ def staged_dir(path: str | os.PathLike) -> Iterator[Path]:
     stage = Path(tempfile.mkdtemp(prefix=".staging-", dir=path))
     try:
         yield stage
-        for item in sorted(stage.rglob("*")):
+        files = [item for item in sorted(stage.rglob("*")) if item.is_file()]
+        # Check every target before moving any file: all of them are installed, or none.
+        for item in files:
+            target = path / item.relative_to(stage)
+            if target.is_dir() and not target.is_symlink():
+                raise ToolkitError(f"cannot write {target}: a folder of that name is in the way; nothing was written")
+            if target.parent.exists() and not target.parent.is_dir():
+                raise ToolkitError(f"cannot write {target}: {target.parent} is not a folder; nothing was written")
+        for item in files:
             if item.is_file():
                 target = path / item.relative_to(stage)
                 target.parent.mkdir(parents=True, exist_ok=True)
@@ -184,6 +192,19 @@ def staged_dir(path: str | os.PathLike) -> Iterator[Path]:
                 logger.info("wrote %s", target)
     finally:
         shutil.rmtree(stage, ignore_errors=True)
+
+
+def torch_save(obj: Any, path: str | os.PathLike) -> None:
+    """``torch.save`` to ``path``; a failed write (full disk, quota) is an ``OSError`` as for any other
+    output (torch reports it as a RuntimeError of its stream writer)."""
+    import torch
+
+    try:
+        torch.save(obj, path)
+    except RuntimeError as exc:
+        if "write" not in str(exc).lower():
+            raise
+        raise OSError(f"{path}: {' '.join(str(exc).split())[:200]}") from None
 
 
 def write_text(path: str | os.PathLike, text: str) -> None:

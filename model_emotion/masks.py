@@ -25,7 +25,7 @@ import pandas as pd
 import torch
 
 from .errors import ToolkitError
-from .io import atomic_path
+from .io import atomic_path, torch_save
 from .names import check_mask_name
 from .tensor_files import read_npz, read_tensor_file
 
@@ -163,7 +163,7 @@ def save_masks(path: str | Path, masks: dict[str, torch.Tensor]) -> None:
     The ``.pkl`` name of the original command line is kept; only the content format changed.
     """
     with atomic_path(path) as tmp:
-        torch.save({name: mask.contiguous() for name, mask in masks.items()}, tmp)
+        torch_save({name: mask.contiguous() for name, mask in masks.items()}, tmp)
 
 
 def load_masks(path: str | Path) -> dict[str, torch.Tensor]:

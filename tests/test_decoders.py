@@ -649,3 +649,16 @@ def test_a_cache_entry_is_trusted_by_its_record_not_its_name(tmp_path):
     (entry / "model.safetensors").write_bytes(b"weights")
     (entry / "extra.bin").write_bytes(b"x")
     assert _cache_problem(entry, "abc") == "its files differ from its record"
+
+
+def test_an_empty_answer_cue_in_soft_mode_names_the_cue_not_the_template(decoder):
+    from model_emotion.decoder_prompt import adds_bos
+    from model_emotion.errors import ConfigError
+
+    _, model, tokenizer = decoder
+    if adds_bos(tokenizer):
+        assert _prompt(model, tokenizer, answer_cue="").alone_ids == [tokenizer.bos_token_id]
+    else:
+        with pytest.raises(ConfigError, match="answer_cue is empty") as info:
+            _prompt(model, tokenizer, answer_cue="")
+        assert "template" not in str(info.value)

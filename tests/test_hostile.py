@@ -294,6 +294,8 @@ def test_nan_loss_stops_training_and_keeps_no_checkpoint(capsys, lab, tmp_path):
     err = capsys.readouterr().err
     assert code == 2 and "training loss became" in err and "Traceback" not in err
     assert not (tmp_path / "ckpt" / "joy-1.pt").exists()
+    log = (tmp_path / "log" / "joy-1.log").read_text()  # the failed run's log is kept, its reason last
+    assert "training loss became" in log.splitlines()[-1] and "failed:" in log.splitlines()[-1]
 
 
 def test_log_is_not_written_through_a_symlink(lab, tmp_path):
@@ -1161,3 +1163,48 @@ def test_an_invalid_result_is_evaluated_again_not_skipped(lab, tmp_path, edit, c
     assert eval_mask_neuron.main(_eval_argv(lab, tmp_path, lab["pkl"], out)) == 0
     assert json.loads((out / "joy-1.json").read_text()) == json.loads((lab["results"] / "joy-1.json").read_text())
     assert "evaluating again" in capsys.readouterr().err
+
+
+def test_a_hand_edited_activation_csv_is_recomputed_not_reused(lab, tmp_path, capsys):
+    out = tmp_path / "acts"
+    argv = [
+        "--model",
+        str(lab["model"]),
+        "--checkpoint_dir",
+        str(lab["ckpt"]),
+        "--output_dir",
+        str(out),
+        "--device",
+        "cpu",
+    ]
+    assert get_active_neuron.main(argv) == 0
+    original = (out / "joy-1.csv").read_text()
+    first = np.load(out / "activations.npz")["activations"].copy()
+    (out / "joy-1.csv").write_text(original.replace("0", "9", 5))  # edited by hand
+    capsys.readouterr()
+    assert get_active_neuron.main(argv) == 0
+    assert "was changed since it was written; recomputing" in capsys.readouterr().err
+    assert (out / "joy-1.csv").read_text() == original
+    assert np.array_equal(np.load(out / "activations.npz")["activations"], first)
+
+
+def test_report_installs_all_of_its_outputs_or_none(capsys, lab, tmp_path):
+    out = tmp_path / "report"
+    (out / "report.html").mkdir(parents=True)  # in the way of the last file written
+    (out / "keep.txt").write_text("an earlier report")
+    argv = ["--results_dir", str(lab["root"]), "--output_dir", str(out)]
+    assert "a folder of that name is in the way" in refused(capsys, report.main, argv, out)
+    assert sorted(p.name for p in out.iterdir()) == ["keep.txt", "report.html"]
+
+
+def test_a_full_disk_while_torch_saves_is_a_plain_error(capsys, lab, tmp_path, monkeypatch):
+    def full(*args, **kwargs):
+        raise RuntimeError(
+            "[enforce fail at inline_container.cc:603] . PytorchStreamWriter failed writing file data/0: file write failed"
+        )
+
+    monkeypatch.setattr(torch, "save", full)
+    argv = ["--CSV_Path", str(lab["rank"]), "--PKL_File", str(tmp_path / "m" / "m.pkl"), "--thresholds", "4"]
+    assert "file write failed; outputs finished before this are kept" in refused(
+        capsys, gen_mask.main, argv, tmp_path / "m"
+    )

@@ -171,8 +171,18 @@ def main(argv=None) -> int:
         }
         if args.control != "none":  # trained prompts keep the record of earlier versions (their CSVs stay valid)
             made_from.update(control=args.control, control_seed=args.control_seed)
-        reuse = csv_path.exists() and not args.overwrite and provenance.get(csv_path.name) == made_from
-        if csv_path.exists() and not args.overwrite and not reuse:
+        # The record covers the CSV itself too (its digest): a CSV edited since it was written is recomputed.
+        stored = provenance.get(csv_path.name)
+        stored = stored if isinstance(stored, dict) else {}
+        reuse = (
+            csv_path.exists()
+            and not args.overwrite
+            and {k: v for k, v in stored.items() if k != "csv_sha256"} == made_from
+        )
+        if reuse and stored.get("csv_sha256") not in (None, file_digest(csv_path)):
+            logger.info("%s was changed since it was written; recomputing", csv_path)
+            reuse = False
+        elif csv_path.exists() and not args.overwrite and not reuse:
             logger.info("%s is stale or of unknown origin (checkpoint or settings changed); recomputing", csv_path)
         if reuse:
             rows[(emotion, seed)] = read_activation_csv(csv_path)
@@ -189,7 +199,7 @@ def main(argv=None) -> int:
             )
             rows[(emotion, seed)] = prompt_activations(model, args.activation_mode)
             write_activation_csv(csv_path, rows[(emotion, seed)])
-            provenance[csv_path.name] = made_from
+            provenance[csv_path.name] = {**made_from, "csv_sha256": file_digest(csv_path)}
             write_json(provenance_path, provenance)
         accuracy.append(
             {
