@@ -415,6 +415,9 @@ def read_npz(path: str | Path, what: str = "npz file") -> dict[str, np.ndarray]:
                     out[info.filename[: -len(".npy")]] = np.lib.format.read_array(member, allow_pickle=False)
     except TensorFileError:
         raise
-    except (zipfile.BadZipFile, OSError, ValueError, EOFError, KeyError) as exc:
-        raise TensorFileError(f"{path} is not a readable {what} ({type(exc).__name__}: {exc})") from None
+    except MemoryError:
+        raise TensorFileError(f"{path}: a {what} too large to read") from None
+    except Exception as exc:  # noqa: BLE001 - truncated, garbled, unsupported zip features: the same user error
+        reason = " ".join(str(exc).split())[:200]
+        raise TensorFileError(f"{path} is not a readable {what} ({type(exc).__name__}: {reason})") from None
     return out

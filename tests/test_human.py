@@ -73,6 +73,7 @@ def test_importance_vs_drop_is_spearman_across_attributes():
     assert drops[(drops["k"] == 5) & (drops["attribute"] == "b")]["drop_beyond_random"].iloc[0] == pytest.approx(0.3)
 
 
+@pytest.mark.slow
 def test_model_rsa_against_a_hand_computed_rdm(paper_human, shared):
     data, rdms = paper_human
     from model_emotion.activation_files import load_activations
@@ -114,6 +115,7 @@ def test_agreement_vs_accuracy(paper_human, shared):
     )
 
 
+@pytest.mark.slow
 def test_report_human_side_on_a_results_folder(tmp_path, shared):
     root = make_results(tmp_path / "res")
     human = tmp_path / "human"
@@ -185,6 +187,7 @@ def test_load_human_refuses_bad_files(tmp_path):
         hm.load_human(tmp_path)
 
 
+@pytest.mark.slow
 def test_report_html_embeds_every_figure_and_table(tmp_path, shared):
     """report.html is one self-contained page: each PNG figure embedded once, each summary table present."""
     import base64

@@ -56,6 +56,7 @@ def test_one_prompt_is_the_bootstrap_over_its_examples():
     assert hierarchical_bootstrap([]) == pytest.approx((np.nan,) * 3, nan_ok=True)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("drop", [0.0, 0.08])
 def test_coverage_on_simulated_runs_with_a_known_drop(drop):
     """Measured coverage of the 95% interval over 300 simulated runs (12 prompts x 64 examples). The
@@ -70,6 +71,7 @@ def test_coverage_on_simulated_runs_with_a_known_drop(drop):
     assert 0.93 <= covered / runs <= 1.0
 
 
+@pytest.mark.slow
 def test_power_to_see_a_planted_drop_and_no_false_alarm_without_one():
     rng = np.random.default_rng(11)
     lows_null = [hierarchical_bootstrap(simulate(rng, 12, 64, 0.0), seed=i)[0] for i in range(100)]

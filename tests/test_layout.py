@@ -75,3 +75,15 @@ def test_both_prompt_models_satisfy_the_protocol(tiny_bert):
     backbone, tokenizer, head = load_backbone(str(tiny_bert), "auto")
     model = build_prompt_model(backbone, tokenizer, PromptConfig(model="tiny", prompt_len=2, head=head, max_length=16))
     assert isinstance(model, PromptModel)
+
+
+def test_flag_tables_in_the_docs_are_generated_from_the_parsers(monkeypatch):
+    """docs/flags.md is what scripts/flag_tables.py renders from the parsers now (run it after a flag change)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("flag_tables", PACKAGE.parent / "scripts" / "flag_tables.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    text = module.render()
+    assert "| `--maskPath` | `--mask_path` |" in text and "| `--n_boot` |" in text
+    assert (PACKAGE.parent / "docs" / "flags.md").read_text() == text

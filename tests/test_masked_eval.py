@@ -79,6 +79,7 @@ def _masks(layers: int, d_ffn: int) -> dict[str, torch.Tensor]:
     return masks
 
 
+@pytest.mark.slow
 def test_shared_path_gives_the_plain_logits(setup):
     model, task = setup
     ffn = find_ffn(model)
@@ -100,6 +101,7 @@ def test_shared_path_gives_the_plain_logits(setup):
             assert float((plain[name] - unmasked).abs().max()) > 0.05 * spread, name
 
 
+@pytest.mark.slow
 def test_accuracies_match_and_every_chunk_size_works(setup, monkeypatch):
     model, task = setup
     ffn = find_ffn(model)

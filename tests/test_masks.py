@@ -78,6 +78,7 @@ def test_original_bracket_syntax_is_accepted():
     assert gen_mask.parse_args(["--thresholds", "5", "6"]).thresholds == [5, 6]
 
 
+@pytest.mark.slow
 def test_gen_mask_cli_and_bad_inputs(tmp_path, ranks):
     table, layers, _ = ranks
     csv = tmp_path / "rank.csv"

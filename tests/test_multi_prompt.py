@@ -41,6 +41,7 @@ def tiny_llama(tiny_roberta, tmp_path_factory):
     return folder
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("which", ["tiny_bert", "tiny_roberta", "tiny_llama"])
 def test_multi_prompt_equals_one_after_another(which, request, data):
     folder = request.getfixturevalue(which)
@@ -194,6 +195,7 @@ def test_waves_cut_the_jobs_by_tokens_and_by_free_device_memory(tiny_bert, data,
     assert multi_prompt.waves(models, tasks, 4, cuda) == [[0], [1], [2]]
 
 
+@pytest.mark.slow
 def test_prompts_trained_in_waves_equal_one_after_another(tiny_bert, data, monkeypatch):
     from model_emotion import multi_prompt
 

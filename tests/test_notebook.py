@@ -10,6 +10,8 @@ import sys
 import pytest
 from conftest import REPO
 
+pytestmark = pytest.mark.slow  # every test here runs a real stage or model end to end
+
 
 def test_quickstart_notebook_executes_with_inline_figures(shared):
     nbformat = pytest.importorskip("nbformat")

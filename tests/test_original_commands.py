@@ -21,6 +21,9 @@ from model_emotion.masks import load_masks
 PAPER_THRESHOLDS = [500, 1000, 1500, 2000, 2500, 3000, 4000, 5000, 6000]
 
 
+pytestmark = pytest.mark.slow  # every test here runs a real stage or model end to end
+
+
 def test_gen_mask_original_command_on_the_released_rank_table_alone(tmp_path, shared):
     (tmp_path / "neuron_rank").mkdir()
     shutil.copy(

@@ -121,6 +121,7 @@ def brute_force(x, y, perms, alternative="greater"):
     return perm_p, fwer, fwer_global
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("alternative", ["greater", "two-sided", "less"])
 def test_p_values_equal_brute_force_over_every_permutation(alternative):
     rng = np.random.default_rng(5)
@@ -138,6 +139,7 @@ def test_p_values_equal_brute_force_over_every_permutation(alternative):
     assert np.allclose(result.perm.fwer_global_p, fwer_global)
 
 
+@pytest.mark.slow
 def test_family_wise_error_under_the_null_and_the_parametric_tests_error(record_property):
     """200 simulated datasets with strong per-emotion effects and no attribute alignment: max-T keeps the
     family-wise error at alpha (within Monte Carlo error); the parametric test's does not."""
@@ -236,6 +238,7 @@ def test_null_counts_count_what_each_permutation_would_call_significant():
     assert row.count_p == pytest.approx((1 + (draws[:, 0] >= row.observed).sum()) / 41)
 
 
+@pytest.mark.slow
 def test_command_writes_permutation_tables_and_refuses_bad_input(tmp_path, shared, capsys):
     rng = np.random.default_rng(3)
     emotions = sorted(pd.read_csv(shared / "emotion_attributes" / "attributes.csv").iloc[:, 0])[:9]

@@ -88,6 +88,7 @@ def chain(tiny_bert, small_goemotions, shared, tmp_path_factory):
     return root, ckpt, acts_dir, rank_csv, pkl
 
 
+@pytest.mark.slow
 def test_control_prompts_have_the_trained_norms_and_run_through_the_stages(chain, tiny_bert, tmp_path, shared):
     import torch
 
@@ -186,6 +187,7 @@ def test_rsa_outputs(chain):
     assert ranks.loc[best, "valence"] == 1.0
 
 
+@pytest.mark.slow
 def test_masked_eval_end_to_end_and_resume(chain, tiny_bert, small_goemotions):
     root, ckpt, _, _, pkl = chain
     out = root / "eval"
@@ -292,6 +294,7 @@ def test_masked_eval_end_to_end_and_resume(chain, tiny_bert, small_goemotions):
     assert (batch_out / "anger-1.json").exists()
 
 
+@pytest.mark.slow
 def test_masked_eval_bad_inputs(chain, tiny_bert, small_goemotions, tmp_path):
     root, ckpt, _, _, pkl = chain
     base = [
@@ -325,6 +328,7 @@ def test_masked_eval_bad_inputs(chain, tiny_bert, small_goemotions, tmp_path):
     )
 
 
+@pytest.mark.slow
 def test_rsa_bad_inputs(chain, shared, tmp_path):
     _, _, acts_dir, _, _ = chain
     attrs = str(shared / "emotion_attributes")
@@ -376,6 +380,7 @@ def test_rsa_bad_inputs(chain, shared, tmp_path):
     )
 
 
+@pytest.mark.slow
 def test_get_active_neuron_refuses_other_models(chain, tiny_roberta, tmp_path):
     _, ckpt, _, _, _ = chain
     line = one_line_error(

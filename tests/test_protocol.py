@@ -507,6 +507,7 @@ class PythonByteLevelBPE:
         return ids + [eos]
 
 
+@pytest.mark.slow
 def test_slow_tokenizer_gives_the_same_ids_on_goemotions(tiny_roberta, shared):
     """The original loaded its tokenizer with use_fast=False; transformers 5 has only the fast one. On every
     GoEmotions dev and test text, the slow algorithm written out gives the toolkit tokenizer's ids (a BPE

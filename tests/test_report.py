@@ -137,6 +137,7 @@ def test_empty_results_fail_with_one_line(tmp_path):
     assert "give --results_dir" in one_line_error(run_script("report.py", "--output_dir", str(tmp_path / "out")))
 
 
+@pytest.mark.slow
 def test_paper_mode_redraws_from_released_data(tmp_path, shared):
     out = tmp_path / "paper"
     assert report.main(["--paper_dir", str(shared / "paper_roberta"), "--output_dir", str(out), "--k", "4000"]) == 0

@@ -124,6 +124,7 @@ def test_original_code_checkpoint_loads(work, tiny_roberta):
     assert torch.equal(model.prompt.detach(), prompt * 2)
 
 
+@pytest.mark.slow
 def test_bad_inputs_give_one_line_errors(work, tiny_bert):
     common = [
         "--model",
@@ -160,6 +161,7 @@ def test_existing_checkpoint_is_kept_without_overwrite(work, tiny_bert):
     assert path.read_bytes() == before
 
 
+@pytest.mark.slow
 def test_ctrl_c_mid_epoch_leaves_nothing_half_written(work, tiny_bert):
     path = _train(work, tiny_bert)
     before = path.read_bytes()
