@@ -15,10 +15,15 @@ The API, one call per stage on in-memory objects (see ``model_emotion.api``)::
     evaluate_masks      -> {name: accuracy}           step 5
     report_tables       -> {name: DataFrame}          step 6 (figures: model_emotion.plots)
 
+The stage layer (``model_emotion.stages``), on files, exactly as the commands run them::
+
+    run_eval(EvalConfig(...)) -> exit status          step 5 (eval_mask_neuron.py), the paper's
+                                                      per-batch accuracy included
+
 Importing the package loads no model and sets no matplotlib backend.
 """
 
-__version__ = "0.3.0"
+__version__ = "0.4.0"
 
 _API = {
     "train_prompt": "api",
@@ -29,6 +34,8 @@ _API = {
     "make_masks": "api",
     "evaluate_masks": "api",
     "report_tables": "api",
+    "EvalConfig": "stages.evaluate",
+    "run_eval": "stages.evaluate",
     "load_goemotions": "data",
     "load_backbone": "loading",
     "load_ratings": "attributes",

@@ -15,6 +15,7 @@ from model_emotion.commands import masks as gen_mask
 from model_emotion.commands import rsa as rsa_searchlight
 from model_emotion.commands import train
 from model_emotion.data import EMOTIONS
+from model_emotion.errors import ToolkitError
 from model_emotion.neurons import count_hooks
 from model_emotion.results import correct_of
 
@@ -423,3 +424,49 @@ def test_no_hooks_left_after_the_stages(tiny_bert):
 
     backbone, _, _ = load_backbone(str(tiny_bert))
     assert count_hooks(backbone) == 0
+
+
+def test_eval_stage_from_python_equals_the_command(chain, tiny_bert, small_goemotions, tmp_path):
+    """The same tiny inputs through eval_mask_neuron.py and through run_eval(EvalConfig(...)): identical
+    result files; the saved config reruns the stage (everything up to date, nothing rewritten)."""
+    from model_emotion import EvalConfig, run_eval
+
+    root, ckpt, _, _, pkl = chain
+    common = dict(model=str(tiny_bert), data_dir=str(small_goemotions), checkpoint_dir=ckpt, device="cpu")
+    argv = [
+        "--jobs",
+        "joy-1",
+        "anger-1",
+        "--maskPath",
+        str(pkl),
+        "--resultPath",
+        str(tmp_path / "cli"),
+        "--model",
+        str(tiny_bert),
+        "--data_dir",
+        str(small_goemotions),
+        "--checkpoint_dir",
+        str(ckpt),
+        "--max_eval_samples",
+        "12",
+        "--device",
+        "cpu",
+    ]
+    assert eval_mask_neuron.main(argv) == 0
+    config = EvalConfig(
+        mask_path=pkl, result_path=tmp_path / "py", jobs=(("joy", 1), ("anger", 1)), max_eval_samples=12, **common
+    )
+    assert run_eval(config) == 0
+    for name in ("joy-1.json", "anger-1.json"):
+        assert json.loads((tmp_path / "cli" / name).read_text()) == json.loads((tmp_path / "py" / name).read_text())
+    saved = EvalConfig.load(tmp_path / "py" / "eval_config.json")
+    assert saved == config
+    before = (tmp_path / "py" / "joy-1.json").stat().st_mtime_ns
+    assert run_eval(saved) == 0 and (tmp_path / "py" / "joy-1.json").stat().st_mtime_ns == before
+    # the cross-setting rules live in the config: the same refusal from Python as from the command line
+    with pytest.raises(ToolkitError, match="accuracy_mean per_batch reproduces the original evaluation"):
+        EvalConfig(accuracy_mean="per_batch")
+    with pytest.raises(ToolkitError, match="lists a prompt twice"):
+        EvalConfig(jobs=(("joy", 1), ("joy", 1)))
+    paper = EvalConfig(protocol="paper", accuracy_mean="per_batch", eval_batch_size=5)
+    assert paper.per_batch == 5
