@@ -54,6 +54,7 @@ class Results:
     alpha: float = 0.01
     ratings_dir: str | None = None  # human ratings used, when known
     sources: dict[str, str] = field(default_factory=dict)
+    meta: dict = field(default_factory=dict)  # the rank table's _meta.json: how the searchlight was run
 
     def missing(self) -> list[str]:
         names = {
@@ -334,6 +335,7 @@ def load_results(
                 raise ToolkitError(f"{args_path}: no valid 'args.alpha' (a q threshold in (0, 1)); the file is corrupt")
             res.alpha = float(value)
         res.sources["rank"] = str(rank_path)
+        res.meta = meta
     json_files = [p for p in sorted(root.rglob("*.json")) if split_run_name(p.stem)]
     if json_files:
         res.masking = masking_from_json(json_files)

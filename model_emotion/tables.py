@@ -190,7 +190,11 @@ def to_markdown(table: pd.DataFrame) -> str:
 
     def fmt(value):
         if isinstance(value, float):
-            return "" if np.isnan(value) else (f"{value:.3g}" if abs(value) < 1e-3 and value != 0 else f"{value:.4f}")
+            if np.isnan(value):
+                return ""
+            if value.is_integer() and abs(value) >= 1:  # counts read back as floats
+                return str(int(value))
+            return f"{value:.3g}" if abs(value) < 1e-3 and value != 0 else f"{value:.4f}"
         return md_escape(value)
 
     header = "| " + " | ".join(md_escape(c) for c in table.columns) + " |"

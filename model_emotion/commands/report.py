@@ -373,6 +373,54 @@ def control_section(table) -> str:
     )
 
 
+def run_overview(res) -> dict:
+    """What was run, in a few lines, from the run's own records (only what applies and is known)."""
+    meta, out = res.meta or {}, {}
+    if meta.get("model"):
+        out["model"] = meta["model"] + (f" ({meta['model_type']})" if meta.get("model_type") else "")
+    if meta.get("protocol"):
+        out["protocol"] = meta["protocol"]
+    emotions, seeds = meta.get("emotions"), meta.get("seeds")
+    if res.activations is not None:
+        emotions, seeds = res.activations.emotions, res.activations.seeds
+    if emotions and seeds:
+        out["prompts"] = f"{len(emotions)} emotions x {len(seeds)} seeds (seeds {', '.join(map(str, seeds))})"
+    if res.rank is not None:
+        layers = res.num_layers
+        out["neurons"] = f"{len(res.rank)}" + (f" ({layers} layers x {len(res.rank) // layers})" if layers else "")
+    if meta.get("test") == "permutation":
+        out["test"] = (
+            f"emotion-label permutation test, {meta.get('permutations')} permutations (seed {meta.get('perm_seed')}), "
+            f"{meta.get('correction')} family-wise correction, alpha {meta.get('alpha', res.alpha)}; the paper's "
+            f"parametric test ({meta.get('fdr', 'bh')}) beside it with its null"
+        )
+    elif meta.get("test") or res.tau is not None:
+        out["test"] = (
+            f"the paper's parametric test, {meta.get('fdr', 'bh')} over neurons, alpha {meta.get('alpha', res.alpha)}"
+        )
+    if res.masking is not None:
+        m = res.masking
+        draws = {
+            kind: int(m[m["kind"] == kind]["draw"].nunique())
+            for kind in ("random", "permuted")
+            if (m["kind"] == kind).any()
+        }
+        out["masks"] = f"top k = {', '.join(map(str, sorted(set(m['k']))))} per attribute; " + ", ".join(
+            f"{n} {kind} draw(s)" for kind, n in draws.items()
+        )
+        prompts = m[["emotion", "seed"]].drop_duplicates()
+        examples = sorted({len(c) for c in m["correct"] if c is not None}) if "correct" in m else []
+        sizes = (
+            f", {examples[0]} examples each"
+            if len(examples) == 1
+            else f", {examples[0]} to {examples[-1]} examples each (the rarer emotions' balanced sets are smaller)"
+            if examples
+            else ""
+        )
+        out["masked evaluation"] = f"{len(prompts)} prompts{sizes}"
+    return out
+
+
 def _write_report(args, out: Path, ours, paper, human, control=None) -> int:
     from model_emotion.html_report import build_report_html
     from model_emotion.io import read_json, save_run_args, write_csv, write_text
@@ -380,6 +428,7 @@ def _write_report(args, out: Path, ours, paper, human, control=None) -> int:
 
     written = []
     markdown = []
+    verdict: list[str] = []
     for label, res in (("", ours), ("paper_", paper)):
         if res is None:
             continue
@@ -411,12 +460,27 @@ def _write_report(args, out: Path, ours, paper, human, control=None) -> int:
                 res.null_counts, res.fwer, res.reliability, table if not table.empty else None, res.alpha
             )
             write_csv(out / f"{prefix}survival.csv", survival)
+            if not verdict:
+                verdict = [
+                    ("On the paper's released data: " if label else "")
+                    + " ".join(survival_sentences(survival, res.alpha))
+                ]
             markdown.append(
                 f"## {title}: what survives\n\n"
                 + " ".join(survival_sentences(survival, res.alpha))
                 + "\n\n"
                 + to_markdown(survival)
             )
+        elif not verdict and not table.empty:
+            from model_emotion.survival import survival_sentences, survival_table
+
+            untested = survival_table(None, None, None, table, res.alpha)
+            verdict = [
+                ("On the paper's released data: " if label else "")
+                + "The counts of significant neurons were not tested against a permutation null (the searchlight "
+                "ran the parametric test only; rerun it with --test permutation). "
+                + " ".join(survival_sentences(untested, res.alpha))
+            ]
     if ours is not None and paper is not None:
         ours_total = ours.tau.shape[0] if ours.tau is not None else 0
         paper_total = paper.tau.shape[0] if paper.tau is not None else 0
@@ -442,7 +506,15 @@ def _write_report(args, out: Path, ours, paper, human, control=None) -> int:
     record = read_json(save_run_args(out, args, "report"), dict)
     sources = " + ".join(str(p) for p in (args.results_dir, args.paper_dir) if p is not None)
     write_text(
-        out / "report.html", build_report_html(f"Model Emotion report: {sources}", "\n".join(markdown), written, record)
+        out / "report.html",
+        build_report_html(
+            f"Model Emotion report: {sources}",
+            "\n".join(markdown),
+            written,
+            {key: record[key] for key in ("argv", "versions", "time") if key in record},  # only what applied
+            overview=run_overview(ours if ours is not None else paper),
+            verdict=verdict,
+        ),
     )
     logger.info("report in %s: %d figures, summary.md, report.html", args.output_dir, len(written))
     return 0
