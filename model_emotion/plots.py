@@ -156,6 +156,38 @@ def masking_curves(masking: pd.DataFrame, total_neurons: int | None = None):
     return fig
 
 
+def drop_dots(summary: pd.DataFrame, k: int, ax=None):
+    """One k: each attribute's accuracy lost beyond random masks (and beyond permuted-ranking masks when
+    measured), in points, with its 95% interval; the paired comparison the summary tests."""
+    table = summary.dropna(subset=["drop_beyond_random"]).sort_values("drop_beyond_random")
+    fig, ax = _single(ax, (7.5, 0.32 * len(table) + 1.8))
+    y = np.arange(len(table))
+    series = [("drop_beyond_random", "drop_ci_low", "drop_ci_high", "beyond random masks", "#b2182b", 0.0)]
+    if "drop_beyond_permuted" in table and table["drop_beyond_permuted"].notna().any():
+        series.append(
+            (
+                "drop_beyond_permuted",
+                "permuted_ci_low",
+                "permuted_ci_high",
+                "beyond permuted-ranking masks",
+                "#2166ac",
+                0.25,
+            )
+        )
+    for value, low, high, label, color, shift in series:
+        v = 100 * table[value].to_numpy()
+        err = [v - 100 * table[low].to_numpy(), 100 * table[high].to_numpy() - v] if low in table else None
+        ax.errorbar(v, y + shift, xerr=err, fmt="o", color=color, ms=5, capsize=2, label=label)
+    ax.axvline(0, color="#444", lw=0.8)
+    ax.set_yticks(y + (0.125 if len(series) > 1 else 0))
+    ax.set_yticklabels(table["attribute"], fontsize=8)
+    ax.set_xlabel("accuracy lost by masking the attribute's top neurons (points, 95% interval)")
+    ax.set_title(f"Masking the top {k} neurons of each attribute: the drop beyond its baselines", fontsize=10)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8, frameon=False)
+    fig.tight_layout()
+    return fig
+
+
 def drop_matrix(masking: pd.DataFrame, k: int, ax=None):
     """Emotion x attribute: accuracy lost beyond random masking at k (random acc - top-k acc)."""
     effects = masking_effects(masking)
@@ -163,20 +195,27 @@ def drop_matrix(masking: pd.DataFrame, k: int, ax=None):
     matrix = at_k.pivot_table(index="emotion", columns="attribute", values="beyond_random", aggfunc="mean")
     fig, ax = _single(ax, (0.55 * matrix.shape[1] + 3, 0.32 * matrix.shape[0] + 2))
     values = matrix.to_numpy() * 100
-    image = ax.imshow(values, cmap="cividis", aspect="auto")
+    # A signed quantity: a diverging map centred at zero with symmetric limits (white = no drop beyond random).
+    limit = float(np.nanmax(np.abs(values))) if np.isfinite(values).any() else 1.0
+    image = ax.imshow(values, cmap="RdBu_r", vmin=-limit, vmax=limit, aspect="auto")
     ax.set_xticks(range(matrix.shape[1]))
     ax.set_xticklabels(matrix.columns, rotation=60, ha="right", fontsize=8)
     ax.set_yticks(range(matrix.shape[0]))
     ax.set_yticklabels(matrix.index, fontsize=8)
     if values.size <= 600:
-        mid = np.nanmean(values) if np.isfinite(values).any() else 0
         for (i, j), v in np.ndenumerate(values):
             if np.isfinite(v):
-                ax.text(j, i, f"{v:.0f}", ha="center", va="center", fontsize=5, color="black" if v > mid else "white")
+                strong = abs(v) > 0.6 * limit
+                ax.text(j, i, f"{v:.0f}", ha="center", va="center", fontsize=7, color="white" if strong else "black")
     fig.colorbar(image, ax=ax, label="accuracy drop beyond random (points)")
     ax.set_title(f"Accuracy lost by masking each attribute's top {k} neurons, beyond k random neurons")
     fig.tight_layout()
     return fig
+
+
+def neuron_label(neuron: int, d_ffn: int | None) -> str:
+    """``L{layer}.{unit}`` for a flat neuron index (layer-major), or the flat index without the width."""
+    return f"L{neuron // d_ffn}.{neuron % d_ffn}" if d_ffn else f"neuron {neuron}"
 
 
 def rdm_pair(
@@ -187,27 +226,38 @@ def rdm_pair(
     attribute: str,
     tau: float | None,
     ax=None,
+    d_ffn: int | None = None,
 ):
-    """A neuron's RDM beside an attribute's RDM, both as percentiles of distance (the paper's display)."""
+    """A neuron's RDM beside an attribute's RDM, both as percentiles of distance (the paper's display),
+    emotions ordered by average-linkage clustering of the attribute's RDM (the same order in both)."""
+    from scipy.cluster.hierarchy import leaves_list, linkage
+
     n = len(emotions)
+    order = leaves_list(linkage(np.asarray(attribute_rdm, dtype=float), method="average"))
+    names = [emotions[i] for i in order]
+    label = neuron_label(neuron, d_ffn)
 
     def square(vector):  # pair_index order is scipy's condensed order
-        return squareform(pd.Series(vector).rank(pct=True).to_numpy())
+        return squareform(pd.Series(vector).rank(pct=True).to_numpy())[np.ix_(order, order)]
 
     fig, axes = _figure(1, 2, figsize=(12, 5.6))
     for ax, matrix, title in (
-        (axes[0], square(neuron_rdm), f"neuron {neuron}"),
+        (axes[0], square(neuron_rdm), label),
         (axes[1], square(attribute_rdm), attribute),
     ):
         image = ax.imshow(matrix, cmap="viridis", vmin=0, vmax=1)
         ax.set_xticks(range(n))
-        ax.set_xticklabels(emotions, rotation=90, fontsize=6)
+        ax.set_xticklabels(names, rotation=90, fontsize=7)
         ax.set_yticks(range(n))
-        ax.set_yticklabels(emotions, fontsize=6)
+        ax.set_yticklabels(names, fontsize=7)
         ax.set_title(f"RDM: {title}", fontsize=10)
     fig.colorbar(image, ax=axes.tolist(), fraction=0.025, label="percentile of distance")
     suffix = f" (Kendall's tau = {tau:.3f})" if tau is not None and np.isfinite(tau) else ""
-    fig.suptitle(f"Representational dissimilarity of emotions: neuron {neuron} vs {attribute}{suffix}")
+    fig.suptitle(
+        f"Representational dissimilarity of emotions: {label} vs {attribute}{suffix}\n"
+        f"emotions ordered by average-linkage clustering of the {attribute} RDM",
+        fontsize=10,
+    )
     return fig
 
 

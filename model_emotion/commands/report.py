@@ -135,9 +135,16 @@ def draw(res, out: Path, args, label: str, reference=None) -> list[Path]:
         res.tau.shape[0] if res.tau is not None else (res.activations.activations.shape[2] if res.activations else None)
     )
     if res.masking is not None:
-        written += save(plots.masking_curves(res.masking, total), out / f"{label}masking_accuracy_vs_k", formats)
         ks = sorted(res.masking["k"].unique())
         k = args.k if args.k in ks else ks[len(ks) // 2]
+        if len(ks) > 1:  # curves over k; one k is a dot plot of the paired drops with their intervals
+            written += save(plots.masking_curves(res.masking, total), out / f"{label}masking_accuracy_vs_k", formats)
+        else:
+            from model_emotion.tables import summary_table
+
+            written += save(
+                plots.drop_dots(summary_table(res, k)[0], k), out / f"{label}drop_beyond_baselines_k{k}", formats
+            )
         written += save(plots.drop_matrix(res.masking, k), out / f"{label}drop_beyond_random_k{k}", formats)
     if res.activations is not None:
         try:
@@ -162,7 +169,15 @@ def draw(res, out: Path, args, label: str, reference=None) -> list[Path]:
             keep = [res.activations.emotions.index(e) for e in rdms.emotions]
             rdm = neuron_rdms(res.activations.activations[keep][:, :, [neuron]])[0]
             written += save(
-                plots.rdm_pair(rdm, rdms.rdms[a], rdms.emotions, neuron, args.attribute, tau),
+                plots.rdm_pair(
+                    rdm,
+                    rdms.rdms[a],
+                    rdms.emotions,
+                    neuron,
+                    args.attribute,
+                    tau,
+                    d_ffn=n_total // res.num_layers if res.num_layers and n_total % res.num_layers == 0 else None,
+                ),
                 out / f"{label}rdm_neuron{neuron}_{args.attribute}",
                 formats,
             )
