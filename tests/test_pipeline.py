@@ -470,3 +470,42 @@ def test_eval_stage_from_python_equals_the_command(chain, tiny_bert, small_goemo
         EvalConfig(jobs=(("joy", 1), ("joy", 1)))
     paper = EvalConfig(protocol="paper", accuracy_mean="per_batch", eval_batch_size=5)
     assert paper.per_batch == 5
+
+
+def test_masks_stage_from_python_equals_the_command(chain, tmp_path):
+    """gen_mask.py and run_masks(MaskConfig(...)) on the same rank table: the same masks, and the masks'
+    metadata (attribute, k, kind, draw) stored as data in the meta file."""
+    from model_emotion import MaskConfig, load_masks, run_masks
+
+    root = chain[0]
+    rank = root / "neuron_rank" / "rank.csv"
+    argv = [
+        "--CSV_Path",
+        str(rank),
+        "--PKL_File",
+        str(tmp_path / "cli.pkl"),
+        "--thresholds",
+        "4",
+        "16",
+        "--num_random",
+        "2",
+        "--seed",
+        "3",
+    ]
+    assert gen_mask.main(argv) == 0
+    config = MaskConfig(csv_path=rank, pkl_file=tmp_path / "py.pkl", thresholds=(4, 16), num_random=2, seed=3)
+    assert run_masks(config) == 0
+    cli_masks, py_masks = load_masks(tmp_path / "cli.pkl"), load_masks(tmp_path / "py.pkl")
+    assert list(cli_masks) == list(py_masks) and all(torch.equal(cli_masks[n], py_masks[n]) for n in cli_masks)
+    meta = json.loads((tmp_path / "py_meta.json").read_text())
+    records = {r["name"]: r for r in meta["masks"]}
+    assert set(records) == set(py_masks)
+    assert records["valence_top16_random_2"] == {
+        "name": "valence_top16_random_2",
+        "attribute": "valence",
+        "k": 16,
+        "kind": "random",
+        "draw": 2,
+    }
+    with pytest.raises(ToolkitError, match="mask_method"):
+        MaskConfig(mask_method="nope")

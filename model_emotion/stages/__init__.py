@@ -2,10 +2,12 @@
 place. The commands (``model_emotion.commands``) turn flags into a stage's config and call it; the API
 re-exports the stages, so a Python caller can do whatever a command does, with the same names.
 
-So far: masked evaluation (``evaluate``: ``EvalConfig``, ``run_eval``). The other stages still keep
-their run logic in ``commands``.
+So far: masks (``masks``: ``MaskConfig``, ``run_masks``) and masked evaluation (``evaluate``:
+``EvalConfig``, ``run_eval``). Training, activations, the searchlight and the report still keep their
+run logic in ``commands``.
 """
 
 from .evaluate import EvalConfig, run_eval
+from .masks import MaskConfig, run_masks
 
-__all__ = ["EvalConfig", "run_eval"]
+__all__ = ["EvalConfig", "MaskConfig", "run_eval", "run_masks"]
