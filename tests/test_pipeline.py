@@ -509,3 +509,27 @@ def test_masks_stage_from_python_equals_the_command(chain, tmp_path):
     }
     with pytest.raises(ToolkitError, match="mask_method"):
         MaskConfig(mask_method="nope")
+
+
+def test_rsa_stage_from_python_equals_the_command(chain, shared, tmp_path):
+    """rsa_searchlight.py and run_rsa(RSAConfig(...)) on the same activations: identical tables; the
+    test follows the protocol in the config, and a rerun with the same config is skipped."""
+    from model_emotion import RSAConfig, run_rsa
+
+    acts = chain[0] / "acts" / "activations.npz"
+    common = ["--activations", str(acts), "--attributes", str(shared / "emotion_attributes"), "--test", "parametric"]
+    assert rsa_searchlight.main([*common, "--output", str(tmp_path / "cli" / "r.csv")]) == 0
+    config = RSAConfig(
+        activations=acts,
+        attributes=str(shared / "emotion_attributes"),
+        test="parametric",
+        output=tmp_path / "py" / "r.csv",
+    )
+    assert run_rsa(config) == 0
+    for name in ("r.csv", "r_tau.csv", "r_q_value.csv", "r_summary.csv"):
+        assert (tmp_path / "cli" / name).read_bytes() == (tmp_path / "py" / name).read_bytes(), name
+    before = (tmp_path / "py" / "r.csv").stat().st_mtime_ns
+    assert run_rsa(config) == 0 and (tmp_path / "py" / "r.csv").stat().st_mtime_ns == before
+    assert RSAConfig(protocol="paper").test == "parametric" and RSAConfig().test == "permutation"
+    with pytest.raises(ToolkitError, match="method .pearson. unknown"):
+        RSAConfig(method="pearson")

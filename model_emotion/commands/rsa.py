@@ -18,35 +18,11 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-import time
 from pathlib import Path
 
 from model_emotion import cli
-from model_emotion.errors import ToolkitError
 
 logger = logging.getLogger(__name__)
-
-SUFFIXES = {"tau": "_tau", "p": "_p_value", "q": "_q_value"}
-
-# The settings that change the tables: a finished run made with other values is recomputed.
-RESULT_SETTINGS = (
-    "mode",
-    "method",
-    "fdr",
-    "alternative",
-    "alpha",
-    "attribute_names",
-    "groups",
-    "test",
-    "permutations",
-    "perm_seed",
-    "correction",
-    "tail",
-    "seed_normalization",
-    "seed_diagnostics",
-    "splits",
-    "diagnostic_permutations",
-)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -198,208 +174,37 @@ def parse_args(argv=None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def output_paths(rank_csv: Path) -> dict[str, Path]:
-    stem = rank_csv.with_suffix("")
-    paths = {"rank": rank_csv}
-    paths.update({key: Path(f"{stem}{suffix}.csv") for key, suffix in SUFFIXES.items()})
-    paths["summary"] = Path(f"{stem}_summary.csv")
-    from model_emotion.permutation import TABLE_SUFFIXES
-
-    paths.update(
-        {key: Path(f"{stem}{suffix}.{'npz' if key == 'null' else 'csv'}") for key, suffix in TABLE_SUFFIXES.items()}
-    )
-    paths["seed_reliability"] = Path(f"{stem}_seed_reliability.csv")
-    paths["seed_influence"] = Path(f"{stem}_seed_influence.csv")
-    return paths
-
-
-def resolve_test(args: argparse.Namespace) -> str:
-    """--test, else the protocol's: the paper's parametric test under --protocol paper."""
-    return args.test or ("parametric" if args.protocol == "paper" else "permutation")
-
-
 def main(argv=None) -> int:
-    from model_emotion.io import job_lock
-
     args = parse_args(argv)
-    with job_lock(args.output):  # one run per output: a second one stops at once
-        return _main(args)
+    from model_emotion.stages.rsa import RSAConfig, run_rsa
 
-
-def _main(args) -> int:
-    from model_emotion.activation_files import load_activations
-    from model_emotion.attributes import build_rdms, load_ratings, parse_groups
-    from model_emotion.download import resolve_attributes
-    from model_emotion.io import file_digest, read_json, read_meta, save_run_args, write_csv, write_meta
-    from model_emotion.permutation import TABLE_SUFFIXES
-    from model_emotion.rsa import FDR_METHODS, METHODS, searchlight, summarize
-
-    cli.setup_logging()
-    args.test = resolve_test(args)
-    if args.method not in METHODS:
-        raise ToolkitError(f"--method {args.method!r} unknown; choose one of {', '.join(METHODS)}")
-    if args.fdr not in FDR_METHODS:
-        raise ToolkitError(f"--fdr {args.fdr!r} unknown; choose one of {', '.join(FDR_METHODS)}")
-    paths = output_paths(args.output)
-    source = Path(args.activations)
-    source_sha = file_digest(source) if source.is_file() else None
-    if paths["rank"].exists() and not args.overwrite:
-        args_path = paths["rank"].parent / f"{paths['rank'].stem}_args.json"
-        record = read_json(args_path, dict) if args_path.exists() else {}
-        recorded = record.get("activations_sha256")
-        settings = record.get("args") if isinstance(record.get("args"), dict) else {}
-        changed = [name for name in RESULT_SETTINGS if name in settings and settings[name] != getattr(args, name)]
-        if (recorded is None or recorded == source_sha) and not changed:
-            logger.info("%s exists; skipping (pass --overwrite to recompute)", paths["rank"])
-            return 0
-        logger.info(
-            "%s was made from other activations or settings (%s) than this run; recomputing",
-            paths["rank"],
-            ", ".join(changed) or "activations",
-        )
-    cli.check_output_dir(paths["rank"].parent, "--output's folder")  # before any work
-    data = load_activations(args.activations)
-    ratings = load_ratings(resolve_attributes(args.attributes))
-    rdms = build_rdms(ratings, data.emotions, args.mode, args.attribute_names, parse_groups(args.groups))
-    keep = [data.emotions.index(e) for e in rdms.emotions]
-    source_meta = read_meta(source) if source.is_file() else {}
-    num_layers = args.num_layers or data.layers
-    if num_layers is None:
-        raise ToolkitError(f"{args.activations} does not say how many layers the model has; pass --num_layers")
-
-    from model_emotion.seeds import half_splits, normalize_seeds, seed_influence, seed_reliability
-
-    if args.seed_diagnostics:
-        half_splits(len(data.seeds), args.splits)  # enough seeds? (before any work)
-    start = time.perf_counter()
-    device = cli.resolve_device(args.device)
-    acts = normalize_seeds(data.activations[keep], args.seed_normalization)
-    result = searchlight(
-        acts,
-        rdms.rdms,
-        rdms.names,
-        args.method,
-        args.fdr,
-        args.alternative,
-        device,
+    config = RSAConfig(
+        activations=args.activations,
+        attributes=args.attributes,
+        mode=args.mode,
+        method=args.method,
+        fdr=args.fdr,
+        protocol=args.protocol,
         test=args.test,
         permutations=args.permutations,
         perm_seed=args.perm_seed,
-        alpha=args.alpha,
         correction=args.correction,
         tail=args.tail,
-    )
-    logger.info(
-        "searchlight (%s test): %.2f s for %d neurons x %d attributes",
-        args.test,
-        time.perf_counter() - start,
-        result.tau.shape[0],
-        len(result.names),
-    )
-    summary = summarize(result, num_layers, args.alpha)
-    write_csv(paths["tau"], result.table("tau"))
-    write_csv(paths["p"], result.table("p"))
-    write_csv(paths["q"], result.table("q"))
-    if result.perm is not None:
-        write_permutation_tables(paths, result)
-    else:
-        for key in TABLE_SUFFIXES:  # a parametric rerun leaves no stale permutation tables
-            paths[key].unlink(missing_ok=True)
-    if args.seed_diagnostics:
-        settings = dict(
-            method=args.method,
-            fdr_method=args.fdr,
-            alternative=args.alternative,
-            device=device,
-            test=args.test,
-            permutations=args.diagnostic_permutations,
-            perm_seed=args.perm_seed,
-            correction=args.correction,
-            tail=args.tail,
-        )
-        write_csv(
-            paths["seed_reliability"],
-            seed_reliability(acts, rdms.rdms, rdms.names, args.alpha, args.splits, args.perm_seed, **settings),
-        )
-        write_csv(
-            paths["seed_influence"],
-            seed_influence(acts, list(data.seeds), rdms.rdms, rdms.names, args.alpha, **settings),
-        )
-    else:
-        for key in ("seed_reliability", "seed_influence"):
-            paths[key].unlink(missing_ok=True)
-    write_csv(paths["summary"], summary)
-    write_csv(paths["rank"], result.table("rank"))  # last: its presence marks a finished run
-    save_run_args(paths["rank"].parent, args, paths["rank"].stem, activations_sha256=source_sha)
-    write_meta(
-        paths["rank"],
-        num_layers=num_layers,
-        d_ffn=data.d_ffn,
-        num_neurons=int(result.tau.shape[0]),
-        alpha=args.alpha,
-        method=args.method,
-        fdr=args.fdr,
         alternative=args.alternative,
-        mode=args.mode,
-        attributes=list(rdms.names),
-        emotions=list(rdms.emotions),
-        seeds=list(data.seeds),
-        model=source_meta.get("model"),
-        model_type=source_meta.get("model_type"),
-        protocol=source_meta.get("protocol"),
-        prompt_mode=source_meta.get("prompt_mode"),
-        activations_sha256=source_sha,
-        test=args.test,
-        correction=result.perm.correction if result.perm is not None else "fdr",
-        permutations=args.permutations if result.perm is not None else None,
-        perm_seed=args.perm_seed if result.perm is not None else None,
-        tail=args.tail if result.perm is not None else None,
+        alpha=args.alpha,
         seed_normalization=args.seed_normalization,
+        seed_diagnostics=args.seed_diagnostics,
+        splits=args.splits,
+        diagnostic_permutations=args.diagnostic_permutations,
+        attribute_names=args.attribute_names,
+        groups=args.groups,
+        num_layers=args.num_layers,
+        output=args.output,
+        device=args.device,
+        overwrite=args.overwrite,
     )
-    totals = summary[summary["layer"] == "all"]
-    nulls = {}
-    if result.perm is not None:
-        counts = result.perm.null_counts
-        nulls = {row["attribute"]: row for _, row in counts[counts["test"].str.startswith("permutation")].iterrows()}
-    for _, row in totals.iterrows():
-        null = nulls.get(row["attribute"])
-        beside = (
-            ""
-            if null is None
-            else f"  (null mean {null['null_mean']:.1f}, p95 {null['null_p95']:.0f}, count p {null['count_p']:.3g})"
-        )
-        logger.info(
-            "%-18s significant %6d  selective %6d%s", row["attribute"], row["n_significant"], row["n_selective"], beside
-        )
-    logger.info(
-        "wrote %s (+ tau, p, q, summary%s)",
-        paths["rank"],
-        ", permutation p, FWER p, null counts" if result.perm is not None else "",
-    )
-    return 0
-
-
-def write_permutation_tables(paths: dict[str, Path], result) -> None:
-    """The permutation test's tables beside the rank table, and its null distributions (npz)."""
-    import numpy as np
-    import pandas as pd
-
-    from model_emotion.io import atomic_path, write_csv
-
-    perm = result.perm
-    for key in ("perm_p", "fwer_p", "fwer_global_p"):
-        write_csv(paths[key], pd.DataFrame(getattr(perm, key), columns=result.names))
-    write_csv(paths["null_counts"], perm.null_counts)
-    with atomic_path(paths["null"]) as tmp:
-        with open(tmp, "wb") as handle:
-            np.savez_compressed(
-                handle,
-                attributes=np.array(result.names),
-                null_max=perm.null_max,
-                permutations=perm.permutations,
-                permuted_stat=perm.permuted_stat,
-                **{f"counts_{k}": v for k, v in perm.count_draws.items()},
-            )
+    cli.setup_logging()
+    return run_rsa(config)
 
 
 if __name__ == "__main__":

@@ -2,12 +2,13 @@
 place. The commands (``model_emotion.commands``) turn flags into a stage's config and call it; the API
 re-exports the stages, so a Python caller can do whatever a command does, with the same names.
 
-So far: masks (``masks``: ``MaskConfig``, ``run_masks``) and masked evaluation (``evaluate``:
-``EvalConfig``, ``run_eval``). Training, activations, the searchlight and the report still keep their
-run logic in ``commands``.
+So far: the searchlight (``rsa``: ``RSAConfig``, ``run_rsa``), masks (``masks``: ``MaskConfig``,
+``run_masks``) and masked evaluation (``evaluate``: ``EvalConfig``, ``run_eval``). Training,
+activations and the report still keep their run logic in ``commands``.
 """
 
 from .evaluate import EvalConfig, run_eval
 from .masks import MaskConfig, run_masks
+from .rsa import RSAConfig, run_rsa
 
-__all__ = ["EvalConfig", "MaskConfig", "run_eval", "run_masks"]
+__all__ = ["EvalConfig", "MaskConfig", "RSAConfig", "run_eval", "run_masks", "run_rsa"]
