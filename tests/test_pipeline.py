@@ -93,7 +93,7 @@ def chain(tiny_bert, small_goemotions, shared, tmp_path_factory):
 def test_control_prompts_have_the_trained_norms_and_run_through_the_stages(chain, tiny_bert, tmp_path, shared):
     import torch
 
-    from model_emotion.commands.activations import control_prompt
+    from model_emotion.stages.activations import control_prompt
 
     _, ckpt, acts_dir, _, _ = chain
     record = torch.load(ckpt / "joy-1.pt", weights_only=True)
@@ -533,3 +533,33 @@ def test_rsa_stage_from_python_equals_the_command(chain, shared, tmp_path):
     assert RSAConfig(protocol="paper").test == "parametric" and RSAConfig().test == "permutation"
     with pytest.raises(ToolkitError, match="method .pearson. unknown"):
         RSAConfig(method="pearson")
+
+
+def test_activations_stage_from_python_equals_the_command(chain, tiny_bert, tmp_path):
+    from model_emotion import ActivationsConfig, run_activations
+
+    ckpt = chain[1]
+    argv = [
+        "--model",
+        str(tiny_bert),
+        "--checkpoint_dir",
+        str(ckpt),
+        "--output_dir",
+        str(tmp_path / "cli"),
+        "--sentiments",
+        "joy",
+        "anger",
+        "--device",
+        "cpu",
+    ]
+    assert get_active_neuron.main(argv) == 0
+    config = ActivationsConfig(
+        model=str(tiny_bert), checkpoint_dir=ckpt, output_dir=tmp_path / "py", sentiments=("joy", "anger"), device="cpu"
+    )
+    assert run_activations(config) == 0
+    for name in ("joy-1.csv", "anger-1.csv", "goemotions_prompt_tuning_accuracy.csv"):
+        assert (tmp_path / "cli" / name).read_bytes() == (tmp_path / "py" / name).read_bytes(), name
+    a, b = np.load(tmp_path / "cli" / "activations.npz"), np.load(tmp_path / "py" / "activations.npz")
+    assert np.array_equal(a["activations"], b["activations"]) and list(a["emotions"]) == list(b["emotions"])
+    with pytest.raises(ToolkitError, match="control 'x' unknown"):
+        ActivationsConfig(control="x")
