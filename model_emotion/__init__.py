@@ -17,6 +17,7 @@ The API, one call per stage on in-memory objects (see ``model_emotion.api``)::
 
 The stage layer (``model_emotion.stages``), on files, exactly as the commands run them::
 
+    run_train(TrainConfig(...)) -> exit status        step 1 (train.py)
     run_activations(ActivationsConfig(...))           step 2 (get_active_neuron.py)
     run_rsa(RSAConfig(...)) -> exit status            step 3 (rsa_searchlight.py)
     run_masks(MaskConfig(...)) -> exit status        step 4 (gen_mask.py)
@@ -37,6 +38,8 @@ _API = {
     "make_masks": "api",
     "evaluate_masks": "api",
     "report_tables": "api",
+    "TrainConfig": "stages.train",
+    "run_train": "stages.train",
     "ActivationsConfig": "stages.activations",
     "run_activations": "stages.activations",
     "RSAConfig": "stages.rsa",

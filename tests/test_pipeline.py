@@ -563,3 +563,39 @@ def test_activations_stage_from_python_equals_the_command(chain, tiny_bert, tmp_
     assert np.array_equal(a["activations"], b["activations"]) and list(a["emotions"]) == list(b["emotions"])
     with pytest.raises(ToolkitError, match="control 'x' unknown"):
         ActivationsConfig(control="x")
+
+
+def test_train_stage_from_python_equals_the_command(tiny_bert, small_goemotions, tmp_path):
+    from model_emotion import TrainConfig, load_checkpoint, run_train
+
+    flags = dict(epochs=1, prompt_len=2, max_length=32, max_train_samples=16, max_eval_samples=8)
+    argv = [
+        "--jobs",
+        "joy-1",
+        "--model",
+        str(tiny_bert),
+        "--data_dir",
+        str(small_goemotions),
+        "--device",
+        "cpu",
+        "--checkpoint_dir",
+        str(tmp_path / "cli"),
+        "--log_dir",
+        str(tmp_path / "log_cli"),
+    ]
+    argv += [x for k, v in flags.items() for x in (f"--{k}", str(v))]
+    assert train.main(argv) == 0
+    config = TrainConfig(
+        jobs=(("joy", 1),),
+        model=str(tiny_bert),
+        data_dir=str(small_goemotions),
+        device="cpu",
+        checkpoint_dir=tmp_path / "py",
+        log_dir=tmp_path / "log_py",
+        **flags,
+    )
+    assert run_train(config) == 0
+    a, b = load_checkpoint(tmp_path / "cli" / "joy-1.pt"), load_checkpoint(tmp_path / "py" / "joy-1.pt")
+    assert torch.equal(a["best_prompt"], b["best_prompt"]) and a["best_acc"] == b["best_acc"]
+    with pytest.raises(ToolkitError, match="multi_prompt keeps the backbone in eval mode"):
+        TrainConfig(protocol="paper", multi_prompt=True)

@@ -9,12 +9,10 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from contextlib import ExitStack
 from pathlib import Path
 
 from model_emotion import cli
 from model_emotion.defaults import DEFAULT_ANSWER_CUE, DEFAULT_TEMPLATE, TRAIN
-from model_emotion.errors import ToolkitError
 
 logger = logging.getLogger(__name__)
 
@@ -154,109 +152,38 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    from model_emotion.api import train_prompt, train_prompts
-    from model_emotion.checkpoint import checkpoint_path, save_checkpoint
-    from model_emotion.data import check_emotions, load_goemotions
-    from model_emotion.io import job_lock, save_run_args
-    from model_emotion.loading import load_backbone
+    from model_emotion.stages.train import TrainConfig, run_train
 
-    cli.check_protocol_flags(args)
-    if args.multi_prompt and args.protocol == "paper":
-        raise ToolkitError(
-            "--multi_prompt keeps the backbone in eval mode; --protocol paper trains with dropout, "
-            "which would make a row depend on the other jobs' rows: train those jobs one by one"
-        )
-    jobs = cli.parse_jobs(args.jobs, args.sentiment, args.random_seed)
-    if len(jobs) == 1 and checkpoint_path(args.checkpoint_dir, *jobs[0]).exists() and not args.overwrite:
-        raise ToolkitError(
-            f"checkpoint {checkpoint_path(args.checkpoint_dir, *jobs[0])} exists; pass --overwrite to "
-            f"retrain (it is kept until the new one is complete)"
-        )
-    for folder, flag in ((args.checkpoint_dir, "--checkpoint_dir"), (args.log_dir, "--log_dir")):
-        cli.check_output_dir(folder, flag)  # before any work: an unusable location fails now, not after training
-    cli.setup_logging()
-    device = cli.resolve_device(args.device)
-    data = load_goemotions(args.data_dir)
-    check_emotions(sorted({e for e, _ in jobs}), data.emotions)
-    backbone, tokenizer, head = load_backbone(args.model, args.head, args.dtype)  # once for all jobs
-    settings = dict(
-        head=head,
-        model_name=args.model,
-        prompt_len=args.prompt_len,
+    config = TrainConfig(
+        jobs=tuple(cli.parse_jobs(args.jobs, args.sentiment, args.random_seed)),
+        model=args.model,
+        dtype=args.dtype,
+        data_dir=args.data_dir,
+        checkpoint_dir=args.checkpoint_dir,
+        device=args.device,
+        log_dir=args.log_dir,
         epochs=args.epochs,
-        lr=args.lr,
-        weight_decay=args.weight_decay,
         train_batch_size=args.train_batch_size,
         eval_batch_size=args.eval_batch_size,
+        prompt_len=args.prompt_len,
+        lr=args.lr,
+        weight_decay=args.weight_decay,
         max_length=args.max_length,
         max_train_samples=args.max_train_samples,
         max_eval_samples=args.max_eval_samples,
-        protocol=args.protocol,
-        negative_sampling=args.negative_sampling,
-        prompt_init=args.prompt_init,
+        head=args.head,
         verbalizer=args.verbalizer,
         prompt_mode=args.prompt_mode,
         template=args.template,
         answer_cue=args.answer_cue,
-        device=device,
-        progress=True,
+        prompt_init=args.prompt_init,
+        protocol=args.protocol,
+        negative_sampling=args.negative_sampling,
+        multi_prompt=args.multi_prompt,
+        overwrite=args.overwrite,
     )
-
-    def train_together() -> int:
-        """--multi_prompt: every job without a checkpoint (all with --overwrite) in one batched model."""
-        todo = [(e, s) for e, s in jobs if args.overwrite or not checkpoint_path(args.checkpoint_dir, e, s).exists()]
-        for e, s in sorted(set(jobs) - set(todo)):
-            logger.info(
-                "checkpoint %s exists; skipping (pass --overwrite to retrain)",
-                checkpoint_path(args.checkpoint_dir, e, s),
-            )
-        if not todo:
-            return 0
-        with ExitStack() as stack:
-            for e, s in todo:  # one run per checkpoint at a time, as without --multi_prompt
-                stack.enter_context(job_lock(checkpoint_path(args.checkpoint_dir, e, s)))
-            first = f"{todo[0][0]}-{todo[0][1]}"
-            stack.enter_context(cli.job_log(args.log_dir / f"multi_prompt-{first}-{len(todo)}.log"))
-            trained = train_prompts(backbone, tokenizer, data, todo, multi_prompt=True, **settings)
-            for e, s in todo:
-                save(trained[(e, s)], checkpoint_path(args.checkpoint_dir, e, s))
-        return 0
-
-    def train_one(sentiment: str, seed: int) -> None:
-        ckpt_path = checkpoint_path(args.checkpoint_dir, sentiment, seed)
-        # One run per checkpoint at a time (cluster jobs may overlap); the log is written only by it.
-        with job_lock(ckpt_path):
-            if ckpt_path.exists() and not args.overwrite:
-                raise ToolkitError(f"checkpoint {ckpt_path} exists; pass --overwrite to retrain")
-            with cli.job_log(args.log_dir / f"{sentiment}-{seed}.log"):
-                train_locked(sentiment, seed, ckpt_path)
-
-    def save(trained, ckpt_path) -> None:
-        sentiment, seed = trained.emotion, trained.seed
-        logger.info(
-            "%s-%d: best dev acc %.4f (epoch %d), test acc %.4f",
-            sentiment,
-            seed,
-            trained.best_acc,
-            trained.best_epoch + 1,
-            trained.test_acc,
-        )
-        save_checkpoint(ckpt_path, trained.checkpoint(), exclusive=not args.overwrite)
-        save_run_args(
-            args.checkpoint_dir,
-            {**vars(args), "sentiment": sentiment, "random_seed": seed},
-            f"{sentiment}-{seed}_train",
-        )
-        logger.info("wrote %s", ckpt_path)
-
-    if args.multi_prompt:
-        return train_together()
-
-    def train_locked(sentiment: str, seed: int, ckpt_path) -> None:
-        trained = train_prompt(backbone, tokenizer, data, sentiment, seed, **settings)
-        save(trained, ckpt_path)
-
-    return cli.run_jobs(jobs, train_one)
+    cli.setup_logging()
+    return run_train(config)
 
 
 if __name__ == "__main__":

@@ -2,23 +2,26 @@
 place. The commands (``model_emotion.commands``) turn flags into a stage's config and call it; the API
 re-exports the stages, so a Python caller can do whatever a command does, with the same names.
 
-So far: activations (``activations``: ``ActivationsConfig``, ``run_activations``), the searchlight (``rsa``: ``RSAConfig``, ``run_rsa``), masks (``masks``: ``MaskConfig``,
-``run_masks``) and masked evaluation (``evaluate``: ``EvalConfig``, ``run_eval``). Training and the
-report still keep their run logic in ``commands``.
+Training (``train``: ``TrainConfig``, ``run_train``), activations (``activations``: ``ActivationsConfig``, ``run_activations``), the searchlight (``rsa``: ``RSAConfig``, ``run_rsa``), masks (``masks``: ``MaskConfig``,
+``run_masks``) and masked evaluation (``evaluate``: ``EvalConfig``, ``run_eval``). The report still
+keeps its run logic in ``commands.report``.
 """
 
 from .activations import ActivationsConfig, run_activations
 from .evaluate import EvalConfig, run_eval
 from .masks import MaskConfig, run_masks
 from .rsa import RSAConfig, run_rsa
+from .train import TrainConfig, run_train
 
 __all__ = [
     "ActivationsConfig",
     "EvalConfig",
     "MaskConfig",
     "RSAConfig",
+    "TrainConfig",
     "run_activations",
     "run_eval",
     "run_masks",
     "run_rsa",
+    "run_train",
 ]
