@@ -33,7 +33,7 @@ from .attributes import AttributeRDMs, Ratings, build_rdms
 from .data import GoEmotions, binary_task
 from .decoder_prompt import DECODER_VERBALIZER
 from .defaults import DEFAULT_ANSWER_CUE, DEFAULT_TEMPLATE, TRAIN
-from .errors import ConfigError, ToolkitError
+from .errors import ToolkitError
 from .inference import accuracy
 from .loading import has_mlm_head, is_decoder
 from .masked_eval import check_mask_shapes
@@ -43,7 +43,7 @@ from .multi_prompt import stacked_accuracies
 from .multi_prompt import train_prompts as _train_many
 from .neurons import find_ffn
 from .prompt_base import PromptModel
-from .prompt_config import PromptConfig
+from .prompt_config import PromptConfig, check_paper_quirks
 from .prompt_model import build_prompt_model
 from .results import Results, masking_from_records
 from .rsa import RSAResult, searchlight, summarize
@@ -162,8 +162,7 @@ def train_prompts(
     """Step 1 for several (emotion, seed) jobs; ``multi_prompt=True`` trains them together in one batched
     model (``multi_prompt``: the same result up to float rounding, one backbone forward per step)."""
     paper = protocol == "paper"
-    if negative_sampling == "paper" and not paper:
-        raise ConfigError("negative_sampling='paper' reproduces a bug of the original code; it needs protocol='paper'")
+    check_paper_quirks(protocol, negative_sampling, multi_prompt=multi_prompt)
     device = _device(device)
     decoder = is_decoder(backbone)
     head = head or ("lm" if decoder else "mlm" if has_mlm_head(backbone) else "linear")

@@ -290,16 +290,6 @@ def add_protocol_args(parser: argparse.ArgumentParser, training: bool = False, e
         )
 
 
-def check_protocol_flags(args: argparse.Namespace) -> None:
-    """The original code's quirks are reproduction aids: refuse them outside the paper protocol."""
-    if getattr(args, "protocol", None) == "paper":
-        return
-    if getattr(args, "negative_sampling", None) == "paper":
-        raise ToolkitError("--negative_sampling paper reproduces a bug of the original code; it needs --protocol paper")
-    if getattr(args, "accuracy_mean", "overall") != "overall":
-        raise ToolkitError("--accuracy_mean per_batch reproduces the original evaluation; it needs --protocol paper")
-
-
 def add_checkpoint_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--checkpoint_dir",

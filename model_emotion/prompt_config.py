@@ -84,6 +84,28 @@ class PromptConfig:
 SIGNATURE_FIELDS = ("model_type", "hidden_size", "num_hidden_layers", "intermediate_size", "vocab_size")
 
 
+def check_paper_quirks(
+    protocol: str | None,
+    negative_sampling: str | None = None,
+    accuracy_mean: str = "overall",
+    multi_prompt: bool = False,
+) -> None:
+    """The one owner of the protocol's cross-setting rules. The original code's quirks are
+    reproduction aids, allowed only under the paper protocol; and batched training (``multi_prompt``)
+    keeps the backbone in eval mode, which the paper protocol (dropout while training) cannot."""
+    if protocol != "paper" and negative_sampling == "paper":
+        raise ConfigError(
+            "{--negative_sampling} paper reproduces a bug of the original code; it needs {--protocol} paper"
+        )
+    if protocol != "paper" and accuracy_mean != "overall":
+        raise ConfigError("{--accuracy_mean} per_batch reproduces the original evaluation; it needs {--protocol} paper")
+    if multi_prompt and protocol == "paper":
+        raise ConfigError(
+            "{--multi_prompt} keeps the backbone in eval mode; {--protocol} paper trains with dropout, "
+            "which would make a row depend on the other jobs' rows: train those jobs one by one"
+        )
+
+
 def check_template(template: str) -> str:
     """An instruction template must name ``{emotion}`` and no other field."""
     try:

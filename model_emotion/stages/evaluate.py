@@ -21,6 +21,7 @@ from pathlib import Path
 from .. import cli
 from ..errors import ConfigError, ToolkitError
 from ..names import check_emotion_name
+from ..prompt_config import check_paper_quirks
 
 logger = logging.getLogger(__name__)
 
@@ -90,15 +91,7 @@ class EvalConfig:
             not isinstance(self.masks_per_forward, int) or self.masks_per_forward < 1
         ):
             raise ConfigError(f"{{--masks_per_forward}} {self.masks_per_forward!r} must be auto or at least 1")
-        # The original code's quirks are reproduction aids: only under the paper protocol.
-        if self.protocol != "paper" and self.negative_sampling == "paper":
-            raise ConfigError(
-                "{--negative_sampling} paper reproduces a bug of the original code; it needs {--protocol} paper"
-            )
-        if self.protocol != "paper" and self.accuracy_mean != "overall":
-            raise ConfigError(
-                "{--accuracy_mean} per_batch reproduces the original evaluation; it needs {--protocol} paper"
-            )
+        check_paper_quirks(self.protocol, self.negative_sampling, self.accuracy_mean)
 
     @property
     def per_batch(self) -> int | None:

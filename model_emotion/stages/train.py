@@ -16,6 +16,7 @@ from .. import cli
 from ..defaults import DEFAULT_ANSWER_CUE, DEFAULT_TEMPLATE, TRAIN
 from ..errors import ConfigError, ToolkitError
 from ..names import check_emotion_name
+from ..prompt_config import check_paper_quirks
 
 logger = logging.getLogger(__name__)
 
@@ -76,16 +77,7 @@ class TrainConfig:
             if getattr(self, name) not in allowed:
                 shown = ", ".join(a for a in allowed if a)
                 raise ConfigError(f"{{--{name}}} {getattr(self, name)!r} unknown; choose one of {shown}")
-        # The original code's quirks are reproduction aids: only under the paper protocol.
-        if self.protocol != "paper" and self.negative_sampling == "paper":
-            raise ConfigError(
-                "{--negative_sampling} paper reproduces a bug of the original code; it needs {--protocol} paper"
-            )
-        if self.multi_prompt and self.protocol == "paper":
-            raise ConfigError(
-                "{--multi_prompt} keeps the backbone in eval mode; {--protocol} paper trains with dropout, "
-                "which would make a row depend on the other jobs' rows: train those jobs one by one"
-            )
+        check_paper_quirks(self.protocol, self.negative_sampling, multi_prompt=self.multi_prompt)
 
     def to_dict(self) -> dict:
         values = asdict(self)
