@@ -45,7 +45,11 @@ run_pipeline() {
   [[ -n ${REPORT_ARGS:-} ]] && read -r -a report_args <<<"$REPORT_ARGS"
   [[ -n ${HUMAN_DIR:-} ]] && report_args+=(--human_dir "$HUMAN_DIR")
   "$py" report.py --results_dir "$OUT" --output_dir "$OUT/report" "${attr_args[@]}" ${report_args[@]+"${report_args[@]}"}
-  echo "== done in $((SECONDS - start)) s: figures and summary.md in $OUT/report"
+  echo "== done in $((SECONDS - start)) s: figures, summary.md and report.html in $OUT/report"
+  # What was run, what it can and cannot detect, and what it found (the first sections of summary.md).
+  if [[ -f $OUT/report/summary.md ]]; then
+    awk '/^## /{n++} n<=2' "$OUT/report/summary.md"
+  fi
 }
 
 OFFLINE_ERROR="offline and no local data given: set ME_SHARED_DATA to the shared data folder \

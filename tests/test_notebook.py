@@ -88,3 +88,26 @@ def test_installed_command_runs_a_stage_from_outside_the_repository(tmp_path, sh
         text=True,
     )
     assert script.returncode == 2 and "(run rsa_searchlight.py first)" in script.stderr
+
+
+def notebook_is_stale(notebook: dict, version: str) -> str | None:
+    """Why the committed outputs are stale (None when they are not): they record the toolkit version
+    that made them (scripts/regen_notebook.py), which must be this one."""
+    recorded = notebook.get("metadata", {}).get("model_emotion", {})
+    if not recorded:
+        return "no record of the toolkit version that made the outputs"
+    if recorded.get("version") != version:
+        return f"outputs made by model_emotion {recorded.get('version')}, this is {version}"
+    return None
+
+
+def test_committed_notebook_outputs_are_not_stale():
+    import json
+
+    import model_emotion
+
+    notebook = json.loads((REPO / "examples" / "quickstart.ipynb").read_text())
+    reason = notebook_is_stale(notebook, model_emotion.__version__)
+    assert reason is None, f"{reason}: run ME_SHARED_DATA=... python scripts/regen_notebook.py"
+    assert notebook_is_stale({"metadata": {"model_emotion": {"version": "0.0.1"}}}, model_emotion.__version__)
+    assert notebook_is_stale({"metadata": {}}, model_emotion.__version__)

@@ -439,7 +439,7 @@ def run_overview(res) -> dict:
 def _write_report(args, out: Path, ours, paper, human, control=None) -> int:
     from model_emotion.html_report import build_report_html
     from model_emotion.io import read_json, save_run_args, write_csv, write_text
-    from model_emotion.tables import comparison_tables, summary_table, to_markdown
+    from model_emotion.tables import comparison_tables, md_escape, summary_table, to_markdown
 
     written = []
     markdown = []
@@ -516,8 +516,14 @@ def _write_report(args, out: Path, ours, paper, human, control=None) -> int:
         table = control_comparison(ours, control)
         write_csv(out / "control_comparison.csv", table)
         markdown.append(control_section(table))
+    overview = run_overview(ours if ours is not None else paper)
+    head = []  # summary.md starts with what was run and the verdict, as report.html does
+    if overview:
+        head.append("## What was run\n\n" + "\n".join(f"- {k}: {md_escape(v)}" for k, v in overview.items()) + "\n")
+    if verdict:
+        head.append("## Verdict\n\n" + "\n\n".join(verdict) + "\n")
     if markdown:
-        write_text(out / "summary.md", "\n".join(markdown))
+        write_text(out / "summary.md", "\n".join(head + markdown))
     record = read_json(save_run_args(out, args, "report"), dict)
     sources = " + ".join(str(p) for p in (args.results_dir, args.paper_dir) if p is not None)
     write_text(
@@ -527,7 +533,7 @@ def _write_report(args, out: Path, ours, paper, human, control=None) -> int:
             "\n".join(markdown),
             written,
             {key: record[key] for key in ("argv", "versions", "time") if key in record},  # only what applied
-            overview=run_overview(ours if ours is not None else paper),
+            overview=overview,
             verdict=verdict,
         ),
     )
