@@ -133,7 +133,7 @@ def survival_table(
 
 
 def survival_sentences(table: pd.DataFrame, alpha: float) -> list[str]:
-    """Plain sentences on which of the paper's claims hold on this run."""
+    """Plain sentences on which of the paper's claims hold on this run; what the run can detect first."""
     if table.empty:
         return []
     n = len(table)
@@ -159,10 +159,11 @@ def survival_sentences(table: pd.DataFrame, alpha: float) -> list[str]:
         )
     if "min_detectable_drop" in table and table["min_detectable_drop"].notna().any():
         mdd = 100 * table["min_detectable_drop"].median()
-        out.append(
+        out.insert(
+            0,
             f"At this evaluation size the smallest drop beyond random that a paired test detects (80% power, "
             f"one-sided 5%) is about {mdd:.1f} accuracy points (median over attributes)"
-            + ("; smaller effects, such as the paper's few points, can be missed." if mdd > 2 else ".")
+            + ("; smaller effects, such as the paper's few points, can be missed." if mdd > 2 else "."),
         )
     if table["drop_ci_low"].notna().any():
         causal = table[table["drop_ci_low"] > 0]["attribute"].tolist()
