@@ -87,3 +87,18 @@ def test_flag_tables_in_the_docs_are_generated_from_the_parsers(monkeypatch):
     text = module.render()
     assert "| `--maskPath` | `--mask_path` |" in text and "| `--n_boot` |" in text
     assert (PACKAGE.parent / "docs" / "flags.md").read_text() == text
+
+
+def test_every_stage_names_its_output_with_output(tmp_path):
+    """One name for the output location: --output in every stage that writes one place (train writes
+    checkpoints and logs: --checkpoint_dir, --log_dir); the original spellings stay."""
+    from model_emotion.commands import activations, masks, report, rsa
+    from model_emotion.commands import eval as evaluate
+
+    target = tmp_path / "out"
+    assert rsa.parse_args(["--output", str(target)]).output == target
+    assert masks.parse_args(["--output", str(target)]).PKL_File == target
+    assert evaluate.parse_args(["--output", str(target)]).resultPath == target
+    assert activations.parse_args(["--output", str(target)]).output_dir == target
+    assert report.parse_args(["--output", str(target)]).output_dir == target
+    assert masks.parse_args(["--PKL_File", str(target)]).PKL_File == target  # the original's flag

@@ -42,7 +42,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     cli.add_checkpoint_args(parser)
     cli.add_device_args(parser)
     parser.add_argument(
-        "--output_dir", type=Path, default=None, help="output folder (default active_neuron_{mode}_csv)"
+        "--output_dir", "--output", type=Path, default=None, help="output folder (default active_neuron_{mode}_csv)"
     )
     parser.add_argument(
         "--sentiments", type=str, nargs="+", default=None, help="emotions to read (default: every checkpoint found)"

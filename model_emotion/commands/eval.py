@@ -50,6 +50,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument(
         "--resultPath",
         "--result_path",
+        "--output",
         type=Path,
         default=Path("eval_mask_neuron_result/RSA_14property_top_500_6000"),
         help="folder of {sentiment}-{seed}.json results (default %(default)s)",

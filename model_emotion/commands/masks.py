@@ -58,6 +58,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument(
         "--PKL_File",
         "--pkl_file",
+        "--output",
         type=Path,
         default=Path("masks/RSA_14property_top_500_6000.pkl"),
         help="output masks PKL (default %(default)s)",
