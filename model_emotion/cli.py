@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from .errors import ToolkitError
+from .names import MAX_SEED  # numpy's and torch's seed range
 
 logger = logging.getLogger(__name__)
 
@@ -26,7 +27,6 @@ class Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
 
-MAX_SEED = 2**32 - 1  # numpy's and torch's seed range
 MAX_COUNT = 2**31 - 1  # no count a flag takes (epochs, samples, batch sizes, k) is meaningful beyond this
 
 

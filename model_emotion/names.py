@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 
-from .errors import ToolkitError
+from .errors import ConfigError, ToolkitError
 
 MAX_NAME = 64
 MAX_MASK_NAME = 128
@@ -76,3 +76,16 @@ def csv_safe(value):
     if isinstance(value, str) and value.startswith(FORMULA_START):
         return "'" + value
     return value
+
+
+MAX_SEED = 2**32 - 1  # numpy's and torch's seed range
+
+
+def check_jobs(jobs) -> tuple[tuple[str, int], ...]:
+    """(emotion, seed) prompts of a stage: emotion names checked, seeds in range, none twice."""
+    out = tuple((check_emotion_name(e, "{--jobs}"), s) for e, s in (tuple(j) for j in jobs))
+    if not out or any(not isinstance(s, int) or isinstance(s, bool) or not 0 <= s <= MAX_SEED for _, s in out):
+        raise ConfigError(f"{{--jobs}} {list(jobs)!r}: give (emotion, seed) pairs with seeds in 0..{MAX_SEED}")
+    if len(set(out)) != len(out):
+        raise ConfigError(f"{{--jobs}} lists a prompt twice: {[f'{e}-{s}' for e, s in out]}")
+    return out

@@ -42,7 +42,11 @@ def parse_args(argv=None) -> argparse.Namespace:
         "rsa_searchlight.py): its counts, nulls and survivors beside this run's",
     )
     parser.add_argument(
-        "--output_dir", "--output", type=Path, default=Path("report"), help="where figures and tables go (default %(default)s)"
+        "--output_dir",
+        "--output",
+        type=Path,
+        default=Path("report"),
+        help="where figures and tables go (default %(default)s)",
     )
     parser.add_argument("--rank_csv", type=Path, default=None, help="rank table to use (default: the first found)")
     parser.add_argument(

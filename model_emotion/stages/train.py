@@ -15,7 +15,7 @@ from pathlib import Path
 from .. import cli
 from ..defaults import DEFAULT_ANSWER_CUE, DEFAULT_TEMPLATE, TRAIN
 from ..errors import ConfigError, ToolkitError
-from ..names import check_emotion_name
+from ..names import check_jobs
 from ..prompt_config import check_paper_quirks
 
 logger = logging.getLogger(__name__)
@@ -57,16 +57,7 @@ class TrainConfig:
         object.__setattr__(self, "log_dir", Path(self.log_dir))
         if self.verbalizer is not None:
             object.__setattr__(self, "verbalizer", tuple(self.verbalizer))
-        jobs = tuple((check_emotion_name(e, "{--jobs}"), s) for e, s in (tuple(j) for j in self.jobs))
-        if not jobs or any(
-            not isinstance(s, int) or isinstance(s, bool) or not 0 <= s <= cli.MAX_SEED for _, s in jobs
-        ):
-            raise ConfigError(
-                f"{{--jobs}} {list(self.jobs)!r}: give (emotion, seed) pairs with seeds in 0..{cli.MAX_SEED}"
-            )
-        if len(set(jobs)) != len(jobs):
-            raise ConfigError(f"{{--jobs}} lists a prompt twice: {[f'{e}-{s}' for e, s in jobs]}")
-        object.__setattr__(self, "jobs", jobs)
+        object.__setattr__(self, "jobs", check_jobs(self.jobs))
         for name, allowed in (
             ("head", ("auto", "mlm", "linear", "lm")),
             ("prompt_mode", ("soft", "instruction")),
