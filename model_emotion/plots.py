@@ -78,13 +78,16 @@ def selectivity_heatmap(tau: pd.DataFrame, q: pd.DataFrame, num_layers: int, alp
 
 
 def selectivity_counts(summary: pd.DataFrame):
-    """Significant and selective neurons per layer, one small panel per attribute."""
+    """Significant and selective neurons per layer (0 = nearest the input, as in the tables and in
+    ``L{layer}.{unit}``), one small panel per attribute, all on one y scale so panels compare; the
+    selective neurons are a subset of the significant ones, drawn over them."""
     per_layer = summary[summary["layer"].astype(str) != "all"].copy()
-    per_layer["layer"] = per_layer["layer"].astype(int) + 1
+    per_layer["layer"] = per_layer["layer"].astype(int)
     names = list(dict.fromkeys(per_layer["attribute"]))
     cols = min(5, len(names))
     rows = int(np.ceil(len(names) / cols))
-    fig, axes = _figure(rows, cols, figsize=(3.0 * cols, 2.4 * rows), squeeze=False)
+    fig, axes = _figure(rows, cols, figsize=(3.0 * cols, 2.4 * rows), squeeze=False, sharey=True)
+    top = max(1, int(per_layer["n_significant"].max()))
     for ax, name in zip(axes.flat, names):
         part = per_layer[per_layer["attribute"] == name]
         ax.bar(part["layer"], part["n_significant"], color="#5b5b5b", label="significant")
@@ -95,16 +98,22 @@ def selectivity_counts(summary: pd.DataFrame):
             hatch="//",
             edgecolor="black",
             linewidth=0.3,
-            label="selective (one attribute only)",
+            label="of which selective (one attribute only)",
         )
         ax.set_title(name, fontsize=9)
         ax.set_xlabel("layer", fontsize=8)
-        ax.set_ylabel("neurons", fontsize=8)
+        ax.set_ylim(0, top * 1.08)
+        ax.set_xticks(sorted(per_layer["layer"].unique()))
         ax.tick_params(labelsize=7)
+    for ax in axes[:, 0]:
+        ax.set_ylabel("neurons", fontsize=8)
     for ax in list(axes.flat)[len(names) :]:
         ax.axis("off")
-    axes[0, 0].legend(fontsize=6, loc="upper left")
-    fig.suptitle("Neurons significantly tuned to each attribute, by layer")
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower right", fontsize=8, frameon=False)
+    fig.suptitle(
+        "Neurons significantly tuned to each attribute, by layer (one y scale; selective drawn over significant)"
+    )
     fig.tight_layout()
     return fig
 
