@@ -272,16 +272,18 @@ def rdm_pair(
 
 def accuracy_bars(accuracy: pd.DataFrame, reference: pd.DataFrame | None = None, ax=None):
     """Prompt accuracy per emotion (mean over seeds, with the range), optionally beside a reference."""
-    ours = accuracy.groupby("emotion")["accuracy"].agg(["mean", "min", "max"]).sort_values("mean")
+    ours = accuracy.groupby("emotion")["accuracy"].agg(["mean", "min", "max", "count"]).sort_values("mean")
     fig, ax = _single(ax, (8, 0.28 * len(ours) + 1.5))
     y = np.arange(len(ours))
+    seeds = int(ours["count"].max())
+    several = seeds > 1
     ax.barh(
         y,
         ours["mean"],
-        xerr=[ours["mean"] - ours["min"], ours["max"] - ours["mean"]],
+        xerr=[ours["mean"] - ours["min"], ours["max"] - ours["mean"]] if several else None,
         color="#7f7f7f",
         height=0.4 if reference is not None else 0.7,
-        label="this run (mean, min-max over seeds)",
+        label=f"this run (mean, min-max over {seeds} seeds)" if several else "this run (1 seed)",
     )
     if reference is not None:
         ref = reference.groupby("emotion")["accuracy"].mean().reindex(ours.index)
@@ -289,9 +291,9 @@ def accuracy_bars(accuracy: pd.DataFrame, reference: pd.DataFrame | None = None,
     ax.set_yticks(y + (0.2 if reference is not None else 0))
     ax.set_yticklabels(ours.index, fontsize=8)
     ax.axvline(0.5, color="grey", linestyle=":", linewidth=0.8)
-    ax.set_xlabel("dev accuracy (balanced binary task; chance = 0.5)")
+    ax.set_xlabel("best-epoch dev accuracy (balanced binary task; chance = 0.5; biased upwards by the choice of epoch)")
     ax.set_xlim(0.4, 1.0)
-    ax.legend(fontsize=7, loc="lower right")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1), frameon=False)
     ax.set_title("Soft-prompt accuracy per emotion")
     fig.tight_layout()
     return fig
@@ -363,7 +365,7 @@ def agreement_vs_accuracy(per_emotion: pd.DataFrame, correlations: pd.DataFrame)
             ax.annotate(
                 row["emotion"],
                 (row[measure], row["prompt_accuracy"]),
-                fontsize=5,
+                fontsize=7,
                 xytext=(2, 2),
                 textcoords="offset points",
             )
@@ -372,7 +374,7 @@ def agreement_vs_accuracy(per_emotion: pd.DataFrame, correlations: pd.DataFrame)
             f"{measure}: r = {stat['pearson_r']:.2f} (p = {stat['pearson_p']:.2g}), rho = {stat['spearman_rho']:.2f}",
             fontsize=8,
         )
-        ax.set_xlabel(measure)
+        ax.set_xlabel(measure.replace("_", " "))
         ax.set_ylabel("prompt accuracy (mean over seeds)")
     fig.suptitle("GoEmotions rater agreement vs soft-prompt accuracy per emotion")
     fig.tight_layout()
@@ -384,12 +386,12 @@ def model_rsa(table: pd.DataFrame, ax=None):
     layers = table[table["scope"] != "all"]
     if layers.empty:
         return None
-    fig, ax = _single(ax, (8, 4.5))
+    fig, ax = _single(ax, (10.5, 4.5))
     markers = "osD^v<>px*h+"
     for i, (target, part) in enumerate(layers.groupby("target", sort=False)):
         human = target == "human_similarity"
         ax.plot(
-            part["scope"].astype(int) + 1,
+            part["scope"].astype(int),
             part["tau"],
             marker=markers[i % len(markers)],
             color="black" if human else "#9e9e9e",
@@ -398,10 +400,10 @@ def model_rsa(table: pd.DataFrame, ax=None):
             linestyle="-" if human else ":",
             label=target,
         )
-    ax.set_xlabel("layer")
+    ax.set_xlabel("layer (0 = nearest the input)")
     ax.set_ylabel("Kendall's tau-b with the model RDM")
     ax.axhline(0, color="grey", linewidth=0.6)
-    ax.legend(fontsize=6, ncol=2)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1), frameon=False)  # outside the data
     ax.set_title("Which layer's emotion geometry is most human-like? (correlation-distance RDM of all neurons)")
     fig.tight_layout()
     return fig
