@@ -42,8 +42,10 @@ def _number(text: str, kind, what: str):
 
 def positive_int(text: str) -> int:
     value = _number(text, int, "an integer")
-    if not 1 <= value <= MAX_COUNT:
-        raise argparse.ArgumentTypeError(f"{value} must be in 1..{MAX_COUNT}")
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} must be at least 1")
+    if value > MAX_COUNT:
+        raise argparse.ArgumentTypeError(f"{value} must be at most {MAX_COUNT}")
     return value
 
 
@@ -53,8 +55,10 @@ def positive_int_or_auto(text: str) -> int | str:
 
 def nonneg_int(text: str) -> int:
     value = _number(text, int, "an integer")
-    if not 0 <= value <= MAX_COUNT:
-        raise argparse.ArgumentTypeError(f"{value} must be in 0..{MAX_COUNT}")
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{value} must be 0 or more")
+    if value > MAX_COUNT:
+        raise argparse.ArgumentTypeError(f"{value} must be at most {MAX_COUNT}")
     return value
 
 
