@@ -11,6 +11,12 @@ from tqdm import tqdm
 from .batching import EncodedTask, batch_order, pad_rows
 
 
+def bar_disabled(progress: bool) -> bool | None:
+    """tqdm's ``disable``: off when not asked for; when asked for, shown on a terminal only (None lets
+    tqdm hide it when the output is a file or a pipe, so logs hold no carriage-return progress)."""
+    return None if progress else True
+
+
 def autocast(device: torch.device, model=None):
     """bf16 mixed precision on CUDA; full precision elsewhere (CPU results stay exact) and for a model
     under the paper protocol, which the original code ran in float32."""
@@ -37,7 +43,7 @@ def predict_logits(
             batch_order(task, batch_size, pad_to=pad_to, extra_tokens=model.extra_tokens),
             desc=desc,
             leave=False,
-            disable=not progress,
+            disable=bar_disabled(progress),
         ):
             ids, mask, _ = pad_rows(task, rows, pad_to)
             out[rows] = model(ids.to(device), mask.to(device)).float().cpu()  # [batch, 2]

@@ -15,6 +15,7 @@ import json
 import logging
 import os
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 
@@ -199,6 +200,9 @@ def load_backbone(name: str, head: str = "auto", dtype: str | None = None):
     name = resolve_model_name(name)
     previous = transformers.logging.get_verbosity()
     transformers.logging.set_verbosity_error()
+    bars = transformers.logging.is_progress_bar_enabled()
+    if not sys.stderr.isatty():  # its loading bars only on a terminal: no carriage returns in logs
+        transformers.logging.disable_progress_bar()
     try:
         try:
             tokenizer = AutoTokenizer.from_pretrained(name)
@@ -256,6 +260,8 @@ def load_backbone(name: str, head: str = "auto", dtype: str | None = None):
                     raise ToolkitError(f"cannot load {{--model}} {name}: {_first_line(exc)}") from None
     finally:
         transformers.logging.set_verbosity(previous)
+        if bars:
+            transformers.logging.enable_progress_bar()
     chosen = "mlm" if mlm_trained else "linear"
     logger.info(
         "loaded %s (%s, %d layers), head: %s", name, model.config.model_type, model.config.num_hidden_layers, chosen

@@ -40,7 +40,7 @@ from .architectures import Architecture, architecture, get_module, linear_weight
 from .architectures import blocks as model_blocks
 from .batching import EncodedTask, batch_order, pad_rows
 from .errors import ConfigError, ToolkitError
-from .inference import autocast, mean_accuracy, predict_logits
+from .inference import autocast, bar_disabled, mean_accuracy, predict_logits
 from .memory import activation_bytes, free_bytes
 from .neurons import find_ffn, scale_neurons
 from .prompt_base import PromptModel
@@ -484,7 +484,7 @@ def evaluate_masks(
     results = dict(done or {})
     todo = {name: mask for name, mask in masks.items() if name not in results}
     labels = torch.from_numpy(task.labels)
-    with tqdm(total=len(todo), desc="masks", disable=not progress) as bar:
+    with tqdm(total=len(todo), desc="masks", disable=bar_disabled(progress)) as bar:
         for group in _masked_logits(model, task, todo, batch_size, device, group_size, shared, masks_per_forward):
             for name, logits in group.items():
                 hits = (logits.argmax(-1) == labels).numpy()

@@ -32,7 +32,7 @@ from tqdm import tqdm
 
 from .batching import MAX_PADDING, EncodedTask, _sorted_groups, batch_order, pad_rows
 from .errors import ConfigError, ToolkitError
-from .inference import autocast, mean_accuracy
+from .inference import autocast, bar_disabled, mean_accuracy
 from .memory import activation_bytes, free_bytes
 from .neurons import find_ffn
 from .training import TrainResult, make_optimizer
@@ -251,7 +251,10 @@ def _train_together(
         losses, seen = [0.0 for _ in jobs], [0 for _ in jobs]
         steps = max(len(order) for order in orders)
         for step in tqdm(
-            range(steps), desc=f"epoch {epoch + 1}/{epochs} ({len(models)} prompts)", leave=False, disable=not progress
+            range(steps),
+            desc=f"epoch {epoch + 1}/{epochs} ({len(models)} prompts)",
+            leave=False,
+            disable=bar_disabled(progress),
         ):
             active = [j for j in jobs if step < len(orders[j])]
             padded = [pad_rows(trains[j], orders[j][step]) for j in active]

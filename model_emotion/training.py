@@ -14,7 +14,7 @@ from tqdm import tqdm
 
 from .batching import EncodedTask, batches, num_batches
 from .errors import ConfigError, ToolkitError
-from .inference import accuracy, autocast
+from .inference import accuracy, autocast, bar_disabled
 from .prompt_base import PromptModel
 
 logger = logging.getLogger(__name__)
@@ -109,7 +109,7 @@ def train_prompt(
             total=num_batches(train, batch_size, shuffle=True),
             desc=f"epoch {epoch + 1}/{epochs}",
             leave=False,
-            disable=not progress,
+            disable=bar_disabled(progress),
         )
         for ids, mask, labels in bar:
             ids, mask, labels = ids.to(device), mask.to(device), labels.to(device)

@@ -228,3 +228,26 @@ def test_jobs_in_one_process_match_single_runs_and_go_on_after_a_failure(work, t
     assert torch.equal(batched["best_prompt"], alone["best_prompt"]) and batched["best_acc"] == alone["best_acc"]
     with pytest.raises(ToolkitError, match="must look like EMOTION-SEED"):
         train.main(["--jobs", "anger", "--model", str(tiny_bert), "--data_dir", str(work.data)])
+
+
+def test_progress_bars_only_on_a_terminal(work, tiny_bert):
+    """Run with its output captured (not a terminal), training logs its lines but draws no progress bars."""
+    proc = run_script(
+        "train.py",
+        "--sentiment",
+        "joy",
+        "--model",
+        str(tiny_bert),
+        "--data_dir",
+        str(work.data),
+        "--checkpoint_dir",
+        str(work / "ck_bars"),
+        "--log_dir",
+        str(work / "log_bars"),
+        *TRAIN_ARGS,
+        "--device",
+        "cpu",
+        cwd=work,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "wrote" in proc.stderr and "\r" not in proc.stderr and "it/s" not in proc.stderr

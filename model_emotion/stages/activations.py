@@ -160,7 +160,7 @@ def run_activations(config: ActivationsConfig) -> int:
     seeds = sorted({s for _, s, _ in jobs})
     rows: dict[tuple[str, int], np.ndarray] = {}
     accuracy = []
-    for emotion, seed, path in tqdm(jobs, desc="prompts"):
+    for emotion, seed, path in tqdm(jobs, desc="prompts", disable=None):  # the bar on a terminal only
         record = records[(emotion, seed)]
         csv_path = out / f"{emotion}-{seed}.csv"
         made_from = {
