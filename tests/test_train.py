@@ -189,11 +189,16 @@ def test_ctrl_c_mid_epoch_leaves_nothing_half_written(work, tiny_bert):
         text=True,
         env=dict(__import__("os").environ),
     )
+
+    # The log is written to a temporary file beside its place until the run ends: wait until the live
+    # one shows the first epoch, so the signal arrives while the run trains.
+    def live_log() -> str:
+        return "".join(p.read_text() for p in (work / "log2").glob(".joy-1.log.*")) if (work / "log2").is_dir() else ""
+
     deadline = time.time() + 120
-    while time.time() < deadline and not (work / "log2" / "joy-1.log").exists():
-        time.sleep(0.2)
-    while time.time() < deadline and "epoch 1/500" not in (work / "log2" / "joy-1.log").read_text():
-        time.sleep(0.2)
+    while time.time() < deadline and "epoch 1/500" not in live_log():
+        time.sleep(0.05)
+    assert proc.poll() is None, "the run ended before it could be interrupted"
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
