@@ -77,6 +77,23 @@ def accuracies_of(record: dict, source: str = "result") -> dict:
     return nested
 
 
+def mask_info(name: str) -> dict | None:
+    """A mask name decoded: {name, attribute, k, kind (top, random, permuted), draw}; None when the
+    name is not a mask name (``MASK_KEY``)."""
+    match = MASK_KEY.match(name)
+    if not match:
+        return None
+    kind = "random" if match["random"] else "permuted" if match["permuted"] else "top"
+    draw = int(match["draw"] or 1) if kind == "random" else int(match["permuted"]) if kind == "permuted" else 0
+    return {"name": name, "attribute": match["attribute"], "k": int(match["k"]), "kind": kind, "draw": draw}
+
+
+def summary_layers(summary: pd.DataFrame) -> int:
+    """The layer count a searchlight summary covers (its rows per layer, 0-based, plus "all")."""
+    layers = summary["layer"].astype(str)
+    return int(layers[layers != "all"].astype(int).max()) + 1
+
+
 def encode_correct(hits) -> str:
     """Per-example correctness as the result JSON stores it: one '0'/'1' character per example, row order."""
     return "".join("1" if h else "0" for h in np.asarray(hits, dtype=bool).ravel())
@@ -97,12 +114,9 @@ def correct_of(
     if not isinstance(stored, dict):
         raise ToolkitError(f"{source}: 'correct' is {type(stored).__name__}, not an object of 0/1 strings")
     if per_batch is None:
-        recorded = (
-            ((record.get("provenance") or {}).get("settings") or {})
-            if isinstance(record.get("provenance"), dict)
-            else {}
-        )
-        per_batch = recorded.get("per_batch") if isinstance(recorded, dict) else None
+        provenance = record.get("provenance")
+        settings = provenance.get("settings") if isinstance(provenance, dict) else None
+        per_batch = settings.get("per_batch") if isinstance(settings, dict) else None
         if per_batch is not None and (not isinstance(per_batch, int) or isinstance(per_batch, bool) or per_batch < 1):
             raise ToolkitError(f"{source}: the recorded per_batch {per_batch!r} is not a positive integer")
     accuracies = accuracies_of(record, source)
@@ -161,20 +175,15 @@ def _masking_rows(records: list[tuple[dict, str]]) -> pd.DataFrame:
                 continue
             if not is_accuracy(value):
                 raise ToolkitError(f"{file}: {key!r} is {value!r}, not an accuracy in [0, 1]")
+            info = mask_info(key)
             rows.append(
                 {
                     "emotion": emotion,
                     "seed": int(seed),
-                    "attribute": match["attribute"],
-                    "kind": "random" if match["random"] else "permuted" if match["permuted"] else "top",
-                    "k": int(match["k"]),
-                    "draw": (
-                        int(match["draw"] or 1)
-                        if match["random"]
-                        else int(match["permuted"])
-                        if match["permuted"]
-                        else 0
-                    ),
+                    "attribute": info["attribute"],
+                    "kind": info["kind"],
+                    "k": info["k"],
+                    "draw": info["draw"],
                     "accuracy": float(value),
                     "unmasked": unmasked,
                     # per-example correctness of this mask and of the unmasked prompt (None in older files)
@@ -320,8 +329,7 @@ def load_results(
         if Path(f"{stem}_summary.csv").exists():
             res.summary = read_summary(Path(f"{stem}_summary.csv"))
         if res.summary is not None:
-            layers = res.summary["layer"].astype(str)
-            from_summary = int(layers[layers != "all"].astype(int).max()) + 1
+            from_summary = summary_layers(res.summary)
             if res.num_layers is not None and meta.get("num_layers") and meta["num_layers"] != from_summary:
                 raise ToolkitError(
                     f"{rank_path}: its _meta.json says {meta['num_layers']} layers, its _summary.csv {from_summary}"

@@ -104,8 +104,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def draw(res, out: Path, args, label: str, reference=None) -> list[Path]:
-    """Every figure the results allow; logs what cannot be drawn and why."""
+def draw(res, out: Path, args, label: str, reference=None, summary=None, k: int | None = None) -> list[Path]:
+    """Every figure the results allow; logs what cannot be drawn and why. ``summary`` and ``k``: the
+    run's summary table and its k (``tables.summary_table``), computed once by the caller."""
     import numpy as np
 
     from model_emotion import plots
@@ -139,16 +140,16 @@ def draw(res, out: Path, args, label: str, reference=None) -> list[Path]:
         res.tau.shape[0] if res.tau is not None else (res.activations.activations.shape[2] if res.activations else None)
     )
     if res.masking is not None:
-        ks = sorted(res.masking["k"].unique())
-        k = args.k if args.k in ks else ks[len(ks) // 2]
-        if len(ks) > 1:  # curves over k; one k is a dot plot of the paired drops with their intervals
-            written += save(plots.masking_curves(res.masking, total), out / f"{label}masking_accuracy_vs_k", formats)
-        else:
+        if k is None:
             from model_emotion.tables import summary_table
 
-            written += save(
-                plots.drop_dots(summary_table(res, k)[0], k), out / f"{label}drop_beyond_baselines_k{k}", formats
-            )
+            summary, k = summary_table(res, args.k)
+        if (
+            res.masking["k"].nunique() > 1
+        ):  # curves over k; one k is a dot plot of the paired drops with their intervals
+            written += save(plots.masking_curves(res.masking, total), out / f"{label}masking_accuracy_vs_k", formats)
+        elif summary is not None and not summary.empty:
+            written += save(plots.drop_dots(summary, k), out / f"{label}drop_beyond_baselines_k{k}", formats)
         written += save(plots.drop_matrix(res.masking, k), out / f"{label}drop_beyond_random_k{k}", formats)
     if res.activations is not None:
         try:
@@ -459,8 +460,8 @@ def _write_report(args, out: Path, ours, paper, human, control=None) -> int:
                     "%s: missing %s; drawing what is there", args.results_dir or args.paper_dir, "; ".join(missing)
                 )
         reference = paper.accuracy if (label == "" and paper is not None) else None
-        written += draw(res, out, args, prefix, reference)
-        table, k = summary_table(res, args.k)
+        table, k = summary_table(res, args.k)  # once: the summary files and the figures use it
+        written += draw(res, out, args, prefix, reference, table, k)
         if not table.empty:
             write_csv(out / f"{prefix}summary.csv", table)
             title = "Paper (RoBERTa-base, released data)" if label else "This run"

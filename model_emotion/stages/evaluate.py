@@ -15,7 +15,7 @@ or settings changed is evaluated again.
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from .. import cli
@@ -55,7 +55,6 @@ class EvalConfig:
     negative_sampling: str | None = None  # None: the checkpoint's
     accuracy_mean: str = "overall"
     overwrite: bool = False
-    extra: dict = field(default_factory=dict, compare=False)  # unused: keeps from_dict tolerant
 
     def __post_init__(self):
         object.__setattr__(self, "mask_path", Path(self.mask_path))
@@ -91,7 +90,6 @@ class EvalConfig:
 
     def to_dict(self) -> dict:
         values = asdict(self)
-        values.pop("extra")
         values["jobs"] = [list(j) for j in self.jobs]
         return {k: str(v) if isinstance(v, Path) else v for k, v in values.items()}
 
@@ -99,7 +97,7 @@ class EvalConfig:
     def from_dict(cls, values: dict) -> EvalConfig:
         if not isinstance(values, dict):
             raise ToolkitError("an eval config must be a JSON object")
-        known = {k: v for k, v in values.items() if k in cls.__dataclass_fields__ and k != "extra"}
+        known = {k: v for k, v in values.items() if k in cls.__dataclass_fields__}
         if "jobs" in known:
             if not isinstance(known["jobs"], list) or not all(
                 isinstance(j, list) and len(j) == 2 for j in known["jobs"]
@@ -134,7 +132,7 @@ def run_eval(config: EvalConfig) -> int:
     from model_emotion.masks import load_masks
     from model_emotion.results import accuracies_of, correct_of, encode_correct, is_accuracy
 
-    per_batch = config.eval_batch_size if config.accuracy_mean == "per_batch" else None
+    per_batch = config.per_batch
     cli.check_output_dir(config.result_path, "{--result_path}")  # before any work
     jobs = list(config.jobs)
     masks = load_masks(config.mask_path)

@@ -93,10 +93,9 @@ def layers_from_summary(rank_csv: Path) -> int | None:
     summary = Path(f"{rank_csv.with_suffix('')}_summary.csv")
     if not summary.exists():
         return None
-    from model_emotion.results import read_summary
+    from model_emotion.results import read_summary, summary_layers
 
-    layers = read_summary(summary)["layer"].astype(str)
-    return int(layers[layers != "all"].astype(int).max()) + 1
+    return summary_layers(read_summary(summary))
 
 
 def layers_from_model(model: str, rows: int) -> int | None:
@@ -138,19 +137,6 @@ def infer_layers(rank_csv: Path, rows: int, model: str) -> int:
     )
 
 
-def mask_records(masks: dict) -> list[dict]:
-    """Each mask's metadata as data (name, attribute, k, kind, draw), decoded once from its name."""
-    from ..results import MASK_KEY
-
-    out = []
-    for name in masks:
-        match = MASK_KEY.match(name)
-        kind = "random" if match["random"] else "permuted" if match["permuted"] else "top"
-        draw = int(match["draw"] or 1) if kind == "random" else int(match["permuted"]) if kind == "permuted" else 0
-        out.append({"name": name, "attribute": match["attribute"], "k": int(match["k"]), "kind": kind, "draw": draw})
-    return out
-
-
 def run_masks(config: MaskConfig) -> int:
     """Write the masks file (skipped when it exists and was made from this rank table)."""
     with job_lock(config.pkl_file):  # one run per output: a second one stops at once
@@ -160,7 +146,7 @@ def run_masks(config: MaskConfig) -> int:
 def _run(config: MaskConfig) -> int:
     from model_emotion.io import file_digest, read_json, read_meta, save_run_args, write_meta
     from model_emotion.masks import generate_masks, save_masks
-    from model_emotion.results import read_rank_table
+    from model_emotion.results import mask_info, read_rank_table
 
     if not config.csv_path.is_file():
         raise ToolkitError(f"rank table not found: {config.csv_path} (run {{stage:rsa}} first)")
@@ -244,7 +230,7 @@ def _run(config: MaskConfig) -> int:
         seed=config.seed,
         attributes=list(attributes),
         rank_sha256=rank_sha,
-        masks=mask_records(masks),
+        masks=[mask_info(name) for name in masks],  # each mask's metadata as data
     )
     logger.info(
         "wrote %d masks (%d attributes x k in %s, %d random draws and %d permuted rankings each, %s) to %s",

@@ -161,7 +161,8 @@ def _run(config: RSAConfig) -> int:
         record = read_json(args_path, dict) if args_path.exists() else {}
         recorded = record.get("activations_sha256")
         settings = record.get("args") if isinstance(record.get("args"), dict) else {}
-        changed = [name for name in RESULT_SETTINGS if name in settings and settings[name] != config.to_dict()[name]]
+        current = config.to_dict()
+        changed = [name for name in RESULT_SETTINGS if name in settings and settings[name] != current[name]]
         if (recorded is None or recorded == source_sha) and not changed:
             logger.info("%s exists; skipping (pass --overwrite to recompute)", paths["rank"])
             return 0
