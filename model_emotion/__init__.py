@@ -23,6 +23,7 @@ The stage layer (``model_emotion.stages``), on files, exactly as the commands ru
     run_masks(MaskConfig(...)) -> exit status        step 4 (gen_mask.py)
     run_eval(EvalConfig(...)) -> exit status          step 5 (eval_mask_neuron.py), the paper's
                                                       per-batch accuracy included
+    run_report(ReportConfig(...)) -> exit status      step 6 (report.py): figures, tables, report.html
 
 Importing the package loads no model and sets no matplotlib backend.
 """
@@ -48,6 +49,8 @@ _API = {
     "run_masks": "stages.masks",
     "EvalConfig": "stages.evaluate",
     "run_eval": "stages.evaluate",
+    "ReportConfig": "stages.report",
+    "run_report": "stages.report",
     "load_goemotions": "data",
     "load_backbone": "loading",
     "load_ratings": "attributes",

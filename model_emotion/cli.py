@@ -181,20 +181,26 @@ def add_jobs_arg(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def run_jobs(jobs: list[tuple[str, int]], run_one: Callable[[str, int], None]) -> int:
-    """Run each job; with several, report a failing one in one line and go on; exit code 1 if any failed."""
+def run_jobs(jobs: list[tuple[str, int]], run_one: Callable[[str, int], None], what: str = "jobs") -> int:
+    """Run each job, logging after each one ``what`` done/total, the time so far and an estimate of the
+    time left; with several, report a failing one in one line and go on; exit code 1 if any failed."""
+    from .progress import Progress
+
     if len(jobs) == 1:
         run_one(*jobs[0])
         return 0
     failed = []
+    progress = Progress(what, len(jobs))
     for emotion, seed in jobs:
+        name = f"{emotion}-{seed}"
         try:
             run_one(emotion, seed)
         except KeyboardInterrupt:
             raise
         except Exception as exc:  # noqa: BLE001 - one job's failure, whatever it is, must not stop the others
-            logger.error("%s-%d failed: %s", emotion, seed, _one_line(exc))
-            failed.append(f"{emotion}-{seed}")
+            logger.error("%s failed: %s", name, _one_line(exc))
+            failed.append(name)
+        progress.step(name, failed=name in failed)
     if failed:
         logger.error("%d of %d jobs failed: %s", len(failed), len(jobs), " ".join(failed))
     return 1 if failed else 0

@@ -35,6 +35,7 @@ from .errors import ConfigError, ToolkitError
 from .inference import autocast, bar_disabled, mean_accuracy
 from .memory import activation_bytes, free_bytes
 from .neurons import find_ffn
+from .progress import Progress
 from .training import TrainResult, make_optimizer
 
 logger = logging.getLogger(__name__)
@@ -201,6 +202,7 @@ def train_prompts(
     if len(groups) > 1:
         logger.info("%d prompts trained in %d waves of at most %d", len(models), len(groups), max(map(len, groups)))
     results: list[TrainResult | None] = [None] * len(models)
+    tracker = Progress(f"epochs of {len(models)} prompts", epochs * len(groups))  # one line per epoch in a log
     for wave in groups:
         trained = _train_together(
             [models[j] for j in wave],
@@ -216,6 +218,7 @@ def train_prompts(
             optimizer=optimizer,
             progress=progress,
             first_job=wave[0],
+            tracker=tracker,
         )
         for j, result in zip(wave, trained):
             results[j] = result
@@ -237,6 +240,7 @@ def _train_together(
     optimizer: str,
     progress: bool,
     first_job: int = 0,
+    tracker: Progress | None = None,
 ) -> list[TrainResult]:
     """One wave (the jobs ``first_job``, ``first_job + 1``, ...): every job's step in one stacked forward and
     backward."""
@@ -289,6 +293,8 @@ def _train_together(
         logger.info(
             "epoch %d/%d: dev acc %s", epoch + 1, epochs, " ".join(f"{h[-1]['dev_acc']:.3f}" for h in histories)
         )
+        if tracker is not None:
+            tracker.step()
     return [
         TrainResult(
             best[j][2], best[j][0], best[j][1], models[j].trainable_state(), histories[j][-1]["dev_acc"], histories[j]

@@ -1,5 +1,8 @@
-"""The report's figures. Colour maps are perceptually uniform (viridis, cividis, magma), so they stay
-readable in greyscale; lines differ by marker and style, not colour alone.
+"""The report's figures. Signed quantities (drops beyond random, Kendall's tau) sit on a diverging map
+centred at zero with symmetric limits; unsigned ones on a perceptually uniform map (viridis). Lines
+differ by marker and style, not colour alone. Drops are in points of accuracy, neurons are named
+``L{layer}.{unit}`` with layers from 0 (nearest the input), no text is below 7 pt at the saved size, and
+legends sit outside the data (``tests/test_figures.py`` checks these on every figure).
 
 Every function returns a ``matplotlib.figure.Figure`` built without pyplot, so importing this module
 sets no backend: in a notebook the returned figure shows inline, and ``save`` writes it to files.
@@ -47,28 +50,30 @@ def _single(ax, figsize):
 
 
 def selectivity_heatmap(tau: pd.DataFrame, q: pd.DataFrame, num_layers: int, alpha: float):
-    """Kendall's tau of significant neurons (q < alpha), one panel per layer: attributes x units."""
+    """Kendall's tau of significant neurons (q < alpha), one panel per layer (``L0`` nearest the input):
+    attributes x units, on a diverging map centred at zero with symmetric limits (tau is signed)."""
     names = list(tau.columns)
     values = np.where(np.nan_to_num(q.to_numpy(), nan=1.0) < alpha, tau.to_numpy(), np.nan)  # [neurons, attributes]
     d_ffn = values.shape[0] // num_layers
     finite = values[np.isfinite(values)]
-    vmax = float(finite.max()) if finite.size else 1.0
-    vmin = float(finite.min()) if finite.size else 0.0
+    limit = float(np.abs(finite).max()) if finite.size else 1.0
+    # 7 pt attribute names need about 0.11 in per row; a small gap between the layers' panels
     fig, axes = _figure(
-        num_layers, 1, figsize=(12, max(4.0, 0.09 * len(names) * num_layers + 1.5)), sharex=True, squeeze=False
+        num_layers, 1, figsize=(12, num_layers * (0.12 * len(names) + 0.15) + 1.6), sharex=True, squeeze=False
     )
     image = None
     for layer in range(num_layers):
         ax = axes[layer, 0]
         block = values[layer * d_ffn : (layer + 1) * d_ffn].T  # [attributes, d_ffn]
-        ax.set_facecolor("white")
-        image = ax.imshow(block, aspect="auto", interpolation="nearest", cmap="magma_r", vmin=vmin, vmax=vmax)
+        ax.set_facecolor("#f2f2f2")  # not significant: light grey, apart from tau near 0 (white)
+        image = ax.imshow(block, aspect="auto", interpolation="nearest", cmap="RdBu_r", vmin=-limit, vmax=limit)
         ax.set_yticks(range(len(names)))
-        ax.set_yticklabels(names, fontsize=5)
-        ax.set_ylabel(f"layer {layer + 1}", rotation=0, ha="right", va="center", fontsize=7)
-    axes[-1, 0].set_xlabel(f"FFN neuron (unit index within the layer, 0..{d_ffn - 1})")
+        ax.set_yticklabels(names, fontsize=7)
+        ax.set_ylabel(f"L{layer}", rotation=0, ha="right", va="center", fontsize=9, labelpad=8)
+        ax.tick_params(axis="x", labelsize=8)
+    axes[-1, 0].set_xlabel(f"FFN unit within the layer (0..{d_ffn - 1}); neuron L{{layer}}.{{unit}}")
     fig.suptitle(
-        f"Attribute-selective neurons: Kendall's tau of neurons significant at q < {alpha:g} (blank = not significant)"
+        f"Attribute-selective neurons: Kendall's tau of neurons significant at q < {alpha:g} (grey = not significant)"
     )
     if image is not None:
         fig.colorbar(
@@ -159,9 +164,11 @@ def masking_curves(masking: pd.DataFrame, total_neurons: int | None = None):
         ax.tick_params(labelsize=7)
     for ax in list(axes.flat)[len(panels) :]:
         ax.axis("off")
-    axes[0, 0].legend(fontsize=6, loc="lower left")
+    handles, labels = axes[0, 0].get_legend_handles_labels()
     fig.suptitle(f"Prompt accuracy after masking (mean over emotions and seeds; error bars: 95% CI over {unit})")
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1, 0.93))
+    # the legend in the band between the title and the panels: outside every panel's data
+    fig.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, 0.955), ncol=3, fontsize=8, frameon=False)
     return fig
 
 
@@ -271,30 +278,60 @@ def rdm_pair(
 
 
 def accuracy_bars(accuracy: pd.DataFrame, reference: pd.DataFrame | None = None, ax=None):
-    """Prompt accuracy per emotion (mean over seeds, with the range), optionally beside a reference."""
-    ours = accuracy.groupby("emotion")["accuracy"].agg(["mean", "min", "max", "count"]).sort_values("mean")
-    fig, ax = _single(ax, (8, 0.28 * len(ours) + 1.5))
+    """Prompt accuracy per emotion (mean over seeds, with the range when there are several): best-epoch
+    dev accuracy and, when recorded, test accuracy with the number of test examples beside each
+    emotion (a few dozen for the rarest emotions: their accuracies are coarse); optionally the
+    reference's (the paper's) dev accuracy beside them."""
+    has_test = "test_accuracy" in accuracy.columns and accuracy["test_accuracy"].notna().any()
+    grouped = accuracy.groupby("emotion")
+    ours = grouped["accuracy"].agg(["mean", "count"]).sort_values("mean")  # emotions in order of dev accuracy
+    bars = [("accuracy", "dev (best epoch; biased upwards by that choice)", "#9e9e9e", None)]
+    if has_test:
+        bars.append(("test_accuracy", "test (prompt of the best dev epoch)", "white", "////"))
+    if reference is not None:
+        bars.append(("reference", "paper RoBERTa-base, dev (mean over seeds)", "white", ".."))
+    height = 0.8 / len(bars)
+    fig, ax = _single(ax, (8, 0.22 * len(bars) * len(ours) + 1.8))
     y = np.arange(len(ours))
     seeds = int(ours["count"].max())
-    several = seeds > 1
-    ax.barh(
-        y,
-        ours["mean"],
-        xerr=[ours["mean"] - ours["min"], ours["max"] - ours["mean"]] if several else None,
-        color="#7f7f7f",
-        height=0.4 if reference is not None else 0.7,
-        label=f"this run (mean, min-max over {seeds} seeds)" if several else "this run (1 seed)",
-    )
-    if reference is not None:
-        ref = reference.groupby("emotion")["accuracy"].mean().reindex(ours.index)
-        ax.barh(y + 0.4, ref, color="#2b2b2b", height=0.4, hatch="..", label="paper RoBERTa-base (mean over seeds)")
-    ax.set_yticks(y + (0.2 if reference is not None else 0))
+    for i, (column, label, color, hatch) in enumerate(bars):
+        if column == "reference":
+            values = reference.groupby("emotion")["accuracy"].mean().reindex(ours.index)
+            err = None
+        else:
+            stats = grouped[column].agg(["mean", "min", "max"]).reindex(ours.index)
+            values = stats["mean"]
+            err = [values - stats["min"], stats["max"] - values] if seeds > 1 else None
+        ax.barh(
+            y + (i - (len(bars) - 1) / 2) * height,
+            values,
+            xerr=err,
+            height=height,
+            color=color,
+            hatch=hatch,
+            edgecolor="black",
+            linewidth=0.4,
+            label=label,
+        )
+    ax.set_yticks(y)
     ax.set_yticklabels(ours.index, fontsize=8)
+    if has_test and "test_examples" in accuracy.columns and accuracy["test_examples"].notna().any():
+        n = grouped["test_examples"].mean().reindex(ours.index)
+        right = ax.secondary_yaxis("right")
+        right.set_yticks(y)
+        right.set_yticklabels([f"n = {v:.0f}" if np.isfinite(v) else "n = ?" for v in n], fontsize=7)
+        right.tick_params(length=0)
     ax.axvline(0.5, color="grey", linestyle=":", linewidth=0.8)
-    ax.set_xlabel("best-epoch dev accuracy (balanced binary task; chance = 0.5; biased upwards by the choice of epoch)")
+    ax.set_xlabel("accuracy (balanced binary task; chance = 0.5)")
     ax.set_xlim(0.4, 1.0)
-    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1), frameon=False)
-    ax.set_title("Soft-prompt accuracy per emotion")
+    ax.set_ylim(-0.6, len(ours) - 0.4)
+    ax.legend(fontsize=7, loc="lower left", bbox_to_anchor=(0, 1.01), frameon=False, ncol=1)
+    spread = f"mean and min-max over {seeds} seeds" if seeds > 1 else "1 seed"
+    ax.set_title(
+        f"Soft-prompt accuracy per emotion ({spread}" + ("; n: test examples" if has_test else "") + ")",
+        fontsize=10,
+        pad=12 + 11 * len(bars),
+    )
     fig.tight_layout()
     return fig
 
@@ -334,7 +371,7 @@ def importance_vs_drop(importance: pd.DataFrame, drops: pd.DataFrame, correlatio
             ax.annotate(
                 row["attribute"],
                 (row["tau"], 100 * row["drop_beyond_random"]),
-                fontsize=6,
+                fontsize=7,
                 xytext=(2, 2),
                 textcoords="offset points",
             )
@@ -411,7 +448,8 @@ def model_rsa(table: pd.DataFrame, ax=None):
 
 def null_counts(draws: np.ndarray, observed: pd.Series, names: list[str], test: str):
     """Each attribute's observed count of significant neurons against its distribution under emotion-label
-    permutations (small multiples, one histogram per attribute, shared x axis in neurons)."""
+    permutations (small multiples, one histogram per attribute; each panel its own x scale, as the
+    comparison is within a panel: the red line against its grey null)."""
     cols = min(5, len(names))
     rows = -(-len(names) // cols)
     fig, axes = _figure(rows, cols, figsize=(2.6 * cols, 2.1 * rows), squeeze=False, sharex=False)

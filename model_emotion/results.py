@@ -282,7 +282,16 @@ def load_results(
             "a prompt accuracy table (sentiment, random_seed, accuracy)",
             ["sentiment", "random_seed", "accuracy"],
         )
-        table = _numeric_table(table, acc_path, ["random_seed", "accuracy"])
+        optional = [c for c in ("test_accuracy", "dev_examples", "test_examples") if c in table.columns]
+        table = _numeric_table(table, acc_path, ["random_seed", "accuracy", *optional])
+        for column in ("accuracy", "test_accuracy", "dev_examples", "test_examples"):
+            values = table[column].dropna() if column in table.columns else pd.Series(dtype=float)
+            bad = ~values.between(0, 1) if "accuracy" in column else (values < 0) | (values % 1 != 0)
+            if bad.any():
+                raise ToolkitError(
+                    f"{acc_path}: column {column!r} holds {values[bad].iloc[0]!r}, not "
+                    + ("an accuracy in [0, 1]" if "accuracy" in column else "a count of examples")
+                )
         res.accuracy = table.rename(columns={"sentiment": "emotion", "random_seed": "seed"})
         res.sources["accuracy"] = str(acc_path)
     rank_path = Path(rank_csv) if rank_csv else None

@@ -59,11 +59,13 @@ run_grid() {
       if (( i % NUM_SHARDS == SHARD )); then
         local done_path=${template//\{e\}/$e}
         done_path=${done_path//\{s\}/$s}
+        # The plan, job by job, in a dry run only: a real run says how many and then reports each job
+        # as it finishes (so nothing reads as done before it ran).
         if [[ $template != - && -e $done_path ]]; then
-          echo "skip $e-$s ($done_path exists)"
+          [[ $DRY_RUN == 1 ]] && echo "skip $e-$s ($done_path exists)"
           skipped=$((skipped + 1))
         else
-          echo "run $e-$s"
+          [[ $DRY_RUN == 1 ]] && echo "run $e-$s"
           pending+=("$e-$s")
         fi
       fi
@@ -73,11 +75,16 @@ run_grid() {
   local failed=0 chunk=${JOBS_PER_PROCESS}
   (( chunk > 0 )) || chunk=${#pending[@]}
   if [[ $DRY_RUN != 1 ]]; then
+    echo "shard $SHARD/$NUM_SHARDS: ${#pending[@]} job(s) to run, $skipped already done (skipped)"
     local start
     for (( start = 0; start < ${#pending[@]}; start += chunk )); do
       "$@" --jobs "${pending[@]:start:chunk}" || failed=1
     done
   fi
-  echo "shard $SHARD/$NUM_SHARDS: ${#pending[@]} to run, $skipped skipped$( ((failed)) && echo ', some FAILED (see above)')"
+  if [[ $DRY_RUN == 1 ]]; then
+    echo "shard $SHARD/$NUM_SHARDS: ${#pending[@]} to run, $skipped skipped"
+  else
+    echo "shard $SHARD/$NUM_SHARDS finished: ${#pending[@]} job(s) run, $skipped skipped$( ((failed)) && echo ', some FAILED (see above)')"
+  fi
   (( failed == 0 ))
 }

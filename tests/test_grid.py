@@ -69,3 +69,21 @@ def test_demo_offline_without_paths_fails_with_one_line(script):
     assert proc.returncode == 2
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and "set ME_SHARED_DATA" in lines[0]
+
+
+def test_a_real_run_announces_counts_not_jobs_before_they_run(tmp_path):
+    """Only a dry run lists the plan job by job; a real run says how many, and each job is reported as
+    it finishes (by the stage's progress lines), so nothing reads as done before it ran."""
+    (tmp_path / "joy-1.pt").write_bytes(b"done")
+    proc = subprocess.run(
+        ["bash", str(REPO / "train.sh")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "PYTHON": "true", "EMOTIONS": "joy fear", "SEEDS": "1", "CHECKPOINT_DIR": str(tmp_path)},
+    )
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert not [line for line in lines if line.startswith(("run ", "skip "))]
+    assert "shard 0/1: 1 job(s) to run, 1 already done (skipped)" in lines
+    assert lines[-1] == "shard 0/1 finished: 1 job(s) run, 1 skipped"

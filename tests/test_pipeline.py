@@ -599,3 +599,26 @@ def test_train_stage_from_python_equals_the_command(tiny_bert, small_goemotions,
     assert torch.equal(a["best_prompt"], b["best_prompt"]) and a["best_acc"] == b["best_acc"]
     with pytest.raises(ToolkitError, match="multi_prompt keeps the backbone in eval mode"):
         TrainConfig(protocol="paper", multi_prompt=True)
+
+
+def test_report_stage_from_python_equals_the_command(chain, shared, tmp_path):
+    """report.py and run_report(ReportConfig(...)) on the same results: the same files, the same tables
+    and summary; the config validates itself."""
+    from model_emotion import ReportConfig, run_report
+    from model_emotion.commands import report
+
+    root = chain[0]
+    common = dict(results_dir=root, attributes=str(shared / "emotion_attributes"), k=4, n_boot=50)
+    argv = [x for k, v in common.items() for x in (f"--{k}", str(v))]
+    assert report.main([*argv, "--output_dir", str(tmp_path / "cli")]) == 0
+    assert run_report(ReportConfig(**common, output_dir=tmp_path / "py")) == 0
+    names = sorted(p.name for p in (tmp_path / "cli").iterdir())
+    assert names == sorted(p.name for p in (tmp_path / "py").iterdir())
+    assert {"summary.csv", "summary.md", "report.html", "accuracy_per_emotion.png"} <= set(names)
+    for name in names:
+        if name.endswith((".csv", ".md")):
+            assert (tmp_path / "cli" / name).read_bytes() == (tmp_path / "py" / name).read_bytes(), name
+    with pytest.raises(ToolkitError, match="give --results_dir"):
+        ReportConfig()
+    with pytest.raises(ToolkitError, match="n_boot"):
+        ReportConfig(results_dir=root, n_boot=10**6)

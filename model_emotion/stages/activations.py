@@ -73,6 +73,12 @@ class ActivationsConfig:
         }
 
 
+def _count(sizes, split: str) -> int | None:
+    """A checkpoint's recorded number of ``split`` examples, when it is a count (else None: unknown)."""
+    value = sizes.get(split) if isinstance(sizes, dict) else None
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
+
+
 def find_checkpoints(checkpoint_dir: Path, sentiments, seeds) -> list[tuple[str, int, Path]]:
     from model_emotion.data import split_run_name
 
@@ -209,6 +215,9 @@ def run_activations(config: ActivationsConfig) -> int:
                 "accuracy": record.get("best_acc"),
                 "final_accuracy": record.get("final_acc"),
                 "test_accuracy": record.get("test_acc"),
+                # examples behind the accuracies (checkpoints before 0.4 did not record them)
+                "dev_examples": _count(record.get("sizes"), "dev"),
+                "test_examples": _count(record.get("sizes"), "test"),
             }
         )
     for emotion in emotions:

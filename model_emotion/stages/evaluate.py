@@ -337,7 +337,7 @@ def run_eval(config: EvalConfig) -> int:
             partial_path.unlink()
         logger.info("wrote %s (%d masks)", result_path, len(masks))
 
-    status = cli.run_jobs(pending, evaluate_one)
+    status = cli.run_jobs(pending, evaluate_one, "masked evaluation")
     save_run_args(config.result_path, config.to_dict(), "eval_mask_neuron")
     write_json(config.result_path / CONFIG_FILE, config.to_dict())
     return status

@@ -178,4 +178,4 @@ def run_train(config: TrainConfig) -> int:
         trained = train_prompt(backbone, tokenizer, data, sentiment, seed, **settings)
         save(trained, ckpt_path)
 
-    return cli.run_jobs(jobs, train_one)
+    return cli.run_jobs(jobs, train_one, "prompt tuning")

@@ -1,0 +1,523 @@
+"""Step 6 as a stage: the report (``run_report``), configured by one frozen ``ReportConfig``: the
+paper's figures, the summary and "what survives" tables, the human-side analyses and report.html, from a
+results folder (steps 1-5), the paper's released data, or both.
+
+``report.py`` (``model-emotion report``) turns flags into a ``ReportConfig`` and calls ``run_report``; a
+Python caller does the same with the same names. Everything is written to a staging folder and moved into
+``output_dir`` at the end, so a failure half-way leaves the folder as it was.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from .. import cli
+from ..errors import ConfigError, ToolkitError
+
+logger = logging.getLogger(__name__)
+
+FDR_METHODS = ("bh", "paper")
+FORMATS = ("png", "pdf", "svg")
+MAX_BOOT = 100_000  # the draws x 351 emotion pairs are held in memory; 100,000 draws take 280 MB
+
+
+@dataclass(frozen=True)
+class ReportConfig:
+    """Everything the report depends on. Validated on construction."""
+
+    results_dir: Path | None = None  # outputs of steps 1-5
+    paper_dir: Path | None = None  # the paper's released RoBERTa results
+    control_dir: Path | None = None  # a control run's results (random prompts), beside this run's
+    output_dir: Path = Path("report")
+    rank_csv: Path | None = None  # default: the first rank table found in results_dir
+    attributes: str | None = None  # human ratings folder (default: beside paper_dir, or the download)
+    k: int | None = None  # k of the drop matrix and the summary (default: the middle k)
+    attribute: str = "valence"  # attribute of the RDM figure
+    neuron: int | None = None  # neuron of the RDM figure (default: best ranked for ``attribute``)
+    fdr: str = "paper"  # FDR of the RSA recomputed from paper_dir
+    alpha: float = 0.01
+    formats: tuple[str, ...] = ("png",)
+    human_dir: Path | None = None  # the paper's human data: importance, agreement, model-level RSA
+    n_boot: int = 1000  # bootstrap draws over participants
+    seed: int = 0
+
+    def __post_init__(self):
+        for name in ("results_dir", "paper_dir", "control_dir", "output_dir", "rank_csv", "human_dir"):
+            value = getattr(self, name)
+            if value is not None:
+                object.__setattr__(self, name, Path(value))
+        object.__setattr__(self, "formats", tuple(self.formats))
+        if self.results_dir is None and self.paper_dir is None:
+            raise ConfigError(
+                "give --results_dir (outputs of steps 1-5) and/or --paper_dir (the paper's released data)"
+            )
+        if self.fdr not in FDR_METHODS:
+            raise ConfigError(f"{{--fdr}} {self.fdr!r} unknown; choose one of {', '.join(FDR_METHODS)}")
+        unknown = [f for f in self.formats if f not in FORMATS]
+        if unknown or not self.formats:
+            raise ConfigError(f"{{--formats}} {list(self.formats)}: choose from {', '.join(FORMATS)}")
+        if not (isinstance(self.alpha, (int, float)) and 0 < self.alpha < 1):
+            raise ConfigError(f"{{--alpha}} {self.alpha!r} must be in (0, 1)")
+        for name, low, high in (("k", 1, None), ("neuron", 0, None), ("n_boot", 1, MAX_BOOT), ("seed", 0, None)):
+            value = getattr(self, name)
+            if value is None and name in ("k", "neuron"):
+                continue
+            if not isinstance(value, int) or isinstance(value, bool) or value < low or (high and value > high):
+                raise ConfigError(
+                    f"{{--{name}}} {value!r} must be an integer of at least {low}"
+                    + (f" and at most {high}" if high else "")
+                )
+
+    def to_dict(self) -> dict:
+        values = asdict(self)
+        return {
+            k: (str(v) if isinstance(v, Path) else list(v) if isinstance(v, tuple) else v) for k, v in values.items()
+        }
+
+
+def run_report(config: ReportConfig) -> int:
+    """Read the results, draw the figures, write the tables, summary.md and report.html into ``config.output_dir``."""
+    from model_emotion.human import load_human
+    from model_emotion.io import staged_dir
+    from model_emotion.results import load_paper_results, load_results
+
+    cli.check_output_dir(config.output_dir, "--output_dir")
+    paper = (
+        load_paper_results(config.paper_dir, config.attributes, config.fdr, config.alpha) if config.paper_dir else None
+    )
+    ours = load_results(config.results_dir, config.rank_csv, alpha=config.alpha) if config.results_dir else None
+    human = load_human(config.human_dir) if config.human_dir is not None else None
+    for res in (ours, paper):
+        if (
+            config.k is not None
+            and res is not None
+            and res.masking is not None
+            and config.k not in set(res.masking["k"])
+        ):
+            raise ToolkitError(
+                f"--k {config.k} is not a k of the masked evaluation; it has {sorted(set(res.masking['k']))}"
+            )
+    # Everything is written to a staging folder and moved into --output_dir at the end, so a failure
+    # half-way leaves the folder as it was.
+    control = load_results(config.control_dir, alpha=config.alpha) if config.control_dir is not None else None
+    if control is not None and control.null_counts is None:
+        raise ToolkitError(
+            f"--control_dir {config.control_dir}: no searchlight null counts (run {{stage:rsa}} "
+            f"--test permutation on the control activations)"
+        )
+    with staged_dir(config.output_dir) as out:
+        return _write_report(config, out, ours, paper, human, control)
+
+
+def draw(res, out: Path, config, label: str, reference=None, summary=None, k: int | None = None) -> list[Path]:
+    """Every figure the results allow; logs what cannot be drawn and why. ``summary`` and ``k``: the
+    run's summary table and its k (``tables.summary_table``), computed once by the caller."""
+    import numpy as np
+
+    from model_emotion import plots
+    from model_emotion.attributes import build_rdms, load_ratings
+    from model_emotion.download import resolve_attributes
+    from model_emotion.plots import save
+    from model_emotion.rsa import neuron_rdms
+
+    formats = tuple(config.formats)
+    written: list[Path] = []
+    if res.accuracy is not None:
+        written += save(plots.accuracy_bars(res.accuracy, reference), out / f"{label}accuracy_per_emotion", formats)
+    if res.tau is not None and res.q is not None and res.num_layers:
+        written += save(
+            plots.selectivity_heatmap(res.tau, res.q, res.num_layers, res.alpha),
+            out / f"{label}selectivity_tau",
+            formats,
+        )
+    if res.summary is not None:
+        written += save(plots.selectivity_counts(res.summary), out / f"{label}selectivity_by_layer", formats)
+    if res.null_counts is not None:
+        for test, draws in res.null_draws.items():
+            rows = res.null_counts[res.null_counts["test"] == test].set_index("attribute")["observed"]
+            if len(rows):
+                written += save(
+                    plots.null_counts(draws, rows, list(res.rank.columns), test),
+                    out / f"{label}null_counts_{test}",
+                    formats,
+                )
+    total = (
+        res.tau.shape[0] if res.tau is not None else (res.activations.activations.shape[2] if res.activations else None)
+    )
+    if res.masking is not None:
+        if k is None:
+            from model_emotion.tables import summary_table
+
+            summary, k = summary_table(res, config.k)
+        if (
+            res.masking["k"].nunique() > 1
+        ):  # curves over k; one k is a dot plot of the paired drops with their intervals
+            written += save(plots.masking_curves(res.masking, total), out / f"{label}masking_accuracy_vs_k", formats)
+        elif summary is not None and not summary.empty:
+            written += save(plots.drop_dots(summary, k), out / f"{label}drop_beyond_baselines_k{k}", formats)
+        written += save(plots.drop_matrix(res.masking, k), out / f"{label}drop_beyond_random_k{k}", formats)
+    if res.activations is not None:
+        try:
+            ratings = load_ratings(resolve_attributes(config.attributes or res.ratings_dir))
+        except ToolkitError as exc:
+            logger.warning("no RDM figure: %s", exc)
+        else:
+            rdms = build_rdms(ratings, res.activations.emotions)
+            if config.attribute not in rdms.names:
+                raise ToolkitError(f"--attribute {config.attribute!r} unknown; choose one of {', '.join(rdms.names)}")
+            a = rdms.names.index(config.attribute)
+            neuron = config.neuron
+            tau = None
+            if neuron is None and res.rank is not None and config.attribute in res.rank.columns:
+                neuron = int(np.nanargmin(res.rank[config.attribute].to_numpy()))
+            neuron = 0 if neuron is None else neuron
+            n_total = res.activations.activations.shape[2]
+            if not 0 <= neuron < n_total:
+                raise ToolkitError(f"--neuron {neuron} outside 0..{n_total - 1}")
+            if res.tau is not None and config.attribute in res.tau.columns:
+                tau = float(res.tau[config.attribute].iloc[neuron])
+            keep = [res.activations.emotions.index(e) for e in rdms.emotions]
+            rdm = neuron_rdms(res.activations.activations[keep][:, :, [neuron]])[0]
+            written += save(
+                plots.rdm_pair(
+                    rdm,
+                    rdms.rdms[a],
+                    rdms.emotions,
+                    neuron,
+                    config.attribute,
+                    tau,
+                    d_ffn=n_total // res.num_layers if res.num_layers and n_total % res.num_layers == 0 else None,
+                ),
+                out / f"{label}rdm_neuron{neuron}_{config.attribute}",
+                formats,
+            )
+    return written
+
+
+def _fmt_p(p: float) -> str:
+    return "n/a" if p != p else (f"{p:.2g}" if p < 0.001 else f"{p:.3f}")
+
+
+def human_side(data, results: list, config, out: Path, both: bool) -> tuple[list[Path], list[str]]:
+    """The paper's human-side analyses for each results set; returns figures and summary.md sections."""
+    from model_emotion import human as hm
+    from model_emotion import plots
+    from model_emotion.attributes import build_rdms, load_ratings
+    from model_emotion.download import resolve_attributes
+    from model_emotion.io import write_csv
+    from model_emotion.plots import save
+    from model_emotion.tables import masking_effects, to_markdown
+
+    emotions = sorted(set(data.similarity["emotion_a"]) | set(data.similarity["emotion_b"]))
+    ratings_dir = config.attributes or next((r.ratings_dir for _, r in results if r.ratings_dir), None)
+    rdms = build_rdms(load_ratings(resolve_attributes(ratings_dir)), emotions)
+    formats = tuple(config.formats)
+    written: list[Path] = []
+    importance = hm.attribute_importance(data, rdms, config.n_boot, config.seed)
+    write_csv(out / "attribute_importance.csv", importance)
+    written += save(plots.attribute_importance(importance, config.alpha), out / "attribute_importance", formats)
+    ranked = importance.sort_values("tau", ascending=False)
+    n_sig = int((importance["q_value"] < config.alpha).sum())
+    text = [
+        f"## Human side: attribute importance ({data.source})\n",
+        f"Kendall's tau-b of the human similarity RDM ({len(rdms.emotions)} emotions) with each attribute's RDM "
+        f"(one-sided, BH q; 95% bootstrap CI over participants, {config.n_boot} draws). "
+        f"{n_sig} of {len(importance)} attributes are significant at q < {config.alpha:g}. Most important: "
+        + ", ".join(f"{r.attribute} ({r.tau:.3f})" for r in ranked.head(3).itertuples())
+        + "; least: "
+        + ", ".join(f"{r.attribute} ({r.tau:.3f})" for r in ranked.tail(3).itertuples())
+        + ".\n",
+        to_markdown(importance),
+    ]
+    for prefix, res in results:
+        title = "the paper's released data" if prefix else "this run"
+        label = prefix if both else ""
+        if res.masking is not None:
+            drops = hm.drop_beyond_random(masking_effects(res.masking))
+            correlations = hm.importance_vs_drop(importance, drops)
+            write_csv(out / f"{label}importance_vs_drop.csv", correlations)
+            write_csv(out / f"{label}drop_beyond_random_by_attribute.csv", drops)
+            written += save(
+                plots.importance_vs_drop(importance, drops, correlations), out / f"{label}importance_vs_drop", formats
+            )
+            valid = correlations.dropna(subset=["spearman_rho"])
+            positive = int((valid["spearman_rho"] > 0).sum())
+            significant = int((valid["p_value"] < 0.05).sum())
+            verdict = (
+                "supports the paper's claim at every k"
+                if len(valid) and significant == len(valid)
+                else f"supports the paper's claim at {significant} of {len(valid)} k only (p-values not corrected "
+                f"for testing several k)"
+                if significant
+                else "does not support the paper's claim (no k with one-sided p < 0.05)"
+            )
+            text += [
+                f"## Human side: importance vs masking drop ({title})\n",
+                f"Spearman's rho across attributes between importance and drop beyond random (mean random-mask "
+                f"accuracy minus mean top-k accuracy), one-sided p: positive at {positive} of {len(valid)} k, "
+                f"p < 0.05 at {significant}. This {verdict}.\n",
+                to_markdown(correlations),
+            ]
+        if res.accuracy is not None and data.agreement is not None:
+            per_emotion, agreement = hm.agreement_vs_accuracy(data.agreement, res.accuracy)
+            if len(agreement):
+                write_csv(out / f"{label}agreement_vs_accuracy.csv", agreement)
+                write_csv(out / f"{label}agreement_vs_accuracy_per_emotion.csv", per_emotion)
+                written += save(
+                    plots.agreement_vs_accuracy(per_emotion, agreement), out / f"{label}agreement_vs_accuracy", formats
+                )
+                text += [
+                    f"## Human side: rater agreement vs prompt accuracy ({title})\n",
+                    " ".join(
+                        f"{r.measure}: Pearson r = {r.pearson_r:.3f} (p = {_fmt_p(r.pearson_p)}), Spearman "
+                        f"rho = {r.spearman_rho:.3f} over {r.n_emotions} emotions."
+                        for r in agreement.itertuples()
+                    )
+                    + "\n",
+                    to_markdown(agreement),
+                ]
+        if res.activations is not None:
+            acts = res.activations
+            table = hm.model_rsa(acts.activations, acts.emotions, res.num_layers or acts.layers, data, rdms)
+            write_csv(out / f"{label}model_rsa.csv", table)
+            written += save(plots.model_rsa(table), out / f"{label}model_rsa", formats)
+            human_rows = table[table["target"] == "human_similarity"]
+            whole = human_rows[human_rows["scope"] == "all"].iloc[0]
+            layers = human_rows[human_rows["scope"] != "all"]
+            best = layers.loc[layers["tau"].idxmax()] if len(layers) else whole
+            text += [
+                f"## Human side: model-level RSA ({title})\n",
+                f"The correlation-distance RDM of the seed-averaged activation patterns (all neurons) against the "
+                f"human similarity RDM: tau = {whole['tau']:.3f} (emotion-label permutation p = "
+                f"{_fmt_p(whole['perm_p'])}; the parametric one-sided p, which treats the emotion pairs as "
+                f"independent, is {_fmt_p(whole['p_value'])}). Most human-like layer: "
+                f"{best['scope'] if best['scope'] == 'all' else int(best['scope']) + 1} "
+                f"(tau = {best['tau']:.3f}, permutation p = {_fmt_p(best['perm_p'])}). Full table: "
+                f"{label}model_rsa.csv.\n",
+            ]
+    return written, text
+
+
+def null_count_section(title: str, counts) -> str:
+    """Every significant-neuron count beside its null (what emotion-label permutations give), in words."""
+    from model_emotion.tables import to_markdown
+
+    lines = [
+        f"## {title}: significant neurons beside their null\n",
+        "`observed` is the number of significant neurons; `null_mean`, `null_p95` and `null_max` are what the "
+        "same test finds when the emotion labels are permuted (no emotion knowledge aligned with the attributes); "
+        "`count_p` is the share of permutations with at least the observed count, (1 + #) / (1 + B).\n",
+    ]
+    for test, part in counts.groupby("test", sort=False):
+        attrs = part[part["attribute"] != "all"]
+        above = attrs[attrs["count_p"] < 0.05]["attribute"].tolist()
+        kind = (
+            "the parametric test (pairs treated as independent)"
+            if test.startswith("parametric")
+            else "the permutation test (" + test.split("_", 1)[1].replace("maxt", "max-T") + ")"
+        )
+        lines.append(
+            f"Under {kind}, {len(above)} of {len(attrs)} attributes have more significant neurons than "
+            f"95% of label permutations" + (f": {', '.join(above)}." if above else ".") + "\n"
+        )
+    lines.append(to_markdown(counts))
+    return "\n".join(lines)
+
+
+def control_comparison(ours, control):
+    """Per attribute: significant neurons, nulls and max-T survivors of the trained run beside the control's."""
+    import pandas as pd
+
+    from model_emotion.survival import survival_table
+
+    def table(res):
+        return survival_table(res.null_counts, res.fwer, None, None, res.alpha).set_index("attribute")
+
+    trained, random = table(ours), table(control)
+    names = [a for a in trained.index if a in random.index]
+    rows = []
+    for name in names:
+        t, c = trained.loc[name], random.loc[name]
+        rows.append(
+            {
+                "attribute": name,
+                "trained_significant": t["significant"],
+                "control_significant": c["significant"],
+                "control_share": (c["significant"] / t["significant"]) if t["significant"] else float("nan"),
+                "trained_count_p": t["count_p"],
+                "control_count_p": c["count_p"],
+                "trained_fwer_survivors": t["fwer_survivors"],
+                "control_fwer_survivors": c["fwer_survivors"],
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def control_section(table) -> str:
+    from model_emotion.tables import to_markdown
+
+    total_t, total_c = table["trained_significant"].sum(), table["control_significant"].sum()
+    share = f"{100 * total_c / total_t:.0f}%" if total_t else "n/a"
+    return (
+        "## Trained prompts beside untrained control prompts\n\n"
+        f"Untrained random prompts (same norms) give {int(total_c)} significant neuron x attribute pairs under the "
+        f"parametric test, {share} of the trained prompts' {int(total_t)}; max-T survivors: "
+        f"{int(table['control_fwer_survivors'].sum())} control against {int(table['trained_fwer_survivors'].sum())} "
+        "trained. A count that untrained prompts reach is not evidence of learned emotion knowledge.\n\n"
+        + to_markdown(table)
+    )
+
+
+def run_overview(res) -> dict:
+    """What was run, in a few lines, from the run's own records (only what applies and is known)."""
+    meta, out = res.meta or {}, {}
+    if meta.get("model"):
+        out["model"] = meta["model"] + (f" ({meta['model_type']})" if meta.get("model_type") else "")
+    if meta.get("protocol"):
+        out["protocol"] = meta["protocol"]
+    emotions, seeds = meta.get("emotions"), meta.get("seeds")
+    if res.activations is not None:
+        emotions, seeds = res.activations.emotions, res.activations.seeds
+    if emotions and seeds:
+        out["prompts"] = f"{len(emotions)} emotions x {len(seeds)} seeds (seeds {', '.join(map(str, seeds))})"
+    if res.rank is not None:
+        layers = res.num_layers
+        out["neurons"] = f"{len(res.rank)}" + (f" ({layers} layers x {len(res.rank) // layers})" if layers else "")
+    if meta.get("test") == "permutation":
+        out["test"] = (
+            f"emotion-label permutation test, {meta.get('permutations')} permutations (seed {meta.get('perm_seed')}), "
+            f"{meta.get('correction')} family-wise correction, alpha {meta.get('alpha', res.alpha)}; the paper's "
+            f"parametric test ({meta.get('fdr', 'bh')}) beside it with its null"
+        )
+    elif meta.get("test") or res.tau is not None:
+        out["test"] = (
+            f"the paper's parametric test, {meta.get('fdr', 'bh')} over neurons, alpha {meta.get('alpha', res.alpha)}"
+        )
+    if res.masking is not None:
+        m = res.masking
+        draws = {
+            kind: int(m[m["kind"] == kind]["draw"].nunique())
+            for kind in ("random", "permuted")
+            if (m["kind"] == kind).any()
+        }
+        out["masks"] = f"top k = {', '.join(map(str, sorted(set(m['k']))))} per attribute; " + ", ".join(
+            f"{n} {kind} draw(s)" for kind, n in draws.items()
+        )
+        prompts = m[["emotion", "seed"]].drop_duplicates()
+        examples = sorted({len(c) for c in m["correct"] if c is not None}) if "correct" in m else []
+        sizes = (
+            f", {examples[0]} examples each"
+            if len(examples) == 1
+            else f", {examples[0]} to {examples[-1]} examples each (the rarer emotions' balanced sets are smaller)"
+            if examples
+            else ""
+        )
+        out["masked evaluation"] = f"{len(prompts)} prompts{sizes}"
+    return out
+
+
+def _write_report(config, out: Path, ours, paper, human, control=None) -> int:
+    from model_emotion.html_report import build_report_html
+    from model_emotion.io import read_json, save_run_args, write_csv, write_text
+    from model_emotion.tables import comparison_tables, md_escape, summary_table, to_markdown
+
+    written = []
+    markdown = []
+    verdict: list[str] = []
+    for label, res in (("", ours), ("paper_", paper)):
+        if res is None:
+            continue
+        prefix = label if ours is not None else ""  # file names get a prefix only when both are drawn
+        if label == "" or ours is None:
+            missing = res.missing()
+            if missing:
+                logger.warning(
+                    "%s: missing %s; drawing what is there", config.results_dir or config.paper_dir, "; ".join(missing)
+                )
+        reference = paper.accuracy if (label == "" and paper is not None) else None
+        table, k = summary_table(res, config.k)  # once: the summary files and the figures use it
+        written += draw(res, out, config, prefix, reference, table, k)
+        if not table.empty:
+            write_csv(out / f"{prefix}summary.csv", table)
+            title = "Paper (RoBERTa-base, released data)" if label else "This run"
+            markdown.append(
+                f"## {title}: summary per attribute" + (f" (k = {k})" if k else "") + "\n\n" + to_markdown(table)
+            )
+        if res.null_counts is not None:
+            markdown.append(
+                null_count_section("Paper (RoBERTa-base, released data)" if label else "This run", res.null_counts)
+            )
+        if res.null_counts is not None or res.fwer is not None:
+            from model_emotion.survival import survival_sentences, survival_table
+
+            title = "Paper (RoBERTa-base, released data)" if label else "This run"
+            survival = survival_table(
+                res.null_counts, res.fwer, res.reliability, table if not table.empty else None, res.alpha
+            )
+            write_csv(out / f"{prefix}survival.csv", survival)
+            if not verdict:
+                verdict = [
+                    ("On the paper's released data: " if label else "")
+                    + " ".join(survival_sentences(survival, res.alpha))
+                ]
+            markdown.append(
+                f"## {title}: what survives\n\n"
+                + " ".join(survival_sentences(survival, res.alpha))
+                + "\n\n"
+                + to_markdown(survival)
+            )
+        elif not verdict and not table.empty:
+            from model_emotion.survival import survival_sentences, survival_table
+
+            untested = survival_table(None, None, None, table, res.alpha)
+            verdict = [
+                ("On the paper's released data: " if label else "")
+                + "The counts of significant neurons were not tested against a permutation null (the searchlight "
+                "ran the parametric test only; rerun it with --test permutation). "
+                + " ".join(survival_sentences(untested, res.alpha))
+            ]
+    if ours is not None and paper is not None:
+        ours_total = ours.tau.shape[0] if ours.tau is not None else 0
+        paper_total = paper.tau.shape[0] if paper.tau is not None else 0
+        for name, table in comparison_tables(ours, paper, ours_total or 1, paper_total or 1).items():
+            write_csv(out / f"comparison_{name}.csv", table)
+            markdown.append(f"## Comparison with the paper: {name}\n\n" + to_markdown(table))
+    if human is not None:
+        human_written, human_markdown = human_side(
+            human,
+            [(p, r) for p, r in (("", ours), ("paper_", paper)) if r is not None],
+            config,
+            out,
+            both=ours is not None and paper is not None,
+        )
+        written += human_written
+        markdown += human_markdown
+    if ours is not None and control is not None:
+        table = control_comparison(ours, control)
+        write_csv(out / "control_comparison.csv", table)
+        markdown.append(control_section(table))
+    overview = run_overview(ours if ours is not None else paper)
+    head = []  # summary.md starts with what was run and the verdict, as report.html does
+    if overview:
+        head.append("## What was run\n\n" + "\n".join(f"- {k}: {md_escape(v)}" for k, v in overview.items()) + "\n")
+    if verdict:
+        head.append("## Verdict\n\n" + "\n\n".join(verdict) + "\n")
+    if markdown:
+        write_text(out / "summary.md", "\n".join(head + markdown))
+    record = read_json(save_run_args(out, config.to_dict(), "report"), dict)
+    sources = " + ".join(str(p) for p in (config.results_dir, config.paper_dir) if p is not None)
+    write_text(
+        out / "report.html",
+        build_report_html(
+            f"Model Emotion report: {sources}",
+            "\n".join(markdown),
+            written,
+            {key: record[key] for key in ("argv", "versions", "time") if key in record},  # only what applied
+            overview=overview,
+            verdict=verdict,
+        ),
+    )
+    logger.info("report in %s: %d figures, summary.md, report.html", config.output_dir, len(written))
+    return 0
