@@ -28,7 +28,7 @@ The stage layer (``model_emotion.stages``), on files, exactly as the commands ru
 Importing the package loads no model and sets no matplotlib backend.
 """
 
-__version__ = "0.4.0"
+__version__ = "0.4.1"
 
 _API = {
     "train_prompt": "api",

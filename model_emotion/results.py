@@ -114,8 +114,10 @@ def correct_of(
     if not isinstance(stored, dict):
         raise ToolkitError(f"{source}: 'correct' is {type(stored).__name__}, not an object of 0/1 strings")
     if per_batch is None:
-        provenance = record.get("provenance")
-        settings = provenance.get("settings") if isinstance(provenance, dict) else None
+        from .run_folder import result_record
+
+        made_from = result_record(record)
+        settings = made_from.get("settings") if isinstance(made_from, dict) else None
         per_batch = settings.get("per_batch") if isinstance(settings, dict) else None
         if per_batch is not None and (not isinstance(per_batch, int) or isinstance(per_batch, bool) or per_batch < 1):
             raise ToolkitError(f"{source}: the recorded per_batch {per_batch!r} is not a positive integer")

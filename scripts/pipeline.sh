@@ -1,7 +1,7 @@
 # The six stages in order, configured by environment variables; sourced by demo.sh and reproduce.sh.
 # Needs: OUT MODEL ATTRIBUTES (may be empty = download), DATA_DIR (may be empty = hub), EMOTIONS, SEEDS,
 # PROMPT_LEN EPOCHS LR MAX_TRAIN_SAMPLES MAX_EVAL_SAMPLES MASK_EVAL_SAMPLES MASK_PERCENT (or THRESHOLDS) NUM_RANDOM;
-# optional: PROTOCOL, NEGATIVE_SAMPLING, ACCURACY_MEAN, RANDOM_METHOD, MASK_EVAL_BATCH_SIZE, HUMAN_DIR,
+# optional: PROTOCOL, NEGATIVE_SAMPLING, MULTI_PROMPT (1: train.py --multi_prompt), ACCURACY_MEAN, RANDOM_METHOD, MASK_EVAL_BATCH_SIZE, HUMAN_DIR,
 # NUM_PERMUTED (permuted-ranking masks per attribute and k; gen_mask.py's default: 3 after a permutation test),
 # RSA_ARGS (more rsa_searchlight.py flags).
 
@@ -20,7 +20,7 @@ run_pipeline() {
   CHECKPOINT_DIR=$OUT/checkpoint LOG_DIR=$OUT/log MODEL=$MODEL DATA_DIR=${DATA_DIR:-} PROMPT_LEN=$PROMPT_LEN \
     EPOCHS=$EPOCHS LR=$LR TRAIN_BATCH_SIZE=${TRAIN_BATCH_SIZE:-16} EVAL_BATCH_SIZE=${EVAL_BATCH_SIZE:-64} \
     MAX_TRAIN_SAMPLES=${MAX_TRAIN_SAMPLES:-} MAX_EVAL_SAMPLES=${MAX_EVAL_SAMPLES:-} EMOTIONS=$EMOTIONS SEEDS=$SEEDS \
-    PROTOCOL=${PROTOCOL:-} NEGATIVE_SAMPLING=${NEGATIVE_SAMPLING:-} bash train.sh
+    PROTOCOL=${PROTOCOL:-} NEGATIVE_SAMPLING=${NEGATIVE_SAMPLING:-} MULTI_PROMPT=${MULTI_PROMPT:-0} bash train.sh
   echo "== [2/6] activations ($((SECONDS - start)) s so far)"
   "$py" get_active_neuron.py --model "$MODEL" --checkpoint_dir "$OUT/checkpoint" "${protocol_args[@]}" \
     --output_dir "$OUT/active_neuron_before_relu_csv" --sentiments $EMOTIONS --seeds $SEEDS

@@ -1216,10 +1216,11 @@ def test_duplicate_jobs_are_refused(capsys, lab, tmp_path):
     [
         lambda r: r.update(accuracies="x"),
         lambda r: r["accuracies"].update(unmasked=2.5),
-        lambda r: r.update(provenance="x"),
+        lambda r: r.update(made_from="x"),
+        lambda r: r.update(provenance="x") or r.pop("made_from"),  # an older version's record, malformed
         lambda r: r["correct"].update(unmasked="01"),
     ],
-    ids=["accuracies x", "accuracy 2.5", "provenance x", "correct contradicts"],
+    ids=["accuracies x", "accuracy 2.5", "record x", "old record x", "correct contradicts"],
 )
 def test_an_invalid_result_is_evaluated_again_not_skipped(lab, tmp_path, edit, capsys):
     out = tmp_path / "eval"

@@ -224,7 +224,7 @@ def test_masked_eval_end_to_end_and_resume(chain, tiny_bert, small_goemotions):
         "n_examples": 20,
         "accuracies": {"unmasked": 1.0, "arousal_top4": 0.05},
         "correct": {"unmasked": "1" * 20, "arousal_top4": "1" + "0" * 19},
-        "provenance": first["provenance"],
+        "made_from": first["made_from"],
     }
     (out / "joy-1.partial.json").write_text(json.dumps(partial))
     assert eval_mask_neuron.main(argv) == 0
@@ -265,7 +265,7 @@ def test_masked_eval_end_to_end_and_resume(chain, tiny_bert, small_goemotions):
         json.dumps(
             {
                 **partial,
-                "provenance": fresh_other["provenance"],
+                "made_from": fresh_other["made_from"],
                 "accuracies": {"unmasked": 1.0, "arousal_top4": "garbage"},
             }
         )
@@ -275,7 +275,7 @@ def test_masked_eval_end_to_end_and_resume(chain, tiny_bert, small_goemotions):
         json.loads((other_out / "joy-1.json").read_text())["accuracies"]["arousal_top4"]
         == first["accuracies"]["arousal_top4"]
     )
-    assert {"sentiment", "seed", "best", "accuracies", "provenance"} <= set(result)
+    assert {"sentiment", "seed", "best", "accuracies", "made_from"} <= set(result)
     assert list(result["accuracies"])[0] == "unmasked" and "valence_top16_random_2" in result["accuracies"]
     assert not (out / "joy-1.partial.json").exists()
     # Without --overwrite a finished result is skipped; with it everything is recomputed.
@@ -622,3 +622,51 @@ def test_report_stage_from_python_equals_the_command(chain, shared, tmp_path):
         ReportConfig()
     with pytest.raises(ToolkitError, match="n_boot"):
         ReportConfig(results_dir=root, n_boot=10**6)
+
+
+def test_older_activation_and_eval_records_are_still_read(chain, tiny_bert, small_goemotions, tmp_path):
+    """Run folders of versions before 0.4.1: the activations' folder-wide provenance.json and the
+    provenance key inside eval results are read as today's record (run_folder): up-to-date outputs are
+    kept, stale ones redone."""
+    root, ckpt, _, _, pkl = chain
+    acts = tmp_path / "acts"
+    argv = ["--model", str(tiny_bert), "--checkpoint_dir", str(ckpt), "--output_dir", str(acts)]
+    argv += ["--sentiments", "joy", "anger", "--device", "cpu"]
+    assert get_active_neuron.main(argv) == 0
+    old = {}
+    for name in ("joy-1", "anger-1"):
+        record = json.loads((acts / f"{name}_meta.json").read_text())["made_from"]
+        old[f"{name}.csv"] = {
+            "checkpoint_sha256": record["inputs"]["checkpoint"],
+            **record["settings"],
+            "csv_sha256": record["output_sha256"],
+        }
+        (acts / f"{name}_meta.json").unlink()
+    (acts / "provenance.json").write_text(json.dumps(old))
+    before = (acts / "joy-1.csv").stat().st_mtime_ns
+    assert get_active_neuron.main(argv) == 0
+    assert (acts / "joy-1.csv").stat().st_mtime_ns == before  # the old record says: up to date
+    assert get_active_neuron.main([*argv, "--state", "final"]) == 0
+    assert (acts / "joy-1.csv").stat().st_mtime_ns != before  # another setting: recomputed
+
+    out = tmp_path / "eval"
+    eval_argv = ["--sentiment", "joy", "--random_seed", "1", "--maskPath", str(pkl), "--resultPath", str(out)]
+    eval_argv += ["--model", str(tiny_bert), "--data_dir", str(small_goemotions), "--checkpoint_dir", str(ckpt)]
+    eval_argv += ["--max_eval_samples", "8", "--device", "cpu"]
+    assert eval_mask_neuron.main(eval_argv) == 0
+    result = json.loads((out / "joy-1.json").read_text())
+    record = result.pop("made_from")
+    result["provenance"] = {
+        "settings": {
+            "masks_sha256": record["inputs"]["masks"],
+            "checkpoint_sha256": record["inputs"]["checkpoint"],
+            **record["settings"],
+        },
+        "examples_sha256": record["examples_sha256"],
+        "resolved": record["resolved"],
+    }
+    (out / "joy-1.json").write_text(json.dumps(result))
+    before = (out / "joy-1.json").stat().st_mtime_ns
+    assert eval_mask_neuron.main(eval_argv) == 0 and (out / "joy-1.json").stat().st_mtime_ns == before
+    assert eval_mask_neuron.main([*eval_argv, "--state", "final"]) == 0
+    assert "made_from" in json.loads((out / "joy-1.json").read_text())  # stale: evaluated again, today's record

@@ -222,8 +222,8 @@ def test_paper_protocol_through_the_stage_commands(tiny_roberta, small_goemotion
         )
         == 0
     )
-    provenance = json.loads((tmp_path / "acts" / "provenance.json").read_text())
-    assert provenance["joy-1.csv"]["protocol"] == "paper"  # the checkpoint's protocol by default
+    record = json.loads((tmp_path / "acts" / "joy-1_meta.json").read_text())["made_from"]
+    assert record["settings"]["protocol"] == "paper"  # the checkpoint's protocol by default
     masks = tmp_path / "m.pkl"
     save_masks(masks, {"valence_top8": torch.ones(2, 64, dtype=torch.int8)})
     argv = [
@@ -250,7 +250,7 @@ def test_paper_protocol_through_the_stage_commands(tiny_roberta, small_goemotion
     assert evaluate.main(argv) == 0
     result = json.loads((tmp_path / "eval" / "joy-1.json").read_text())
     assert result["accuracies"]["valence_top8"] == result["accuracies"]["unmasked"]  # an all-ones mask changes nothing
-    assert result["provenance"]["resolved"] == {"protocol": "paper", "negative_sampling": "paper"}
+    assert result["made_from"]["resolved"] == {"protocol": "paper", "negative_sampling": "paper"}
 
 
 def test_paper_prompt_starts_from_the_initializer_normal_as_the_pinned_transformers_left_it(tiny_roberta):

@@ -2,8 +2,9 @@
 slot (``run_activations``), configured by one frozen ``ActivationsConfig``.
 
 ``get_active_neuron.py`` (``model-emotion activations``) turns flags into an ``ActivationsConfig`` and
-calls ``run_activations``; a Python caller does the same with the same names. Each CSV's provenance
-(the checkpoint's digest, the settings and the CSV's own digest) decides whether it is reused.
+calls ``run_activations``; a Python caller does the same with the same names. Each CSV's record
+(``run_folder``: the checkpoint's digest, the settings and the CSV's own digest, in its ``_meta.json``)
+decides whether it is reused.
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ from ..names import check_emotion_name
 
 logger = logging.getLogger(__name__)
 
-PROVENANCE = "provenance.json"
 MODES = ("before_relu", "after_relu", "pre_activation")
 
 
@@ -132,23 +132,17 @@ def run_activations(config: ActivationsConfig) -> int:
     import pandas as pd
     from tqdm import tqdm
 
+    from model_emotion import run_folder
     from model_emotion.activation_files import ActivationSet, read_activation_csv, save_npz, write_activation_csv
     from model_emotion.activations import prompt_activations
     from model_emotion.checkpoint import load_checkpoint, prompt_model_from_checkpoint
-    from model_emotion.io import file_digest, read_json, save_run_args, write_csv, write_json, write_meta
+    from model_emotion.io import save_run_args, write_csv, write_meta
     from model_emotion.loading import load_backbone
     from model_emotion.neurons import find_ffn
 
     out = config.output_dir or Path(f"active_neuron_{config.activation_mode}_csv")
     cli.check_output_dir(out, "--output_dir")  # before any work
     jobs = find_checkpoints(config.checkpoint_dir, config.sentiments, config.seeds)
-    # What each CSV was made from; a CSV whose checkpoint or settings changed is recomputed.
-    provenance_path = out / PROVENANCE
-    try:
-        provenance = read_json(provenance_path, dict) if provenance_path.exists() else {}
-    except ToolkitError as exc:
-        logger.warning("%s; recomputing every CSV", exc)
-        provenance = {}
     records = {(e, s): load_checkpoint(path, config.model) for e, s, path in jobs}
     lengths = {rec["config"]["prompt_len"] for rec in records.values()}
     if len(lengths) > 1:
@@ -169,28 +163,21 @@ def run_activations(config: ActivationsConfig) -> int:
     for emotion, seed, path in tqdm(jobs, desc="prompts", disable=None):  # the bar on a terminal only
         record = records[(emotion, seed)]
         csv_path = out / f"{emotion}-{seed}.csv"
-        made_from = {
-            "checkpoint_sha256": file_digest(path),
+        # What the CSV is made from (run_folder): a CSV whose checkpoint or settings changed, or that was
+        # edited since it was written, is recomputed.
+        settings = {
             "model": config.model,
             "mode": config.activation_mode,
             "state": config.state,
             "protocol": config.protocol or record["config"].get("protocol", "toolkit"),
         }
         if config.control != "none":  # trained prompts keep the record of earlier versions (their CSVs stay valid)
-            made_from.update(control=config.control, control_seed=config.control_seed)
-        # The record covers the CSV itself too (its digest): a CSV edited since it was written is recomputed.
-        stored = provenance.get(csv_path.name)
-        stored = stored if isinstance(stored, dict) else {}
-        reuse = (
-            csv_path.exists()
-            and not config.overwrite
-            and {k: v for k, v in stored.items() if k != "csv_sha256"} == made_from
-        )
-        if reuse and stored.get("csv_sha256") not in (None, file_digest(csv_path)):
-            logger.info("%s was changed since it was written; recomputing", csv_path)
-            reuse = False
-        elif csv_path.exists() and not config.overwrite and not reuse:
-            logger.info("%s is stale or of unknown origin (checkpoint or settings changed); recomputing", csv_path)
+            settings.update(control=config.control, control_seed=config.control_seed)
+        made_from = run_folder.made_from({"checkpoint": path}, settings)
+        recorded = run_folder.read_record(csv_path) if csv_path.exists() and not config.overwrite else None
+        if recorded is None and csv_path.exists() and not config.overwrite:
+            logger.info("%s has no record of what it was made from; recomputing", csv_path)
+        reuse = recorded is not None and run_folder.is_current(csv_path, recorded, made_from)
         if reuse:
             rows[(emotion, seed)] = read_activation_csv(csv_path)
             if rows[(emotion, seed)].size != ffn.num_neurons:
@@ -206,8 +193,7 @@ def run_activations(config: ActivationsConfig) -> int:
             )
             rows[(emotion, seed)] = prompt_activations(model, config.activation_mode)
             write_activation_csv(csv_path, rows[(emotion, seed)])
-            provenance[csv_path.name] = {**made_from, "csv_sha256": file_digest(csv_path)}
-            write_json(provenance_path, provenance)
+            write_meta(csv_path, made_from=run_folder.with_output(made_from, csv_path))
         accuracy.append(
             {
                 "sentiment": emotion,

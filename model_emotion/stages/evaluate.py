@@ -123,6 +123,7 @@ def run_eval(config: EvalConfig) -> int:
     import hashlib
     import json
 
+    from model_emotion import run_folder
     from model_emotion.checkpoint import checkpoint_path, load_checkpoint, prompt_model_from_checkpoint
     from model_emotion.data import binary_task, check_emotions, load_goemotions
     from model_emotion.inference import mean_accuracy, predict
@@ -147,18 +148,20 @@ def run_eval(config: EvalConfig) -> int:
         return known[(emotion, seed)]
 
     def _settings(emotion: str, seed: int) -> dict:
+        """The result's record (run_folder), as far as it is known before the model is loaded."""
         ckpt = checkpoint_path(config.checkpoint_dir, emotion, seed)
         return {
-            "masks_sha256": masks_sha,
-            "checkpoint_sha256": file_digest(ckpt) if ckpt.is_file() else None,
-            "model": config.model,
-            "split": config.split,
-            "max_eval_samples": config.max_eval_samples,
-            "state": config.state,
-            "protocol": config.protocol,
-            "negative_sampling": config.negative_sampling,
-            "accuracy_mean": config.accuracy_mean,
-            "per_batch": per_batch,
+            "inputs": {"masks": masks_sha, "checkpoint": file_digest(ckpt) if ckpt.is_file() else None},
+            "settings": {
+                "model": config.model,
+                "split": config.split,
+                "max_eval_samples": config.max_eval_samples,
+                "state": config.state,
+                "protocol": config.protocol,
+                "negative_sampling": config.negative_sampling,
+                "accuracy_mean": config.accuracy_mean,
+                "per_batch": per_batch,
+            },
         }
 
     def up_to_date(emotion: str, seed: int) -> bool:
@@ -185,20 +188,9 @@ def run_eval(config: EvalConfig) -> int:
                 f"invalid accuracies ({', '.join(invalid[:3])})" if invalid else f"no accuracy of {missing[0]}",
             )
             return False
-        recorded = previous.get("provenance")
-        if recorded is None:
-            logger.info("%s exists (no provenance recorded: written by an older version); skipping", path)
-            return True
-        current = settings(emotion, seed)
-        if not isinstance(recorded, dict) or recorded.get("settings") != current:
-            if not isinstance(recorded, dict) or not isinstance(recorded.get("settings"), dict):
-                logger.info("%s has a malformed provenance record; evaluating again", path)
-                return False
-            changed = [k for k, v in current.items() if (recorded.get("settings") or {}).get(k) != v]
-            logger.info("%s is stale (%s changed since); evaluating again", path, ", ".join(changed))
-            return False
-        logger.info("%s exists and is up to date; skipping (pass --overwrite to re-evaluate)", path)
-        return True
+        return run_folder.is_current(
+            path, run_folder.result_record(previous), settings(emotion, seed), "evaluating again"
+        )
 
     pending = [(e, s) for e, s in jobs if not up_to_date(e, s)]
     if not pending:
@@ -215,7 +207,7 @@ def run_eval(config: EvalConfig) -> int:
     def valid_partial(previous: dict, key: dict, run_name: str, n: int) -> tuple[dict[str, float], dict]:
         """Accuracies and per-example correctness of an interrupted run with the same key; anything
         else starts over, saying why."""
-        if previous.get("provenance") != key:
+        if run_folder.result_record(previous) != key:
             logger.info(
                 "%s: the partial result was made with other inputs (masks, checkpoint, examples or "
                 "settings); starting over",
@@ -266,7 +258,7 @@ def run_eval(config: EvalConfig) -> int:
         encoded = model.encode_task(task.texts, task.labels)
         examples = hashlib.sha256(json.dumps([task.texts, task.labels.tolist()]).encode()).hexdigest()
         key = {
-            "settings": settings(emotion, seed),
+            **settings(emotion, seed),
             "examples_sha256": examples,
             "resolved": {"protocol": model.config.protocol, "negative_sampling": negatives},
         }
@@ -311,7 +303,7 @@ def run_eval(config: EvalConfig) -> int:
                     **result,
                     "accuracies": {"unmasked": result["unmasked"], **done},
                     "correct": hits_json(),
-                    "provenance": key,
+                    run_folder.RECORD_KEY: key,
                 },
             )
 
@@ -331,7 +323,7 @@ def run_eval(config: EvalConfig) -> int:
         # "correct" holds each one's per-example results (a 0/1 string in row order) for the report's intervals.
         result["accuracies"] = {"unmasked": result.pop("unmasked"), **{name: accuracies[name] for name in masks}}
         result["correct"] = {name: encode_correct(correct[name]) for name in ["unmasked", *masks]}
-        result["provenance"] = key
+        result[run_folder.RECORD_KEY] = key  # the record travels inside the result (run_folder)
         write_json(result_path, result)
         if partial_path.exists():
             partial_path.unlink()

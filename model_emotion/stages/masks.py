@@ -144,20 +144,25 @@ def run_masks(config: MaskConfig) -> int:
 
 
 def _run(config: MaskConfig) -> int:
-    from model_emotion.io import file_digest, read_json, read_meta, save_run_args, write_meta
+    from model_emotion import run_folder
+    from model_emotion.io import file_digest, read_meta, save_run_args, write_meta
     from model_emotion.masks import generate_masks, save_masks
     from model_emotion.results import mask_info, read_rank_table
 
     if not config.csv_path.is_file():
         raise ToolkitError(f"rank table not found: {config.csv_path} (run {{stage:rsa}} first)")
     rank_sha = file_digest(config.csv_path)
-    args_path = config.pkl_file.parent / f"{config.pkl_file.stem}_args.json"
-    if config.pkl_file.exists() and not config.overwrite:
-        recorded = read_json(args_path, dict).get("rank_sha256") if args_path.exists() else None
-        if recorded in (None, rank_sha):
-            logger.info("%s exists; skipping (pass --overwrite to regenerate)", config.pkl_file)
-            return 0
-        logger.info("%s was made from another version of %s; regenerating", config.pkl_file, config.csv_path)
+    # everything the masks depend on besides the rank table (not where they are written, nor --overwrite)
+    settings = {
+        k: v for k, v in config.to_dict().items() if k not in ("csv_path", "pkl_file", "overwrite", "mode", "model")
+    }
+    record = {"inputs": {"rank_table": rank_sha}, "settings": settings}
+    if (
+        config.pkl_file.exists()
+        and not config.overwrite
+        and run_folder.is_current(config.pkl_file, run_folder.read_record(config.pkl_file), record, "regenerating")
+    ):
+        return 0
     cli.check_output_dir(config.pkl_file.parent, "{--pkl_file}'s folder")
     ranks = read_rank_table(config.csv_path)
     if config.attributes_old:
@@ -231,6 +236,7 @@ def _run(config: MaskConfig) -> int:
         attributes=list(attributes),
         rank_sha256=rank_sha,
         masks=[mask_info(name) for name in masks],  # each mask's metadata as data
+        made_from=run_folder.with_output(record, config.pkl_file),
     )
     logger.info(
         "wrote %d masks (%d attributes x k in %s, %d random draws and %d permuted rankings each, %s) to %s",

@@ -146,31 +146,25 @@ def run_rsa(config: RSAConfig) -> int:
 
 
 def _run(config: RSAConfig) -> int:
+    from model_emotion import run_folder
     from model_emotion.activation_files import load_activations
     from model_emotion.attributes import build_rdms, load_ratings, parse_groups
     from model_emotion.download import resolve_attributes
-    from model_emotion.io import file_digest, read_json, read_meta, save_run_args, write_csv, write_meta
+    from model_emotion.io import file_digest, read_meta, save_run_args, write_csv, write_meta
     from model_emotion.permutation import TABLE_SUFFIXES
     from model_emotion.rsa import searchlight, summarize
 
     paths = output_paths(config.output)
     source = Path(config.activations)
     source_sha = file_digest(source) if source.is_file() else None
-    if paths["rank"].exists() and not config.overwrite:
-        args_path = paths["rank"].parent / f"{paths['rank'].stem}_args.json"
-        record = read_json(args_path, dict) if args_path.exists() else {}
-        recorded = record.get("activations_sha256")
-        settings = record.get("args") if isinstance(record.get("args"), dict) else {}
-        current = config.to_dict()
-        changed = [name for name in RESULT_SETTINGS if name in settings and settings[name] != current[name]]
-        if (recorded is None or recorded == source_sha) and not changed:
-            logger.info("%s exists; skipping (pass --overwrite to recompute)", paths["rank"])
-            return 0
-        logger.info(
-            "%s was made from other activations or settings (%s) than this run; recomputing",
-            paths["rank"],
-            ", ".join(changed) or "activations",
-        )
+    current = config.to_dict()
+    record = {"inputs": {"activations": source_sha}, "settings": {name: current[name] for name in RESULT_SETTINGS}}
+    if (
+        paths["rank"].exists()
+        and not config.overwrite
+        and run_folder.is_current(paths["rank"], run_folder.read_record(paths["rank"]), record)
+    ):
+        return 0
     cli.check_output_dir(paths["rank"].parent, "{--output}'s folder")  # before any work
     data = load_activations(config.activations)
     ratings = load_ratings(resolve_attributes(config.attributes))
@@ -269,6 +263,7 @@ def _run(config: RSAConfig) -> int:
         perm_seed=config.perm_seed if result.perm is not None else None,
         tail=config.tail if result.perm is not None else None,
         seed_normalization=config.seed_normalization,
+        made_from=run_folder.with_output(record, paths["rank"]),
     )
     totals = summary[summary["layer"] == "all"]
     nulls = {}
