@@ -414,7 +414,14 @@ def report_tables(
     if prompts:
         res.accuracy = pd.DataFrame(
             [
-                {"emotion": e, "seed": s, "accuracy": p.best_acc}
+                {
+                    "emotion": e,
+                    "seed": s,
+                    "accuracy": p.best_acc,
+                    "test_accuracy": p.test_acc,
+                    "dev_examples": p.sizes.get("dev"),
+                    "test_examples": p.sizes.get("test"),
+                }
                 for (e, s), p in sorted(prompts.items())
                 if isinstance(p, TrainedPrompt)
             ]

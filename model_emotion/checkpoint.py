@@ -27,10 +27,6 @@ logger = logging.getLogger(__name__)
 STATES = ("best", "final")
 
 
-def checkpoint_path(checkpoint_dir: str | Path, sentiment: str, seed: int) -> Path:
-    return Path(checkpoint_dir) / f"{sentiment}-{seed}.pt"
-
-
 def save_checkpoint(path: str | Path, record: dict, exclusive: bool = False) -> None:
     """Write a checkpoint atomically; ``exclusive`` refuses to replace one (also one written meanwhile)."""
     try:

@@ -14,6 +14,8 @@ import json
 import re
 from pathlib import Path
 
+from .tables import POINTS
+
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1100px; color: #222; line-height: 1.45; }
 h1 { font-size: 1.6em; } h2 { font-size: 1.2em; margin-top: 2em; border-bottom: 1px solid #ccc; }
@@ -23,6 +25,7 @@ th, td { border: 1px solid #ccc; padding: 3px 7px; text-align: right; }
 th { background: #f2f2f2; } td:first-child, th:first-child { text-align: left; }
 figure { margin: 1.5em 0; } .scroll { overflow-x: auto; max-width: 100%; }
 figure img, figure svg { max-width: none; height: auto; border: 1px solid #eee; }
+figure img.fit { max-width: 100%; }
 dl { display: grid; grid-template-columns: max-content 1fr; gap: 0.2em 1em; font-size: 0.9em; }
 dt { font-weight: 600; } dd { margin: 0; }
 figcaption { font-size: 0.85em; color: #555; } pre { background: #f6f6f6; padding: 1em; overflow-x: auto; font-size: 0.8em; }
@@ -57,8 +60,8 @@ def _table(lines: list[str]) -> str:
 
 
 def markdown_to_html(text: str) -> str:
-    """The report's Markdown (headings, paragraphs, pipe tables) as escaped HTML."""
-    out, table, paragraph = [], [], []
+    """The report's Markdown (headings, paragraphs, bulleted lists, pipe tables) as escaped HTML."""
+    out, table, paragraph, items = [], [], [], []
 
     def flush():
         if table:
@@ -67,10 +70,13 @@ def markdown_to_html(text: str) -> str:
         if paragraph:
             out.append(f"<p>{_text(' '.join(paragraph))}</p>")
             paragraph.clear()
+        if items:
+            out.append("<ul>" + "".join(f"<li>{_text(item)}</li>" for item in items) + "</ul>")
+            items.clear()
 
     for line in text.splitlines():
         if line.startswith("|"):
-            if paragraph:
+            if paragraph or items:
                 flush()
             table.append(line)
         elif line.startswith("#"):
@@ -79,27 +85,35 @@ def markdown_to_html(text: str) -> str:
             out.append(f"<h{level}>{_text(line.lstrip('#').strip())}</h{level}>")
         elif not line.strip():
             flush()
+        elif line.startswith("- "):
+            if table or paragraph:
+                flush()
+            items.append(line[2:].strip())
         else:
-            if table:
+            if table or items:
                 flush()
             paragraph.append(line.strip())
     flush()
     return "\n".join(out)
 
 
+FIT_WIDTH = 1600  # pixels (150 dpi): scaled into the 1100 px page at 0.69 or more
+
 # Figure stem (without a "paper_" prefix) -> (section, what it shows and how to read it).
 FIGURES = [
     (
         "accuracy_per_emotion",
         "Prompts",
-        "Each emotion's prompt accuracy on its balanced dev set (the best epoch, so biased "
-        "upwards), the bar the mean over seeds and the line the spread over seeds; the paper's RoBERTa beside it when given.",
+        "Each emotion's prompt accuracy on its balanced dev set (the best epoch, so biased upwards) and, when "
+        "recorded, on its test set with the number of test examples (n) at the right; bars are means over seeds, "
+        "lines the spread over seeds; the paper's RoBERTa dev accuracy beside it when given.",
     ),
     (
         "selectivity_tau",
         "Neurons and attributes",
-        "Kendall tau of each neuron's RDM with each attribute's RDM, per layer: "
-        "where attribute-like geometry sits in the model. Significance follows the run's test.",
+        "Kendall tau of each neuron's RDM with each attribute's RDM, one panel per layer (L0 nearest the input): "
+        "where attribute-like geometry sits in the model. Red is positive, blue negative, grey not significant "
+        "under the run's test.",
     ),
     (
         "selectivity_by_layer",
@@ -116,7 +130,7 @@ FIGURES = [
     (
         "null_counts",
         "What survives",
-        "Each attribute's count of significant neurons (dot) against the same count "
+        "Each attribute's count of significant neurons (red line) against the same count "
         "when the emotion labels are permuted (the null distribution): a count inside its null is not evidence.",
     ),
     (
@@ -124,6 +138,13 @@ FIGURES = [
         "Masking (causal step)",
         "Accuracy with the top-k neurons of each attribute silenced, "
         "beside random masks of the same size per layer, as k grows.",
+    ),
+    (
+        "drop_beyond_baselines",
+        "Masking (causal step)",
+        "At one k, each attribute's accuracy lost beyond random masks (red) and beyond masks of the top k of "
+        "rankings made with shuffled emotion labels (blue), in points with 95% intervals over prompts and "
+        "examples: an interval clear of 0 is a drop the baseline does not explain.",
     ),
     (
         "drop_beyond_random",
@@ -171,10 +192,10 @@ GLOSSARY = {
     "n_selective": "significant neurons that are significant for this attribute only",
     "n_neurons": "neurons in the layer",
     "k": "how many top-ranked neurons a mask silences",
-    "top_drop": "accuracy lost when the top-k neurons are silenced (unmasked minus masked), a fraction",
+    "top_drop": "accuracy lost when the top-k neurons are silenced (unmasked minus masked)",
     "top_ci_low": "lower end of the 95% interval of top_drop",
     "top_ci_high": "upper end of the 95% interval of top_drop",
-    "random_drop": "accuracy lost when k random neurons (same count per layer) are silenced, a fraction",
+    "random_drop": "accuracy lost when k random neurons (same count per layer) are silenced",
     "drop_beyond_random": "top_drop minus random_drop: the accuracy lost because of which neurons were masked",
     "drop_ci_low": "lower end of the 95% interval of drop_beyond_random",
     "drop_ci_high": "upper end of the 95% interval of drop_beyond_random",
@@ -233,9 +254,14 @@ def _figure(path: Path) -> str:
     caption = html.escape(text)
     alt = html.escape(path.stem.replace("_", " "))
     if path.suffix == ".png":
-        data = base64.b64encode(path.read_bytes()).decode("ascii")
+        raw = path.read_bytes()
+        data = base64.b64encode(raw).decode("ascii")
+        # A figure up to FIT_WIDTH pixels wide is scaled to the page (its 7 pt text stays at least about
+        # 11 px); a wider one keeps its size and scrolls sideways inside the page.
+        width = int.from_bytes(raw[16:20], "big") if raw[:8] == b"\x89PNG\r\n\x1a\n" else 0
+        fit = ' class="fit"' if 0 < width <= FIT_WIDTH else ""
         return (
-            f'<figure id="fig-{html.escape(path.stem)}"><div class="scroll"><img alt="{alt}" '
+            f'<figure id="fig-{html.escape(path.stem)}"><div class="scroll"><img{fit} alt="{alt}" '
             f'src="data:image/png;base64,{data}"></div><figcaption>{caption}</figcaption></figure>'
         )
     if path.suffix == ".svg":
@@ -296,9 +322,7 @@ def build_report_html(
             )
     columns = _table_columns(summary_markdown)
     if columns:
-        entries = "".join(
-            f"<dt>{html.escape(c)}</dt><dd>{html.escape(GLOSSARY.get(c, _guess(c)))}</dd>" for c in columns
-        )
+        entries = "".join(f"<dt>{html.escape(c)}</dt><dd>{html.escape(_meaning(c))}</dd>" for c in columns)
         parts.append(f'<section id="glossary"><h2>Glossary</h2><dl>{entries}</dl></section>')
     config = html.escape(json.dumps(run_record, indent=2, default=str))
     parts.append(f'<section id="configuration"><h2>Configuration and versions</h2><pre>{config}</pre></section>')
@@ -309,6 +333,14 @@ def build_report_html(
         + "\n".join(parts)
         + "\n</body></html>\n"
     )
+
+
+def _meaning(column: str) -> str:
+    """A column's glossary entry (a drop shown in points: its entry, with the unit)."""
+    if column.endswith(POINTS):
+        base = column.removesuffix(POINTS)
+        return GLOSSARY.get(base, _guess(base)) + "; in points of accuracy here (a fraction in the CSV files)"
+    return GLOSSARY.get(column, _guess(column))
 
 
 def _guess(column: str) -> str:

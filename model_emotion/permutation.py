@@ -40,14 +40,6 @@ from .errors import ToolkitError
 logger = logging.getLogger(__name__)
 
 TESTS = ("permutation", "parametric")
-# The test's files beside a rank table NAME.csv: NAME{suffix}.csv (NAME_null.npz for "null").
-TABLE_SUFFIXES = {
-    "perm_p": "_perm_p_value",
-    "fwer_p": "_fwer_p_value",
-    "fwer_global_p": "_fwer_global_p_value",
-    "null_counts": "_null_counts",
-    "null": "_null",
-}
 CORRECTIONS = ("maxt", "maxt_global", "fdr")
 TAILS = ("empirical", "gpd", "moments")
 MAX_PERMUTATIONS = 1_000_000  # a bound on memory ([B, emotions] and [attributes, B] arrays), not a statistical one

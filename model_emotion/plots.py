@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 from scipy.spatial.distance import squareform
 
 from .tables import masking_effects, mean_ci
@@ -110,6 +111,9 @@ def selectivity_counts(summary: pd.DataFrame):
         ax.set_ylim(0, top * 1.08)
         ax.set_xticks(sorted(per_layer["layer"].unique()))
         ax.tick_params(labelsize=7)
+    if not per_layer["n_significant"].any():  # say so, rather than leave empty axes
+        for ax in list(axes.flat)[: len(names)]:
+            ax.text(0.5, 0.5, "no significant neurons", ha="center", va="center", fontsize=8, transform=ax.transAxes)
     for ax in axes[:, 0]:
         ax.set_ylabel("neurons", fontsize=8)
     for ax in list(axes.flat)[len(names) :]:
@@ -462,6 +466,7 @@ def null_counts(draws: np.ndarray, observed: pd.Series, names: list[str], test: 
         ax.axvline(float(observed.get(name, np.nan)), color="#c0392b", linewidth=2)
         ax.set_title(name, fontsize=9)
         ax.tick_params(labelsize=7)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))  # counts of neurons
     for j in range(len(names), rows * cols):
         axes[j // cols][j % cols].set_visible(False)
     fig.supxlabel(f"significant neurons ({test}); grey: under label permutations, red: observed", fontsize=9)

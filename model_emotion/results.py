@@ -23,7 +23,7 @@ from .data import split_run_name
 from .errors import ToolkitError
 from .io import read_csv, read_json, read_meta
 from .names import check_names
-from .permutation import TABLE_SUFFIXES
+from .run_folder import ACCURACY_CSV, rank_paths
 from .tensor_files import read_npz
 
 logger = logging.getLogger(__name__)
@@ -277,7 +277,7 @@ def load_results(
     if not root.is_dir():
         raise ToolkitError(f"{{--results_dir}} {root} is not a folder")
     res = Results(num_layers=num_layers, alpha=alpha)
-    acc_path = _first(root, "goemotions_prompt_tuning_accuracy.csv")
+    acc_path = _first(root, ACCURACY_CSV)
     if acc_path:
         table = read_csv(
             acc_path,
@@ -312,33 +312,35 @@ def load_results(
         if res.num_layers is None:
             res.num_layers = meta.get("num_layers")
 
-        def neuron_table(suffix: str) -> pd.DataFrame | None:
+        paths = rank_paths(rank_path)
+
+        def neuron_table(key: str) -> pd.DataFrame | None:
             """A table beside the rank table with its rows and columns (tau, q, FWER p), or None."""
-            path = Path(f"{stem}{suffix}.csv")
+            path = paths[key]
             if not path.exists():
                 return None
-            table = read_csv(path, f"a searchlight {suffix[1:]} table (one row per neuron)")
+            table = read_csv(path, f"a searchlight {path.stem[len(rank_path.stem) + 1 :]} table (one row per neuron)")
             if len(table) != len(res.rank) or list(table.columns) != list(res.rank.columns):
                 raise ToolkitError(f"{path} does not match {rank_path} (rows or columns differ)")
             return _numeric_table(table, path, table.columns)
 
-        res.tau, res.q = neuron_table("_tau"), neuron_table("_q_value")
-        res.fwer = neuron_table(TABLE_SUFFIXES["fwer_p"])
+        res.tau, res.q = neuron_table("tau"), neuron_table("q")
+        res.fwer = neuron_table("fwer_p")
         if meta.get("test") == "permutation" and meta.get("correction") in ("maxt", "maxt_global"):
             # significance in the figures follows the run's test: the max-T adjusted p, not the parametric q
-            adjusted = res.fwer if meta["correction"] == "maxt" else neuron_table(TABLE_SUFFIXES["fwer_global_p"])
+            adjusted = res.fwer if meta["correction"] == "maxt" else neuron_table("fwer_global_p")
             if adjusted is not None:
                 res.q, res.test = adjusted, "permutation"
-        if Path(f"{stem}{TABLE_SUFFIXES['null_counts']}.csv").exists():
-            res.null_counts = read_null_counts(Path(f"{stem}{TABLE_SUFFIXES['null_counts']}.csv"))
-        if Path(f"{stem}_seed_reliability.csv").exists():
-            path = Path(f"{stem}_seed_reliability.csv")
+        if paths["null_counts"].exists():
+            res.null_counts = read_null_counts(paths["null_counts"])
+        if paths["seed_reliability"].exists():
+            path = paths["seed_reliability"]
             table = read_csv(path, "a seed reliability table", ["split", "attribute", "spearman", "spearman_chance"])
             res.reliability = _numeric_table(table, path, ["spearman", "spearman_chance"])
-        if Path(f"{stem}{TABLE_SUFFIXES['null']}.npz").exists():
-            res.null_draws = read_null_draws(Path(f"{stem}{TABLE_SUFFIXES['null']}.npz"), list(res.rank.columns))
-        if Path(f"{stem}_summary.csv").exists():
-            res.summary = read_summary(Path(f"{stem}_summary.csv"))
+        if paths["null"].exists():
+            res.null_draws = read_null_draws(paths["null"], list(res.rank.columns))
+        if paths["summary"].exists():
+            res.summary = read_summary(paths["summary"])
         if res.summary is not None:
             from_summary = summary_layers(res.summary)
             if res.num_layers is not None and meta.get("num_layers") and meta["num_layers"] != from_summary:

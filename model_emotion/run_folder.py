@@ -1,4 +1,16 @@
-"""The run folder's one staleness mechanism: what an output was made from, recorded once, checked once.
+"""The run folder: the name of every file the stages write and read, and its one staleness mechanism
+(what an output was made from, recorded once, checked once).
+
+Names (one owner; the stages, the report and the readers build paths only through these)::
+
+    checkpoint/{emotion}-{seed}.pt                 step 1 (``checkpoint_path``)
+    ACTS/{emotion}-{seed}.csv, {emotion}-all.csv   step 2 (``activation_csv``, ``emotion_sum_csv``)
+    ACTS/activations.npz, ACTS/goemotions_prompt_tuning_accuracy.csv
+    RANK.csv and RANK_tau.csv, RANK_p_value.csv, RANK_q_value.csv, RANK_summary.csv, the permutation
+    test's RANK_perm_p_value.csv ... RANK_null.npz, the seed diagnostics (``rank_paths``)   step 3
+    MASKS.pkl                                      step 4
+    RESULTS/{emotion}-{seed}.json, .partial.json, eval_config.json                         step 5
+    NAME_meta.json, NAME_args.json beside an output (``io.meta_path``, ``io.save_run_args``)
 
 Every stage that skips work already done (activations, the searchlight, the masks, the masked
 evaluation) asks the same question of an existing output: was it made from these inputs, with these
@@ -35,6 +47,61 @@ from .io import file_digest, meta_path, read_json
 logger = logging.getLogger(__name__)
 
 RECORD_KEY = "made_from"
+ACTIVATIONS_NPZ = "activations.npz"
+ACCURACY_CSV = "goemotions_prompt_tuning_accuracy.csv"
+EVAL_CONFIG = "eval_config.json"
+# the tables beside a rank table RANK.csv: RANK{suffix}.csv (the null draws: .npz)
+RANK_TABLES = {"tau": "_tau", "p": "_p_value", "q": "_q_value", "summary": "_summary"}
+PERMUTATION_TABLES = {
+    "perm_p": "_perm_p_value",
+    "fwer_p": "_fwer_p_value",
+    "fwer_global_p": "_fwer_global_p_value",
+    "null_counts": "_null_counts",
+    "null": "_null",
+}
+SEED_TABLES = {"seed_reliability": "_seed_reliability", "seed_influence": "_seed_influence"}
+
+
+def run_name(emotion: str, seed: int) -> str:
+    """``{emotion}-{seed}``: one prompt's name in every folder (``data.split_run_name`` reads it back)."""
+    return f"{emotion}-{seed}"
+
+
+def checkpoint_path(folder: str | os.PathLike, emotion: str, seed: int) -> Path:
+    return Path(folder) / f"{run_name(emotion, seed)}.pt"
+
+
+def activation_csv(folder: str | os.PathLike, emotion: str, seed: int) -> Path:
+    return Path(folder) / f"{run_name(emotion, seed)}.csv"
+
+
+def emotion_sum_csv(folder: str | os.PathLike, emotion: str) -> Path:
+    """The original code's per-emotion sum over seeds."""
+    return Path(folder) / f"{emotion}-all.csv"
+
+
+def result_path(folder: str | os.PathLike, emotion: str, seed: int) -> Path:
+    return Path(folder) / f"{run_name(emotion, seed)}.json"
+
+
+def partial_path(folder: str | os.PathLike, emotion: str, seed: int) -> Path:
+    """An interrupted evaluation's progress, resumed from when its record matches."""
+    return Path(folder) / f"{run_name(emotion, seed)}.partial.json"
+
+
+def rank_table_path(rank_csv: str | os.PathLike, key: str) -> Path:
+    """The table ``key`` (of RANK_TABLES, PERMUTATION_TABLES, SEED_TABLES) beside the rank table."""
+    rank_csv = Path(rank_csv)
+    suffix = {**RANK_TABLES, **PERMUTATION_TABLES, **SEED_TABLES}[key]
+    return rank_csv.with_name(f"{rank_csv.stem}{suffix}.{'npz' if key == 'null' else 'csv'}")
+
+
+def rank_paths(rank_csv: str | os.PathLike) -> dict[str, Path]:
+    """The rank table (``rank``) and every table the searchlight writes beside it, by key."""
+    keys = [*RANK_TABLES, *PERMUTATION_TABLES, *SEED_TABLES]
+    return {"rank": Path(rank_csv), **{key: rank_table_path(rank_csv, key) for key in keys}}
+
+
 LEGACY_ACTIVATIONS = "provenance.json"  # the activations folder's record before 0.4.1: {csv name: {...}}
 
 

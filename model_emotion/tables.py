@@ -185,21 +185,45 @@ def md_escape(text: object) -> str:
     return MARKDOWN_SPECIAL.sub(r"\\\1", str(text))
 
 
-def to_markdown(table: pd.DataFrame) -> str:
-    """A plain GitHub-style Markdown table (no optional dependency); every cell escaped (``md_escape``)."""
+# Accuracy drops: fractions in the CSV files (as computed), points of accuracy wherever a person reads
+# them (summary.md, report.html, the figures), the column named with its unit.
+DROP_COLUMNS = frozenset(
+    {
+        "top_drop",
+        "top_ci_low",
+        "top_ci_high",
+        "random_drop",
+        "drop_beyond_random",
+        "drop_ci_low",
+        "drop_ci_high",
+        "drop_beyond_permuted",
+        "permuted_ci_low",
+        "permuted_ci_high",
+        "min_detectable_drop",
+    }
+)
+POINTS = " (pts)"
 
-    def fmt(value):
+
+def to_markdown(table: pd.DataFrame) -> str:
+    """A plain GitHub-style Markdown table (no optional dependency); every cell escaped (``md_escape``);
+    drops (``DROP_COLUMNS``) in points of accuracy, their header saying so."""
+
+    def fmt(value, points=False):
         if isinstance(value, float):
             if np.isnan(value):
                 return ""
-            if value.is_integer() and abs(value) >= 1:  # counts read back as floats
+            if points:
+                return f"{100 * value:.2f}"
+            if value.is_integer():  # counts read back as floats
                 return str(int(value))
-            return f"{value:.3g}" if abs(value) < 1e-3 and value != 0 else f"{value:.4f}"
+            return f"{value:.3g}" if abs(value) < 1e-3 else f"{value:.4f}"
         return md_escape(value)
 
-    header = "| " + " | ".join(md_escape(c) for c in table.columns) + " |"
+    points = [c in DROP_COLUMNS for c in table.columns]
+    header = "| " + " | ".join(md_escape(c) + (POINTS if p else "") for c, p in zip(table.columns, points)) + " |"
     rule = "|" + "|".join("---" for _ in table.columns) + "|"
-    body = ["| " + " | ".join(fmt(v) for v in row) + " |" for row in table.itertuples(index=False)]
+    body = ["| " + " | ".join(fmt(v, p) for v, p in zip(row, points)) + " |" for row in table.itertuples(index=False)]
     return "\n".join([header, rule, *body]) + "\n"
 
 

@@ -299,3 +299,14 @@ def test_accuracy_shows_test_with_its_n_beside_dev(drawn):
     legend = [t.get_text() for t in drawn["accuracy_vs_paper"].axes[0].get_legend().get_texts()]
     assert len(legend) == 2 and legend[1].startswith("paper")
     assert "1 seed" in drawn["accuracy_vs_paper"].axes[0].get_title()
+
+
+def test_empty_counts_say_so_and_counts_have_whole_ticks():
+    summary = layer_summary()
+    summary[["n_significant", "n_selective"]] = 0
+    fig = plots.selectivity_counts(summary)
+    assert sum("no significant neurons" in t.get_text() for t in texts(fig)) == len(ATTRIBUTES)
+    fig = plots.null_counts(np.zeros((50, 3), dtype=int), pd.Series([0, 0, 0], index=ATTRIBUTES), ATTRIBUTES, "max-T")
+    FigureCanvasAgg(fig).draw()
+    ticks = [tick for ax in fig.axes if ax.get_visible() for tick in ax.get_xticks()]
+    assert ticks and all(float(tick).is_integer() for tick in ticks)

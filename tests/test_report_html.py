@@ -13,7 +13,7 @@ import pytest
 from test_report import make_results
 
 from model_emotion.commands import report
-from model_emotion.html_report import GLOSSARY, _guess, _table_columns
+from model_emotion.html_report import _meaning, _table_columns
 
 ORDER = ["run", "verdict", "tables"]
 
@@ -53,6 +53,11 @@ class Outline(HTMLParser):
 @pytest.fixture(scope="module")
 def page(tmp_path_factory, shared):
     root = make_results(tmp_path_factory.mktemp("results") / "results")
+    # a permutation test's null counts: the page then has its "what survives" table and verdicts
+    rows = [f"{a},parametric_bh,{6 + i},4.5,9.0,12,0.{3 + i}" for i, a in enumerate(("valence", "arousal"))]
+    (root / "neuron_rank" / "r_null_counts.csv").write_text(
+        "attribute,test,observed,null_mean,null_p95,null_max,count_p\n" + "\n".join(rows) + "\n"
+    )
     out = tmp_path_factory.mktemp("report") / "report"
     argv = [
         "--results_dir",
@@ -79,7 +84,9 @@ def test_sections_figures_and_glossary(page):
     summary = (page.parent / "summary.md").read_text()
     columns = _table_columns(summary)
     assert set(columns) <= set(outline.glossary_terms)
-    assert [c for c in columns if c not in GLOSSARY and _guess(c).startswith("see the section")] == []
+    assert [c for c in columns if _meaning(c).startswith("see the section")] == []
+    # drops in points, their unit named in the header and in the glossary
+    assert "drop_beyond_random (pts)" in columns and "points of accuracy" in _meaning("drop_beyond_random (pts)")
     assert '"fdr"' not in text  # the report's own drawing flags are not shown as the run's settings
     assert "<dt>masks</dt>" in text and "<dt>prompts</dt>" in text
 
@@ -99,8 +106,10 @@ window.addEventListener('load', () => {
     inSection: !!f.closest('section.figures'),
     captioned: !!f.querySelector('figcaption') && f.querySelector('figcaption').textContent.trim().length > 20,
   }));
+  const rows = [...document.querySelectorAll('tr')].map(r => r.getBoundingClientRect().height);
   const facts = {sections, figures, scrollWidth: document.documentElement.scrollWidth, width: window.innerWidth,
-                 bodyWidth: document.body.getBoundingClientRect().width};
+                 bodyWidth: document.body.getBoundingClientRect().width, tallestRow: Math.max(...rows),
+                 tables: document.querySelectorAll('table').length};
   document.body.setAttribute('data-facts', JSON.stringify(facts));
 });
 </script>
@@ -134,3 +143,33 @@ def test_rendered_in_headless_chromium(page, tmp_path):
     assert facts["sections"][:3] == ORDER and facts["sections"][-2:] == ["glossary", "configuration"]
     assert facts["figures"] and all(f["inSection"] and f["captioned"] for f in facts["figures"])
     assert facts["scrollWidth"] <= facts["width"], facts  # wide figures scroll inside, the page does not
+    assert facts["tables"] >= 3 and facts["tallestRow"] < 80, facts  # no column of sentences squeezed into a table
+
+
+def test_every_figure_the_report_draws_has_its_section_and_caption():
+    from model_emotion.html_report import _caption
+
+    stems = [
+        "accuracy_per_emotion",
+        "selectivity_tau",
+        "selectivity_by_layer",
+        "null_counts_permutation_maxt",
+        "masking_accuracy_vs_k",
+        "drop_beyond_baselines_k737",
+        "drop_beyond_random_k737",
+        "rdm_neuron2785_valence",
+        "attribute_importance",
+        "importance_vs_drop",
+        "agreement_vs_accuracy",
+        "model_rsa",
+        "paper_accuracy_per_emotion",
+    ]
+    for stem in stems:
+        section, caption = _caption(stem)
+        assert section != "Other figures" and len(caption) > 40, stem
+
+
+def test_survival_verdicts_are_sentences_under_their_table(page):
+    text = page.read_text()
+    assert "what survives" in text and "<th>verdict</th>" not in text
+    assert "Verdict per attribute" in text and "<li>valence: " in text

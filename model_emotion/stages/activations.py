@@ -162,7 +162,7 @@ def run_activations(config: ActivationsConfig) -> int:
     accuracy = []
     for emotion, seed, path in tqdm(jobs, desc="prompts", disable=None):  # the bar on a terminal only
         record = records[(emotion, seed)]
-        csv_path = out / f"{emotion}-{seed}.csv"
+        csv_path = run_folder.activation_csv(out, emotion, seed)
         # What the CSV is made from (run_folder): a CSV whose checkpoint or settings changed, or that was
         # edited since it was written, is recomputed.
         settings = {
@@ -208,10 +208,8 @@ def run_activations(config: ActivationsConfig) -> int:
         )
     for emotion in emotions:
         have = [rows[(emotion, s)] for s in seeds if (emotion, s) in rows]
-        write_activation_csv(out / f"{emotion}-all.csv", np.sum(have, axis=0))
-    write_csv(
-        out / "goemotions_prompt_tuning_accuracy.csv", pd.DataFrame(accuracy).sort_values(["random_seed", "sentiment"])
-    )
+        write_activation_csv(run_folder.emotion_sum_csv(out, emotion), np.sum(have, axis=0))
+    write_csv(out / run_folder.ACCURACY_CSV, pd.DataFrame(accuracy).sort_values(["random_seed", "sentiment"]))
     missing = [f"{e}-{s}" for e in emotions for s in seeds if (e, s) not in rows]
     if missing:
         raise ToolkitError(
@@ -219,11 +217,11 @@ def run_activations(config: ActivationsConfig) -> int:
             f"were written but activations.npz needs the full grid (restrict with --sentiments/--seeds)"
         )
     acts = np.stack([np.stack([rows[(e, s)] for s in seeds]) for e in emotions]).astype(np.float32)
-    save_npz(out / "activations.npz", ActivationSet(acts, emotions, seeds, ffn.num_layers, ffn.d_ffn))
+    save_npz(out / run_folder.ACTIVATIONS_NPZ, ActivationSet(acts, emotions, seeds, ffn.num_layers, ffn.d_ffn))
     protocols = sorted({config.protocol or rec["config"].get("protocol", "toolkit") for rec in records.values()})
     modes = sorted({rec["config"].get("prompt_mode", "soft") for rec in records.values()})
     write_meta(
-        out / "activations.npz",
+        out / run_folder.ACTIVATIONS_NPZ,
         num_layers=ffn.num_layers,
         d_ffn=ffn.d_ffn,
         num_neurons=ffn.num_neurons,

@@ -25,7 +25,6 @@ from ..prompt_config import check_paper_quirks
 
 logger = logging.getLogger(__name__)
 
-CONFIG_FILE = "eval_config.json"
 SPLITS = ("dev", "test")
 STATES = ("best", "final")
 PROTOCOLS = (None, "toolkit", "paper")
@@ -124,7 +123,7 @@ def run_eval(config: EvalConfig) -> int:
     import json
 
     from model_emotion import run_folder
-    from model_emotion.checkpoint import checkpoint_path, load_checkpoint, prompt_model_from_checkpoint
+    from model_emotion.checkpoint import load_checkpoint, prompt_model_from_checkpoint
     from model_emotion.data import binary_task, check_emotions, load_goemotions
     from model_emotion.inference import mean_accuracy, predict
     from model_emotion.io import file_digest, job_lock, read_json, save_run_args, write_json
@@ -132,6 +131,7 @@ def run_eval(config: EvalConfig) -> int:
     from model_emotion.masked_eval import check_mask_shapes, evaluate_masks
     from model_emotion.masks import load_masks
     from model_emotion.results import accuracies_of, correct_of, encode_correct, is_accuracy
+    from model_emotion.run_folder import checkpoint_path, partial_path, result_path
 
     per_batch = config.per_batch
     cli.check_output_dir(config.result_path, "{--result_path}")  # before any work
@@ -165,7 +165,7 @@ def run_eval(config: EvalConfig) -> int:
         }
 
     def up_to_date(emotion: str, seed: int) -> bool:
-        path = config.result_path / f"{emotion}-{seed}.json"
+        path = result_path(config.result_path, emotion, seed)
         if config.overwrite or not path.exists():
             return False
         try:
@@ -236,13 +236,13 @@ def run_eval(config: EvalConfig) -> int:
         return {k: float(v) for k, v in values.items()}, hits
 
     def evaluate_one(emotion: str, seed: int) -> None:
-        result_path = config.result_path / f"{emotion}-{seed}.json"
-        with job_lock(result_path):  # one process per result file
-            evaluate_locked(emotion, seed, result_path)
+        output = result_path(config.result_path, emotion, seed)
+        with job_lock(output):  # one process per result file
+            evaluate_locked(emotion, seed, output)
 
-    def evaluate_locked(emotion: str, seed: int, result_path) -> None:
-        run_name = f"{emotion}-{seed}"
-        partial_path = config.result_path / f"{run_name}.partial.json"
+    def evaluate_locked(emotion: str, seed: int, output) -> None:
+        run_name = run_folder.run_name(emotion, seed)
+        partial = partial_path(config.result_path, emotion, seed)
         ckpt_path = checkpoint_path(config.checkpoint_dir, emotion, seed)
         record = records.get((emotion, seed)) or load_checkpoint(ckpt_path, config.model)
         model = prompt_model_from_checkpoint(record, backbone, tokenizer, config.state, ckpt_path, config.protocol).to(
@@ -272,9 +272,9 @@ def run_eval(config: EvalConfig) -> int:
         }
         done: dict[str, float] = {}
         correct: dict = {}  # mask name -> per-example correctness, row order
-        if partial_path.exists() and not config.overwrite:
+        if partial.exists() and not config.overwrite:
             try:
-                done, correct = valid_partial(read_json(partial_path, dict), key, run_name, len(encoded))
+                done, correct = valid_partial(read_json(partial, dict), key, run_name, len(encoded))
             except ToolkitError as exc:
                 logger.warning("%s; starting over", exc)
             if done:
@@ -298,7 +298,7 @@ def run_eval(config: EvalConfig) -> int:
         def save_progress(name: str, value: float) -> None:
             done[name] = value
             write_json(
-                partial_path,
+                partial,
                 {
                     **result,
                     "accuracies": {"unmasked": result["unmasked"], **done},
@@ -324,12 +324,12 @@ def run_eval(config: EvalConfig) -> int:
         result["accuracies"] = {"unmasked": result.pop("unmasked"), **{name: accuracies[name] for name in masks}}
         result["correct"] = {name: encode_correct(correct[name]) for name in ["unmasked", *masks]}
         result[run_folder.RECORD_KEY] = key  # the record travels inside the result (run_folder)
-        write_json(result_path, result)
-        if partial_path.exists():
-            partial_path.unlink()
-        logger.info("wrote %s (%d masks)", result_path, len(masks))
+        write_json(output, result)
+        if partial.exists():
+            partial.unlink()
+        logger.info("wrote %s (%d masks)", output, len(masks))
 
     status = cli.run_jobs(pending, evaluate_one, "masked evaluation")
     save_run_args(config.result_path, config.to_dict(), "eval_mask_neuron")
-    write_json(config.result_path / CONFIG_FILE, config.to_dict())
+    write_json(config.result_path / run_folder.EVAL_CONFIG, config.to_dict())
     return status

@@ -90,7 +90,9 @@ DEFAULT_MODEL_LAYERS, DEFAULT_MODEL_D_FFN = 12, 3072
 
 
 def layers_from_summary(rank_csv: Path) -> int | None:
-    summary = Path(f"{rank_csv.with_suffix('')}_summary.csv")
+    from model_emotion.run_folder import rank_table_path
+
+    summary = rank_table_path(rank_csv, "summary")
     if not summary.exists():
         return None
     from model_emotion.results import read_summary, summary_layers
@@ -197,9 +199,8 @@ def _run(config: MaskConfig) -> int:
     if too_big:
         raise ToolkitError(f"thresholds {too_big} exceed the {len(ranks)} neurons of {config.csv_path}")
     from model_emotion.masks import load_permuted_ranks
-    from model_emotion.permutation import TABLE_SUFFIXES
 
-    null_npz = config.csv_path.with_name(f"{config.csv_path.stem}{TABLE_SUFFIXES['null']}.npz")
+    null_npz = run_folder.rank_table_path(config.csv_path, "null")
     num_permuted = config.num_permuted
     if num_permuted is None:
         num_permuted = 3 if null_npz.is_file() else 0

@@ -462,11 +462,18 @@ def _write_report(config, out: Path, ours, paper, human, control=None) -> int:
                     ("On the paper's released data: " if label else "")
                     + " ".join(survival_sentences(survival, res.alpha))
                 ]
+            # the verdicts as sentences under the table (a column of sentences makes every row a page tall)
+            verdicts = "\n".join(
+                f"- {md_escape(row.attribute)}: {md_escape(row.verdict)}" for row in survival.itertuples(index=False)
+            )
             markdown.append(
                 f"## {title}: what survives\n\n"
                 + " ".join(survival_sentences(survival, res.alpha))
                 + "\n\n"
-                + to_markdown(survival)
+                + to_markdown(survival.drop(columns=["verdict"]))
+                + "\nVerdict per attribute:\n\n"
+                + verdicts
+                + "\n"
             )
         elif not verdict and not table.empty:
             from model_emotion.survival import survival_sentences, survival_table

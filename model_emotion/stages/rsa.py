@@ -4,7 +4,7 @@ follows the protocol unless given; the paper protocol's test is the parametric o
 
 ``rsa_searchlight.py`` (``model-emotion rsa``) turns flags into an ``RSAConfig`` and calls
 ``run_rsa``; a Python caller does the same with the same names. The tables it writes beside the
-rank table are listed by ``output_paths``.
+rank table are named by ``run_folder.rank_paths``.
 """
 
 from __future__ import annotations
@@ -98,8 +98,6 @@ class RSAConfig:
             raise ToolkitError(f"not a searchlight config ({exc})") from None
 
 
-SUFFIXES = {"tau": "_tau", "p": "_p_value", "q": "_q_value"}
-
 # The settings that change the tables: a finished run made with other values is recomputed.
 RESULT_SETTINGS = (
     "mode",
@@ -121,21 +119,6 @@ RESULT_SETTINGS = (
 )
 
 
-def output_paths(rank_csv: Path) -> dict[str, Path]:
-    stem = rank_csv.with_suffix("")
-    paths = {"rank": rank_csv}
-    paths.update({key: Path(f"{stem}{suffix}.csv") for key, suffix in SUFFIXES.items()})
-    paths["summary"] = Path(f"{stem}_summary.csv")
-    from model_emotion.permutation import TABLE_SUFFIXES
-
-    paths.update(
-        {key: Path(f"{stem}{suffix}.{'npz' if key == 'null' else 'csv'}") for key, suffix in TABLE_SUFFIXES.items()}
-    )
-    paths["seed_reliability"] = Path(f"{stem}_seed_reliability.csv")
-    paths["seed_influence"] = Path(f"{stem}_seed_influence.csv")
-    return paths
-
-
 def run_rsa(config: RSAConfig) -> int:
     """Write the rank table and the tables beside it (skipped when they exist and were made from these
     activations and settings)."""
@@ -151,10 +134,9 @@ def _run(config: RSAConfig) -> int:
     from model_emotion.attributes import build_rdms, load_ratings, parse_groups
     from model_emotion.download import resolve_attributes
     from model_emotion.io import file_digest, read_meta, save_run_args, write_csv, write_meta
-    from model_emotion.permutation import TABLE_SUFFIXES
     from model_emotion.rsa import searchlight, summarize
 
-    paths = output_paths(config.output)
+    paths = run_folder.rank_paths(config.output)
     source = Path(config.activations)
     source_sha = file_digest(source) if source.is_file() else None
     current = config.to_dict()
@@ -211,7 +193,7 @@ def _run(config: RSAConfig) -> int:
     if result.perm is not None:
         write_permutation_tables(paths, result)
     else:
-        for key in TABLE_SUFFIXES:  # a parametric rerun leaves no stale permutation tables
+        for key in run_folder.PERMUTATION_TABLES:  # a parametric rerun leaves no stale permutation tables
             paths[key].unlink(missing_ok=True)
     if config.seed_diagnostics:
         settings = dict(

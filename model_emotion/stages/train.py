@@ -82,10 +82,11 @@ def run_train(config: TrainConfig) -> int:
     """Train every job of ``config`` (skipping, with --multi_prompt, jobs whose checkpoint exists);
     0 when all succeeded, 1 when some failed (each failure logged in one line, the others go on)."""
     from model_emotion.api import train_prompt, train_prompts
-    from model_emotion.checkpoint import checkpoint_path, save_checkpoint
+    from model_emotion.checkpoint import save_checkpoint
     from model_emotion.data import check_emotions, load_goemotions
     from model_emotion.io import job_lock, save_run_args
     from model_emotion.loading import load_backbone
+    from model_emotion.run_folder import checkpoint_path
 
     jobs = list(config.jobs)
     if len(jobs) == 1 and checkpoint_path(config.checkpoint_dir, *jobs[0]).exists() and not config.overwrite:
