@@ -25,7 +25,7 @@ th, td { border: 1px solid #ccc; padding: 3px 7px; text-align: right; }
 th { background: #f2f2f2; } td:first-child, th:first-child { text-align: left; }
 figure { margin: 1.5em 0; } .scroll { overflow-x: auto; max-width: 100%; }
 figure img, figure svg { max-width: none; height: auto; border: 1px solid #eee; }
-figure img.fit { max-width: 100%; }
+figure img.fit { max-width: 100%; box-sizing: border-box; }
 dl { display: grid; grid-template-columns: max-content 1fr; gap: 0.2em 1em; font-size: 0.9em; }
 dt { font-weight: 600; } dd { margin: 0; }
 figcaption { font-size: 0.85em; color: #555; } pre { background: #f6f6f6; padding: 1em; overflow-x: auto; font-size: 0.8em; }

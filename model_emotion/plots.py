@@ -226,7 +226,15 @@ def drop_matrix(masking: pd.DataFrame, k: int, ax=None):
         for (i, j), v in np.ndenumerate(values):
             if np.isfinite(v):
                 strong = abs(v) > 0.6 * limit
-                ax.text(j, i, f"{v:.0f}", ha="center", va="center", fontsize=7, color="white" if strong else "black")
+                ax.text(
+                    j,
+                    i,
+                    f"{v:.0f}" if round(v) else "0",
+                    ha="center",
+                    va="center",
+                    fontsize=7,
+                    color="white" if strong else "black",
+                )
     fig.colorbar(image, ax=ax, label="accuracy drop beyond random (points)")
     ax.set_title(f"Accuracy lost by masking each attribute's top {k} neurons, beyond k random neurons")
     fig.tight_layout()

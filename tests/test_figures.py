@@ -310,3 +310,11 @@ def test_empty_counts_say_so_and_counts_have_whole_ticks():
     FigureCanvasAgg(fig).draw()
     ticks = [tick for ax in fig.axes if ax.get_visible() for tick in ax.get_xticks()]
     assert ticks and all(float(tick).is_integer() for tick in ticks)
+
+
+def test_drop_cells_never_read_minus_zero():
+    table = masking_table()
+    table.loc[table["kind"] == "top", "accuracy"] = table.loc[table["kind"] == "top", "unmasked"] + 0.001
+    table.loc[table["kind"] == "random", "accuracy"] = table.loc[table["kind"] == "random", "unmasked"] - 0.0
+    labels = [t.get_text() for t in plots.drop_matrix(table, 20).axes[0].texts]
+    assert labels and "-0" not in labels and "0" in labels

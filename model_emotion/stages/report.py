@@ -381,7 +381,10 @@ def run_overview(res) -> dict:
     if res.activations is not None:
         emotions, seeds = res.activations.emotions, res.activations.seeds
     if emotions and seeds:
-        out["prompts"] = f"{len(emotions)} emotions x {len(seeds)} seeds (seeds {', '.join(map(str, seeds))})"
+        seed_word = "seed" if len(seeds) == 1 else "seeds"
+        out["prompts"] = (
+            f"{len(emotions)} emotions x {len(seeds)} {seed_word} ({seed_word} {', '.join(map(str, seeds))})"
+        )
     if res.rank is not None:
         layers = res.num_layers
         out["neurons"] = f"{len(res.rank)}" + (f" ({layers} layers x {len(res.rank) // layers})" if layers else "")
