@@ -379,14 +379,6 @@ def importance_vs_drop(importance: pd.DataFrame, drops: pd.DataFrame, correlatio
     for ax, k in zip(axes.flat, ks):
         part = merged[merged["k"] == k]
         ax.scatter(part["tau"], 100 * part["drop_beyond_random"], color="#2b2b2b", s=14)
-        for _, row in part.iterrows():
-            ax.annotate(
-                row["attribute"],
-                (row["tau"], 100 * row["drop_beyond_random"]),
-                fontsize=7,
-                xytext=(2, 2),
-                textcoords="offset points",
-            )
         stat = correlations[correlations["k"] == k]
         label = ""
         if len(stat) and np.isfinite(stat["spearman_rho"].iloc[0]):
@@ -399,6 +391,9 @@ def importance_vs_drop(importance: pd.DataFrame, drops: pd.DataFrame, correlatio
         ax.set_visible(False)
     fig.suptitle("Do the neurons of attributes that matter more to humans matter more to the model?")
     fig.tight_layout()
+    for ax, k in zip(axes.flat, ks):  # after the layout: labels placed where they will be drawn
+        part = merged[merged["k"] == k]
+        label_points(ax, part["tau"], 100 * part["drop_beyond_random"], part["attribute"])
     return fig
 
 
@@ -410,14 +405,6 @@ def agreement_vs_accuracy(per_emotion: pd.DataFrame, correlations: pd.DataFrame)
     fig, axes = _figure(1, len(measures), figsize=(5 * len(measures), 4.2), squeeze=False)
     for ax, measure in zip(axes[0], measures):
         ax.scatter(per_emotion[measure], per_emotion["prompt_accuracy"], color="#2b2b2b", s=12)
-        for _, row in per_emotion.iterrows():
-            ax.annotate(
-                row["emotion"],
-                (row[measure], row["prompt_accuracy"]),
-                fontsize=7,
-                xytext=(2, 2),
-                textcoords="offset points",
-            )
         stat = correlations[correlations["measure"] == measure].iloc[0]
         ax.set_title(
             f"{measure}: r = {stat['pearson_r']:.2f} (p = {stat['pearson_p']:.2g}), rho = {stat['spearman_rho']:.2f}",
@@ -427,7 +414,70 @@ def agreement_vs_accuracy(per_emotion: pd.DataFrame, correlations: pd.DataFrame)
         ax.set_ylabel("prompt accuracy (mean over seeds)")
     fig.suptitle("GoEmotions rater agreement vs soft-prompt accuracy per emotion")
     fig.tight_layout()
+    for ax, measure in zip(axes[0], measures):  # after the layout: labels placed where they will be drawn
+        label_points(ax, per_emotion[measure], per_emotion["prompt_accuracy"], per_emotion["emotion"])
     return fig
+
+
+# Where a point's label may go, in points from the point: right-above first, then the other corners and sides.
+LABEL_SPOTS = [
+    ((3, 3), "left", "bottom"),
+    ((3, -3), "left", "top"),
+    ((-3, 3), "right", "bottom"),
+    ((-3, -3), "right", "top"),
+    ((0, 5), "center", "bottom"),
+    ((0, -5), "center", "top"),
+    ((5, 0), "left", "center"),
+    ((-5, 0), "right", "center"),
+    # farther out, where the near ones are taken (a crowded cluster)
+    ((3, 12), "left", "bottom"),
+    ((3, -12), "left", "top"),
+    ((-3, 12), "right", "bottom"),
+    ((-3, -12), "right", "top"),
+]
+
+
+def label_points(ax, xs, ys, labels, fontsize: float = 7) -> None:
+    """Label each point at the first of ``LABEL_SPOTS`` that overlaps no label placed so far, no other
+    point and nothing outside the axes (else at the least overlapping one): labels do not collide where
+    there is room. Call it after the figure's layout is final (positions are measured in pixels)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    fig = ax.figure
+    if not hasattr(fig.canvas, "get_renderer"):
+        FigureCanvasAgg(fig)  # text extents need a renderer; saving and notebooks work as before
+    renderer = fig.canvas.get_renderer()
+    xs, ys, labels = np.asarray(xs, float), np.asarray(ys, float), [str(v) for v in labels]
+    ax.get_xlim(), ax.get_ylim()  # settle the autoscaled limits the pixel positions depend on
+    points = ax.transData.transform(np.column_stack([xs, ys]))
+    markers = [(x - 2.5, y - 2.5, x + 2.5, y + 2.5) for x, y in points]  # in pixels
+    placed: list[tuple] = []
+    inside = ax.get_window_extent(renderer)
+    frame = (inside.x0, inside.y0, inside.x1, inside.y1)
+
+    def shared(a, b) -> float:
+        return max(0.0, min(a[2], b[2]) - max(a[0], b[0])) * max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+
+    for i in np.argsort(-points[:, 1]):  # top to bottom
+        best = None
+        for offset, ha, va in LABEL_SPOTS:
+            text = ax.annotate(
+                labels[i], (xs[i], ys[i]), xytext=offset, textcoords="offset points", ha=ha, va=va, fontsize=fontsize
+            )
+            extent = text.get_window_extent(renderer)
+            box = (extent.x0, extent.y0, extent.x1, extent.y1)
+            others = placed + [m for j, m in enumerate(markers) if j != i]
+            area = (box[2] - box[0]) * (box[3] - box[1])
+            cost = sum(shared(box, other) for other in others) + (area - shared(box, frame))  # + outside the axes
+            if best is None or cost < best[0]:
+                if best is not None:
+                    best[1].remove()
+                best = (cost, text, box)
+            else:
+                text.remove()
+            if cost == 0:
+                break
+        placed.append(best[2])
 
 
 def model_rsa(table: pd.DataFrame, ax=None):

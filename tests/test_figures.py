@@ -172,7 +172,9 @@ def test_every_report_figure_is_checked(drawn):
     drawing = {
         name
         for name, fn in inspect.getmembers(plots, inspect.isfunction)
-        if fn.__module__ == plots.__name__ and not name.startswith("_") and name not in ("save", "neuron_label")
+        if fn.__module__ == plots.__name__
+        and not name.startswith("_")
+        and name not in ("save", "neuron_label", "label_points")
     }
     used = {
         "selectivity_heatmap",
@@ -318,3 +320,38 @@ def test_drop_cells_never_read_minus_zero():
     table.loc[table["kind"] == "random", "accuracy"] = table.loc[table["kind"] == "random", "unmasked"] - 0.0
     labels = [t.get_text() for t in plots.drop_matrix(table, 20).axes[0].texts]
     assert labels and "-0" not in labels and "0" in labels
+
+
+def label_boxes(fig):
+    renderer = fig.canvas.get_renderer()
+    boxes = [t.get_window_extent(renderer) for ax in fig.axes for t in ax.texts]
+    return [(b.x0, b.y0, b.x1, b.y1) for b in boxes]
+
+
+def collisions(boxes):
+    def shared(a, b):
+        return max(0.0, min(a[2], b[2]) - max(a[0], b[0])) * max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+
+    return sum(shared(a, b) > 0 for i, a in enumerate(boxes) for b in boxes[i + 1 :])
+
+
+def test_point_labels_do_not_collide_where_there_is_room():
+    """Crowded pairs of points (as rarely-separated emotions are): with labels placed right-above every
+    point they collide; label_points finds each a free spot."""
+    rng = np.random.default_rng(6)
+    centres = rng.uniform(0, 1, (9, 2))
+    xy = np.concatenate([centres, centres + rng.normal(0, 0.004, centres.shape)])  # 9 near-coincident pairs
+    names = [f"emotion{i:02d}" for i in range(len(xy))]
+    fig, ax = plots._figure(figsize=(5, 4.2))
+    ax.scatter(xy[:, 0], xy[:, 1])
+    naive_fig, naive_ax = plots._figure(figsize=(5, 4.2))
+    naive_ax.scatter(xy[:, 0], xy[:, 1])
+    for name, (x, y) in zip(names, xy):
+        naive_ax.annotate(name, (x, y), xytext=(3, 3), textcoords="offset points", fontsize=7)
+    FigureCanvasAgg(naive_fig).draw()
+    assert collisions(label_boxes(naive_fig)) >= 5
+    plots.label_points(ax, xy[:, 0], xy[:, 1], names)
+    FigureCanvasAgg(fig).draw()
+    boxes = label_boxes(fig)
+    assert len(boxes) == len(names) and collisions(boxes) == 0
+    assert sorted(t.get_text() for t in ax.texts) == names
