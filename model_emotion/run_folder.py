@@ -186,15 +186,14 @@ def legacy_record(output: str | os.PathLike) -> dict | None:
             entry = read_json(folder_record, dict).get(output.name)
         except ToolkitError:
             return {"inputs": None}
-        if entry is None:
-            return None
-        if not isinstance(entry, dict):
+        if entry is not None and not isinstance(entry, dict):
             return {"inputs": None}
-        settings = {k: v for k, v in entry.items() if k not in ("checkpoint_sha256", "csv_sha256")}
-        record = {"inputs": {"checkpoint": entry.get("checkpoint_sha256")}, "settings": settings}
-        if entry.get("csv_sha256") is not None:
-            record["output_sha256"] = entry["csv_sha256"]
-        return record
+        if entry is not None:
+            settings = {k: v for k, v in entry.items() if k not in ("checkpoint_sha256", "csv_sha256")}
+            record = {"inputs": {"checkpoint": entry.get("checkpoint_sha256")}, "settings": settings}
+            if entry.get("csv_sha256") is not None:
+                record["output_sha256"] = entry["csv_sha256"]
+            return record
     args_path = output.with_name(f"{output.stem}_args.json")
     if args_path.exists():
         try:

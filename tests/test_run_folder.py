@@ -68,8 +68,10 @@ def test_searchlight_and_masks_records_and_their_older_form(acts, shared, tmp_pa
     before = mtime(rank)
     assert run_rsa(config) == 0 and mtime(rank) == before  # up to date: skipped
     # A folder of an older version: no record in the meta file, the digest in r_args.json: still read.
-    del meta["made_from"]
+    digest = meta.pop("made_from")["inputs"]["activations"]
     rank.with_name("r_meta.json").write_text(json.dumps(meta))
+    args = json.loads(rank.with_name("r_args.json").read_text())
+    rank.with_name("r_args.json").write_text(json.dumps({**args, "activations_sha256": digest}))
     assert run_rsa(config) == 0 and mtime(rank) == before
     # ... and still found stale when its input changed
     data = np.load(acts)
@@ -89,6 +91,8 @@ def test_searchlight_and_masks_records_and_their_older_form(acts, shared, tmp_pa
     assert run_masks(MaskConfig(**{**mask_config.__dict__, "thresholds": (4, 8)})) == 0 and mtime(masks) != before
     before = mtime(masks)
     meta = json.loads(masks.with_name("m_meta.json").read_text())
-    del meta["made_from"]
+    digest = meta.pop("made_from")["inputs"]["rank_table"]
     masks.with_name("m_meta.json").write_text(json.dumps(meta))
+    args = json.loads(masks.with_name("m_args.json").read_text())
+    masks.with_name("m_args.json").write_text(json.dumps({**args, "rank_sha256": digest}))
     assert run_masks(MaskConfig(**{**mask_config.__dict__, "thresholds": (4, 8)})) == 0 and mtime(masks) == before

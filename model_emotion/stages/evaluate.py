@@ -141,13 +141,13 @@ def run_eval(config: EvalConfig) -> int:
 
     known: dict[tuple[str, int], dict] = {}
 
-    def settings(emotion: str, seed: int) -> dict:
+    def record_of(emotion: str, seed: int) -> dict:
         """Everything a result depends on that is known before the model is loaded (the checkpoint hashed once)."""
         if (emotion, seed) not in known:
-            known[(emotion, seed)] = _settings(emotion, seed)
+            known[(emotion, seed)] = _record(emotion, seed)
         return known[(emotion, seed)]
 
-    def _settings(emotion: str, seed: int) -> dict:
+    def _record(emotion: str, seed: int) -> dict:
         """The result's record (run_folder), as far as it is known before the model is loaded."""
         ckpt = checkpoint_path(config.checkpoint_dir, emotion, seed)
         return {
@@ -189,7 +189,7 @@ def run_eval(config: EvalConfig) -> int:
             )
             return False
         return run_folder.is_current(
-            path, run_folder.result_record(previous), settings(emotion, seed), "evaluating again"
+            path, run_folder.result_record(previous), record_of(emotion, seed), "evaluating again"
         )
 
     pending = [(e, s) for e, s in jobs if not up_to_date(e, s)]
@@ -258,7 +258,7 @@ def run_eval(config: EvalConfig) -> int:
         encoded = model.encode_task(task.texts, task.labels)
         examples = hashlib.sha256(json.dumps([task.texts, task.labels.tolist()]).encode()).hexdigest()
         key = {
-            **settings(emotion, seed),
+            **record_of(emotion, seed),
             "examples_sha256": examples,
             "resolved": {"protocol": model.config.protocol, "negative_sampling": negatives},
         }

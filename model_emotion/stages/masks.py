@@ -147,18 +147,17 @@ def run_masks(config: MaskConfig) -> int:
 
 def _run(config: MaskConfig) -> int:
     from model_emotion import run_folder
-    from model_emotion.io import file_digest, read_meta, save_run_args, write_meta
+    from model_emotion.io import read_meta, save_run_args, write_meta
     from model_emotion.masks import generate_masks, save_masks
     from model_emotion.results import mask_info, read_rank_table
 
     if not config.csv_path.is_file():
         raise ToolkitError(f"rank table not found: {config.csv_path} (run {{stage:rsa}} first)")
-    rank_sha = file_digest(config.csv_path)
     # everything the masks depend on besides the rank table (not where they are written, nor --overwrite)
     settings = {
         k: v for k, v in config.to_dict().items() if k not in ("csv_path", "pkl_file", "overwrite", "mode", "model")
     }
-    record = {"inputs": {"rank_table": rank_sha}, "settings": settings}
+    record = run_folder.made_from({"rank_table": config.csv_path}, settings)
     if (
         config.pkl_file.exists()
         and not config.overwrite
@@ -219,7 +218,7 @@ def _run(config: MaskConfig) -> int:
         permuted,
     )
     save_masks(config.pkl_file, masks)
-    save_run_args(config.pkl_file.parent, config.to_dict(), config.pkl_file.stem, rank_sha256=rank_sha)
+    save_run_args(config.pkl_file.parent, config.to_dict(), config.pkl_file.stem)
     write_meta(
         config.pkl_file,
         num_layers=num_layers,
@@ -235,7 +234,6 @@ def _run(config: MaskConfig) -> int:
         num_permuted=num_permuted,
         seed=config.seed,
         attributes=list(attributes),
-        rank_sha256=rank_sha,
         masks=[mask_info(name) for name in masks],  # each mask's metadata as data
         made_from=run_folder.with_output(record, config.pkl_file),
     )

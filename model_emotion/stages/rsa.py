@@ -133,14 +133,13 @@ def _run(config: RSAConfig) -> int:
     from model_emotion.activation_files import load_activations
     from model_emotion.attributes import build_rdms, load_ratings, parse_groups
     from model_emotion.download import resolve_attributes
-    from model_emotion.io import file_digest, read_meta, save_run_args, write_csv, write_meta
+    from model_emotion.io import read_meta, save_run_args, write_csv, write_meta
     from model_emotion.rsa import searchlight, summarize
 
     paths = run_folder.rank_paths(config.output)
     source = Path(config.activations)
-    source_sha = file_digest(source) if source.is_file() else None
     current = config.to_dict()
-    record = {"inputs": {"activations": source_sha}, "settings": {name: current[name] for name in RESULT_SETTINGS}}
+    record = run_folder.made_from({"activations": source}, {name: current[name] for name in RESULT_SETTINGS})
     if (
         paths["rank"].exists()
         and not config.overwrite
@@ -220,7 +219,7 @@ def _run(config: RSAConfig) -> int:
             paths[key].unlink(missing_ok=True)
     write_csv(paths["summary"], summary)
     write_csv(paths["rank"], result.table("rank"))  # last: its presence marks a finished run
-    save_run_args(paths["rank"].parent, config.to_dict(), paths["rank"].stem, activations_sha256=source_sha)
+    save_run_args(paths["rank"].parent, config.to_dict(), paths["rank"].stem)
     write_meta(
         paths["rank"],
         num_layers=num_layers,
@@ -238,7 +237,6 @@ def _run(config: RSAConfig) -> int:
         model_type=source_meta.get("model_type"),
         protocol=source_meta.get("protocol"),
         prompt_mode=source_meta.get("prompt_mode"),
-        activations_sha256=source_sha,
         test=config.test,
         correction=result.perm.correction if result.perm is not None else "fdr",
         permutations=config.permutations if result.perm is not None else None,
