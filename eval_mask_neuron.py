@@ -6,7 +6,7 @@ The original command line of this stage. A thin shim: the command is
 
 import sys
 
-from model_emotion import cli
+from model_emotion.commands import cli
 from model_emotion.commands.eval import main, parse_args  # noqa: F401
 
 if __name__ == "__main__":

@@ -130,7 +130,7 @@ def benchmark_backbone(model: str | None = None, arch: str | None = None, dtype:
     ``model``'s tokenizer (its ids must fit the shape's vocabulary). For timings only: accuracies of
     such a model are chance.
     """
-    from model_emotion.loading import DTYPES, load_backbone
+    from model_emotion.lm.loading import DTYPES, load_backbone
 
     name = model or packaged_encoder()
     if arch is None:

@@ -23,14 +23,14 @@ from pathlib import Path
 import torch
 from common import random_masks, shared_data
 
-from model_emotion.data import binary_task, load_goemotions
-from model_emotion.inference import accuracy
-from model_emotion.loading import load_backbone
-from model_emotion.masked_eval import evaluate_masks
-from model_emotion.neurons import find_ffn, scale_neurons
-from model_emotion.prompt_config import PromptConfig
-from model_emotion.prompt_model import build_prompt_model
-from model_emotion.training import train_prompt
+from model_emotion.data.goemotions import binary_task, load_goemotions
+from model_emotion.lm.inference import accuracy
+from model_emotion.lm.loading import load_backbone
+from model_emotion.lm.neurons import find_ffn, scale_neurons
+from model_emotion.masking.evaluate import evaluate_masks
+from model_emotion.prompts.config import PromptConfig
+from model_emotion.prompts.factory import build_prompt_model
+from model_emotion.prompts.training import train_prompt
 
 
 def smollm2_gguf() -> Path:

@@ -48,7 +48,7 @@ from common import (
     timed,
 )
 
-from model_emotion.data import EMOTIONS, binary_task, load_goemotions
+from model_emotion.data.goemotions import EMOTIONS, binary_task, load_goemotions
 
 _R = ARCHS["roberta-base"]
 ROBERTA = dict(layers=_R["num_hidden_layers"], hidden=_R["hidden_size"], ffn=_R["intermediate_size"])
@@ -72,14 +72,14 @@ MULTI = "train, --multi_prompt"  # the rate at the toolkit's padding tolerance f
 
 def measure(args, data) -> dict[str, float]:
     """FLOP/s of the matmul reference and of the toolkit's training, evaluation and masked evaluation."""
-    from model_emotion.batching import pad_rows
-    from model_emotion.inference import accuracy, autocast
-    from model_emotion.masked_eval import evaluate_masks
-    from model_emotion.multi_prompt import max_padding_for, stacked_logits
-    from model_emotion.neurons import find_ffn
-    from model_emotion.prompt_config import PromptConfig
-    from model_emotion.prompt_model import build_prompt_model
-    from model_emotion.training import make_optimizer
+    from model_emotion.lm.batching import pad_rows
+    from model_emotion.lm.inference import accuracy, autocast
+    from model_emotion.lm.neurons import find_ffn
+    from model_emotion.masking.evaluate import evaluate_masks
+    from model_emotion.prompts.config import PromptConfig
+    from model_emotion.prompts.factory import build_prompt_model
+    from model_emotion.prompts.multi import max_padding_for, stacked_logits
+    from model_emotion.prompts.training import make_optimizer
 
     device = torch.device(args.device)
     rates = {"matmul": matmul_rate(device, args.reps)}

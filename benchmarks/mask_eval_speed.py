@@ -23,13 +23,13 @@ import time
 import torch
 from common import packaged_encoder, random_masks, shared_data
 
-from model_emotion.batching import batches, encode
-from model_emotion.data import binary_task, load_goemotions
-from model_emotion.encoder_prompt import SoftPromptModel
-from model_emotion.loading import load_backbone
-from model_emotion.masked_eval import evaluate_masks
-from model_emotion.neurons import find_ffn, scale_neurons
-from model_emotion.prompt_config import PromptConfig
+from model_emotion.data.goemotions import binary_task, load_goemotions
+from model_emotion.lm.batching import batches, encode
+from model_emotion.lm.loading import load_backbone
+from model_emotion.lm.neurons import find_ffn, scale_neurons
+from model_emotion.masking.evaluate import evaluate_masks
+from model_emotion.prompts.config import PromptConfig
+from model_emotion.prompts.encoder import SoftPromptModel
 
 
 def build(model_name: str, prompt_len: int, prompt: torch.Tensor | None, head_state: dict | None, device):

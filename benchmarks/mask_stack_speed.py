@@ -17,11 +17,11 @@ import time
 import torch
 from common import add_model_arguments, benchmark_backbone, model_flops, random_masks, shared_data
 
-from model_emotion.data import binary_task, load_goemotions
-from model_emotion.masked_eval import auto_masks_per_forward, evaluate_masks
-from model_emotion.neurons import find_ffn
-from model_emotion.prompt_config import PromptConfig
-from model_emotion.prompt_model import build_prompt_model
+from model_emotion.data.goemotions import binary_task, load_goemotions
+from model_emotion.lm.neurons import find_ffn
+from model_emotion.masking.evaluate import auto_masks_per_forward, evaluate_masks
+from model_emotion.prompts.config import PromptConfig
+from model_emotion.prompts.factory import build_prompt_model
 
 
 def main() -> int:

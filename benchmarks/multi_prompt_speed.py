@@ -23,8 +23,8 @@ import torch
 from common import add_model_arguments, benchmark_backbone, matmul_rate, model_flops, shared_data, timed
 
 from model_emotion.api import train_prompts
-from model_emotion.architectures import bert_blocks
-from model_emotion.data import EMOTIONS, binary_task, load_goemotions
+from model_emotion.data.goemotions import EMOTIONS, binary_task, load_goemotions
+from model_emotion.lm.architectures import bert_blocks
 
 
 def ffn_rate(backbone, tokens: int, device: torch.device) -> float:

@@ -20,8 +20,8 @@ import sys
 
 import numpy as np
 
-from model_emotion.attributes import pair_index
-from model_emotion.rsa import searchlight
+from model_emotion.data.ratings import pair_index
+from model_emotion.rsa.searchlight import searchlight
 
 
 def attribute_rdms(scores: np.ndarray) -> np.ndarray:

@@ -91,10 +91,10 @@ def main() -> int:
         f"  = {permutation / parametric:.1f} x parametric (target <= 40 x, < 4 GiB)"
     )
 
-    from model_emotion.activation_files import load_activations
-    from model_emotion.attributes import build_rdms, load_ratings
-    from model_emotion.permutation import draw_permutations, pair_permutations
-    from model_emotion.rsa import kendall, neuron_rdms
+    from model_emotion.data.ratings import build_rdms, load_ratings
+    from model_emotion.io.activations import load_activations
+    from model_emotion.rsa.permutation import draw_permutations, pair_permutations
+    from model_emotion.rsa.searchlight import kendall, neuron_rdms
 
     data = load_activations(acts)
     rdms = build_rdms(load_ratings(root / "emotion_attributes"), data.emotions)

@@ -50,7 +50,7 @@ def main() -> int:
     parser.add_argument("rank_csv", type=Path, help="the searchlight's rank table")
     args = parser.parse_args()
     table = survivors(args.rank_csv)
-    from model_emotion.tables import to_markdown
+    from model_emotion.report.tables import to_markdown
 
     print(to_markdown(table))
     attrs = table[table["attribute"] != "all"]

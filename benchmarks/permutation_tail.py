@@ -45,9 +45,9 @@ def main() -> int:
     parser.add_argument("--reference", type=int, default=20000)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
-    from model_emotion.activation_files import load_activations
-    from model_emotion.attributes import build_rdms, load_ratings
-    from model_emotion.rsa import searchlight
+    from model_emotion.data.ratings import build_rdms, load_ratings
+    from model_emotion.io.activations import load_activations
+    from model_emotion.rsa.searchlight import searchlight
 
     root = shared_data(args.shared_data)
     data = load_activations(root / "paper_roberta" / "activations.npz")

@@ -16,9 +16,9 @@ import pandas as pd
 from common import shared_data
 from scipy import stats
 
-from model_emotion.activation_files import load_activations
-from model_emotion.attributes import build_rdms, load_ratings
-from model_emotion.rsa import searchlight
+from model_emotion.data.ratings import build_rdms, load_ratings
+from model_emotion.io.activations import load_activations
+from model_emotion.rsa.searchlight import searchlight
 
 
 def main() -> int:

@@ -18,9 +18,9 @@ import numpy as np
 from common import shared_data
 from scipy import stats
 
-from model_emotion.activation_files import load_activations
-from model_emotion.attributes import build_rdms, load_ratings
-from model_emotion.rsa import kendall, neuron_rdms, searchlight
+from model_emotion.data.ratings import build_rdms, load_ratings
+from model_emotion.io.activations import load_activations
+from model_emotion.rsa.searchlight import kendall, neuron_rdms, searchlight
 
 
 def peak_rss_gib() -> float:

@@ -15,13 +15,13 @@ import time
 import torch
 from common import packaged_encoder, shared_data
 
-from model_emotion.batching import encode
-from model_emotion.data import binary_task, load_goemotions
-from model_emotion.encoder_prompt import SoftPromptModel
-from model_emotion.inference import accuracy
-from model_emotion.loading import load_backbone
-from model_emotion.prompt_config import PromptConfig
-from model_emotion.training import set_seed, train_prompt
+from model_emotion.data.goemotions import binary_task, load_goemotions
+from model_emotion.lm.batching import encode
+from model_emotion.lm.inference import accuracy
+from model_emotion.lm.loading import load_backbone
+from model_emotion.prompts.config import PromptConfig
+from model_emotion.prompts.encoder import SoftPromptModel
+from model_emotion.prompts.training import set_seed, train_prompt
 
 
 def main() -> int:

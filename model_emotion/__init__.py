@@ -13,7 +13,7 @@ The API, one call per stage on in-memory objects (see ``model_emotion.api``)::
     run_searchlight     -> Searchlight                step 3
     make_masks          -> {name: tensor}             step 4
     evaluate_masks      -> {name: accuracy}           step 5
-    report_tables       -> {name: DataFrame}          step 6 (figures: model_emotion.plots)
+    report_tables       -> {name: DataFrame}          step 6 (figures: model_emotion.report.plots)
 
 The stage layer (``model_emotion.stages``), on files, exactly as the commands run them::
 
@@ -51,22 +51,25 @@ _API = {
     "run_eval": "stages.evaluate",
     "ReportConfig": "stages.report",
     "run_report": "stages.report",
-    "load_goemotions": "data",
-    "load_backbone": "loading",
-    "load_ratings": "attributes",
-    "load_activations": "activation_files",
-    "load_masks": "masks",
-    "save_masks": "masks",
-    "load_checkpoint": "checkpoint",
-    "prompt_model_from_checkpoint": "checkpoint",
-    "ActivationSet": "activation_files",
-    "PromptConfig": "prompt_config",
-    "build_prompt_model": "prompt_model",
-    "architecture": "architectures",
+    "load_goemotions": "data.goemotions",
+    "load_backbone": "lm.loading",
+    "load_ratings": "data.ratings",
+    "load_activations": "io.activations",
+    "load_masks": "masking.masks",
+    "save_masks": "masking.masks",
+    "load_checkpoint": "prompts.checkpoint",
+    "prompt_model_from_checkpoint": "prompts.checkpoint",
+    "ActivationSet": "io.activations",
+    "PromptConfig": "prompts.config",
+    "build_prompt_model": "prompts.factory",
+    "architecture": "lm.architectures",
     "ToolkitError": "errors",
     "ConfigError": "errors",
     "MissingDependencyError": "errors",
 }
+
+# Modules that the notebook and older scripts reach from the package root (``from model_emotion import plots``).
+_MODULES = {"human": "report.human", "plots": "report.plots", "run_folder": "io.run_folder"}
 
 __all__ = sorted(_API)
 
@@ -77,4 +80,8 @@ def __getattr__(name: str):
         import importlib
 
         return getattr(importlib.import_module(f"{__name__}.{_API[name]}"), name)
+    if name in _MODULES:
+        import importlib
+
+        return importlib.import_module(f"{__name__}.{_MODULES[name]}")
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -16,7 +16,7 @@ Each call returns data that the next one accepts; nothing is read or written unl
     accuracy = me.evaluate_masks(prompts[("joy", 1)], data, masks, max_eval_samples=64)
     tables = me.report_tables(acts, rsa, {("joy", 1): accuracy}, prompts)
 
-The figures of ``model_emotion.plots`` take these tables and return matplotlib figures.
+The figures of ``model_emotion.report.plots`` take these tables and return matplotlib figures.
 """
 
 from __future__ import annotations
@@ -28,237 +28,49 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .activations import ActivationSet, prompt_activations
-from .attributes import AttributeRDMs, Ratings, build_rdms
-from .data import GoEmotions, binary_task
-from .decoder_prompt import DECODER_VERBALIZER
-from .defaults import DEFAULT_ANSWER_CUE, DEFAULT_TEMPLATE, TRAIN
-from .errors import ToolkitError
-from .inference import accuracy
-from .loading import has_mlm_head, is_decoder
-from .masked_eval import check_mask_shapes
-from .masked_eval import evaluate_masks as _evaluate_masks
-from .masks import generate_masks
-from .multi_prompt import stacked_accuracies
-from .multi_prompt import train_prompts as _train_many
-from .neurons import find_ffn
-from .prompt_base import PromptModel
-from .prompt_config import PromptConfig, check_paper_quirks
-from .prompt_model import build_prompt_model
-from .results import Results, masking_from_records
-from .rsa import RSAResult, searchlight, summarize
-from .tables import summary_table
-from .training import TrainResult, set_seed
-from .training import train_prompt as _train_loop
+from model_emotion.data.goemotions import GoEmotions, binary_task
+from model_emotion.data.ratings import AttributeRDMs, Ratings, build_rdms
+from model_emotion.errors import ToolkitError
+from model_emotion.lm.device import resolve_device
+from model_emotion.lm.inference import accuracy
+from model_emotion.lm.neurons import find_ffn
+from model_emotion.masking.evaluate import check_mask_shapes
+from model_emotion.masking.evaluate import evaluate_masks as _evaluate_masks
+from model_emotion.masking.masks import generate_masks, ks_from_percent
+from model_emotion.prompts.activations import ActivationSet, prompt_activations
+from model_emotion.prompts.base import PromptModel
+from model_emotion.prompts.tuning import TrainedPrompt, TuneSettings, tune_prompts
+from model_emotion.report.results import Results, masking_from_records
+from model_emotion.report.tables import summary_table
+from model_emotion.rsa.searchlight import RSAResult, searchlight, summarize
 
 logger = logging.getLogger(__name__)
 
 
-@dataclass
-class TrainedPrompt:
-    """A trained soft prompt: the model (backbone shared, prompt at its best dev epoch) and its numbers."""
-
-    model: PromptModel
-    emotion: str
-    seed: int
-    best_acc: float
-    best_epoch: int
-    test_acc: float
-    history: list
-    final_state: dict
-    sizes: dict  # examples per split
-
-    def checkpoint(self) -> dict:
-        """The checkpoint dict that ``train.py`` writes (``torch.save`` it, or ``save_checkpoint``)."""
-        state = self.model.trainable_state()
-        record = {
-            "best_prompt": state["prompt"],
-            "best_acc": self.best_acc,
-            "epoch": self.best_epoch,
-            "final_prompt": self.final_state["prompt"],
-            "final_acc": self.history[-1]["dev_acc"],
-            "test_acc": self.test_acc,
-            "config": self.model.config.to_dict(),
-            "history": self.history,
-            "sizes": self.sizes,
-        }
-        if self.model.head is not None:
-            record["best_head"] = {k: v for k, v in state.items() if k.startswith("head.")}
-            record["final_head"] = {k: v for k, v in self.final_state.items() if k.startswith("head.")}
-        return record
-
-
-def _device(device) -> torch.device:
-    if device is None:
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
-
-
 def train_prompt(
-    backbone,
-    tokenizer,
-    data: GoEmotions,
-    emotion: str,
-    seed: int = 1,
-    *,
-    head: str | None = None,
-    model_name: str | None = None,
-    prompt_len: int = TRAIN.prompt_len,
-    epochs: int = TRAIN.epochs,
-    lr: float = TRAIN.lr,
-    weight_decay: float | None = None,
-    train_batch_size: int = TRAIN.train_batch_size,
-    eval_batch_size: int = TRAIN.eval_batch_size,
-    max_length: int = TRAIN.max_length,
-    max_train_samples: int | None = None,
-    max_eval_samples: int | None = None,
-    protocol: str = "toolkit",
-    negative_sampling: str = "exclusive",
-    prompt_init: str | None = None,
-    verbalizer=None,
-    prompt_mode: str = "soft",
-    template: str = DEFAULT_TEMPLATE,
-    answer_cue: str = DEFAULT_ANSWER_CUE,
-    device=None,
-    progress: bool = False,
-) -> TrainedPrompt:
-    """Step 1 for one (emotion, seed), in memory; ``train.py`` runs exactly this (same defaults).
+    backbone, tokenizer, data: GoEmotions, emotion: str, seed: int = 1, *, device=None, model_name=None,
+    progress: bool = False, **settings,
+) -> TrainedPrompt:  # fmt: skip
+    """Step 1 for one (emotion, seed), in memory; ``train.py`` runs exactly this. ``settings``: the
+    fields of ``prompts.tuning.TuneSettings`` (epochs, prompt_len, head, ...), with train.py's defaults.
 
-    Decoders (``decoder_prompt``): the verbalizer defaults to no/yes and ``prompt_mode="instruction"``
-    trains nothing: the "best" accuracy is the zero-shot dev accuracy of the question ``template``.
+    Decoders: the verbalizer defaults to no/yes and ``prompt_mode="instruction"`` trains nothing: the
+    "best" accuracy is the zero-shot dev accuracy of the question ``template``.
     """
-    settings = {k: v for k, v in locals().items() if k not in ("backbone", "tokenizer", "data", "emotion", "seed")}
-    return train_prompts(backbone, tokenizer, data, [(emotion, seed)], multi_prompt=False, **settings)[(emotion, seed)]
+    jobs = [(emotion, seed)]
+    kwargs = dict(device=device, model_name=model_name, progress=progress)
+    return train_prompts(backbone, tokenizer, data, jobs, **kwargs, **settings)[(emotion, seed)]
 
 
 def train_prompts(
-    backbone,
-    tokenizer,
-    data: GoEmotions,
-    jobs,
-    *,
-    multi_prompt: bool = False,
-    head: str | None = None,
-    model_name: str | None = None,
-    prompt_len: int = TRAIN.prompt_len,
-    epochs: int = TRAIN.epochs,
-    lr: float = TRAIN.lr,
-    weight_decay: float | None = None,
-    train_batch_size: int = TRAIN.train_batch_size,
-    eval_batch_size: int = TRAIN.eval_batch_size,
-    max_length: int = TRAIN.max_length,
-    max_train_samples: int | None = None,
-    max_eval_samples: int | None = None,
-    protocol: str = "toolkit",
-    negative_sampling: str = "exclusive",
-    prompt_init: str | None = None,
-    verbalizer=None,
-    prompt_mode: str = "soft",
-    template: str = DEFAULT_TEMPLATE,
-    answer_cue: str = DEFAULT_ANSWER_CUE,
-    device=None,
-    progress: bool = False,
+    backbone, tokenizer, data: GoEmotions, jobs, *, device=None, model_name=None, progress: bool = False, **settings
 ) -> dict[tuple[str, int], TrainedPrompt]:
     """Step 1 for several (emotion, seed) jobs; ``multi_prompt=True`` trains them together in one batched
-    model (``multi_prompt``: the same result up to float rounding, one backbone forward per step)."""
-    paper = protocol == "paper"
-    check_paper_quirks(protocol, negative_sampling, multi_prompt=multi_prompt)
-    device = _device(device)
-    decoder = is_decoder(backbone)
-    head = head or ("lm" if decoder else "mlm" if has_mlm_head(backbone) else "linear")
-    if verbalizer is None:
-        verbalizer = DECODER_VERBALIZER if decoder else ("negative", "positive")
-
-    def prepare(emotion: str, seed: int):
-        set_seed(seed)
-        config = PromptConfig(
-            model=model_name or getattr(backbone.config, "_name_or_path", "model"),
-            prompt_len=prompt_len,
-            head=head,
-            verbalizer=tuple(verbalizer),
-            prompt_init=prompt_init or ("normal" if paper else "vocab"),
-            max_length=max_length,
-            seed=seed,
-            sentiment=emotion,
-            protocol=protocol,
-            prompt_mode=prompt_mode,
-            template=template,
-            answer_cue=answer_cue,
-            extra={"negative_sampling": negative_sampling},
-        )
-        model = build_prompt_model(backbone, tokenizer, config).to(device)
-        tasks = {}
-        for split, cap in (("train", max_train_samples), ("dev", max_eval_samples), ("test", max_eval_samples)):
-            task = binary_task(data.split(split), emotion, seed, split, cap, negative_sampling)
-            tasks[split] = model.encode_task(task.texts, task.labels)
-        logger.info(
-            "%s-%d: train %d, dev %d, test %d examples; model %s on %s",
-            emotion,
-            seed,
-            len(tasks["train"]),
-            len(tasks["dev"]),
-            len(tasks["test"]),
-            config.model,
-            device,
-        )
-        return model, tasks
-
-    loop = dict(
-        epochs=epochs,
-        lr=lr,
-        batch_size=train_batch_size,
-        eval_batch_size=eval_batch_size,
-        device=device,
-        weight_decay=weight_decay if weight_decay is not None else (0.01 if paper else 1e-5),
-        optimizer="adamw_legacy" if paper else "adamw",
-        progress=progress,
-    )
-    prepared, results = {}, {}
-    if prompt_mode == "instruction":  # zero-shot: nothing to train
-        for key in jobs:
-            prepared[key] = model, tasks = prepare(*key)
-            dev_acc = accuracy(model, tasks["dev"], eval_batch_size, device)
-            history = [{"epoch": 0, "train_loss": None, "dev_acc": dev_acc}]
-            results[key] = TrainResult(model.trainable_state(), dev_acc, 0, model.trainable_state(), dev_acc, history)
-    elif multi_prompt:
-        prepared = {key: prepare(*key) for key in jobs}
-        keys = list(prepared)
-        trained = _train_many(
-            [prepared[k][0] for k in keys],
-            [prepared[k][1]["train"] for k in keys],
-            [prepared[k][1]["dev"] for k in keys],
-            seeds=[s for _, s in keys],
-            **loop,
-        )
-        results = dict(zip(keys, trained))
-    else:  # one after another, each built just before its training (as train.py always did)
-        for key in jobs:
-            prepared[key] = model, tasks = prepare(*key)
-            results[key] = _train_loop(model, tasks["train"], tasks["dev"], seed=key[1], **loop)
-    for key, (model, _) in prepared.items():
-        best = results[key].best_state
-        model.load_trainable_state(best["prompt"], {k: v for k, v in best.items() if k.startswith("head.")})
-    if multi_prompt and prompt_mode != "instruction":  # every job's test rows batched together
-        tests = stacked_accuracies(
-            [m for m, _ in prepared.values()], [t["test"] for _, t in prepared.values()], eval_batch_size, device
-        )
-    else:
-        tests = [accuracy(model, tasks["test"], eval_batch_size, device) for model, tasks in prepared.values()]
-    out = {}
-    for ((emotion, seed), (model, tasks)), test_acc in zip(prepared.items(), tests):
-        result = results[(emotion, seed)]
-        out[(emotion, seed)] = TrainedPrompt(
-            model,
-            emotion,
-            seed,
-            result.best_acc,
-            result.best_epoch,
-            test_acc,
-            result.history,
-            result.final_state,
-            {split: len(task) for split, task in tasks.items()},
-        )
-    return out
+    model (``prompts.multi``: the same result up to float rounding, one backbone forward per step)."""
+    if settings.get("head", "auto") is None:
+        settings["head"] = "auto"
+    tune = TuneSettings(**settings)
+    return tune_prompts(backbone, tokenizer, data, jobs, tune, device=device, model_name=model_name, progress=progress)
 
 
 def _prompt_model(prompt) -> PromptModel:
@@ -360,10 +172,11 @@ def make_masks(
     ranks = rsa.table("rank")
     if (thresholds is None) == (percent is None):
         raise ToolkitError("give either thresholds (numbers of neurons) or percent (shares of all neurons)")
-    ks = list(thresholds) if thresholds is not None else [max(1, round(len(ranks) * p / 100)) for p in percent]
+    ks = list(thresholds) if thresholds is not None else ks_from_percent(len(ranks), percent)
     return generate_masks(
-        ranks, list(attributes or ranks.columns), ks, rsa.num_layers, mask_method, num_random, random_method, seed
-    )
+        ranks, list(attributes or ranks.columns), ks, rsa.num_layers, mask_method=mask_method,
+        num_random=num_random, random_method=random_method, seed=seed,
+    )  # fmt: skip
 
 
 def evaluate_masks(
@@ -380,7 +193,7 @@ def evaluate_masks(
 ) -> dict[str, float]:
     """Step 5: accuracy of one prompt with each mask applied, plus ``unmasked``, on its balanced split."""
     model = _prompt_model(prompt)
-    device = _device(device)
+    device = resolve_device(device)
     model.to(device)
     check_mask_shapes(model, masks)
     config = model.config

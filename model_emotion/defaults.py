@@ -4,6 +4,9 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+DEFAULT_MODEL = "roberta-base"  # the paper's model, the default of --model
+MAX_COUNT = 2**31 - 1  # no count a flag takes (epochs, samples, batch sizes, k) is meaningful beyond this
+
 # Decoders, instruction mode: the question asked per emotion, with {emotion}.
 DEFAULT_TEMPLATE = "Does this text express {emotion}? Answer yes or no."
 # Decoders: the fixed text after the text; its last token is the read slot.

@@ -60,3 +60,10 @@ class ConfigError(ToolkitError, ValueError):
 
 class MissingDependencyError(ToolkitError, ImportError):
     """An optional package that this input needs is not installed."""
+
+
+def one_line(exc: BaseException) -> str:
+    """One line for the command line: a ToolkitError's settings spelled as flags (``--name``)."""
+    if isinstance(exc, ToolkitError):
+        return exc.for_cli()
+    return f"{type(exc).__name__}: {' '.join(str(exc).split())}"

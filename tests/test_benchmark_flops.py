@@ -11,7 +11,7 @@ from conftest import REPO
 from torch.utils.flop_counter import FlopCounterMode
 from transformers import BertConfig, BertModel
 
-from model_emotion.architectures import slot_only_last_block
+from model_emotion.lm.architectures import slot_only_last_block
 
 sys.path.insert(0, str(REPO / "benchmarks"))
 from common import forward_flops, slot_read_flops  # noqa: E402

@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from model_emotion.data import EMOTIONS, binary_task, check_emotions, load_goemotions
+from model_emotion.data.goemotions import EMOTIONS, binary_task, check_emotions, load_goemotions
 from model_emotion.errors import ToolkitError
 
 

@@ -27,22 +27,22 @@ from transformers import (
 )
 from transformers.activations import ACT2FN
 
-from model_emotion import masked_eval
-from model_emotion.activations import prompt_activations
-from model_emotion.architectures import architecture, blocks, get_module
-from model_emotion.batching import pad_rows
 from model_emotion.commands import activations as get_active_neuron
 from model_emotion.commands import eval as eval_mask_neuron
 from model_emotion.commands import masks as gen_mask
 from model_emotion.commands import report, train
 from model_emotion.commands import rsa as rsa_searchlight
-from model_emotion.data import EMOTIONS
-from model_emotion.decoder_prompt import DecoderPromptModel, single_token
+from model_emotion.data.goemotions import EMOTIONS
 from model_emotion.errors import ConfigError, MissingDependencyError
-from model_emotion.loading import load_backbone
-from model_emotion.neurons import capture_neurons, count_hooks, find_ffn, scale_neurons
-from model_emotion.prompt_config import PromptConfig
-from model_emotion.prompt_model import build_prompt_model
+from model_emotion.lm.architectures import architecture, blocks, get_module
+from model_emotion.lm.batching import pad_rows
+from model_emotion.lm.loading import load_backbone
+from model_emotion.lm.neurons import capture_neurons, count_hooks, find_ffn, scale_neurons
+from model_emotion.masking import evaluate as masked_eval
+from model_emotion.prompts.activations import prompt_activations
+from model_emotion.prompts.config import PromptConfig
+from model_emotion.prompts.decoder import DecoderPromptModel, single_token
+from model_emotion.prompts.factory import build_prompt_model
 
 VERBALIZER = ("negative", "positive")  # single tokens of the tiny BPE vocabulary
 SMALL = dict(
@@ -115,7 +115,7 @@ def _prompt(model, tokenizer, mode="soft", head="lm", **kwargs):
 
 
 def test_decoder_and_encoder_models_satisfy_one_protocol(decoder):
-    from model_emotion.prompt_base import PromptModel
+    from model_emotion.prompts.base import PromptModel
 
     _, model, tokenizer = decoder
     for mode in ("soft", "instruction"):
@@ -237,8 +237,8 @@ def test_masked_eval_shared_path_equals_the_plain_path(decoder, shared):
 
 
 def test_decoder_prompt_trains(bpe_tokenizer, shared):
-    from model_emotion.inference import accuracy
-    from model_emotion.training import train_prompt
+    from model_emotion.lm.inference import accuracy
+    from model_emotion.prompts.training import train_prompt
 
     model = _tiny("llama", bpe_tokenizer)
     prompt = _prompt(model, bpe_tokenizer)
@@ -524,8 +524,7 @@ def test_bad_decoder_inputs_are_one_line(llama_folder, small_goemotions, tmp_pat
 
 
 def test_missing_gguf_package_is_named(tmp_path, monkeypatch):
-    from model_emotion import loading
-
+    from model_emotion.lm import loading
     gguf = tmp_path / "m.gguf"
     gguf.write_bytes(b"GGUF")
     monkeypatch.setattr(loading, "_importable", lambda name: name != "gguf")
@@ -556,7 +555,7 @@ def test_real_smollm2_gguf_loads_once_and_reads_the_answer_slot(tmp_path, monkey
     assert head == "lm" and model.config.model_type == "llama" and second < first
     assert find_ffn(model).num_layers == 30 and find_ffn(model).d_ffn == 1536
     assert len(list((tmp_path / "cache").iterdir())) == 1
-    from model_emotion.loading import _cache_problem, _sha256
+    from model_emotion.lm.loading import _cache_problem, _sha256
 
     entry = next((tmp_path / "cache").iterdir())
     assert (entry / "cache_record.json").exists() and _cache_problem(entry, _sha256(gguf)) is None
@@ -637,7 +636,7 @@ def test_a_cache_entry_is_trusted_by_its_record_not_its_name(tmp_path):
     """A gguf-<hash> folder is used only when it records the GGUF's digest and its own files' digests."""
     import json
 
-    from model_emotion.loading import CACHE_RECORD, _cache_problem, _sha256
+    from model_emotion.lm.loading import CACHE_RECORD, _cache_problem, _sha256
 
     entry = tmp_path / "gguf-0123"
     entry.mkdir()
@@ -656,8 +655,8 @@ def test_a_cache_entry_is_trusted_by_its_record_not_its_name(tmp_path):
 
 
 def test_an_empty_answer_cue_in_soft_mode_names_the_cue_not_the_template(decoder):
-    from model_emotion.decoder_prompt import adds_bos
     from model_emotion.errors import ConfigError
+    from model_emotion.prompts.decoder import adds_bos
 
     _, model, tokenizer = decoder
     if adds_bos(tokenizer):

@@ -12,7 +12,7 @@ from matplotlib.legend import Legend
 from matplotlib.text import Text
 from scipy.spatial.distance import pdist
 
-from model_emotion import plots
+from model_emotion.report import plots
 
 EMOTIONS = ["anger", "fear", "grief", "joy", "love", "pride"]
 ATTRIBUTES = ["arousal", "valence", "self_related"]

@@ -6,7 +6,7 @@ import subprocess
 import pytest
 from conftest import REPO
 
-from model_emotion.data import EMOTIONS, PAPER_SEEDS
+from model_emotion.data.goemotions import EMOTIONS, PAPER_SEEDS
 
 
 def jobs(script, shard, num_shards, **env):

@@ -26,11 +26,10 @@ import pytest
 import torch
 from conftest import REPO, one_line_error, run_script
 
-from model_emotion import cli
 from model_emotion.commands import activations as get_active_neuron
+from model_emotion.commands import cli, report, train
 from model_emotion.commands import eval as eval_mask_neuron
 from model_emotion.commands import masks as gen_mask
-from model_emotion.commands import report, train
 from model_emotion.commands import rsa as rsa_searchlight
 from model_emotion.errors import ToolkitError
 
@@ -692,14 +691,14 @@ def _mutations(raw: bytes, rng: np.random.Generator, n: int = 8):
 
 
 def _parsers(lab, shared):
-    from model_emotion import human
-    from model_emotion.activation_files import load_activations, read_activation_csv
-    from model_emotion.attributes import load_ratings
-    from model_emotion.checkpoint import load_checkpoint
-    from model_emotion.data import load_goemotions
-    from model_emotion.io import read_json
-    from model_emotion.masks import load_masks
-    from model_emotion.results import load_results, read_rank_table, read_summary
+    from model_emotion.data.goemotions import load_goemotions
+    from model_emotion.data.ratings import load_ratings
+    from model_emotion.io.activations import load_activations, read_activation_csv
+    from model_emotion.io.files import read_json
+    from model_emotion.masking.masks import load_masks
+    from model_emotion.prompts.checkpoint import load_checkpoint
+    from model_emotion.report import human
+    from model_emotion.report.results import load_results, read_rank_table, read_summary
 
     def in_folder(files: dict, target: str, loader):
         def parse(path: Path):
@@ -806,9 +805,9 @@ def _crafted(kind: str, rng: np.random.Generator, path: Path) -> None:
 
 
 def _crafted_cases(tmp_path, per_kind: int) -> int:
-    from model_emotion.activation_files import load_activations
-    from model_emotion.io import read_json
-    from model_emotion.masks import load_masks
+    from model_emotion.io.activations import load_activations
+    from model_emotion.io.files import read_json
+    from model_emotion.masking.masks import load_masks
 
     rng = np.random.default_rng(per_kind)
     readers = {"pickle": load_masks, "torch.save": load_masks, "npz": load_activations, "json": read_json}
@@ -873,7 +872,7 @@ def test_two_evaluations_of_one_result_leave_one_valid_json(lab, tmp_path):
 
 
 def test_eval_accuracies_that_are_not_an_object_are_refused(tmp_path):
-    from model_emotion.results import masking_from_json
+    from model_emotion.report.results import masking_from_json
 
     bad = tmp_path / "joy-1.json"
     bad.write_text('{"sentiment": "joy", "seed": 1, "accuracies": [0.5, 0.6]}')
@@ -888,7 +887,7 @@ def test_eval_accuracies_that_are_not_an_object_are_refused(tmp_path):
 
 
 def test_meta_files_with_wrong_types_are_ignored(tmp_path, caplog):
-    from model_emotion.io import read_meta, write_meta
+    from model_emotion.io.files import read_meta, write_meta
 
     table = tmp_path / "rank.csv"
     write_meta(table, num_layers=6, d_ffn=1536, alpha=0.01, model="m")
@@ -962,7 +961,7 @@ def test_crafted_tensors_are_refused_before_they_are_built(
 
 
 def test_a_genuine_file_reads_under_the_trap(lab, tmp_path, trapped_rebuild):
-    from model_emotion.masks import load_masks
+    from model_emotion.masking.masks import load_masks
 
     paths = [crafted_masks(tmp_path / f"ok_{fmt}.pkl", fmt) for fmt in ("pickle", "torch.save")]
     trapped_rebuild()
@@ -974,7 +973,7 @@ def test_a_genuine_file_reads_under_the_trap(lab, tmp_path, trapped_rebuild):
 @pytest.mark.parametrize("protocol", range(6))
 def test_original_pickles_of_every_protocol_are_read(tmp_path, protocol):
     """pickle.dump with protocols 0-2 (the original's Python 2-era defaults) to 5; tensors and arrays."""
-    from model_emotion.masks import load_masks
+    from model_emotion.masking.masks import load_masks
 
     rng = np.random.default_rng(protocol)
     want = {
@@ -991,7 +990,7 @@ def test_original_pickles_of_every_protocol_are_read(tmp_path, protocol):
 
 
 def test_legacy_torch_save_and_views_are_read(tmp_path):
-    from model_emotion.masks import load_masks
+    from model_emotion.masking.masks import load_masks
 
     base = (torch.rand(4, 48) > 0.5).to(torch.int8)
     path = tmp_path / "legacy.pkl"
@@ -1059,7 +1058,7 @@ def test_weights_that_are_a_pickle_and_deep_json_are_plain_errors(capsys, lab, t
     assert "best_prompt must be" in refused(capsys, get_active_neuron.main, argv, tmp_path / "o")
     deep = tmp_path / "deep.json"
     deep.write_text("[" * 100_000 + "]" * 100_000)
-    from model_emotion.io import read_json
+    from model_emotion.io.files import read_json
 
     with pytest.raises(ToolkitError, match="nests too deeply"):
         read_json(deep)
@@ -1088,7 +1087,7 @@ def test_npz_headers_are_checked_before_allocation(capsys, lab, tmp_path):
 def test_sizes_from_flags_and_meta_files_are_bounded(capsys, lab, tmp_path, shared):
     out = tmp_path / "report"
     argv = ["--results_dir", str(lab["root"]), "--output_dir", str(out), "--human_dir", str(shared / "human_judgments")]
-    assert "above 100000" in refused(capsys, report.main, argv + ["--n_boot", "1000000"], out)
+    assert "1..100000" in refused(capsys, report.main, argv + ["--n_boot", "1000000"], out)
     assert "must be at most 2147483647" in refused(capsys, report.main, argv + ["--n_boot", "1000000000000"], out)
     rank = tmp_path / "rank" / "r.csv"
     shutil.copytree(lab["rank"].parent, rank.parent)
@@ -1138,9 +1137,9 @@ def test_names_that_could_inject_are_refused_where_they_enter(capsys, lab, tmp_p
 
 
 def test_csv_cells_are_written_inert(tmp_path):
-    from model_emotion.io import write_csv
-    from model_emotion.names import csv_safe
-    from model_emotion.tables import md_escape
+    from model_emotion.io.files import write_csv
+    from model_emotion.report.tables import md_escape
+    from model_emotion.util.names import csv_safe
 
     write_csv(
         tmp_path / "t.csv", pd.DataFrame({"=cmd": ["=1+2", "+x", "-y", "@z", "ok", "\tt"], "v": [-1, 2, 3, 4, 5, 6]})
@@ -1155,7 +1154,7 @@ def test_csv_cells_are_written_inert(tmp_path):
 def test_locks_are_whole_and_say_what_they_are(capsys, lab, tmp_path):
     import socket
 
-    from model_emotion.io import job_lock
+    from model_emotion.io.files import job_lock
 
     target = tmp_path / "x.json"
     lock = Path(f"{target}.lock")

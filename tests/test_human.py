@@ -10,9 +10,9 @@ from conftest import one_line_error, run_script
 from scipy import stats
 from test_report import EMOS, make_results
 
-from model_emotion import human as hm
-from model_emotion.attributes import build_rdms, load_ratings, pair_index
+from model_emotion.data.ratings import build_rdms, load_ratings, pair_index
 from model_emotion.errors import ToolkitError
+from model_emotion.report import human as hm
 
 
 @pytest.fixture(scope="module")
@@ -76,7 +76,7 @@ def test_importance_vs_drop_is_spearman_across_attributes():
 @pytest.mark.slow
 def test_model_rsa_against_a_hand_computed_rdm(paper_human, shared):
     data, rdms = paper_human
-    from model_emotion.activation_files import load_activations
+    from model_emotion.io.activations import load_activations
 
     acts = load_activations(shared / "paper_roberta" / "activations.npz")
     table = hm.model_rsa(acts.activations, acts.emotions, 12, data, rdms)
@@ -93,7 +93,7 @@ def test_model_rsa_against_a_hand_computed_rdm(paper_human, shared):
     got = table[(table["scope"] == "5") & (table["target"] == "human_similarity")].iloc[0]
     assert got["tau"] == pytest.approx(want.statistic, abs=1e-9)
     # the permutation p by brute force: scipy over the same 1000 emotion permutations of the human RDM
-    from model_emotion.permutation import draw_permutations, pair_permutations
+    from model_emotion.rsa.permutation import draw_permutations, pair_permutations
 
     index = pair_permutations(draw_permutations(len(acts.emotions), 1000, 0))
     null = np.array([stats.kendalltau(model, human[i]).statistic for i in index])
@@ -240,7 +240,7 @@ def test_report_html_embeds_every_figure_and_table(tmp_path, shared):
 
 
 def test_markdown_text_is_escaped():
-    from model_emotion.html_report import markdown_to_html
+    from model_emotion.report.html import markdown_to_html
 
     rendered = markdown_to_html("## <script>x</script>\n\n| a | <b> |\n|---|---|\n| 1 | 2 |\n")
     assert "<script>" not in rendered and "&lt;script&gt;" in rendered and "<table>" in rendered

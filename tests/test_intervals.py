@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 
 from model_emotion.errors import ToolkitError
-from model_emotion.results import Results, correct_of, encode_correct, masking_from_json
-from model_emotion.tables import hierarchical_bootstrap, summary_table
+from model_emotion.masking.records import correct_of, encode_correct
+from model_emotion.report.results import Results, masking_from_json
+from model_emotion.report.tables import hierarchical_bootstrap, summary_table
 
 
 def brute_force_bootstrap(groups, draws, seed):
@@ -81,7 +82,7 @@ def test_power_to_see_a_planted_drop_and_no_false_alarm_without_one():
 
 
 def eval_record(emotion, seed, hits: dict, per_batch=None):
-    from model_emotion.inference import mean_accuracy
+    from model_emotion.lm.inference import mean_accuracy
 
     return {
         "sentiment": emotion,

@@ -5,14 +5,14 @@ import pytest
 import torch
 from transformers import AutoTokenizer, BertConfig, BertModel
 
-from model_emotion import masked_eval
-from model_emotion.architectures import bert_blocks
-from model_emotion.batching import batch_order, encode
-from model_emotion.encoder_prompt import SoftPromptModel
-from model_emotion.inference import predict_logits
-from model_emotion.loading import load_backbone
-from model_emotion.neurons import count_hooks, find_ffn
-from model_emotion.prompt_config import PromptConfig
+from model_emotion.lm.architectures import bert_blocks
+from model_emotion.lm.batching import batch_order, encode
+from model_emotion.lm.inference import predict_logits
+from model_emotion.lm.loading import load_backbone
+from model_emotion.lm.neurons import count_hooks, find_ffn
+from model_emotion.masking import evaluate as masked_eval
+from model_emotion.prompts.config import PromptConfig
+from model_emotion.prompts.encoder import SoftPromptModel
 
 
 @pytest.fixture(scope="module")
@@ -225,8 +225,7 @@ def test_auto_masks_per_forward_is_sized_to_memory_and_to_the_payoff(setup, monk
 def test_masks_per_forward_flag_takes_auto_or_a_positive_count():
     import argparse
 
-    from model_emotion import cli
-
+    from model_emotion.commands import cli
     assert cli.positive_int_or_auto("auto") == "auto" and cli.positive_int_or_auto("12") == 12
     for bad in ("0", "-3", "many", "1.5"):
         with pytest.raises(argparse.ArgumentTypeError):

@@ -8,10 +8,10 @@ import pytest
 import torch
 from conftest import one_line_error, run_script
 
-from model_emotion.cli import expand_bracket_lists
 from model_emotion.commands import masks as gen_mask
+from model_emotion.commands.cli import expand_bracket_lists
 from model_emotion.errors import ToolkitError
-from model_emotion.masks import generate_masks, load_masks, top_k
+from model_emotion.masking.masks import generate_masks, load_masks, top_k
 
 
 @pytest.fixture

@@ -5,8 +5,8 @@ import torch
 
 from model_emotion.api import train_prompts
 from model_emotion.commands import train
-from model_emotion.data import load_goemotions
-from model_emotion.loading import load_backbone
+from model_emotion.data.goemotions import load_goemotions
+from model_emotion.lm.loading import load_backbone
 
 JOBS = [("joy", 1), ("anger", 2), ("grief", 1)]  # grief has few positives: a shorter epoch than the others
 
@@ -109,8 +109,7 @@ def test_multi_prompt_through_train_py(tiny_bert, small_goemotions, tmp_path):
         alone = torch.load(tmp_path / "seq" / f"{e}-1.pt", weights_only=True)
         assert torch.allclose(alone["best_prompt"], together[e]["best_prompt"], rtol=1e-3, atol=1e-6)
         assert alone["best_acc"] == together[e]["best_acc"]
-    from model_emotion import cli
-
+    from model_emotion.commands import cli
     assert cli.run(train.main, argv + ["--multi_prompt", "--protocol", "paper", "--overwrite"]) == 2
 
 
@@ -119,12 +118,12 @@ def test_multi_prompt_through_train_py(tiny_bert, small_goemotions, tmp_path):
 def test_stacked_rows_equal_each_job_alone(which, max_padding, request, data):
     """Any grouping of the jobs' rows (one group per length, the CPU default, one group for all) gives each
     job's own logits, and the stacked evaluation gives each job's own predictions."""
-    from model_emotion.batching import pad_rows
-    from model_emotion.data import binary_task
-    from model_emotion.inference import predict
-    from model_emotion.multi_prompt import stacked_logits, stacked_predictions
-    from model_emotion.prompt_config import PromptConfig
-    from model_emotion.prompt_model import build_prompt_model
+    from model_emotion.data.goemotions import binary_task
+    from model_emotion.lm.batching import pad_rows
+    from model_emotion.lm.inference import predict
+    from model_emotion.prompts.config import PromptConfig
+    from model_emotion.prompts.factory import build_prompt_model
+    from model_emotion.prompts.multi import stacked_logits, stacked_predictions
 
     folder = str(request.getfixturevalue(which))
     backbone, tokenizer, head = load_backbone(folder)
@@ -158,9 +157,9 @@ def test_stacked_rows_equal_each_job_alone(which, max_padding, request, data):
 
 
 def _prompt_models(folder, data, split="train", rows=24):
-    from model_emotion.data import binary_task
-    from model_emotion.prompt_config import PromptConfig
-    from model_emotion.prompt_model import build_prompt_model
+    from model_emotion.data.goemotions import binary_task
+    from model_emotion.prompts.config import PromptConfig
+    from model_emotion.prompts.factory import build_prompt_model
 
     backbone, tokenizer, head = load_backbone(str(folder))
     models, tasks = [], []
@@ -177,8 +176,7 @@ def _prompt_models(folder, data, split="train", rows=24):
 
 
 def test_waves_cut_the_jobs_by_tokens_and_by_free_device_memory(tiny_bert, data, monkeypatch):
-    from model_emotion import multi_prompt
-
+    from model_emotion.prompts import multi as multi_prompt
     models, tasks = _prompt_models(tiny_bert, data)
     cpu, cuda = torch.device("cpu"), torch.device("cuda")
     steps = [4 * sum(len(ids) + m.extra_tokens for ids in t.input_ids) / len(t) for m, t in zip(models, tasks)]
@@ -197,8 +195,7 @@ def test_waves_cut_the_jobs_by_tokens_and_by_free_device_memory(tiny_bert, data,
 
 @pytest.mark.slow
 def test_prompts_trained_in_waves_equal_one_after_another(tiny_bert, data, monkeypatch):
-    from model_emotion import multi_prompt
-
+    from model_emotion.prompts import multi as multi_prompt
     backbone, tokenizer, head = load_backbone(str(tiny_bert))
     settings = dict(
         head=head,
@@ -229,8 +226,7 @@ def test_prompts_trained_in_waves_equal_one_after_another(tiny_bert, data, monke
 
 
 def test_multi_prompt_nan_loss_names_the_job_and_keeps_no_checkpoint(tiny_bert, small_goemotions, tmp_path, capsys):
-    from model_emotion import cli
-
+    from model_emotion.commands import cli
     argv = [
         "--jobs",
         "joy-1",

@@ -4,11 +4,11 @@ import numpy as np
 import pytest
 import torch
 
-from model_emotion.encoder_prompt import SoftPromptModel
 from model_emotion.errors import ToolkitError
-from model_emotion.loading import load_backbone
-from model_emotion.neurons import capture_neurons, count_hooks, find_ffn, scale_neurons
-from model_emotion.prompt_config import PromptConfig
+from model_emotion.lm.loading import load_backbone
+from model_emotion.lm.neurons import capture_neurons, count_hooks, find_ffn, scale_neurons
+from model_emotion.prompts.config import PromptConfig
+from model_emotion.prompts.encoder import SoftPromptModel
 
 
 @pytest.fixture(scope="module", params=["tiny_roberta", "tiny_bert"])

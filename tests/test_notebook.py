@@ -34,7 +34,7 @@ def test_quickstart_notebook_executes_with_inline_figures(shared):
 
 def test_import_sets_no_backend_and_loads_no_torch():
     code = (
-        "import sys, model_emotion, model_emotion.plots; "
+        "import sys, model_emotion, model_emotion.report.plots; "
         "import matplotlib; print('torch' in sys.modules, matplotlib.get_backend())"
     )
     env = {**os.environ, "MPLBACKEND": "svg"}

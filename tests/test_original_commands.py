@@ -16,7 +16,7 @@ import pytest
 import torch
 from conftest import run_script
 
-from model_emotion.masks import load_masks
+from model_emotion.masking.masks import load_masks
 
 PAPER_THRESHOLDS = [500, 1000, 1500, 2000, 2500, 3000, 4000, 5000, 6000]
 

@@ -9,12 +9,12 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from model_emotion import cli
-from model_emotion import permutation as pm
-from model_emotion.attributes import pair_index
+from model_emotion.commands import cli
 from model_emotion.commands import rsa as rsa_searchlight
+from model_emotion.data.ratings import pair_index
 from model_emotion.errors import ToolkitError
-from model_emotion.kendall import (
+from model_emotion.rsa import permutation as pm
+from model_emotion.rsa.kendall import (
     TargetBitsets,
     TorchTargets,
     kendall_s,
@@ -22,7 +22,7 @@ from model_emotion.kendall import (
     kendall_s_targets_torch,
     order_bitsets,
 )
-from model_emotion.rsa import _KendallStatistic, _SpearmanStatistic, neuron_rdms, searchlight
+from model_emotion.rsa.searchlight import _KendallStatistic, _SpearmanStatistic, neuron_rdms, searchlight
 
 
 def attribute_rdms(scores: np.ndarray) -> np.ndarray:
@@ -218,7 +218,8 @@ def test_permutation_count_and_alpha_are_validated():
 def test_null_counts_count_what_each_permutation_would_call_significant():
     """The null count of the parametric test under permutation b equals BH on that permutation's own
     p-values, recomputed from scratch."""
-    from model_emotion.rsa import fdr, kendall
+    from model_emotion.rsa.fdr import fdr
+    from model_emotion.rsa.searchlight import kendall
 
     rng = np.random.default_rng(8)
     K = 9
@@ -278,7 +279,7 @@ def test_command_writes_permutation_tables_and_refuses_bad_input(tmp_path, share
     assert np.array_equal(total.to_numpy(), (fwer.to_numpy() <= 0.05).sum(0))
     # the report shows every count beside its null, and its figures use the run's own significance
     from model_emotion.commands import report
-    from model_emotion.results import load_results
+    from model_emotion.report.results import load_results
 
     assert (
         report.main(
@@ -320,8 +321,8 @@ def test_command_writes_permutation_tables_and_refuses_bad_input(tmp_path, share
     import torch
 
     from model_emotion.commands import masks as gen_mask
-    from model_emotion.results import MASK_KEY
-    from model_emotion.rsa import rank_by
+    from model_emotion.masking.records import MASK_KEY
+    from model_emotion.rsa.searchlight import rank_by
 
     pkl = tmp_path / "masks" / "m.pkl"
     assert (
@@ -380,7 +381,7 @@ def test_command_writes_permutation_tables_and_refuses_bad_input(tmp_path, share
 
 
 def test_survival_verdicts_by_hand():
-    from model_emotion.survival import survival_sentences, survival_table
+    from model_emotion.report.survival import survival_sentences, survival_table
 
     counts = pd.DataFrame(
         {
@@ -415,7 +416,7 @@ def test_survival_verdicts_by_hand():
 
 
 def test_min_detectable_drop_by_formula():
-    from model_emotion.tables import min_detectable_drop
+    from model_emotion.report.tables import min_detectable_drop
 
     values = np.array([0.01, 0.03, -0.02, 0.04, 0.0, 0.02])
     z = stats.norm.isf(0.05) + stats.norm.ppf(0.8)

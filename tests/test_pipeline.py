@@ -14,10 +14,10 @@ from model_emotion.commands import eval as eval_mask_neuron
 from model_emotion.commands import masks as gen_mask
 from model_emotion.commands import rsa as rsa_searchlight
 from model_emotion.commands import train
-from model_emotion.data import EMOTIONS
+from model_emotion.data.goemotions import EMOTIONS
 from model_emotion.errors import ToolkitError
-from model_emotion.neurons import count_hooks
-from model_emotion.results import correct_of
+from model_emotion.lm.neurons import count_hooks
+from model_emotion.masking.records import correct_of
 
 
 @pytest.fixture(scope="module")
@@ -420,7 +420,7 @@ def test_get_active_neuron_refuses_other_models(chain, tiny_roberta, tmp_path):
 
 
 def test_no_hooks_left_after_the_stages(tiny_bert):
-    from model_emotion.loading import load_backbone
+    from model_emotion.lm.loading import load_backbone
 
     backbone, _, _ = load_backbone(str(tiny_bert))
     assert count_hooks(backbone) == 0

@@ -4,8 +4,8 @@ import logging
 
 import pytest
 
-from model_emotion import cli
-from model_emotion.progress import Progress, format_duration
+from model_emotion.stages.jobs import run_jobs
+from model_emotion.util.progress import Progress, format_duration
 
 
 @pytest.mark.parametrize(
@@ -38,9 +38,9 @@ def test_run_jobs_logs_one_line_per_job_in_order_with_failures_counted(caplog):
             raise ValueError("broken checkpoint")
 
     with caplog.at_level(logging.INFO):
-        status = cli.run_jobs([("joy", 1), ("fear", 1), ("anger", 2)], run_one, "masked evaluation")
+        status = run_jobs([("joy", 1), ("fear", 1), ("anger", 2)], run_one, "masked evaluation")
     assert status == 1
-    lines = [r.getMessage() for r in caplog.records if r.name == "model_emotion.progress"]
+    lines = [r.getMessage() for r in caplog.records if r.name == "model_emotion.util.progress"]
     assert [line.split(" elapsed")[0].rsplit(", ", 1)[0] for line in lines] == [
         "masked evaluation 1/3 done (joy-1)",
         "masked evaluation 2/3 done (fear-1, failed), 1 failed",

@@ -16,12 +16,12 @@ import pytest
 import torch
 from transformers import AutoTokenizer, RobertaForMaskedLM
 
-from model_emotion.data import binary_task
-from model_emotion.encoder_prompt import SoftPromptModel
-from model_emotion.inference import mean_accuracy
-from model_emotion.neurons import capture_neurons
-from model_emotion.prompt_config import PromptConfig
-from model_emotion.training import LegacyAdamW
+from model_emotion.data.goemotions import binary_task
+from model_emotion.lm.inference import mean_accuracy
+from model_emotion.lm.neurons import capture_neurons
+from model_emotion.prompts.config import PromptConfig
+from model_emotion.prompts.encoder import SoftPromptModel
+from model_emotion.prompts.training import LegacyAdamW
 
 
 def original_forward(
@@ -171,7 +171,7 @@ def test_paper_protocol_through_the_stage_commands(tiny_roberta, small_goemotion
 
     from model_emotion.commands import activations, train
     from model_emotion.commands import eval as evaluate
-    from model_emotion.masks import save_masks
+    from model_emotion.masking.masks import save_masks
 
     common = ["--model", str(tiny_roberta), "--data_dir", str(small_goemotions), "--device", "cpu"]
     ckpt = tmp_path / "ckpt"
@@ -257,9 +257,9 @@ def test_paper_prompt_starts_from_the_initializer_normal_as_the_pinned_transform
     """The original builds <mask> x P in the constructor, but transformers 4.28.1's from_pretrained then
     re-initialises every weight missing from the checkpoint (the prompt) with _init_weights:
     N(0, initializer_range^2). --protocol paper starts there; <mask> x P stays available."""
-    from model_emotion.loading import load_backbone
-    from model_emotion.prompt_config import PromptConfig
-    from model_emotion.prompt_model import build_prompt_model
+    from model_emotion.lm.loading import load_backbone
+    from model_emotion.prompts.config import PromptConfig
+    from model_emotion.prompts.factory import build_prompt_model
 
     backbone, tokenizer, _ = load_backbone(str(tiny_roberta), "auto")
     model = build_prompt_model(
@@ -288,7 +288,7 @@ def test_paper_protocol_runs_float32_on_cuda():
     from contextlib import nullcontext
     from types import SimpleNamespace
 
-    from model_emotion.inference import autocast
+    from model_emotion.lm.inference import autocast
 
     cuda = torch.device("cuda")
     assert isinstance(autocast(cuda, SimpleNamespace(paper=True)), nullcontext)
@@ -348,7 +348,7 @@ def test_paper_label_ids_on_a_vocabulary_that_holds_them():
     original's hard-coded ids 33407 (negative) and 22173 (positive); the toolkit protocol at the label words."""
     from transformers import RobertaConfig, RobertaTokenizerFast
 
-    from model_emotion.prompt_config import PAPER_LABEL_IDS, PAPER_VOCAB_SIZE
+    from model_emotion.prompts.config import PAPER_LABEL_IDS, PAPER_VOCAB_SIZE
 
     specials = ["<s>", "<pad>", "</s>", "<unk>"]
     byte_chars = sorted({chr(i) for i in range(33, 127)} | {"Ġ"})
@@ -389,8 +389,8 @@ def test_paper_masked_evaluation_with_real_masks_equals_the_original_hook(setup,
     """Masked evaluation under the paper protocol with masks that silence and scale neurons: every
     example's prediction equals the original's (padded forward, hook multiplying ``intermediate``), and
     the accuracy is its per-batch mean."""
-    from model_emotion.data import load_goemotions
-    from model_emotion.masked_eval import evaluate_masks, masked_logits
+    from model_emotion.data.goemotions import load_goemotions
+    from model_emotion.masking.evaluate import evaluate_masks, masked_logits
 
     mlm, tokenizer, prompt, models = setup
     model = models["paper"]
@@ -514,7 +514,7 @@ def test_slow_tokenizer_gives_the_same_ids_on_goemotions(tiny_roberta, shared):
     vocabulary trained on GoEmotions here; roberta-base's own vocabulary is not available offline)."""
     import json
 
-    from model_emotion.data import load_goemotions
+    from model_emotion.data.goemotions import load_goemotions
 
     tokenizer = AutoTokenizer.from_pretrained(tiny_roberta)
     vocab = json.loads((tiny_roberta / "vocab.json").read_text())

@@ -11,10 +11,10 @@ import pytest
 from conftest import one_line_error, run_script
 from scipy import stats
 
-from model_emotion.activation_files import ActivationSet, save_npz
 from model_emotion.commands import report
-from model_emotion.download import SOURCE_FILES, fetch_paper_attributes, resolve_attributes
 from model_emotion.errors import ToolkitError
+from model_emotion.io.activations import ActivationSet, save_npz
+from model_emotion.io.download import SOURCE_FILES, fetch_paper_attributes, resolve_attributes
 
 EMOS = ["anger", "fear", "joy", "love", "pride", "sadness"]
 ATTRS = ["arousal", "valence"]

@@ -13,7 +13,7 @@ import pytest
 from test_report import make_results
 
 from model_emotion.commands import report
-from model_emotion.html_report import _meaning, _table_columns
+from model_emotion.report.html import _meaning, _table_columns
 
 ORDER = ["run", "verdict", "tables"]
 
@@ -147,7 +147,7 @@ def test_rendered_in_headless_chromium(page, tmp_path):
 
 
 def test_every_figure_the_report_draws_has_its_section_and_caption():
-    from model_emotion.html_report import _caption
+    from model_emotion.report.html import _caption
 
     stems = [
         "accuracy_per_emotion",

@@ -8,7 +8,8 @@ import pytest
 from scipy import stats
 
 from model_emotion.errors import ToolkitError
-from model_emotion.rsa import fdr, kendall, neuron_rdms, rank_by, searchlight, spearman, summarize
+from model_emotion.rsa.fdr import fdr
+from model_emotion.rsa.searchlight import kendall, neuron_rdms, rank_by, searchlight, spearman, summarize
 
 
 def brute_tau_b(x, y):
@@ -157,7 +158,7 @@ def test_summary_counts_significant_and_selective():
 
 def test_paper_activations_sample_matches_scipy(shared):
     data = np.load(shared / "paper_roberta" / "activations.npz")
-    from model_emotion.attributes import build_rdms, load_ratings
+    from model_emotion.data.ratings import build_rdms, load_ratings
 
     rdms = build_rdms(load_ratings(shared / "emotion_attributes"), [str(e) for e in data["emotions"]])
     rng = np.random.default_rng(4)
@@ -198,7 +199,7 @@ def _enumerated_p(x: np.ndarray, y: np.ndarray) -> tuple[float, float, float]:
 
 @pytest.mark.parametrize("n", [4, 6, 7])
 def test_exact_kendall_p_equals_enumeration_of_all_permutations(n):
-    from model_emotion.rsa import kendall
+    from model_emotion.rsa.searchlight import kendall
 
     rng = np.random.default_rng(n)
     for _ in range(3):
@@ -210,7 +211,7 @@ def test_exact_kendall_p_equals_enumeration_of_all_permutations(n):
 
 
 def test_exact_path_only_without_ties_and_below_50_pairs():
-    from model_emotion.rsa import kendall
+    from model_emotion.rsa.searchlight import kendall
 
     rng = np.random.default_rng(1)
     x, y = rng.normal(size=(1, 45)), rng.normal(size=(1, 45))  # 10 emotions: 45 pairs, exact

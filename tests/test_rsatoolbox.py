@@ -5,10 +5,10 @@ import pytest
 from scipy.spatial.distance import squareform
 from scipy.stats import kendalltau
 
-from model_emotion.activation_files import ActivationSet
-from model_emotion.attributes import build_rdms, load_ratings
-from model_emotion.data import EMOTIONS
+from model_emotion.data.goemotions import EMOTIONS
+from model_emotion.data.ratings import build_rdms, load_ratings
 from model_emotion.errors import ConfigError, MissingDependencyError
+from model_emotion.io.activations import ActivationSet
 
 rsatoolbox = pytest.importorskip("rsatoolbox")
 
@@ -23,7 +23,7 @@ def acts(shared):
 
 
 def test_attribute_rdms_round_trip(acts):
-    from model_emotion.rsatoolbox_adapter import attribute_rdms
+    from model_emotion.rsa.export import attribute_rdms
 
     _, rdms = acts
     exported = attribute_rdms(rdms)
@@ -33,7 +33,7 @@ def test_attribute_rdms_round_trip(acts):
 
 
 def test_neuron_rdms_are_mean_absolute_differences(acts):
-    from model_emotion.rsatoolbox_adapter import neuron_rdms
+    from model_emotion.rsa.export import neuron_rdms
 
     data, rdms = acts
     exported = neuron_rdms(data, [5, 11])
@@ -55,8 +55,7 @@ def test_neuron_rdms_are_mean_absolute_differences(acts):
 def test_missing_rsatoolbox_is_named(monkeypatch, acts):
     import builtins
 
-    from model_emotion import rsatoolbox_adapter
-
+    from model_emotion.rsa import export as rsatoolbox_adapter
     real = builtins.__import__
     monkeypatch.setattr(
         builtins,

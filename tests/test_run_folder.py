@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from model_emotion import MaskConfig, RSAConfig, run_folder, run_masks, run_rsa
-from model_emotion.activation_files import ActivationSet, save_npz
-from model_emotion.data import EMOTIONS
+from model_emotion.data.goemotions import EMOTIONS
+from model_emotion.io.activations import ActivationSet, save_npz
 
 
 def test_the_rule():

@@ -7,12 +7,12 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from model_emotion import cli
-from model_emotion.attributes import pair_index
+from model_emotion.commands import cli
 from model_emotion.commands import rsa as rsa_searchlight
+from model_emotion.data.ratings import pair_index
 from model_emotion.errors import ToolkitError
-from model_emotion.rsa import neuron_rdms
-from model_emotion.seeds import distance_mass, half_splits, normalize_seeds, seed_influence, seed_reliability
+from model_emotion.rsa.searchlight import neuron_rdms
+from model_emotion.rsa.seeds import distance_mass, half_splits, normalize_seeds, seed_influence, seed_reliability
 
 
 def rdms_of(scores):
@@ -61,7 +61,7 @@ def test_reliability_is_high_for_a_seed_stable_signal_and_at_chance_when_shuffle
     assert mean.loc["a", "spearman"] > 0.8 and mean.loc["a", "spearman_chance"] < 0.4
     assert mean.loc["a", "jaccard"] > mean.loc["a", "jaccard_chance"]
     # the figures themselves, recomputed for the odd/even split
-    from model_emotion.rsa import searchlight
+    from model_emotion.rsa.searchlight import searchlight
 
     first = searchlight(acts[:, [0, 2, 4]], rdms_of(scores), ["a", "b"]).tau[:, 0]
     second = searchlight(acts[:, [1, 3, 5]], rdms_of(scores), ["a", "b"]).tau[:, 0]

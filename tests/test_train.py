@@ -10,10 +10,10 @@ import pytest
 import torch
 from conftest import REPO, one_line_error, run_script
 
-from model_emotion.checkpoint import load_checkpoint, prompt_model_from_checkpoint, save_checkpoint
 from model_emotion.commands import train
 from model_emotion.errors import ToolkitError
-from model_emotion.loading import load_backbone
+from model_emotion.lm.loading import load_backbone
+from model_emotion.prompts.checkpoint import load_checkpoint, prompt_model_from_checkpoint, save_checkpoint
 
 TRAIN_ARGS = [
     "--epochs",

@@ -11,7 +11,7 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-from ..errors import STAGE_SCRIPTS
+from model_emotion.errors import STAGE_SCRIPTS
 
 # subcommand -> (module, the repository script of the original command line, what it does)
 COMMANDS = {
@@ -35,11 +35,10 @@ USAGE = "usage: model-emotion {" + ",".join(COMMANDS) + "} [flags]   (model-emot
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from .. import cli
-
+    from model_emotion.commands import cli
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == "--version":
-        from .. import __version__
+        from model_emotion import __version__
 
         print(f"model-emotion {__version__}")
         return 0

@@ -21,73 +21,23 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from pathlib import Path
 
-from model_emotion import cli
+from model_emotion.commands import cli
+from model_emotion.stages.activations import ActivationsConfig, run_activations
+from model_emotion.util.settings import add_settings, from_args
 
 logger = logging.getLogger(__name__)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = cli.Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument(
-        "--activation_mode",
-        type=str,
-        default="before_relu",
-        choices=["before_relu", "after_relu", "pre_activation"],
-        help="before_relu: value after the activation function (the paper's name); after_relu: "
-        "that value > 0 as 0/1; pre_activation: the value before the activation function",
-    )
-    cli.add_model_args(parser)
-    cli.add_checkpoint_args(parser)
-    cli.add_device_args(parser)
-    parser.add_argument(
-        "--output_dir", "--output", type=Path, default=None, help="output folder (default active_neuron_{mode}_csv)"
-    )
-    parser.add_argument(
-        "--sentiments", type=str, nargs="+", default=None, help="emotions to read (default: every checkpoint found)"
-    )
-    parser.add_argument(
-        "--seeds", type=cli.seed_int, nargs="+", default=None, help="seeds to read (default: every checkpoint found)"
-    )
-    parser.add_argument(
-        "--state", type=str, default="best", choices=["best", "final"], help="which prompt of the checkpoint"
-    )
-    parser.add_argument(
-        "--control",
-        type=str,
-        default="none",
-        choices=["none", "random_prompts"],
-        help="random_prompts: untrained control prompts (random vectors with the trained prompt's "
-        "norm per position) instead of the trained ones",
-    )
-    parser.add_argument(
-        "--control_seed", type=cli.seed_int, default=0, help="seed of the control prompts (default %(default)s)"
-    )
-    cli.add_protocol_args(parser)
-    parser.add_argument("--overwrite", action="store_true", help="recompute CSVs that exist")
+    add_settings(parser, ActivationsConfig)
     return parser.parse_args(argv)
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    from model_emotion.stages.activations import ActivationsConfig, run_activations
-
-    config = ActivationsConfig(
-        activation_mode=args.activation_mode,
-        model=args.model,
-        dtype=args.dtype,
-        checkpoint_dir=args.checkpoint_dir,
-        device=args.device,
-        output_dir=args.output_dir,
-        sentiments=args.sentiments,
-        seeds=args.seeds,
-        state=args.state,
-        control=args.control,
-        control_seed=args.control_seed,
-        protocol=args.protocol,
-        overwrite=args.overwrite,
-    )
+    config = from_args(ActivationsConfig, args)
     cli.setup_logging()
     return run_activations(config)
 

@@ -6,25 +6,3 @@ Training (``train``: ``TrainConfig``, ``run_train``), activations (``activations
 ``run_masks``) masked evaluation (``evaluate``: ``EvalConfig``, ``run_eval``) and the report (``report``:
 ``ReportConfig``, ``run_report``).
 """
-
-from .activations import ActivationsConfig, run_activations
-from .evaluate import EvalConfig, run_eval
-from .masks import MaskConfig, run_masks
-from .report import ReportConfig, run_report
-from .rsa import RSAConfig, run_rsa
-from .train import TrainConfig, run_train
-
-__all__ = [
-    "ActivationsConfig",
-    "EvalConfig",
-    "MaskConfig",
-    "RSAConfig",
-    "ReportConfig",
-    "TrainConfig",
-    "run_activations",
-    "run_eval",
-    "run_masks",
-    "run_report",
-    "run_rsa",
-    "run_train",
-]

@@ -10,12 +10,15 @@ decides whether it is reused.
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
-from .. import cli
-from ..errors import ConfigError, ToolkitError
-from ..names import check_emotion_name
+from model_emotion.errors import ToolkitError
+from model_emotion.lm.device import resolve_device
+from model_emotion.stages import common
+from model_emotion.stages.jobs import check_output_dir
+from model_emotion.util.names import check_emotion_name
+from model_emotion.util.settings import Settings, setting
 
 logger = logging.getLogger(__name__)
 
@@ -23,54 +26,47 @@ MODES = ("before_relu", "after_relu", "pre_activation")
 
 
 @dataclass(frozen=True)
-class ActivationsConfig:
-    """Everything the activation files depend on. Validated on construction."""
+class ActivationsConfig(Settings):
+    """Everything the activation files depend on, each setting declared once; validated on construction."""
 
-    activation_mode: str = "before_relu"
-    model: str = cli.DEFAULT_MODEL
-    dtype: str | None = None
-    checkpoint_dir: Path = Path("checkpoint")
-    device: str | None = None
-    output_dir: Path | None = None  # None: active_neuron_{activation_mode}_csv
-    sentiments: tuple[str, ...] | None = None  # None: every checkpoint found
-    seeds: tuple[int, ...] | None = None
-    state: str = "best"
-    control: str = "none"
-    control_seed: int = 0
-    protocol: str | None = None  # None: each checkpoint's own
-    overwrite: bool = False
+    activation_mode: str = setting(
+        "before_relu",
+        "before_relu: value after the activation function (the paper's name); after_relu: "
+        "that value > 0 as 0/1; pre_activation: the value before the activation function",
+        choices=MODES,
+    )
+    model: str = common.model()
+    dtype: str | None = common.dtype()
+    checkpoint_dir: Path = common.checkpoint_dir()
+    device: str | None = common.device()
+    output_dir: Path | None = setting(
+        None, "output folder (default active_neuron_{mode}_csv)", kind="path", flags=("--output_dir", "--output")
+    )
+    sentiments: tuple[str, ...] | None = setting(
+        None, "emotions to read (default: every checkpoint found)", kind="str", nargs="+"
+    )
+    seeds: tuple[int, ...] | None = setting(
+        None, "seeds to read (default: every checkpoint found)", kind="seed", nargs="+"
+    )
+    state: str = common.state()
+    control: str = setting(
+        "none",
+        "random_prompts: untrained control prompts (random vectors with the trained prompt's "
+        "norm per position) instead of the trained ones",
+        choices=("none", "random_prompts"),
+    )
+    control_seed: int = setting(0, "seed of the control prompts (default %(default)s)", kind="seed")
+    protocol: str | None = common.checkpoint_protocol()
+    overwrite: bool = common.overwrite("recompute CSVs that exist")
 
-    def __post_init__(self):
-        object.__setattr__(self, "checkpoint_dir", Path(self.checkpoint_dir))
-        if self.output_dir is not None:
-            object.__setattr__(self, "output_dir", Path(self.output_dir))
-        for name in ("sentiments", "seeds"):
-            if getattr(self, name) is not None:
-                object.__setattr__(self, name, tuple(getattr(self, name)))
-        for name, allowed in (
-            ("activation_mode", MODES),
-            ("state", ("best", "final")),
-            ("control", ("none", "random_prompts")),
-            ("protocol", (None, "toolkit", "paper")),
-        ):
-            if getattr(self, name) not in allowed:
-                shown = ", ".join(a for a in allowed if a)
-                raise ConfigError(f"{{--{name}}} {getattr(self, name)!r} unknown; choose one of {shown}")
+    def rules(self) -> None:
         for emotion in self.sentiments or ():
             check_emotion_name(emotion, "{--sentiments}")
-        for seed in (self.seeds or ()) + (self.control_seed,):
-            if not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed <= cli.MAX_SEED:
-                raise ConfigError(f"seed {seed!r} must be an integer in 0..{cli.MAX_SEED}")
 
     @property
     def out(self) -> Path:
         return self.output_dir or Path(f"active_neuron_{self.activation_mode}_csv")
 
-    def to_dict(self) -> dict:
-        values = asdict(self)
-        return {
-            k: (str(v) if isinstance(v, Path) else list(v) if isinstance(v, tuple) else v) for k, v in values.items()
-        }
 
 
 def _count(sizes, split: str) -> int | None:
@@ -80,7 +76,7 @@ def _count(sizes, split: str) -> int | None:
 
 
 def find_checkpoints(checkpoint_dir: Path, sentiments, seeds) -> list[tuple[str, int, Path]]:
-    from model_emotion.data import split_run_name
+    from model_emotion.util.names import split_run_name
 
     if not checkpoint_dir.is_dir():
         raise ToolkitError(f"{{--checkpoint_dir}} {checkpoint_dir} is not a folder")
@@ -132,16 +128,16 @@ def run_activations(config: ActivationsConfig) -> int:
     import pandas as pd
     from tqdm import tqdm
 
-    from model_emotion import run_folder
-    from model_emotion.activation_files import ActivationSet, read_activation_csv, save_npz, write_activation_csv
-    from model_emotion.activations import prompt_activations
-    from model_emotion.checkpoint import load_checkpoint, prompt_model_from_checkpoint
-    from model_emotion.io import save_run_args, write_csv, write_meta
-    from model_emotion.loading import load_backbone
-    from model_emotion.neurons import find_ffn
+    from model_emotion.io import run_folder
+    from model_emotion.io.activations import ActivationSet, read_activation_csv, save_npz, write_activation_csv
+    from model_emotion.io.files import save_run_args, write_csv, write_meta
+    from model_emotion.lm.loading import load_backbone
+    from model_emotion.lm.neurons import find_ffn
+    from model_emotion.prompts.activations import prompt_activations
+    from model_emotion.prompts.checkpoint import load_checkpoint, prompt_model_from_checkpoint
 
     out = config.output_dir or Path(f"active_neuron_{config.activation_mode}_csv")
-    cli.check_output_dir(out, "--output_dir")  # before any work
+    check_output_dir(out, "--output_dir")  # before any work
     jobs = find_checkpoints(config.checkpoint_dir, config.sentiments, config.seeds)
     records = {(e, s): load_checkpoint(path, config.model) for e, s, path in jobs}
     lengths = {rec["config"]["prompt_len"] for rec in records.values()}
@@ -151,7 +147,7 @@ def run_activations(config: ActivationsConfig) -> int:
             f"checkpoints mix prompt lengths {sorted(lengths)} (e.g. {example}); compare prompts of one configuration"
         )
     heads = {rec["config"].get("head", "mlm") for rec in records.values()}
-    device = cli.resolve_device(config.device)
+    device = resolve_device(config.device)
     backbone, tokenizer, _ = load_backbone(config.model, "linear" if heads == {"linear"} else "auto", config.dtype)
     ffn = find_ffn(backbone)
     logger.info("%d checkpoints; %s has %d layers x %d FFN neurons", len(jobs), config.model, ffn.num_layers, ffn.d_ffn)

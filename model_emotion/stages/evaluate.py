@@ -15,13 +15,20 @@ or settings changed is evaluated again.
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from .. import cli
-from ..errors import ConfigError, ToolkitError
-from ..names import check_jobs
-from ..prompt_config import check_paper_quirks
+from model_emotion.errors import ToolkitError
+from model_emotion.io import run_folder
+from model_emotion.io.files import job_lock
+from model_emotion.io.run_folder import checkpoint_path, partial_path, result_path
+from model_emotion.lm.device import resolve_device
+from model_emotion.masking.records import accuracies_of, correct_of, encode_correct, is_accuracy
+from model_emotion.prompts.config import check_paper_quirks
+from model_emotion.stages import common
+from model_emotion.stages.jobs import check_output_dir, run_jobs
+from model_emotion.util.names import check_jobs, run_name
+from model_emotion.util.settings import Settings, setting
 
 logger = logging.getLogger(__name__)
 
@@ -33,53 +40,57 @@ ACCURACY_MEANS = ("overall", "per_batch")
 
 
 @dataclass(frozen=True)
-class EvalConfig:
-    """Everything a masked evaluation depends on. Validated on construction (``__post_init__``)."""
+class EvalConfig(Settings):
+    """Everything a masked evaluation depends on, each setting declared once; validated on construction."""
 
-    mask_path: Path = Path("masks/RSA_14property_top_500_6000.pkl")
-    result_path: Path = Path("eval_mask_neuron_result/RSA_14property_top_500_6000")
-    # (emotion, seed) prompts; the original command's default is anger-1
-    jobs: tuple[tuple[str, int], ...] = (("anger", 1),)
-    model: str = cli.DEFAULT_MODEL
-    dtype: str | None = None
-    data_dir: str | None = None
-    checkpoint_dir: Path = Path("checkpoint")
-    device: str | None = None
-    split: str = "dev"
-    max_eval_samples: int | None = None
-    eval_batch_size: int = 64
-    masks_per_forward: int | str = "auto"
-    state: str = "best"
-    protocol: str | None = None  # None: the protocol each checkpoint was trained with
-    negative_sampling: str | None = None  # None: the checkpoint's
-    accuracy_mean: str = "overall"
-    overwrite: bool = False
+    mask_path: Path = setting(
+        Path("masks/RSA_14property_top_500_6000.pkl"),
+        "masks PKL from gen_mask.py (default %(default)s)",
+        flags=("--maskPath", "--mask_path"),
+    )
+    result_path: Path = setting(
+        Path("eval_mask_neuron_result/RSA_14property_top_500_6000"),
+        "folder of {sentiment}-{seed}.json results (default %(default)s)",
+        flags=("--resultPath", "--result_path", "--output"),
+    )
+    jobs: tuple[tuple[str, int], ...] = setting(
+        (("anger", 1),), "(emotion, seed) prompts; the original command's default is anger-1", kind="jobs", cli=False
+    )
+    model: str = common.model()
+    dtype: str | None = common.dtype()
+    data_dir: str | None = common.data_dir()
+    checkpoint_dir: Path = common.checkpoint_dir()
+    device: str | None = common.device()
+    split: str = setting("dev", "evaluation split (default dev)", choices=SPLITS)
+    max_eval_samples: int | None = setting(None, "cap on evaluation examples, balanced", kind="count")
+    eval_batch_size: int = setting(64, "evaluation batch size (default %(default)s)", kind="count")
+    masks_per_forward: int | str = setting(
+        "auto",
+        "masks stacked along the batch of one forward, or auto (default): 1 off CUDA (one mask "
+        "per forward, its silenced neurons removed), on CUDA as many as fit the device's free "
+        "memory and pay off (masking.evaluate.auto_masks_per_forward)",
+        kind="count",
+        also=("auto",),
+    )
+    state: str = common.state()
+    protocol: str | None = common.checkpoint_protocol()
+    negative_sampling: str | None = setting(
+        None,
+        "negatives drawn from rows without the emotion, or the original code's draw with "
+        "replacement from the whole split (only with --protocol paper); default the checkpoint's, else exclusive",
+        kind="str",
+        choices=NEGATIVES,
+    )
+    accuracy_mean: str = setting(
+        "overall",
+        "share of correct rows (default), or the original evaluation's mean of per-batch means "
+        "over --eval_batch_size rows in task order (only with --protocol paper)",
+        choices=ACCURACY_MEANS,
+    )
+    overwrite: bool = common.overwrite("re-evaluate even if the result exists")
 
-    def __post_init__(self):
-        object.__setattr__(self, "mask_path", Path(self.mask_path))
-        object.__setattr__(self, "result_path", Path(self.result_path))
-        object.__setattr__(self, "checkpoint_dir", Path(self.checkpoint_dir))
+    def rules(self) -> None:
         object.__setattr__(self, "jobs", check_jobs(self.jobs))
-        for name, value, allowed in (
-            ("split", self.split, SPLITS),
-            ("state", self.state, STATES),
-            ("protocol", self.protocol, PROTOCOLS),
-            ("negative_sampling", self.negative_sampling, NEGATIVES),
-            ("accuracy_mean", self.accuracy_mean, ACCURACY_MEANS),
-        ):
-            if value not in allowed:
-                shown = ", ".join(str(a) for a in allowed if a is not None)
-                raise ConfigError(f"{{--{name}}} {value!r} unknown; choose one of {shown}")
-        for name in ("eval_batch_size", "max_eval_samples"):
-            value = getattr(self, name)
-            if value is not None and (
-                not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= cli.MAX_COUNT
-            ):
-                raise ConfigError(f"{{--{name}}} {value!r} must be an integer in 1..{cli.MAX_COUNT}")
-        if self.masks_per_forward != "auto" and (
-            not isinstance(self.masks_per_forward, int) or self.masks_per_forward < 1
-        ):
-            raise ConfigError(f"{{--masks_per_forward}} {self.masks_per_forward!r} must be auto or at least 1")
         check_paper_quirks(self.protocol, self.negative_sampling, self.accuracy_mean)
 
     @property
@@ -87,71 +98,58 @@ class EvalConfig:
         """The original's per-batch mean: its batch size, or None for the share of correct rows."""
         return self.eval_batch_size if self.accuracy_mean == "per_batch" else None
 
-    def to_dict(self) -> dict:
-        values = asdict(self)
-        values["jobs"] = [list(j) for j in self.jobs]
-        return {k: str(v) if isinstance(v, Path) else v for k, v in values.items()}
-
-    @classmethod
-    def from_dict(cls, values: dict) -> EvalConfig:
-        if not isinstance(values, dict):
-            raise ToolkitError("an eval config must be a JSON object")
-        known = {k: v for k, v in values.items() if k in cls.__dataclass_fields__}
-        if "jobs" in known:
-            if not isinstance(known["jobs"], list) or not all(
-                isinstance(j, list) and len(j) == 2 for j in known["jobs"]
-            ):
-                raise ToolkitError("an eval config's jobs must be a list of [emotion, seed] pairs")
-            known["jobs"] = tuple(tuple(j) for j in known["jobs"])
-        try:
-            return cls(**known)
-        except TypeError as exc:
-            raise ToolkitError(f"not an eval config ({exc})") from None
-
     @classmethod
     def load(cls, path: str | Path) -> EvalConfig:
         """The config a run saved (``eval_config.json``), to run it again."""
-        from ..io import read_json
+        from model_emotion.io.files import read_json
 
         return cls.from_dict(read_json(path, dict))
+
+
+@dataclass
+class EvalRun:
+    """What every job of one evaluation shares: its config, the masks (hashed once), the records of
+    the checkpoints known so far, and, once a job needs them, the model, data and device."""
+
+    config: EvalConfig
+    masks: dict
+    masks_sha: str
+    known: dict = field(default_factory=dict)  # (emotion, seed) -> the record known before loading
+    checkpoints: dict = field(default_factory=dict)  # (emotion, seed) -> loaded checkpoint
+    backbone: object = None
+    tokenizer: object = None
+    data: object = None
+    device: object = None
 
 
 def run_eval(config: EvalConfig) -> int:
     """Evaluate every prompt of ``config.jobs`` under every mask; 0 when all succeeded, 1 when some
     prompt failed (each failure is logged in one line and the others go on)."""
-    import hashlib
-    import json
+    from model_emotion.io.files import file_digest, save_run_args, write_json
+    from model_emotion.masking.masks import load_masks
 
-    from model_emotion import run_folder
-    from model_emotion.checkpoint import load_checkpoint, prompt_model_from_checkpoint
-    from model_emotion.data import binary_task, check_emotions, load_goemotions
-    from model_emotion.inference import mean_accuracy, predict
-    from model_emotion.io import file_digest, job_lock, read_json, save_run_args, write_json
-    from model_emotion.loading import load_backbone
-    from model_emotion.masked_eval import check_mask_shapes, evaluate_masks
-    from model_emotion.masks import load_masks
-    from model_emotion.results import accuracies_of, correct_of, encode_correct, is_accuracy
-    from model_emotion.run_folder import checkpoint_path, partial_path, result_path
+    check_output_dir(config.result_path, "{--result_path}")  # before any work
+    run = EvalRun(config, load_masks(config.mask_path), file_digest(config.mask_path))
+    pending = [(e, s) for e, s in config.jobs if not up_to_date(run, e, s)]
+    if not pending:
+        return 0
+    load_shared(run, pending)
+    status = run_jobs(pending, lambda e, s: evaluate_one(run, e, s), "masked evaluation")
+    save_run_args(config.result_path, config.to_dict(), "eval_mask_neuron")
+    write_json(config.result_path / run_folder.EVAL_CONFIG, config.to_dict())
+    return status
 
-    per_batch = config.per_batch
-    cli.check_output_dir(config.result_path, "{--result_path}")  # before any work
-    jobs = list(config.jobs)
-    masks = load_masks(config.mask_path)
-    masks_sha = file_digest(config.mask_path)
 
-    known: dict[tuple[str, int], dict] = {}
+def record_of(run: EvalRun, emotion: str, seed: int) -> dict:
+    """The result's record (run_folder), as far as it is known before the model is loaded (each
+    checkpoint hashed once)."""
+    from model_emotion.io.files import file_digest
 
-    def record_of(emotion: str, seed: int) -> dict:
-        """Everything a result depends on that is known before the model is loaded (the checkpoint hashed once)."""
-        if (emotion, seed) not in known:
-            known[(emotion, seed)] = _record(emotion, seed)
-        return known[(emotion, seed)]
-
-    def _record(emotion: str, seed: int) -> dict:
-        """The result's record (run_folder), as far as it is known before the model is loaded."""
+    if (emotion, seed) not in run.known:
+        config = run.config
         ckpt = checkpoint_path(config.checkpoint_dir, emotion, seed)
-        return {
-            "inputs": {"masks": masks_sha, "checkpoint": file_digest(ckpt) if ckpt.is_file() else None},
+        run.known[(emotion, seed)] = {
+            "inputs": {"masks": run.masks_sha, "checkpoint": file_digest(ckpt) if ckpt.is_file() else None},
             "settings": {
                 "model": config.model,
                 "split": config.split,
@@ -160,176 +158,164 @@ def run_eval(config: EvalConfig) -> int:
                 "protocol": config.protocol,
                 "negative_sampling": config.negative_sampling,
                 "accuracy_mean": config.accuracy_mean,
-                "per_batch": per_batch,
+                "per_batch": config.per_batch,
             },
         }
+    return run.known[(emotion, seed)]
 
-    def up_to_date(emotion: str, seed: int) -> bool:
-        path = result_path(config.result_path, emotion, seed)
-        if config.overwrite or not path.exists():
-            return False
-        try:
-            previous = read_json(path, dict)
-        except ToolkitError as exc:
-            logger.warning("%s; evaluating again", exc)
-            return False
-        try:  # a result that the report would refuse is not up to date
-            values = accuracies_of(previous, str(path))
-            correct_of(previous, str(path))
-        except ToolkitError as exc:
-            logger.warning("%s; evaluating again", exc)
-            return False
-        invalid = [k for k, v in values.items() if not is_accuracy(v)]
-        missing = [name for name in ["unmasked", *masks] if name not in values]
-        if invalid or missing:
-            logger.warning(
-                "%s holds %s; evaluating again",
-                path,
-                f"invalid accuracies ({', '.join(invalid[:3])})" if invalid else f"no accuracy of {missing[0]}",
-            )
-            return False
-        return run_folder.is_current(
-            path, run_folder.result_record(previous), record_of(emotion, seed), "evaluating again"
-        )
 
-    pending = [(e, s) for e, s in jobs if not up_to_date(e, s)]
-    if not pending:
-        return 0
+def up_to_date(run: EvalRun, emotion: str, seed: int) -> bool:
+    """A result exists, is one the report would accept, holds every mask and was made from these inputs."""
+    from model_emotion.io.files import read_json
+
+    path = result_path(run.config.result_path, emotion, seed)
+    if run.config.overwrite or not path.exists():
+        return False
+    try:  # a result that the report would refuse is not up to date
+        previous = read_json(path, dict)
+        values = accuracies_of(previous, str(path))
+        correct_of(previous, str(path))
+    except ToolkitError as exc:
+        logger.warning("%s; evaluating again", exc)
+        return False
+    invalid = [k for k, v in values.items() if not is_accuracy(v)]
+    missing = [name for name in ["unmasked", *run.masks] if name not in values]
+    if invalid or missing:
+        problem = f"invalid accuracies ({', '.join(invalid[:3])})" if invalid else f"no accuracy of {missing[0]}"
+        logger.warning("%s holds %s; evaluating again", path, problem)
+        return False
+    return run_folder.is_current(path, run_folder.result_record(previous), record_of(run, emotion, seed), "evaluating again")
+
+
+def load_shared(run: EvalRun, pending: list[tuple[str, int]]) -> None:
+    """The model (with the first checkpoint's head), the data and the device, once for all jobs."""
+    from model_emotion.data.goemotions import check_emotions, load_goemotions
+    from model_emotion.lm.loading import load_backbone
+    from model_emotion.prompts.checkpoint import load_checkpoint
+
+    config = run.config
     first = load_checkpoint(checkpoint_path(config.checkpoint_dir, *pending[0]), config.model)
-    records = {pending[0]: first}
-    device = cli.resolve_device(config.device)
-    backbone, tokenizer, _ = load_backbone(
-        config.model, first["config"].get("head", "mlm"), config.dtype
-    )  # once for all jobs
-    data = load_goemotions(config.data_dir, splits=(config.split,))
-    check_emotions(sorted({e for e, _ in pending}), data.emotions)
+    run.checkpoints[pending[0]] = first
+    run.device = resolve_device(config.device)
+    run.backbone, run.tokenizer, _ = load_backbone(config.model, first["config"].get("head", "mlm"), config.dtype)
+    run.data = load_goemotions(config.data_dir, splits=(config.split,))
+    check_emotions(sorted({e for e, _ in pending}), run.data.emotions)
 
-    def valid_partial(previous: dict, key: dict, run_name: str, n: int) -> tuple[dict[str, float], dict]:
-        """Accuracies and per-example correctness of an interrupted run with the same key; anything
-        else starts over, saying why."""
-        if run_folder.result_record(previous) != key:
-            logger.info(
-                "%s: the partial result was made with other inputs (masks, checkpoint, examples or "
-                "settings); starting over",
-                run_name,
-            )
-            return {}, {}
-        values = {k: v for k, v in accuracies_of(previous, run_name).items() if k in masks or k == "unmasked"}
-        bad = [
-            k for k, v in values.items() if not isinstance(v, (int, float)) or isinstance(v, bool) or not 0 <= v <= 1
-        ]
-        if bad or "unmasked" not in values:
-            logger.warning(
-                "%s: the partial result holds invalid values (%s); starting over",
-                run_name,
-                ", ".join(bad[:3]) or "no unmasked accuracy",
-            )
-            return {}, {}
+
+def valid_partial(run: EvalRun, previous: dict, key: dict, job: str, n: int) -> tuple[dict[str, float], dict]:
+    """Accuracies and per-example correctness of an interrupted run with the same key; anything
+    else starts over, saying why."""
+    if run_folder.result_record(previous) != key:
+        logger.info(
+            "%s: the partial result was made with other inputs (masks, checkpoint, examples or settings); starting over",
+            job,
+        )
+        return {}, {}
+    values = {k: v for k, v in accuracies_of(previous, job).items() if k in run.masks or k == "unmasked"}
+    bad = [k for k, v in values.items() if not is_accuracy(v)]
+    if bad or "unmasked" not in values:
+        problem = ", ".join(bad[:3]) or "no unmasked accuracy"
+        logger.warning("%s: the partial result holds invalid values (%s); starting over", job, problem)
+        return {}, {}
+    try:
+        hits = correct_of(previous, job, n, run.config.per_batch)
+    except ToolkitError as exc:
+        logger.warning("%s; starting over", exc)
+        return {}, {}
+    if set(hits) != set(values):
+        logger.warning("%s: the partial result lacks per-example results; starting over", job)
+        return {}, {}
+    return {k: float(v) for k, v in values.items()}, hits
+
+
+def evaluate_one(run: EvalRun, emotion: str, seed: int) -> None:
+    output = result_path(run.config.result_path, emotion, seed)
+    with job_lock(output):  # one process per result file
+        evaluate_locked(run, emotion, seed, output)
+
+
+def prepare_job(run: EvalRun, emotion: str, seed: int):
+    """The job's prompt model, its encoded task and the key its result (and a partial one) is made from."""
+    import hashlib
+    import json
+
+    from model_emotion.data.goemotions import binary_task
+    from model_emotion.masking.evaluate import check_mask_shapes
+    from model_emotion.prompts.checkpoint import load_checkpoint, prompt_model_from_checkpoint
+
+    config = run.config
+    ckpt_path = checkpoint_path(config.checkpoint_dir, emotion, seed)
+    record = run.checkpoints.get((emotion, seed)) or load_checkpoint(ckpt_path, config.model)
+    model = prompt_model_from_checkpoint(record, run.backbone, run.tokenizer, config.state, ckpt_path, config.protocol)
+    model = model.to(run.device)
+    check_mask_shapes(model, run.masks, str(config.mask_path))
+    negatives = config.negative_sampling or record["config"].get("extra", {}).get("negative_sampling", "exclusive")
+    if negatives == "paper" and model.config.protocol != "paper":
+        raise ToolkitError(
+            "the checkpoint was trained with the original code's negatives; evaluate it with --protocol paper"
+        )
+    task = binary_task(run.data.split(config.split), emotion, seed, config.split, config.max_eval_samples, negatives)
+    encoded = model.encode_task(task.texts, task.labels)
+    examples = hashlib.sha256(json.dumps([task.texts, task.labels.tolist()]).encode()).hexdigest()
+    key = {
+        **record_of(run, emotion, seed),
+        "examples_sha256": examples,
+        "resolved": {"protocol": model.config.protocol, "negative_sampling": negatives},
+    }
+    return record, model, encoded, key
+
+
+def resume(run: EvalRun, partial, key: dict, job: str, n: int) -> tuple[float | None, dict, dict]:
+    """(unmasked accuracy or None, accuracies done, per-example results) of an interrupted run."""
+    from model_emotion.io.files import read_json
+
+    done, correct = {}, {}
+    if partial.exists() and not run.config.overwrite:
         try:
-            hits = correct_of(previous, run_name, n, per_batch)
+            done, correct = valid_partial(run, read_json(partial, dict), key, job, n)
         except ToolkitError as exc:
             logger.warning("%s; starting over", exc)
-            return {}, {}
-        if set(hits) != set(values):
-            logger.warning("%s: the partial result lacks per-example results; starting over", run_name)
-            return {}, {}
-        return {k: float(v) for k, v in values.items()}, hits
+        if done:
+            logger.info("resuming %s: %d of %d masks done", job, len(done) - 1, len(run.masks))
+            return done.pop("unmasked"), done, correct
+    return None, done, correct
 
-    def evaluate_one(emotion: str, seed: int) -> None:
-        output = result_path(config.result_path, emotion, seed)
-        with job_lock(output):  # one process per result file
-            evaluate_locked(emotion, seed, output)
 
-    def evaluate_locked(emotion: str, seed: int, output) -> None:
-        run_name = run_folder.run_name(emotion, seed)
-        partial = partial_path(config.result_path, emotion, seed)
-        ckpt_path = checkpoint_path(config.checkpoint_dir, emotion, seed)
-        record = records.get((emotion, seed)) or load_checkpoint(ckpt_path, config.model)
-        model = prompt_model_from_checkpoint(record, backbone, tokenizer, config.state, ckpt_path, config.protocol).to(
-            device
-        )
-        check_mask_shapes(model, masks, str(config.mask_path))
-        negatives = config.negative_sampling or record["config"].get("extra", {}).get("negative_sampling", "exclusive")
-        if negatives == "paper" and model.config.protocol != "paper":
-            raise ToolkitError(
-                "the checkpoint was trained with the original code's negatives; evaluate it with --protocol paper"
-            )
-        task = binary_task(data.split(config.split), emotion, seed, config.split, config.max_eval_samples, negatives)
-        encoded = model.encode_task(task.texts, task.labels)
-        examples = hashlib.sha256(json.dumps([task.texts, task.labels.tolist()]).encode()).hexdigest()
-        key = {
-            **record_of(emotion, seed),
-            "examples_sha256": examples,
-            "resolved": {"protocol": model.config.protocol, "negative_sampling": negatives},
-        }
+def evaluate_locked(run: EvalRun, emotion: str, seed: int, output) -> None:
+    from model_emotion.io.files import write_json
+    from model_emotion.lm.inference import mean_accuracy, predict
+    from model_emotion.masking.evaluate import evaluate_masks
 
-        result = {
-            "sentiment": emotion,
-            "seed": seed,
-            "best": record.get("best_acc"),
-            "split": config.split,
-            "n_examples": len(encoded),
-        }
-        done: dict[str, float] = {}
-        correct: dict = {}  # mask name -> per-example correctness, row order
-        if partial.exists() and not config.overwrite:
-            try:
-                done, correct = valid_partial(read_json(partial, dict), key, run_name, len(encoded))
-            except ToolkitError as exc:
-                logger.warning("%s; starting over", exc)
-            if done:
-                result["unmasked"] = done.pop("unmasked")
-                logger.info("resuming %s: %d of %d masks done", run_name, len(done), len(masks))
-        if result.get("unmasked") is None:
-            correct["unmasked"] = predict(model, encoded, config.eval_batch_size, device) == encoded.labels
-            result["unmasked"] = mean_accuracy(correct["unmasked"], per_batch)
-        logger.info(
-            "%s: %d %s examples, unmasked accuracy %.4f (checkpoint best %.4f)",
-            run_name,
-            len(encoded),
-            config.split,
-            result["unmasked"],
-            result["best"] or float("nan"),
-        )
+    config, job = run.config, run_name(emotion, seed)
+    partial = partial_path(config.result_path, emotion, seed)
+    record, model, encoded, key = prepare_job(run, emotion, seed)
+    result = {"sentiment": emotion, "seed": seed, "best": record.get("best_acc"), "split": config.split}
+    result["n_examples"] = len(encoded)
+    unmasked, done, correct = resume(run, partial, key, job, len(encoded))
+    if unmasked is None:
+        correct["unmasked"] = predict(model, encoded, config.eval_batch_size, run.device) == encoded.labels
+        unmasked = mean_accuracy(correct["unmasked"], config.per_batch)
+    logger.info(
+        "%s: %d %s examples, unmasked accuracy %.4f (checkpoint best %.4f)",
+        job, len(encoded), config.split, unmasked, result["best"] or float("nan"),
+    )  # fmt: skip
 
-        def hits_json() -> dict:
-            return {name: encode_correct(value) for name, value in correct.items()}
+    def save_progress(name: str, value: float) -> None:
+        done[name] = value
+        hits = {n: encode_correct(v) for n, v in correct.items()}
+        accuracies = {"unmasked": unmasked, **done}
+        write_json(partial, {**result, "accuracies": accuracies, "correct": hits, run_folder.RECORD_KEY: key})
 
-        def save_progress(name: str, value: float) -> None:
-            done[name] = value
-            write_json(
-                partial,
-                {
-                    **result,
-                    "accuracies": {"unmasked": result["unmasked"], **done},
-                    "correct": hits_json(),
-                    run_folder.RECORD_KEY: key,
-                },
-            )
-
-        accuracies = evaluate_masks(
-            model,
-            encoded,
-            masks,
-            config.eval_batch_size,
-            device,
-            done,
-            save_progress,
-            per_batch=per_batch,
-            masks_per_forward=config.masks_per_forward,
-            correct=correct,
-        )
-        # One key holds every accuracy (the unmasked one first); readers accept the older flat layout too.
-        # "correct" holds each one's per-example results (a 0/1 string in row order) for the report's intervals.
-        result["accuracies"] = {"unmasked": result.pop("unmasked"), **{name: accuracies[name] for name in masks}}
-        result["correct"] = {name: encode_correct(correct[name]) for name in ["unmasked", *masks]}
-        result[run_folder.RECORD_KEY] = key  # the record travels inside the result (run_folder)
-        write_json(output, result)
-        if partial.exists():
-            partial.unlink()
-        logger.info("wrote %s (%d masks)", output, len(masks))
-
-    status = cli.run_jobs(pending, evaluate_one, "masked evaluation")
-    save_run_args(config.result_path, config.to_dict(), "eval_mask_neuron")
-    write_json(config.result_path / run_folder.EVAL_CONFIG, config.to_dict())
-    return status
+    accuracies = evaluate_masks(
+        model, encoded, run.masks, config.eval_batch_size, run.device, done=done, on_result=save_progress,
+        per_batch=config.per_batch, masks_per_forward=config.masks_per_forward, correct=correct,
+    )  # fmt: skip
+    # One key holds every accuracy (the unmasked one first); readers accept the older flat layout too.
+    # "correct" holds each one's per-example results (a 0/1 string in row order) for the report's intervals.
+    result["accuracies"] = {"unmasked": unmasked, **{name: accuracies[name] for name in run.masks}}
+    result["correct"] = {name: encode_correct(correct[name]) for name in ["unmasked", *run.masks]}
+    result[run_folder.RECORD_KEY] = key  # the record travels inside the result (run_folder)
+    write_json(output, result)
+    if partial.exists():
+        partial.unlink()
+    logger.info("wrote %s (%d masks)", output, len(run.masks))

@@ -9,80 +9,86 @@ shape, the settings and, per mask, its attribute, k, kind and draw (mask metadat
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
-from .. import cli
-from ..errors import ConfigError, ToolkitError
-from ..io import job_lock
+from model_emotion.defaults import DEFAULT_MODEL
+from model_emotion.errors import ToolkitError
+from model_emotion.io import run_folder
+from model_emotion.io.files import job_lock, read_meta, save_run_args, write_meta
+from model_emotion.masking.masks import MASK_METHODS, RANDOM_METHODS
+from model_emotion.stages import common
+from model_emotion.stages.jobs import check_output_dir
+from model_emotion.util.settings import Settings, setting
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_THRESHOLDS = (500, 1000, 1500, 2000, 2500, 3000, 4000, 5000, 6000)
-MASK_METHODS = ("BINARY_MASK", "FLOAT_MASK", "1", "2")
-RANDOM_METHODS = ("global", "layer_matched")
-MODES = (None, "14Properties", "3Spaces")
 
 
 @dataclass(frozen=True)
-class MaskConfig:
-    """Everything a masks file depends on. Validated on construction."""
+class MaskConfig(Settings):
+    """Everything a masks file depends on, each setting declared once; validated on construction."""
 
-    csv_path: Path = Path("neuron_rank/neuron_rank_by_searchlight_RSA_14property.csv")
-    pkl_file: Path = Path("masks/RSA_14property_top_500_6000.pkl")
-    mode: str | None = None  # checked against the rank table's mode when given
-    attribute_names: tuple[str, ...] | None = None  # columns to mask; None: all
-    mask_method: str = "BINARY_MASK"
-    thresholds: tuple[int, ...] = DEFAULT_THRESHOLDS
-    percent: tuple[float, ...] | None = None  # k as shares of all neurons, instead of thresholds
-    num_random: int = 3
-    num_permuted: int | None = None  # None: 3 when the searchlight kept permuted rankings, else 0
-    random_method: str = "layer_matched"
-    seed: int = 0
-    num_layers: int | None = None
-    model: str = cli.DEFAULT_MODEL
-    overwrite: bool = False
-    attributes_old: tuple[str, ...] | None = None  # the list --attributes gave before 0.4
-
-    def __post_init__(self):
-        object.__setattr__(self, "csv_path", Path(self.csv_path))
-        object.__setattr__(self, "pkl_file", Path(self.pkl_file))
-        for name in ("attribute_names", "thresholds", "percent", "attributes_old"):
-            value = getattr(self, name)
-            if value is not None:
-                object.__setattr__(self, name, tuple(value))
-        for name, value, allowed in (
-            ("mode", self.mode, MODES),
-            ("mask_method", self.mask_method, MASK_METHODS),
-            ("random_method", self.random_method, RANDOM_METHODS),
-        ):
-            if value not in allowed:
-                raise ConfigError(f"{{--{name}}} {value!r} unknown; choose one of {', '.join(a for a in allowed if a)}")
-        if not self.thresholds or any(not isinstance(k, int) or isinstance(k, bool) or k < 1 for k in self.thresholds):
-            raise ConfigError(f"{{--thresholds}} {list(self.thresholds)} must be positive integers")
-        if self.percent is not None and any(not 0 < p <= 100 for p in self.percent):
-            raise ConfigError(f"{{--percent}} {list(self.percent)} must be percentages in (0, 100]")
-        for name in ("num_random", "num_permuted", "seed", "num_layers"):
-            value = getattr(self, name)
-            if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 0):
-                raise ConfigError(f"{{--{name}}} {value!r} must be a non-negative integer")
-        if self.num_layers == 0:
-            raise ConfigError("{--num_layers} must be at least 1")
-
-    def to_dict(self) -> dict:
-        values = asdict(self)
-        return {
-            k: (str(v) if isinstance(v, Path) else list(v) if isinstance(v, tuple) else v) for k, v in values.items()
-        }
-
-    @classmethod
-    def from_dict(cls, values: dict) -> MaskConfig:
-        if not isinstance(values, dict):
-            raise ToolkitError("a mask config must be a JSON object")
-        try:
-            return cls(**{k: v for k, v in values.items() if k in cls.__dataclass_fields__})
-        except TypeError as exc:
-            raise ToolkitError(f"not a mask config ({exc})") from None
+    csv_path: Path = setting(
+        Path("neuron_rank/neuron_rank_by_searchlight_RSA_14property.csv"),
+        "rank table from rsa_searchlight.py (default %(default)s)",
+        flags=("--CSV_Path", "--csv_path"),
+    )
+    pkl_file: Path = setting(
+        Path("masks/RSA_14property_top_500_6000.pkl"),
+        "output masks PKL (default %(default)s)",
+        flags=("--PKL_File", "--pkl_file", "--output"),
+    )
+    mode: str | None = setting(
+        None,
+        "the RSA mode of the rank table (14 attributes or 3 spaces); when given, checked against the mode "
+        "the table was made with (its _meta.json); the masks cover the table's columns either way",
+        kind="str",
+        choices=(None, "14Properties", "3Spaces"),
+    )
+    attribute_names: tuple[str, ...] | None = setting(
+        None, "rank-table columns to mask (default: all of them)", kind="str", nargs="+"
+    )
+    mask_method: str = setting(
+        "BINARY_MASK",
+        "BINARY_MASK: masked neurons set to 0; FLOAT_MASK: scaled by uniform [0, 1) values",
+        choices=tuple(MASK_METHODS),
+    )
+    thresholds: tuple[int, ...] = setting(
+        DEFAULT_THRESHOLDS, "numbers k of neurons to mask (default %(default)s)", kind="count", nargs="+"
+    )
+    percent: tuple[float, ...] | None = setting(
+        None, "k as percentages of all neurons instead of --thresholds (e.g. 4 8 16)", kind="float", nargs="+",
+        low=1e-300, high=100,
+    )  # fmt: skip
+    num_random: int = setting(3, "random baseline draws per (attribute, k) (default %(default)s)", kind="int", low=0)
+    num_permuted: int | None = setting(
+        None,
+        "permuted-ranking baselines per (attribute, k): top k of the rankings the permutation test "
+        "computed with shuffled emotion labels (from the rank table's _null.npz; default 3 when "
+        "it exists, else 0)",
+        kind="int",
+        low=0,
+    )
+    random_method: str = setting(
+        "layer_matched",
+        "layer_matched (default): same count per layer as the top-k mask; global: uniform over all",
+        choices=RANDOM_METHODS,
+    )
+    seed: int = setting(0, "seed of the random masks (default %(default)s)", kind="seed")
+    num_layers: int | None = setting(
+        None,
+        "layers of the model (default: from the rank table's _summary.csv beside it, else "
+        "from --model's config, else 12 when the table has roberta-base's 36864 rows)",
+        kind="count",
+    )
+    model: str = common.model()
+    overwrite: bool = common.overwrite("replace an existing PKL")
+    attributes_old: tuple[str, ...] | None = setting(
+        None, "the list --attributes gave before 0.4 (compat)", kind="str", nargs="+", flags=("--attributes",),
+        hidden=True,
+    )  # fmt: skip
 
 
 # roberta-base, the original code's only model: 12 layers x 3072 FFN neurons.
@@ -90,12 +96,12 @@ DEFAULT_MODEL_LAYERS, DEFAULT_MODEL_D_FFN = 12, 3072
 
 
 def layers_from_summary(rank_csv: Path) -> int | None:
-    from model_emotion.run_folder import rank_table_path
+    from model_emotion.io.run_folder import rank_table_path
 
     summary = rank_table_path(rank_csv, "summary")
     if not summary.exists():
         return None
-    from model_emotion.results import read_summary, summary_layers
+    from model_emotion.report.results import read_summary, summary_layers
 
     return summary_layers(read_summary(summary))
 
@@ -130,7 +136,7 @@ def infer_layers(rank_csv: Path, rows: int, model: str) -> int:
     for found in (layers_from_summary(rank_csv), layers_from_model(model, rows)):
         if found:
             return found
-    if model == cli.DEFAULT_MODEL and rows == DEFAULT_MODEL_LAYERS * DEFAULT_MODEL_D_FFN:
+    if model == DEFAULT_MODEL and rows == DEFAULT_MODEL_LAYERS * DEFAULT_MODEL_D_FFN:
         logger.info("%s: %d rows = roberta-base's 12 x 3072 neurons (config not readable offline)", rank_csv, rows)
         return DEFAULT_MODEL_LAYERS
     raise ToolkitError(
@@ -146,10 +152,8 @@ def run_masks(config: MaskConfig) -> int:
 
 
 def _run(config: MaskConfig) -> int:
-    from model_emotion import run_folder
-    from model_emotion.io import read_meta, save_run_args, write_meta
-    from model_emotion.masks import generate_masks, save_masks
-    from model_emotion.results import mask_info, read_rank_table
+    from model_emotion.masking.masks import generate_masks, ks_from_percent, save_masks
+    from model_emotion.report.results import read_rank_table
 
     if not config.csv_path.is_file():
         raise ToolkitError(f"rank table not found: {config.csv_path} (run {{stage:rsa}} first)")
@@ -164,12 +168,42 @@ def _run(config: MaskConfig) -> int:
         and run_folder.is_current(config.pkl_file, run_folder.read_record(config.pkl_file), record, "regenerating")
     ):
         return 0
-    cli.check_output_dir(config.pkl_file.parent, "{--pkl_file}'s folder")
+    check_output_dir(config.pkl_file.parent, "{--pkl_file}'s folder")
     ranks = read_rank_table(config.csv_path)
     if config.attributes_old:
         logger.warning("--attributes (a list of columns) is now --attribute_names in gen_mask.py")
     attributes = config.attribute_names or config.attributes_old or list(ranks.columns)
     rank_meta = read_meta(config.csv_path)
+    num_layers = checked_layers(config, ranks, rank_meta)
+    thresholds = ks_from_percent(len(ranks), config.percent) if config.percent else config.thresholds
+    too_big = [k for k in thresholds if k > len(ranks)]
+    if too_big:
+        raise ToolkitError(f"thresholds {too_big} exceed the {len(ranks)} neurons of {config.csv_path}")
+    num_permuted, permuted = permuted_baselines(config, ranks)
+    masks = generate_masks(
+        ranks,
+        attributes,
+        thresholds,
+        num_layers,
+        mask_method=config.mask_method,
+        num_random=config.num_random,
+        random_method=config.random_method,
+        seed=config.seed,
+        permuted_ranks=permuted,
+    )
+    save_masks(config.pkl_file, masks)
+    save_run_args(config.pkl_file.parent, config.to_dict(), config.pkl_file.stem)
+    shape = {"num_layers": num_layers, "d_ffn": len(ranks) // num_layers, "num_neurons": len(ranks)}
+    write_masks_meta(config, masks, rank_meta, shape, thresholds, num_permuted, attributes, record)
+    logger.info(
+        "wrote %d masks (%d attributes x k in %s, %d random draws and %d permuted rankings each, %s) to %s",
+        len(masks), len(attributes), thresholds, config.num_random, num_permuted, config.random_method, config.pkl_file,
+    )  # fmt: skip
+    return 0
+
+
+def checked_layers(config: MaskConfig, ranks, rank_meta: dict) -> int:
+    """The model's layer count for this rank table, after checking that its records agree."""
     # A rank table holds exactly the columns of its RSA mode (attributes or spaces): --mode selects
     # nothing, but a mode that contradicts the one the table was made with is a mistake worth stopping.
     if config.mode is not None and rank_meta.get("mode") not in (None, config.mode):
@@ -187,17 +221,12 @@ def _run(config: MaskConfig) -> int:
             f"{config.csv_path}: its _meta.json says {rank_meta['num_layers']} layers, its _summary.csv {from_summary}; "
             f"rerun {{stage:rsa}}"
         )
-    num_layers = (
-        config.num_layers or rank_meta.get("num_layers") or infer_layers(config.csv_path, len(ranks), config.model)
-    )
-    if config.percent:
-        thresholds = [max(1, round(len(ranks) * p / 100)) for p in config.percent]
-    else:
-        thresholds = config.thresholds
-    too_big = [k for k in thresholds if k > len(ranks)]
-    if too_big:
-        raise ToolkitError(f"thresholds {too_big} exceed the {len(ranks)} neurons of {config.csv_path}")
-    from model_emotion.masks import load_permuted_ranks
+    return config.num_layers or rank_meta.get("num_layers") or infer_layers(config.csv_path, len(ranks), config.model)
+
+
+def permuted_baselines(config: MaskConfig, ranks):
+    """(draws, [draws, neurons, columns] rankings or None) of the permuted-ranking baselines."""
+    from model_emotion.masking.masks import load_permuted_ranks
 
     null_npz = run_folder.rank_table_path(config.csv_path, "null")
     num_permuted = config.num_permuted
@@ -205,25 +234,15 @@ def _run(config: MaskConfig) -> int:
         num_permuted = 3 if null_npz.is_file() else 0
     elif num_permuted and not null_npz.is_file():
         raise ToolkitError(f"--num_permuted {config.num_permuted} needs {null_npz} ({{stage:rsa}} --test permutation)")
-    permuted = load_permuted_ranks(null_npz, ranks, num_permuted) if num_permuted else None
-    masks = generate_masks(
-        ranks,
-        attributes,
-        thresholds,
-        num_layers,
-        config.mask_method,
-        config.num_random,
-        config.random_method,
-        config.seed,
-        permuted,
-    )
-    save_masks(config.pkl_file, masks)
-    save_run_args(config.pkl_file.parent, config.to_dict(), config.pkl_file.stem)
+    return num_permuted, load_permuted_ranks(null_npz, ranks, num_permuted) if num_permuted else None
+
+
+def write_masks_meta(config: MaskConfig, masks, rank_meta, shape, thresholds, num_permuted, attributes, record):
+    from model_emotion.masking.records import mask_info
+
     write_meta(
         config.pkl_file,
-        num_layers=num_layers,
-        d_ffn=len(ranks) // num_layers,
-        num_neurons=len(ranks),
+        **shape,
         model=rank_meta.get("model"),
         model_type=rank_meta.get("model_type"),
         protocol=rank_meta.get("protocol"),
@@ -237,14 +256,3 @@ def _run(config: MaskConfig) -> int:
         masks=[mask_info(name) for name in masks],  # each mask's metadata as data
         made_from=run_folder.with_output(record, config.pkl_file),
     )
-    logger.info(
-        "wrote %d masks (%d attributes x k in %s, %d random draws and %d permuted rankings each, %s) to %s",
-        len(masks),
-        len(attributes),
-        thresholds,
-        config.num_random,
-        num_permuted,
-        config.random_method,
-        config.pkl_file,
-    )
-    return 0

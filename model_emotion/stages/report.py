@@ -10,80 +10,86 @@ Python caller does the same with the same names. Everything is written to a stag
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
-from .. import cli
-from ..errors import ConfigError, ToolkitError
+from model_emotion.errors import ConfigError, ToolkitError
+from model_emotion.rsa.fdr import FDR_METHODS
+from model_emotion.stages.jobs import check_output_dir
+from model_emotion.util.settings import Settings, setting
 
 logger = logging.getLogger(__name__)
 
-FDR_METHODS = ("bh", "paper")
 FORMATS = ("png", "pdf", "svg")
 MAX_BOOT = 100_000  # the draws x 351 emotion pairs are held in memory; 100,000 draws take 280 MB
 
 
 @dataclass(frozen=True)
-class ReportConfig:
-    """Everything the report depends on. Validated on construction."""
+class ReportConfig(Settings):
+    """Everything the report depends on, each setting declared once; validated on construction."""
 
-    results_dir: Path | None = None  # outputs of steps 1-5
-    paper_dir: Path | None = None  # the paper's released RoBERTa results
-    control_dir: Path | None = None  # a control run's results (random prompts), beside this run's
-    output_dir: Path = Path("report")
-    rank_csv: Path | None = None  # default: the first rank table found in results_dir
-    attributes: str | None = None  # human ratings folder (default: beside paper_dir, or the download)
-    k: int | None = None  # k of the drop matrix and the summary (default: the middle k)
-    attribute: str = "valence"  # attribute of the RDM figure
-    neuron: int | None = None  # neuron of the RDM figure (default: best ranked for ``attribute``)
-    fdr: str = "paper"  # FDR of the RSA recomputed from paper_dir
-    alpha: float = 0.01
-    formats: tuple[str, ...] = ("png",)
-    human_dir: Path | None = None  # the paper's human data: importance, agreement, model-level RSA
-    n_boot: int = 1000  # bootstrap draws over participants
-    seed: int = 0
+    results_dir: Path | None = setting(None, "folder holding the outputs of steps 1-5", kind="path")
+    paper_dir: Path | None = setting(
+        None, "the paper's released RoBERTa results (e.g. ../shared/data/paper_roberta)", kind="path"
+    )
+    control_dir: Path | None = setting(
+        None,
+        "results folder of a control run (get_active_neuron.py --control random_prompts, then "
+        "rsa_searchlight.py): its counts, nulls and survivors beside this run's",
+        kind="path",
+    )
+    output_dir: Path = setting(
+        Path("report"), "where figures and tables go (default %(default)s)", flags=("--output_dir", "--output")
+    )
+    rank_csv: Path | None = setting(None, "rank table to use (default: the first found)", kind="path")
+    attributes: str | None = setting(
+        None,
+        "human ratings folder, for the RDM figure and the paper's RSA (default: env ME_ATTRIBUTES, "
+        "beside --paper_dir, or the cached download)",
+        kind="str",
+        env="ME_ATTRIBUTES",
+    )
+    k: int | None = setting(None, "k of the drop matrix and the summary (default: the middle k)", kind="count")
+    attribute: str = setting("valence", "attribute of the RDM figure (default %(default)s)")
+    neuron: int | None = setting(
+        None, "neuron of the RDM figure (default: best ranked for --attribute)", kind="int", low=0
+    )
+    fdr: str = setting(
+        "paper", "FDR of the RSA recomputed in --paper_dir mode (default: the paper's own)", choices=FDR_METHODS
+    )
+    alpha: float = setting(0.01, "q threshold of significance (default %(default)s)", kind="probability")
+    formats: tuple[str, ...] = setting(("png",), "figure formats (default png)", kind="str", choices=FORMATS, nargs="+")
+    human_dir: Path | None = setting(
+        None,
+        "the paper's human data (similarity_judgments.csv, ..._by_participant.csv, "
+        "rater_agreement.csv; e.g. ../shared/data/human_judgments): attribute importance, "
+        "importance vs masking drop, rater agreement vs accuracy, model-level RSA",
+        kind="path",
+        env="ME_HUMAN_DIR",
+    )
+    n_boot: int = setting(
+        1000,
+        "bootstrap draws over participants for the importance CIs (default %(default)s; at most "
+        "100000: the draws x 351 emotion pairs are held in memory, 100,000 draws take 280 MB)",
+        kind="count",
+        high=MAX_BOOT,
+    )
+    seed: int = setting(0, "seed of the bootstrap (default %(default)s)", kind="seed")
 
-    def __post_init__(self):
-        for name in ("results_dir", "paper_dir", "control_dir", "output_dir", "rank_csv", "human_dir"):
-            value = getattr(self, name)
-            if value is not None:
-                object.__setattr__(self, name, Path(value))
-        object.__setattr__(self, "formats", tuple(self.formats))
+    def rules(self) -> None:
         if self.results_dir is None and self.paper_dir is None:
             raise ConfigError(
                 "give --results_dir (outputs of steps 1-5) and/or --paper_dir (the paper's released data)"
             )
-        if self.fdr not in FDR_METHODS:
-            raise ConfigError(f"{{--fdr}} {self.fdr!r} unknown; choose one of {', '.join(FDR_METHODS)}")
-        unknown = [f for f in self.formats if f not in FORMATS]
-        if unknown or not self.formats:
-            raise ConfigError(f"{{--formats}} {list(self.formats)}: choose from {', '.join(FORMATS)}")
-        if not (isinstance(self.alpha, (int, float)) and 0 < self.alpha < 1):
-            raise ConfigError(f"{{--alpha}} {self.alpha!r} must be in (0, 1)")
-        for name, low, high in (("k", 1, None), ("neuron", 0, None), ("n_boot", 1, MAX_BOOT), ("seed", 0, None)):
-            value = getattr(self, name)
-            if value is None and name in ("k", "neuron"):
-                continue
-            if not isinstance(value, int) or isinstance(value, bool) or value < low or (high and value > high):
-                raise ConfigError(
-                    f"{{--{name}}} {value!r} must be an integer of at least {low}"
-                    + (f" and at most {high}" if high else "")
-                )
-
-    def to_dict(self) -> dict:
-        values = asdict(self)
-        return {
-            k: (str(v) if isinstance(v, Path) else list(v) if isinstance(v, tuple) else v) for k, v in values.items()
-        }
 
 
 def run_report(config: ReportConfig) -> int:
     """Read the results, draw the figures, write the tables, summary.md and report.html into ``config.output_dir``."""
-    from model_emotion.human import load_human
-    from model_emotion.io import staged_dir
-    from model_emotion.results import load_paper_results, load_results
+    from model_emotion.io.files import staged_dir
+    from model_emotion.report.human import load_human
+    from model_emotion.report.results import load_paper_results, load_results
 
-    cli.check_output_dir(config.output_dir, "--output_dir")
+    check_output_dir(config.output_dir, "--output_dir")
     paper = (
         load_paper_results(config.paper_dir, config.attributes, config.fdr, config.alpha) if config.paper_dir else None
     )
@@ -116,11 +122,11 @@ def draw(res, out: Path, config, label: str, reference=None, summary=None, k: in
     run's summary table and its k (``tables.summary_table``), computed once by the caller."""
     import numpy as np
 
-    from model_emotion import plots
-    from model_emotion.attributes import build_rdms, load_ratings
-    from model_emotion.download import resolve_attributes
-    from model_emotion.plots import save
-    from model_emotion.rsa import neuron_rdms
+    from model_emotion.data.ratings import build_rdms, load_ratings
+    from model_emotion.io.download import resolve_attributes
+    from model_emotion.report import plots
+    from model_emotion.report.plots import save
+    from model_emotion.rsa.searchlight import neuron_rdms
 
     formats = tuple(config.formats)
     written: list[Path] = []
@@ -148,7 +154,7 @@ def draw(res, out: Path, config, label: str, reference=None, summary=None, k: in
     )
     if res.masking is not None:
         if k is None:
-            from model_emotion.tables import summary_table
+            from model_emotion.report.tables import summary_table
 
             summary, k = summary_table(res, config.k)
         if (
@@ -202,13 +208,13 @@ def _fmt_p(p: float) -> str:
 
 def human_side(data, results: list, config, out: Path, both: bool) -> tuple[list[Path], list[str]]:
     """The paper's human-side analyses for each results set; returns figures and summary.md sections."""
-    from model_emotion import human as hm
-    from model_emotion import plots
-    from model_emotion.attributes import build_rdms, load_ratings
-    from model_emotion.download import resolve_attributes
-    from model_emotion.io import write_csv
-    from model_emotion.plots import save
-    from model_emotion.tables import masking_effects, to_markdown
+    from model_emotion.data.ratings import build_rdms, load_ratings
+    from model_emotion.io.download import resolve_attributes
+    from model_emotion.io.files import write_csv
+    from model_emotion.report import human as hm
+    from model_emotion.report import plots
+    from model_emotion.report.plots import save
+    from model_emotion.report.tables import masking_effects, to_markdown
 
     emotions = sorted(set(data.similarity["emotion_a"]) | set(data.similarity["emotion_b"]))
     ratings_dir = config.attributes or next((r.ratings_dir for _, r in results if r.ratings_dir), None)
@@ -302,7 +308,7 @@ def human_side(data, results: list, config, out: Path, both: bool) -> tuple[list
 
 def null_count_section(title: str, counts) -> str:
     """Every significant-neuron count beside its null (what emotion-label permutations give), in words."""
-    from model_emotion.tables import to_markdown
+    from model_emotion.report.tables import to_markdown
 
     lines = [
         f"## {title}: significant neurons beside their null\n",
@@ -330,7 +336,7 @@ def control_comparison(ours, control):
     """Per attribute: significant neurons, nulls and max-T survivors of the trained run beside the control's."""
     import pandas as pd
 
-    from model_emotion.survival import survival_table
+    from model_emotion.report.survival import survival_table
 
     def table(res):
         return survival_table(res.null_counts, res.fwer, None, None, res.alpha).set_index("attribute")
@@ -356,7 +362,7 @@ def control_comparison(ours, control):
 
 
 def control_section(table) -> str:
-    from model_emotion.tables import to_markdown
+    from model_emotion.report.tables import to_markdown
 
     total_t, total_c = table["trained_significant"].sum(), table["control_significant"].sum()
     share = f"{100 * total_c / total_t:.0f}%" if total_t else "n/a"
@@ -422,9 +428,9 @@ def run_overview(res) -> dict:
 
 
 def _write_report(config, out: Path, ours, paper, human, control=None) -> int:
-    from model_emotion.html_report import build_report_html
-    from model_emotion.io import read_json, save_run_args, write_csv, write_text
-    from model_emotion.tables import comparison_tables, md_escape, summary_table, to_markdown
+    from model_emotion.io.files import read_json, save_run_args, write_csv, write_text
+    from model_emotion.report.html import build_report_html
+    from model_emotion.report.tables import comparison_tables, md_escape, summary_table, to_markdown
 
     written = []
     markdown = []
@@ -453,7 +459,7 @@ def _write_report(config, out: Path, ours, paper, human, control=None) -> int:
                 null_count_section("Paper (RoBERTa-base, released data)" if label else "This run", res.null_counts)
             )
         if res.null_counts is not None or res.fwer is not None:
-            from model_emotion.survival import survival_sentences, survival_table
+            from model_emotion.report.survival import survival_sentences, survival_table
 
             title = "Paper (RoBERTa-base, released data)" if label else "This run"
             survival = survival_table(
@@ -479,7 +485,7 @@ def _write_report(config, out: Path, ours, paper, human, control=None) -> int:
                 + "\n"
             )
         elif not verdict and not table.empty:
-            from model_emotion.survival import survival_sentences, survival_table
+            from model_emotion.report.survival import survival_sentences, survival_table
 
             untested = survival_table(None, None, None, table, res.alpha)
             verdict = [

@@ -11,91 +11,134 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
-from .. import cli
-from ..errors import ConfigError, ToolkitError
+from model_emotion.errors import ToolkitError
+from model_emotion.io import run_folder
+from model_emotion.io.files import read_meta, save_run_args, write_csv, write_meta
+from model_emotion.lm.device import resolve_device
+from model_emotion.rsa.fdr import FDR_METHODS
+from model_emotion.rsa.permutation import CORRECTIONS, MAX_PERMUTATIONS, TAILS, TESTS
+from model_emotion.rsa.searchlight import ALTERNATIVES, METHODS
+from model_emotion.stages.jobs import check_output_dir
+from model_emotion.util.settings import Settings, setting
 
 logger = logging.getLogger(__name__)
 
-CHOICES = {
-    "mode": ("14Properties", "3Spaces"),
-    "method": ("kendall_tau_b", "kendall_tau_a", "spearman"),
-    "fdr": ("bh", "paper"),
-    "protocol": ("toolkit", "paper"),
-    "test": ("permutation", "parametric"),
-    "correction": (None, "maxt", "maxt_global", "fdr"),
-    "tail": ("empirical", "gpd", "moments"),
-    "alternative": ("greater", "two-sided", "less"),
-    "seed_normalization": ("none", "zscore", "scale"),
-}
-
-
 @dataclass(frozen=True)
-class RSAConfig:
-    """Everything the searchlight's tables depend on. Validated on construction; ``test`` None
-    resolves to the protocol's (parametric under the paper protocol, else permutation)."""
+class RSAConfig(Settings):
+    """Everything the searchlight's tables depend on, each setting declared once (flags, checks and
+    docs come from here). ``test`` None resolves to the protocol's (parametric under the paper
+    protocol, else permutation)."""
 
-    activations: Path = Path("active_neuron_before_relu_csv/activations.npz")
-    attributes: str | None = None  # ratings folder; None: the paper's, downloaded once
-    mode: str = "14Properties"
-    method: str = "kendall_tau_b"
-    fdr: str = "bh"
-    protocol: str = "toolkit"
-    test: str | None = None
-    permutations: int = 1000
-    perm_seed: int = 0
-    correction: str | None = None
-    tail: str = "empirical"
-    alternative: str = "greater"
-    alpha: float = 0.01
-    seed_normalization: str = "none"
-    seed_diagnostics: bool = False
-    splits: int = 5
-    diagnostic_permutations: int = 100
-    attribute_names: tuple[str, ...] | None = None
-    groups: tuple[str, ...] | None = None
-    num_layers: int | None = None
-    output: Path = Path("neuron_rank/neuron_rank_by_searchlight_RSA_14property.csv")
-    device: str | None = None
-    overwrite: bool = False
+    activations: Path = setting(
+        Path("active_neuron_before_relu_csv/activations.npz"),
+        "activations.npz or a folder of {emotion}-{seed}.csv (default %(default)s)",
+    )
+    attributes: str | None = setting(
+        None,
+        "human ratings folder (attributes.csv [+ rdms.csv, descriptions.csv]); default: env "
+        "ME_ATTRIBUTES, else the paper's ratings downloaded once into the cache",
+        kind="str",
+        env="ME_ATTRIBUTES",
+    )
+    mode: str = setting(
+        "14Properties",
+        "one RDM per attribute, or per attribute group (Euclidean over the group)",
+        choices=("14Properties", "3Spaces"),
+    )
+    method: str = setting(
+        "kendall_tau_b", "the statistic (default %(default)s, as R's cor.test)", choices=METHODS
+    )
+    fdr: str = setting(
+        "bh",
+        "FDR of the parametric p (and of the permutation p with --correction fdr): bh = "
+        "Benjamini-Hochberg over all tests (scipy); paper = p * N / rank(p) as in the paper's R code",
+        choices=FDR_METHODS,
+    )
+    protocol: str = setting(
+        "toolkit",
+        "paper: the paper's parametric test (the default --test under it); toolkit: the permutation test",
+        choices=("toolkit", "paper"),
+    )
+    test: str | None = setting(
+        None,
+        "permutation: emotion-label randomisation test with family-wise error control (the "
+        "default); parametric: the paper's test, which treats the emotion pairs as independent "
+        "(invalid for RDMs: see the README)",
+        kind="str",
+        choices=(None,) + TESTS,
+    )
+    permutations: int = setting(
+        1000, "permutations of the emotion labels (default %(default)s); p >= 1/(B+1)", kind="count",
+        high=MAX_PERMUTATIONS,
+    )  # fmt: skip
+    perm_seed: int = setting(0, "seed of the permutations (default %(default)s)", kind="seed")
+    correction: str | None = setting(
+        None,
+        "permutation test: maxt = max-T family-wise error within each attribute (default), "
+        "maxt_global = over all attributes, fdr = --fdr on the permutation p",
+        kind="str",
+        choices=(None,) + CORRECTIONS,
+    )
+    tail: str = setting(
+        "empirical",
+        "permutation p beyond 1/(B+1): gpd = generalized Pareto fit to the max-T null's tail "
+        "(FWER p), moments = Pearson III fit to each test's null (per-test p); default empirical",
+        choices=TAILS,
+    )
+    alternative: str = setting(
+        "greater", "alternative hypothesis of the p-values (the paper: greater)", choices=ALTERNATIVES
+    )
+    alpha: float = setting(
+        0.01,
+        "significance level: FDR q < alpha, or adjusted permutation p <= alpha (the paper: 0.01)",
+        kind="probability",
+    )
+    seed_normalization: str = setting(
+        "none",
+        "per-seed normalisation before the RDMs are averaged over seeds: none (the paper's), "
+        "zscore (each neuron of each seed over the emotions), scale (each seed to equal distance mass)",
+        choices=("none", "zscore", "scale"),
+    )
+    seed_diagnostics: bool = setting(
+        False,
+        "also write _seed_reliability.csv (split-half agreement beside its label-shuffled chance "
+        "level) and _seed_influence.csv (distance share, leave-one-seed-out and single-seed counts)",
+    )
+    splits: int = setting(
+        5, "random half splits of the seeds for --seed_diagnostics, besides odd/even (default %(default)s)",
+        kind="count",
+    )  # fmt: skip
+    diagnostic_permutations: int = setting(
+        100,
+        "permutations of each searchlight of --seed_diagnostics under the permutation test "
+        "(default %(default)s: about 40 searchlights on 2 cores)",
+        kind="count",
+        high=MAX_PERMUTATIONS,
+    )
+    attribute_names: tuple[str, ...] | None = setting(
+        None, "use only these attributes (or spaces in 3Spaces mode)", kind="str", nargs="+"
+    )
+    groups: tuple[str, ...] | None = setting(
+        None, "3Spaces groups as NAME=attr1,attr2 (default: descriptions.csv)", kind="str", nargs="+"
+    )
+    num_layers: int | None = setting(
+        None, "layers of the model, for the per-layer summary (default: from the npz)", kind="count"
+    )
+    output: Path = setting(
+        Path("neuron_rank/neuron_rank_by_searchlight_RSA_14property.csv"),
+        "rank table CSV; the other tables go beside it (default %(default)s)",
+    )
+    device: str | None = setting(
+        None, "torch device (cpu, cuda, cuda:1); default: cuda if available, else cpu", kind="str", env="ME_DEVICE"
+    )
+    overwrite: bool = setting(False, "replace existing tables")
 
-    def __post_init__(self):
-        object.__setattr__(self, "activations", Path(self.activations))
-        object.__setattr__(self, "output", Path(self.output))
-        for name in ("attribute_names", "groups"):
-            if getattr(self, name) is not None:
-                object.__setattr__(self, name, tuple(getattr(self, name)))
+    def rules(self) -> None:
         if self.test is None:
             object.__setattr__(self, "test", "parametric" if self.protocol == "paper" else "permutation")
-        for name, allowed in CHOICES.items():
-            if getattr(self, name) not in allowed:
-                shown = ", ".join(a for a in allowed if a)
-                raise ConfigError(f"{{--{name}}} {getattr(self, name)!r} unknown; choose one of {shown}")
-        for name in ("permutations", "splits", "diagnostic_permutations"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= cli.MAX_COUNT:
-                raise ConfigError(f"{{--{name}}} {value!r} must be an integer in 1..{cli.MAX_COUNT}")
-        if not isinstance(self.alpha, (int, float)) or not 0 < self.alpha < 1:
-            raise ConfigError(f"{{--alpha}} {self.alpha!r} must be in (0, 1)")
-        if self.num_layers is not None and (not isinstance(self.num_layers, int) or self.num_layers < 1):
-            raise ConfigError(f"{{--num_layers}} {self.num_layers!r} must be a positive integer")
-
-    def to_dict(self) -> dict:
-        values = asdict(self)
-        return {
-            k: (str(v) if isinstance(v, Path) else list(v) if isinstance(v, tuple) else v) for k, v in values.items()
-        }
-
-    @classmethod
-    def from_dict(cls, values: dict) -> RSAConfig:
-        if not isinstance(values, dict):
-            raise ToolkitError("a searchlight config must be a JSON object")
-        try:
-            return cls(**{k: v for k, v in values.items() if k in cls.__dataclass_fields__})
-        except TypeError as exc:
-            raise ToolkitError(f"not a searchlight config ({exc})") from None
 
 
 # The settings that change the tables: a finished run made with other values is recomputed.
@@ -122,70 +165,66 @@ RESULT_SETTINGS = (
 def run_rsa(config: RSAConfig) -> int:
     """Write the rank table and the tables beside it (skipped when they exist and were made from these
     activations and settings)."""
-    from model_emotion.io import job_lock
+    from model_emotion.io.files import job_lock
 
     with job_lock(config.output):  # one run per output: a second one stops at once
         return _run(config)
 
 
 def _run(config: RSAConfig) -> int:
-    from model_emotion import run_folder
-    from model_emotion.activation_files import load_activations
-    from model_emotion.attributes import build_rdms, load_ratings, parse_groups
-    from model_emotion.download import resolve_attributes
-    from model_emotion.io import read_meta, save_run_args, write_csv, write_meta
-    from model_emotion.rsa import searchlight, summarize
+    from model_emotion.data.ratings import build_rdms, load_ratings, parse_groups
+    from model_emotion.io.activations import load_activations
+    from model_emotion.io.download import resolve_attributes
+    from model_emotion.rsa.searchlight import searchlight, summarize
+    from model_emotion.rsa.seeds import half_splits, normalize_seeds
 
     paths = run_folder.rank_paths(config.output)
-    source = Path(config.activations)
     current = config.to_dict()
-    record = run_folder.made_from({"activations": source}, {name: current[name] for name in RESULT_SETTINGS})
+    record = run_folder.made_from({"activations": config.activations}, {k: current[k] for k in RESULT_SETTINGS})
     if (
         paths["rank"].exists()
         and not config.overwrite
         and run_folder.is_current(paths["rank"], run_folder.read_record(paths["rank"]), record)
     ):
         return 0
-    cli.check_output_dir(paths["rank"].parent, "{--output}'s folder")  # before any work
+    check_output_dir(paths["rank"].parent, "{--output}'s folder")  # before any work
     data = load_activations(config.activations)
     ratings = load_ratings(resolve_attributes(config.attributes))
     rdms = build_rdms(ratings, data.emotions, config.mode, config.attribute_names, parse_groups(config.groups))
     keep = [data.emotions.index(e) for e in rdms.emotions]
-    source_meta = read_meta(source) if source.is_file() else {}
     num_layers = config.num_layers or data.layers
     if num_layers is None:
         raise ToolkitError(f"{config.activations} does not say how many layers the model has; pass --num_layers")
-
-    from model_emotion.seeds import half_splits, normalize_seeds, seed_influence, seed_reliability
-
     if config.seed_diagnostics:
         half_splits(len(data.seeds), config.splits)  # enough seeds? (before any work)
     start = time.perf_counter()
-    device = cli.resolve_device(config.device)
+    device = resolve_device(config.device)
     acts = normalize_seeds(data.activations[keep], config.seed_normalization)
     result = searchlight(
-        acts,
-        rdms.rdms,
-        rdms.names,
-        config.method,
-        config.fdr,
-        config.alternative,
-        device,
-        test=config.test,
-        permutations=config.permutations,
-        perm_seed=config.perm_seed,
-        alpha=config.alpha,
-        correction=config.correction,
-        tail=config.tail,
-    )
+        acts, rdms.rdms, rdms.names, config.method, config.fdr, config.alternative, device, test=config.test,
+        permutations=config.permutations, perm_seed=config.perm_seed, alpha=config.alpha,
+        correction=config.correction, tail=config.tail,
+    )  # fmt: skip
+    elapsed = time.perf_counter() - start
     logger.info(
         "searchlight (%s test): %.2f s for %d neurons x %d attributes",
-        config.test,
-        time.perf_counter() - start,
-        result.tau.shape[0],
-        len(result.names),
-    )
+        config.test, elapsed, result.tau.shape[0], len(result.names),
+    )  # fmt: skip
     summary = summarize(result, num_layers, config.alpha)
+    write_tables(config, paths, result, summary)
+    write_seed_diagnostics(config, paths, acts, list(data.seeds), rdms, device)
+    write_csv(paths["rank"], result.table("rank"))  # last: its presence marks a finished run
+    save_run_args(paths["rank"].parent, config.to_dict(), paths["rank"].stem)
+    shape = {"num_layers": num_layers, "d_ffn": data.d_ffn, "num_neurons": int(result.tau.shape[0])}
+    write_rank_meta(config, paths["rank"], shape, rdms, list(data.seeds), result, record)
+    log_counts(summary, result)
+    extra = ", permutation p, FWER p, null counts" if result.perm is not None else ""
+    logger.info("wrote %s (+ tau, p, q, summary%s)", paths["rank"], extra)
+    return 0
+
+
+def write_tables(config: RSAConfig, paths: dict[str, Path], result, summary) -> None:
+    """The tau, p, q and summary tables (and the permutation tables of a permutation run)."""
     write_csv(paths["tau"], result.table("tau"))
     write_csv(paths["p"], result.table("p"))
     write_csv(paths["q"], result.table("q"))
@@ -194,37 +233,39 @@ def _run(config: RSAConfig) -> int:
     else:
         for key in run_folder.PERMUTATION_TABLES:  # a parametric rerun leaves no stale permutation tables
             paths[key].unlink(missing_ok=True)
-    if config.seed_diagnostics:
-        settings = dict(
-            method=config.method,
-            fdr_method=config.fdr,
-            alternative=config.alternative,
-            device=device,
-            test=config.test,
-            permutations=config.diagnostic_permutations,
-            perm_seed=config.perm_seed,
-            correction=config.correction,
-            tail=config.tail,
-        )
-        write_csv(
-            paths["seed_reliability"],
-            seed_reliability(acts, rdms.rdms, rdms.names, config.alpha, config.splits, config.perm_seed, **settings),
-        )
-        write_csv(
-            paths["seed_influence"],
-            seed_influence(acts, list(data.seeds), rdms.rdms, rdms.names, config.alpha, **settings),
-        )
-    else:
+    write_csv(paths["summary"], summary)
+
+
+def write_seed_diagnostics(config: RSAConfig, paths: dict[str, Path], acts, seeds: list, rdms, device) -> None:
+    """--seed_diagnostics: split-half reliability and seed influence (else their old tables removed)."""
+    from model_emotion.rsa.seeds import seed_influence, seed_reliability
+
+    if not config.seed_diagnostics:
         for key in ("seed_reliability", "seed_influence"):
             paths[key].unlink(missing_ok=True)
-    write_csv(paths["summary"], summary)
-    write_csv(paths["rank"], result.table("rank"))  # last: its presence marks a finished run
-    save_run_args(paths["rank"].parent, config.to_dict(), paths["rank"].stem)
+        return
+    settings = dict(
+        method=config.method,
+        fdr_method=config.fdr,
+        alternative=config.alternative,
+        device=device,
+        test=config.test,
+        permutations=config.diagnostic_permutations,
+        perm_seed=config.perm_seed,
+        correction=config.correction,
+        tail=config.tail,
+    )
+    reliability = seed_reliability(acts, rdms.rdms, rdms.names, config.alpha, config.splits, config.perm_seed, **settings)
+    write_csv(paths["seed_reliability"], reliability)
+    write_csv(paths["seed_influence"], seed_influence(acts, seeds, rdms.rdms, rdms.names, config.alpha, **settings))
+
+
+def write_rank_meta(config: RSAConfig, rank: Path, shape: dict, rdms, seeds: list, result, record: dict) -> None:
+    source_meta = read_meta(config.activations) if config.activations.is_file() else {}
+    perm = result.perm is not None
     write_meta(
-        paths["rank"],
-        num_layers=num_layers,
-        d_ffn=data.d_ffn,
-        num_neurons=int(result.tau.shape[0]),
+        rank,
+        **shape,
         alpha=config.alpha,
         method=config.method,
         fdr=config.fdr,
@@ -232,25 +273,28 @@ def _run(config: RSAConfig) -> int:
         mode=config.mode,
         attributes=list(rdms.names),
         emotions=list(rdms.emotions),
-        seeds=list(data.seeds),
+        seeds=seeds,
         model=source_meta.get("model"),
         model_type=source_meta.get("model_type"),
         protocol=source_meta.get("protocol"),
         prompt_mode=source_meta.get("prompt_mode"),
         test=config.test,
-        correction=result.perm.correction if result.perm is not None else "fdr",
-        permutations=config.permutations if result.perm is not None else None,
-        perm_seed=config.perm_seed if result.perm is not None else None,
-        tail=config.tail if result.perm is not None else None,
+        correction=result.perm.correction if perm else "fdr",
+        permutations=config.permutations if perm else None,
+        perm_seed=config.perm_seed if perm else None,
+        tail=config.tail if perm else None,
         seed_normalization=config.seed_normalization,
-        made_from=run_folder.with_output(record, paths["rank"]),
+        made_from=run_folder.with_output(record, rank),
     )
-    totals = summary[summary["layer"] == "all"]
+
+
+def log_counts(summary, result) -> None:
+    """One log line per attribute: its significant and selective neurons, beside their null."""
     nulls = {}
     if result.perm is not None:
         counts = result.perm.null_counts
         nulls = {row["attribute"]: row for _, row in counts[counts["test"].str.startswith("permutation")].iterrows()}
-    for _, row in totals.iterrows():
+    for _, row in summary[summary["layer"] == "all"].iterrows():
         null = nulls.get(row["attribute"])
         beside = (
             ""
@@ -260,12 +304,6 @@ def _run(config: RSAConfig) -> int:
         logger.info(
             "%-18s significant %6d  selective %6d%s", row["attribute"], row["n_significant"], row["n_selective"], beside
         )
-    logger.info(
-        "wrote %s (+ tau, p, q, summary%s)",
-        paths["rank"],
-        ", permutation p, FWER p, null counts" if result.perm is not None else "",
-    )
-    return 0
 
 
 def write_permutation_tables(paths: dict[str, Path], result) -> None:
@@ -273,7 +311,7 @@ def write_permutation_tables(paths: dict[str, Path], result) -> None:
     import numpy as np
     import pandas as pd
 
-    from model_emotion.io import atomic_path, write_csv
+    from model_emotion.io.files import atomic_path, write_csv
 
     perm = result.perm
     for key in ("perm_p", "fwer_p", "fwer_global_p"):

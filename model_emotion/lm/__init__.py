@@ -1,0 +1,3 @@
+"""The frozen language model: architectures (``architectures``), loading (``loading``), FFN neurons and
+their hooks (``neurons``), device memory (``memory``), dynamic padding (``batching``), inference
+(``inference``)."""
