@@ -525,6 +525,7 @@ def test_bad_decoder_inputs_are_one_line(llama_folder, small_goemotions, tmp_pat
 
 def test_missing_gguf_package_is_named(tmp_path, monkeypatch):
     from model_emotion.lm import loading
+
     gguf = tmp_path / "m.gguf"
     gguf.write_bytes(b"GGUF")
     monkeypatch.setattr(loading, "_importable", lambda name: name != "gguf")

@@ -226,6 +226,7 @@ def test_masks_per_forward_flag_takes_auto_or_a_positive_count():
     import argparse
 
     from model_emotion.commands import cli
+
     assert cli.positive_int_or_auto("auto") == "auto" and cli.positive_int_or_auto("12") == 12
     for bad in ("0", "-3", "many", "1.5"):
         with pytest.raises(argparse.ArgumentTypeError):

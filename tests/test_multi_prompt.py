@@ -110,6 +110,7 @@ def test_multi_prompt_through_train_py(tiny_bert, small_goemotions, tmp_path):
         assert torch.allclose(alone["best_prompt"], together[e]["best_prompt"], rtol=1e-3, atol=1e-6)
         assert alone["best_acc"] == together[e]["best_acc"]
     from model_emotion.commands import cli
+
     assert cli.run(train.main, argv + ["--multi_prompt", "--protocol", "paper", "--overwrite"]) == 2
 
 
@@ -177,6 +178,7 @@ def _prompt_models(folder, data, split="train", rows=24):
 
 def test_waves_cut_the_jobs_by_tokens_and_by_free_device_memory(tiny_bert, data, monkeypatch):
     from model_emotion.prompts import multi as multi_prompt
+
     models, tasks = _prompt_models(tiny_bert, data)
     cpu, cuda = torch.device("cpu"), torch.device("cuda")
     steps = [4 * sum(len(ids) + m.extra_tokens for ids in t.input_ids) / len(t) for m, t in zip(models, tasks)]
@@ -196,6 +198,7 @@ def test_waves_cut_the_jobs_by_tokens_and_by_free_device_memory(tiny_bert, data,
 @pytest.mark.slow
 def test_prompts_trained_in_waves_equal_one_after_another(tiny_bert, data, monkeypatch):
     from model_emotion.prompts import multi as multi_prompt
+
     backbone, tokenizer, head = load_backbone(str(tiny_bert))
     settings = dict(
         head=head,
@@ -227,6 +230,7 @@ def test_prompts_trained_in_waves_equal_one_after_another(tiny_bert, data, monke
 
 def test_multi_prompt_nan_loss_names_the_job_and_keeps_no_checkpoint(tiny_bert, small_goemotions, tmp_path, capsys):
     from model_emotion.commands import cli
+
     argv = [
         "--jobs",
         "joy-1",

@@ -56,6 +56,7 @@ def test_missing_rsatoolbox_is_named(monkeypatch, acts):
     import builtins
 
     from model_emotion.rsa import export as rsatoolbox_adapter
+
     real = builtins.__import__
     monkeypatch.setattr(
         builtins,

@@ -36,6 +36,7 @@ USAGE = "usage: model-emotion {" + ",".join(COMMANDS) + "} [flags]   (model-emot
 
 def main(argv: Sequence[str] | None = None) -> int:
     from model_emotion.commands import cli
+
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == "--version":
         from model_emotion import __version__

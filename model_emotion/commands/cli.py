@@ -16,6 +16,7 @@ from model_emotion.util.names import MAX_SEED  # numpy's and torch's seed range
 
 logger = logging.getLogger(__name__)
 
+
 class Parser(argparse.ArgumentParser):
     """argparse with one-line errors (no usage dump); ``--help`` still prints the full usage."""
 

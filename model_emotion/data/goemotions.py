@@ -83,8 +83,6 @@ class GoEmotions:
         return self.splits[name]
 
 
-
-
 def check_emotions(names, valid=EMOTIONS) -> list[str]:
     """Return ``names`` if each is a known emotion, else fail with the list of valid ones."""
     bad = [name for name in names if name not in valid]

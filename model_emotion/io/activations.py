@@ -8,7 +8,6 @@ them together in ``activations.npz``: ``activations`` [emotions, seeds, L*N] flo
 from __future__ import annotations
 
 import logging
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,8 +20,6 @@ from model_emotion.io.tensors import read_npz
 from model_emotion.util.names import check_emotion_names, split_run_name
 
 logger = logging.getLogger(__name__)
-
-CSV_NAME = re.compile(r"^(?P<emotion>.+)-(?P<seed>\d+)\.csv$")  # kept for callers; files are parsed by split_run_name
 
 
 @dataclass

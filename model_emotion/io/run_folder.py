@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from model_emotion.errors import ToolkitError
+from model_emotion.io import compat
 from model_emotion.io.files import file_digest, meta_path, read_json
 from model_emotion.util.names import run_name
 
@@ -96,9 +97,6 @@ def rank_paths(rank_csv: str | os.PathLike) -> dict[str, Path]:
     """The rank table (``rank``) and every table the searchlight writes beside it, by key."""
     keys = [*RANK_TABLES, *PERMUTATION_TABLES, *SEED_TABLES]
     return {"rank": Path(rank_csv), **{key: rank_table_path(rank_csv, key) for key in keys}}
-
-
-LEGACY_ACTIVATIONS = "provenance.json"  # the activations folder's record before 0.4.1: {csv name: {...}}
 
 
 def made_from(inputs: Mapping[str, str | os.PathLike | None], settings: Mapping[str, Any]) -> dict:
@@ -168,42 +166,7 @@ def read_record(output: str | os.PathLike) -> dict | None:
             return {"inputs": None}  # malformed: redone
         if RECORD_KEY in meta:
             return meta[RECORD_KEY]
-    return legacy_record(output)
-
-
-def legacy_record(output: str | os.PathLike) -> dict | None:
-    """The record that versions before 0.4.1 kept for ``output``, in today's form (None if none):
-    an activation CSV's entry in its folder's ``provenance.json``; a searchlight rank table's or masks
-    file's input digest in ``NAME_args.json``; an eval result's ``provenance`` key (``result_record``)."""
-    output = Path(output)
-    folder_record = output.parent / LEGACY_ACTIVATIONS
-    if output.suffix == ".csv" and folder_record.exists():
-        try:
-            entry = read_json(folder_record, dict).get(output.name)
-        except ToolkitError:
-            return {"inputs": None}
-        if entry is not None and not isinstance(entry, dict):
-            return {"inputs": None}
-        if entry is not None:
-            settings = {k: v for k, v in entry.items() if k not in ("checkpoint_sha256", "csv_sha256")}
-            record = {"inputs": {"checkpoint": entry.get("checkpoint_sha256")}, "settings": settings}
-            if entry.get("csv_sha256") is not None:
-                record["output_sha256"] = entry["csv_sha256"]
-            return record
-    args_path = output.with_name(f"{output.stem}_args.json")
-    if args_path.exists():
-        try:
-            args = read_json(args_path, dict)
-        except ToolkitError:
-            return {"inputs": None}
-        inputs = {
-            name: args[key]
-            for key, name in (("activations_sha256", "activations"), ("rank_sha256", "rank_table"))
-            if args.get(key) is not None
-        }
-        settings = args.get("args") if isinstance(args.get("args"), dict) else {}
-        return {"inputs": inputs, "settings": settings}
-    return None
+    return compat.legacy_record(output)
 
 
 def result_record(result: dict) -> dict | None:
@@ -211,15 +174,4 @@ def result_record(result: dict) -> dict | None:
     0.4.1 wrote, in today's form; None when it has neither."""
     if RECORD_KEY in result:
         return result[RECORD_KEY]
-    old = result.get("provenance")
-    if old is None:
-        return None
-    if not isinstance(old, dict) or not isinstance(old.get("settings"), dict):
-        return {"inputs": None}
-    settings = dict(old["settings"])
-    inputs = {"masks": settings.pop("masks_sha256", None), "checkpoint": settings.pop("checkpoint_sha256", None)}
-    record = {"inputs": inputs, "settings": settings}
-    for key in ("examples_sha256", "resolved"):
-        if key in old:
-            record[key] = old[key]
-    return record
+    return compat.old_result_record(result)

@@ -9,7 +9,6 @@ import numpy as np
 import torch
 
 from model_emotion.io.activations import (
-    CSV_NAME,
     ActivationSet,
     load_activations,
     read_activation_csv,
@@ -22,7 +21,6 @@ from model_emotion.lm.neurons import capture_neurons
 __all__ = [
     "prompt_activations",
     "ActivationSet",
-    "CSV_NAME",
     "load_activations",
     "read_activation_csv",
     "save_npz",

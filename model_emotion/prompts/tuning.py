@@ -42,9 +42,7 @@ class TuneSettings(Settings):
     max_length: int = setting(
         TRAIN.max_length, "max text tokens, special tokens included (default %(default)s)", kind="count"
     )
-    max_train_samples: int | None = setting(
-        None, "cap on training examples, balanced (default: all)", kind="count"
-    )
+    max_train_samples: int | None = setting(None, "cap on training examples, balanced (default: all)", kind="count")
     max_eval_samples: int | None = setting(None, "cap on dev and test examples, balanced (default: all)", kind="count")
     head: str = setting(
         "auto",

@@ -27,6 +27,7 @@ from model_emotion.util.names import check_names, split_run_name
 
 logger = logging.getLogger(__name__)
 
+
 @dataclass
 class Results:
     """Everything a report can draw from; any piece may be missing (None)."""

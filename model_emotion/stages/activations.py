@@ -68,7 +68,6 @@ class ActivationsConfig(Settings):
         return self.output_dir or Path(f"active_neuron_{self.activation_mode}_csv")
 
 
-
 def _count(sizes, split: str) -> int | None:
     """A checkpoint's recorded number of ``split`` examples, when it is a count (else None: unknown)."""
     value = sizes.get(split) if isinstance(sizes, dict) else None

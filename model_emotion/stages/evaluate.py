@@ -184,7 +184,9 @@ def up_to_date(run: EvalRun, emotion: str, seed: int) -> bool:
         problem = f"invalid accuracies ({', '.join(invalid[:3])})" if invalid else f"no accuracy of {missing[0]}"
         logger.warning("%s holds %s; evaluating again", path, problem)
         return False
-    return run_folder.is_current(path, run_folder.result_record(previous), record_of(run, emotion, seed), "evaluating again")
+    return run_folder.is_current(
+        path, run_folder.result_record(previous), record_of(run, emotion, seed), "evaluating again"
+    )
 
 
 def load_shared(run: EvalRun, pending: list[tuple[str, int]]) -> None:

@@ -26,6 +26,7 @@ from model_emotion.util.settings import Settings, setting
 
 logger = logging.getLogger(__name__)
 
+
 @dataclass(frozen=True)
 class RSAConfig(Settings):
     """Everything the searchlight's tables depend on, each setting declared once (flags, checks and
@@ -48,9 +49,7 @@ class RSAConfig(Settings):
         "one RDM per attribute, or per attribute group (Euclidean over the group)",
         choices=("14Properties", "3Spaces"),
     )
-    method: str = setting(
-        "kendall_tau_b", "the statistic (default %(default)s, as R's cor.test)", choices=METHODS
-    )
+    method: str = setting("kendall_tau_b", "the statistic (default %(default)s, as R's cor.test)", choices=METHODS)
     fdr: str = setting(
         "bh",
         "FDR of the parametric p (and of the permutation p with --correction fdr): bh = "
@@ -255,7 +254,9 @@ def write_seed_diagnostics(config: RSAConfig, paths: dict[str, Path], acts, seed
         correction=config.correction,
         tail=config.tail,
     )
-    reliability = seed_reliability(acts, rdms.rdms, rdms.names, config.alpha, config.splits, config.perm_seed, **settings)
+    reliability = seed_reliability(
+        acts, rdms.rdms, rdms.names, config.alpha, config.splits, config.perm_seed, **settings
+    )
     write_csv(paths["seed_reliability"], reliability)
     write_csv(paths["seed_influence"], seed_influence(acts, seeds, rdms.rdms, rdms.names, config.alpha, **settings))
 

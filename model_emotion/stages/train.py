@@ -97,9 +97,13 @@ def _tune(config: TrainConfig, loaded: Loaded, jobs) -> dict:
 
 def train_together(config: TrainConfig, loaded: Loaded) -> int:
     """--multi_prompt: every job without a checkpoint (all with --overwrite) in one batched model."""
-    todo = [(e, s) for e, s in config.jobs if config.overwrite or not checkpoint_path(config.checkpoint_dir, e, s).exists()]
+    todo = [
+        (e, s) for e, s in config.jobs if config.overwrite or not checkpoint_path(config.checkpoint_dir, e, s).exists()
+    ]
     for e, s in sorted(set(config.jobs) - set(todo)):
-        logger.info("checkpoint %s exists; skipping (pass --overwrite to retrain)", checkpoint_path(config.checkpoint_dir, e, s))
+        logger.info(
+            "checkpoint %s exists; skipping (pass --overwrite to retrain)", checkpoint_path(config.checkpoint_dir, e, s)
+        )
     if not todo:
         return 0
     with ExitStack() as stack:
