@@ -113,8 +113,10 @@ def _check_number(name: str, value: Any, meta: dict) -> Any:
         raise ConfigError(f"{{--{name}}} {value!r} must be a finite number" + _range_text(low, high, kind))
     if kind == "probability" and not 0 < value < 1:
         raise ConfigError(f"{{--{name}}} {value!r} must be between 0 and 1 (exclusive)")
-    if (low is not None and value < low) or (high is not None and value > high):
-        raise ConfigError(f"{{--{name}}} {value!r} must be" + _range_text(low, high, kind).removeprefix(","))
+    if low is not None and value < low:
+        raise ConfigError(f"{{--{name}}} {value!r} must be at least {_number(low)}")
+    if high is not None and value > high:
+        raise ConfigError(f"{{--{name}}} {value!r} must be at most {_number(high)}")
     return value
 
 
