@@ -47,69 +47,11 @@ def positive_int_or_auto(text: str) -> int | str:
     return "auto" if text == "auto" else positive_int(text)
 
 
-def nonneg_int(text: str) -> int:
-    value = _number(text, int, "an integer")
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{value} must be 0 or more")
-    if value > MAX_COUNT:
-        raise argparse.ArgumentTypeError(f"{value} must be at most {MAX_COUNT}")
-    return value
-
-
-def bounded_int(limit: int, why: str):
-    """An argparse type: an integer in 0..limit, the limit explained by ``why`` in the error."""
-
-    def parse(text: str) -> int:
-        value = nonneg_int(text)
-        if value > limit:
-            raise argparse.ArgumentTypeError(f"{value} is above {limit} ({why})")
-        return value
-
-    return parse
-
-
 def seed_int(text: str) -> int:
     value = _number(text, int, "an integer seed")
     if not 0 <= value <= MAX_SEED:
         raise argparse.ArgumentTypeError(f"seed {value} must be in 0..{MAX_SEED}")
     return value
-
-
-FLOAT32_MAX = 3.4028234e38  # parameters are float32: larger factors overflow
-
-
-def positive_float(text: str) -> float:
-    value = _number(text, float, "a number")
-    if value <= 0 or value > FLOAT32_MAX:
-        raise argparse.ArgumentTypeError(f"{value:g} must be greater than 0 and at most {FLOAT32_MAX:g}")
-    return value
-
-
-def nonneg_float(text: str) -> float:
-    value = _number(text, float, "a number")
-    if value < 0 or value > FLOAT32_MAX:
-        raise argparse.ArgumentTypeError(f"{value:g} must be between 0 and {FLOAT32_MAX:g}")
-    return value
-
-
-def probability(text: str) -> float:
-    value = _number(text, float, "a number")
-    if not 0 < value < 1:
-        raise argparse.ArgumentTypeError(f"{value:g} must be between 0 and 1 (exclusive)")
-    return value
-
-
-def percent(text: str) -> float:
-    value = _number(text, float, "a number")
-    if not 0 < value <= 100:
-        raise argparse.ArgumentTypeError(f"{value:g} must be a percentage in (0, 100]")
-    return value
-
-
-def env_default(name: str, default):
-    """A flag's default: the environment variable ``name`` when set, else ``default``."""
-    value = os.environ.get(name)
-    return default if value in (None, "") else value
 
 
 def expand_bracket_lists(argv: Sequence[str], options: Sequence[str]) -> list[str]:
