@@ -153,3 +153,111 @@ def one_line_error(proc) -> str:
     errors = [line for line in lines if ": error: " in line]
     assert len(errors) == 1 and lines[-1] == errors[0], proc.stderr
     return errors[0]
+
+
+@pytest.fixture(scope="session")
+def lab(tmp_path_factory, shared, small_goemotions, tiny_bert):
+    """Valid inputs of every kind (built by the real stages), to break one at a time (the hostile-input
+    tests; built once per session, on first use)."""
+    import shutil
+
+    from model_emotion.commands import activations as get_active_neuron
+    from model_emotion.commands import eval as eval_mask_neuron
+    from model_emotion.commands import masks as gen_mask
+    from model_emotion.commands import rsa as rsa_searchlight
+    from model_emotion.commands import train
+
+    root = tmp_path_factory.mktemp("hostile")
+    ckpt = root / "checkpoint"
+    common = ["--model", str(tiny_bert), "--data_dir", str(small_goemotions), "--device", "cpu"]
+    assert (
+        train.main(
+            [
+                "--jobs",
+                "joy-1",
+                "anger-1",
+                "fear-1",
+                "love-1",
+                *common,
+                "--checkpoint_dir",
+                str(ckpt),
+                "--log_dir",
+                str(root / "log"),
+                "--epochs",
+                "1",
+                "--prompt_len",
+                "2",
+                "--max_length",
+                "32",
+                "--max_train_samples",
+                "16",
+                "--max_eval_samples",
+                "8",
+            ]
+        )
+        == 0
+    )
+    acts = root / "acts"
+    assert (
+        get_active_neuron.main(
+            ["--model", str(tiny_bert), "--checkpoint_dir", str(ckpt), "--output_dir", str(acts), "--device", "cpu"]
+        )
+        == 0
+    )
+    ratings = root / "ratings"
+    shutil.copytree(shared / "emotion_attributes", ratings)
+    rank = root / "rank" / "r.csv"
+    # 4 emotions have 24 permutations, too few for a permutation test at 0.01: the paper's test here
+    assert (
+        rsa_searchlight.main(
+            [
+                "--activations",
+                str(acts / "activations.npz"),
+                "--attributes",
+                str(ratings),
+                "--output",
+                str(rank),
+                "--test",
+                "parametric",
+            ]
+        )
+        == 0
+    )
+    pkl = root / "masks" / "m.pkl"
+    assert (
+        gen_mask.main(["--CSV_Path", str(rank), "--PKL_File", str(pkl), "--thresholds", "4", "--num_random", "1"]) == 0
+    )
+    results = root / "eval"
+    assert (
+        eval_mask_neuron.main(
+            [
+                "--sentiment",
+                "joy",
+                "--random_seed",
+                "1",
+                "--maskPath",
+                str(pkl),
+                "--resultPath",
+                str(results),
+                *common,
+                "--checkpoint_dir",
+                str(ckpt),
+                "--max_eval_samples",
+                "8",
+            ]
+        )
+        == 0
+    )
+    return {
+        "root": root,
+        "ckpt": ckpt,
+        "acts": acts,
+        "ratings": ratings,
+        "rank": rank,
+        "pkl": pkl,
+        "results": results,
+        "common": common,
+        "data": small_goemotions,
+        "model": tiny_bert,
+        "shared": shared,
+    }

@@ -54,3 +54,28 @@ def test_every_flag_the_readme_names_exists():
     named = set(re.findall(r"(?<![\w-])(--[a-z][A-Za-z_]+)", README))
     known = all_flags() | {"--help", "--version", "--no-deps", "--check"}
     assert named and sorted(named - known) == []
+
+
+def test_the_docs_name_no_module_or_function_that_moved():
+    """docs/*.md: every ``model_emotion/...py`` path exists and every dotted ``room.module.name`` resolves."""
+    import importlib
+
+    rooms = {p.name for p in (ROOT / "model_emotion").iterdir() if (p / "__init__.py").exists()}
+    missing = []
+    for doc in sorted((ROOT / "docs").glob("*.md")):
+        text = doc.read_text()
+        for path in re.findall(r"`(model_emotion/[\w/]+\.py)`", text):
+            if not (ROOT / path).exists():
+                missing.append(f"{doc.name}: {path}")
+        for dotted in re.findall(r"`((?:model_emotion\.)?[a-z_]+\.[a-z_]+\.[A-Za-z_]+)`", text):
+            parts = dotted.removeprefix("model_emotion.").split(".")
+            if parts[0] not in rooms:
+                continue
+            try:
+                module = importlib.import_module(f"model_emotion.{parts[0]}.{parts[1]}")
+            except ImportError:
+                missing.append(f"{doc.name}: {dotted}")
+                continue
+            if not hasattr(module, parts[2]):
+                missing.append(f"{doc.name}: {dotted}")
+    assert missing == []

@@ -9,6 +9,7 @@ result is cached as an ordinary model folder under ``$ME_CACHE`` (default
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib
 import json
@@ -181,6 +182,81 @@ def _first_line(exc: Exception) -> str:
     return (str(exc).splitlines() or [type(exc).__name__])[0]
 
 
+@contextlib.contextmanager
+def _quiet_transformers():
+    """transformers' warnings off while loading; its bars only on a terminal (no carriage returns in logs)."""
+    import transformers
+
+    previous = transformers.logging.get_verbosity()
+    transformers.logging.set_verbosity_error()
+    bars = transformers.logging.is_progress_bar_enabled()
+    if not sys.stderr.isatty():
+        transformers.logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        transformers.logging.set_verbosity(previous)
+        if bars:
+            transformers.logging.enable_progress_bar()
+
+
+def _from_pretrained(cls, name: str, **kwargs):
+    """``cls.from_pretrained(name)`` with a loading failure said in one line."""
+    try:
+        return cls.from_pretrained(name, **kwargs)
+    except (OSError, ValueError) as exc:
+        raise ToolkitError(f"cannot load {{--model}} {name}: {_first_line(exc)}") from None
+
+
+def _load_decoder(name: str, config, head: str, torch_dtype):
+    from transformers import AutoModelForCausalLM
+
+    if head == "mlm":
+        raise ConfigError(f"{name} is a decoder ({config.model_type}): use {{--head}} lm (its LM head) or linear")
+    model = _from_pretrained(AutoModelForCausalLM, name, dtype=torch_dtype)
+    chosen = "linear" if head == "linear" else "lm"
+    logger.info(
+        "loaded %s (%s decoder, %d layers, %s), head: %s",
+        name,
+        config.model_type,
+        config.num_hidden_layers,
+        torch_dtype,
+        chosen,
+    )
+    return model, chosen
+
+
+def _load_encoder(name: str, config, head: str, torch_dtype):
+    """The MLM model when its head is trained (and wanted), the bare encoder otherwise."""
+    from transformers import AutoModel, AutoModelForMaskedLM
+
+    if head == "lm":
+        raise ConfigError(f"{{--head}} lm is for decoders; {name} is a {config.model_type} model: use mlm or linear")
+    model, mlm_trained = None, False
+    if head in ("auto", "mlm"):
+        try:
+            model, info = AutoModelForMaskedLM.from_pretrained(name, output_loading_info=True, dtype=torch_dtype)
+            prefix = model.base_model_prefix
+            mlm_trained = not [k for k in info.get("missing_keys", []) if not k.startswith(prefix)]
+        except ValueError:
+            model = None  # the architecture has no masked-LM class
+        except OSError as exc:
+            raise ToolkitError(f"cannot load {{--model}} {name}: {_first_line(exc)}") from None
+    if head == "mlm" and not mlm_trained:
+        raise ConfigError(
+            f"model {name} has no trained masked-LM head, which an MLM-verbalizer prompt needs: "
+            f"train with a linear head ({{stage:train}} --head linear), or use the model the prompt "
+            f"was trained on"
+        )
+    if not mlm_trained:
+        model = model.base_model if model is not None else _from_pretrained(AutoModel, name, dtype=torch_dtype)
+    chosen = "mlm" if mlm_trained else "linear"
+    logger.info(
+        "loaded %s (%s, %d layers), head: %s", name, model.config.model_type, model.config.num_hidden_layers, chosen
+    )
+    return model, chosen
+
+
 def load_backbone(name: str, head: str = "auto", dtype: str | None = None):
     """Load the frozen model and tokenizer once; returns ``(model, tokenizer, head)``.
 
@@ -189,8 +265,7 @@ def load_backbone(name: str, head: str = "auto", dtype: str | None = None):
     LM-head verbalizer (``lm``) for decoders. ``dtype`` (float32, bfloat16, float16) sets the
     weights' type; default float32.
     """
-    import transformers
-    from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, AutoModelForMaskedLM, AutoTokenizer
+    from transformers import AutoConfig, AutoTokenizer
 
     if head not in ("auto",) + HEADS:
         raise ConfigError(f"{{--head}} {head!r} unknown; choose one of auto, {', '.join(HEADS)}")
@@ -198,72 +273,13 @@ def load_backbone(name: str, head: str = "auto", dtype: str | None = None):
         raise ConfigError(f"{{--dtype}} {dtype!r} unknown; choose one of {', '.join(DTYPES)}")
     torch_dtype = DTYPES[dtype or "float32"]
     name = resolve_model_name(name)
-    previous = transformers.logging.get_verbosity()
-    transformers.logging.set_verbosity_error()
-    bars = transformers.logging.is_progress_bar_enabled()
-    if not sys.stderr.isatty():  # its loading bars only on a terminal: no carriage returns in logs
-        transformers.logging.disable_progress_bar()
-    try:
+    with _quiet_transformers():
         try:
             tokenizer = AutoTokenizer.from_pretrained(name)
             config = AutoConfig.from_pretrained(name)
         except (OSError, ValueError) as exc:
             raise ToolkitError(f"cannot load the tokenizer of {{--model}} {name}: {_first_line(exc)}") from None
         arch = architecture(config.model_type)  # every stage needs the FFN layout: refuse unknown types now
-        if arch.family == "decoder":
-            if head == "mlm":
-                raise ConfigError(
-                    f"{name} is a decoder ({config.model_type}): use {{--head}} lm (its LM head) or linear"
-                )
-            try:
-                model = AutoModelForCausalLM.from_pretrained(name, dtype=torch_dtype)
-            except (OSError, ValueError) as exc:
-                raise ToolkitError(f"cannot load {{--model}} {name}: {_first_line(exc)}") from None
-            chosen = "linear" if head == "linear" else "lm"
-            logger.info(
-                "loaded %s (%s decoder, %d layers, %s), head: %s",
-                name,
-                config.model_type,
-                config.num_hidden_layers,
-                torch_dtype,
-                chosen,
-            )
-            return model, tokenizer, chosen
-        if head == "lm":
-            raise ConfigError(
-                f"{{--head}} lm is for decoders; {name} is a {config.model_type} model: use mlm or linear"
-            )
-        model, mlm_trained = None, False
-        if head in ("auto", "mlm"):
-            try:
-                model, info = AutoModelForMaskedLM.from_pretrained(name, output_loading_info=True, dtype=torch_dtype)
-                prefix = model.base_model_prefix
-                missing_head = [k for k in info.get("missing_keys", []) if not k.startswith(prefix)]
-                mlm_trained = not missing_head
-            except ValueError:
-                model = None  # the architecture has no masked-LM class
-            except OSError as exc:
-                raise ToolkitError(f"cannot load {{--model}} {name}: {_first_line(exc)}") from None
-        if head == "mlm" and not mlm_trained:
-            raise ConfigError(
-                f"model {name} has no trained masked-LM head, which an MLM-verbalizer prompt needs: "
-                f"train with a linear head ({{stage:train}} --head linear), or use the model the prompt "
-                f"was trained on"
-            )
-        if not mlm_trained:
-            if model is not None:
-                model = model.base_model
-            else:
-                try:
-                    model = AutoModel.from_pretrained(name, dtype=torch_dtype)
-                except (OSError, ValueError) as exc:
-                    raise ToolkitError(f"cannot load {{--model}} {name}: {_first_line(exc)}") from None
-    finally:
-        transformers.logging.set_verbosity(previous)
-        if bars:
-            transformers.logging.enable_progress_bar()
-    chosen = "mlm" if mlm_trained else "linear"
-    logger.info(
-        "loaded %s (%s, %d layers), head: %s", name, model.config.model_type, model.config.num_hidden_layers, chosen
-    )
+        load = _load_decoder if arch.family == "decoder" else _load_encoder
+        model, chosen = load(name, config, head, torch_dtype)
     return model, tokenizer, chosen

@@ -186,6 +186,93 @@ def read_rank_table(path: str | Path) -> pd.DataFrame:
     return table
 
 
+def _read_accuracy(acc_path: Path) -> pd.DataFrame:
+    """The prompt accuracy table, each accuracy in [0, 1] and each example count a whole number."""
+    table = read_csv(
+        acc_path,
+        "a prompt accuracy table (sentiment, random_seed, accuracy)",
+        ["sentiment", "random_seed", "accuracy"],
+    )
+    optional = [c for c in ("test_accuracy", "dev_examples", "test_examples") if c in table.columns]
+    table = _numeric_table(table, acc_path, ["random_seed", "accuracy", *optional])
+    for column in ("accuracy", *optional):
+        values = table[column].dropna()
+        bad = ~values.between(0, 1) if "accuracy" in column else (values < 0) | (values % 1 != 0)
+        if bad.any():
+            raise ToolkitError(
+                f"{acc_path}: column {column!r} holds {values[bad].iloc[0]!r}, not "
+                + ("an accuracy in [0, 1]" if "accuracy" in column else "a count of examples")
+            )
+    return table.rename(columns={"sentiment": "emotion", "random_seed": "seed"})
+
+
+def _find_rank_table(root: Path) -> Path | None:
+    """The first searchlight rank table under ``root`` (the one whose ``_tau.csv`` lies beside it)."""
+    for tau_path in sorted(root.rglob("*_tau.csv")):
+        candidate = tau_path.with_name(tau_path.name[: -len("_tau.csv")] + ".csv")
+        if candidate.exists():
+            return candidate
+    return None
+
+
+def _neuron_table(res: Results, rank_path: Path, path: Path) -> pd.DataFrame | None:
+    """A table beside the rank table with its rows and columns (tau, q, FWER p), or None."""
+    if not path.exists():
+        return None
+    table = read_csv(path, f"a searchlight {path.stem[len(rank_path.stem) + 1 :]} table (one row per neuron)")
+    if len(table) != len(res.rank) or list(table.columns) != list(res.rank.columns):
+        raise ToolkitError(f"{path} does not match {rank_path} (rows or columns differ)")
+    return _numeric_table(table, path, table.columns)
+
+
+def _recorded_alpha(args_path: Path, alpha: float) -> float:
+    recorded = read_json(args_path, dict).get("args")
+    value = recorded.get("alpha", alpha) if isinstance(recorded, dict) else None
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0 < value < 1:
+        raise ToolkitError(f"{args_path}: no valid 'args.alpha' (a q threshold in (0, 1)); the file is corrupt")
+    return float(value)
+
+
+def _read_searchlight(res: Results, rank_path: Path) -> None:
+    """The rank table and the tables beside it into ``res`` (tau, q or max-T p, nulls, summary, alpha)."""
+    res.rank = read_rank_table(rank_path)
+    meta = read_meta(rank_path)  # the layer count travels with the table
+    if meta.get("num_neurons") not in (None, len(res.rank)):
+        raise ToolkitError(f"{rank_path} has {len(res.rank)} neurons but its _meta.json says {meta['num_neurons']}")
+    if res.num_layers is None:
+        res.num_layers = meta.get("num_layers")
+    paths = rank_paths(rank_path)
+    res.tau, res.q = _neuron_table(res, rank_path, paths["tau"]), _neuron_table(res, rank_path, paths["q"])
+    res.fwer = _neuron_table(res, rank_path, paths["fwer_p"])
+    if meta.get("test") == "permutation" and meta.get("correction") in ("maxt", "maxt_global"):
+        # significance in the figures follows the run's test: the max-T adjusted p, not the parametric q
+        adjusted = res.fwer if meta["correction"] == "maxt" else _neuron_table(res, rank_path, paths["fwer_global_p"])
+        if adjusted is not None:
+            res.q, res.test = adjusted, "permutation"
+    if paths["null_counts"].exists():
+        res.null_counts = read_null_counts(paths["null_counts"])
+    if paths["seed_reliability"].exists():
+        path = paths["seed_reliability"]
+        table = read_csv(path, "a seed reliability table", ["split", "attribute", "spearman", "spearman_chance"])
+        res.reliability = _numeric_table(table, path, ["spearman", "spearman_chance"])
+    if paths["null"].exists():
+        res.null_draws = read_null_draws(paths["null"], list(res.rank.columns))
+    if paths["summary"].exists():
+        res.summary = read_summary(paths["summary"])
+    if res.summary is not None:
+        from_summary = summary_layers(res.summary)
+        if res.num_layers is not None and meta.get("num_layers") and meta["num_layers"] != from_summary:
+            raise ToolkitError(
+                f"{rank_path}: its _meta.json says {meta['num_layers']} layers, its _summary.csv {from_summary}"
+            )
+        res.num_layers = res.num_layers or from_summary
+    args_path = Path(f"{rank_path.with_suffix('')}_args.json")
+    if args_path.exists():
+        res.alpha = _recorded_alpha(args_path, res.alpha)
+    res.sources["rank"] = str(rank_path)
+    res.meta = meta
+
+
 def load_results(
     root: str | Path, rank_csv: str | Path | None = None, num_layers: int | None = None, alpha: float = 0.01
 ) -> Results:
@@ -197,84 +284,11 @@ def load_results(
     res = Results(num_layers=num_layers, alpha=alpha)
     acc_path = _first(root, ACCURACY_CSV)
     if acc_path:
-        table = read_csv(
-            acc_path,
-            "a prompt accuracy table (sentiment, random_seed, accuracy)",
-            ["sentiment", "random_seed", "accuracy"],
-        )
-        optional = [c for c in ("test_accuracy", "dev_examples", "test_examples") if c in table.columns]
-        table = _numeric_table(table, acc_path, ["random_seed", "accuracy", *optional])
-        for column in ("accuracy", "test_accuracy", "dev_examples", "test_examples"):
-            values = table[column].dropna() if column in table.columns else pd.Series(dtype=float)
-            bad = ~values.between(0, 1) if "accuracy" in column else (values < 0) | (values % 1 != 0)
-            if bad.any():
-                raise ToolkitError(
-                    f"{acc_path}: column {column!r} holds {values[bad].iloc[0]!r}, not "
-                    + ("an accuracy in [0, 1]" if "accuracy" in column else "a count of examples")
-                )
-        res.accuracy = table.rename(columns={"sentiment": "emotion", "random_seed": "seed"})
+        res.accuracy = _read_accuracy(acc_path)
         res.sources["accuracy"] = str(acc_path)
-    rank_path = Path(rank_csv) if rank_csv else None
-    if rank_path is None:
-        for tau_path in sorted(root.rglob("*_tau.csv")):
-            candidate = tau_path.with_name(tau_path.name[: -len("_tau.csv")] + ".csv")
-            if candidate.exists():
-                rank_path = candidate
-                break
+    rank_path = Path(rank_csv) if rank_csv else _find_rank_table(root)
     if rank_path is not None and rank_path.exists():
-        stem = rank_path.with_suffix("")
-        res.rank = read_rank_table(rank_path)
-        meta = read_meta(rank_path)  # the layer count travels with the table
-        if meta.get("num_neurons") not in (None, len(res.rank)):
-            raise ToolkitError(f"{rank_path} has {len(res.rank)} neurons but its _meta.json says {meta['num_neurons']}")
-        if res.num_layers is None:
-            res.num_layers = meta.get("num_layers")
-
-        paths = rank_paths(rank_path)
-
-        def neuron_table(key: str) -> pd.DataFrame | None:
-            """A table beside the rank table with its rows and columns (tau, q, FWER p), or None."""
-            path = paths[key]
-            if not path.exists():
-                return None
-            table = read_csv(path, f"a searchlight {path.stem[len(rank_path.stem) + 1 :]} table (one row per neuron)")
-            if len(table) != len(res.rank) or list(table.columns) != list(res.rank.columns):
-                raise ToolkitError(f"{path} does not match {rank_path} (rows or columns differ)")
-            return _numeric_table(table, path, table.columns)
-
-        res.tau, res.q = neuron_table("tau"), neuron_table("q")
-        res.fwer = neuron_table("fwer_p")
-        if meta.get("test") == "permutation" and meta.get("correction") in ("maxt", "maxt_global"):
-            # significance in the figures follows the run's test: the max-T adjusted p, not the parametric q
-            adjusted = res.fwer if meta["correction"] == "maxt" else neuron_table("fwer_global_p")
-            if adjusted is not None:
-                res.q, res.test = adjusted, "permutation"
-        if paths["null_counts"].exists():
-            res.null_counts = read_null_counts(paths["null_counts"])
-        if paths["seed_reliability"].exists():
-            path = paths["seed_reliability"]
-            table = read_csv(path, "a seed reliability table", ["split", "attribute", "spearman", "spearman_chance"])
-            res.reliability = _numeric_table(table, path, ["spearman", "spearman_chance"])
-        if paths["null"].exists():
-            res.null_draws = read_null_draws(paths["null"], list(res.rank.columns))
-        if paths["summary"].exists():
-            res.summary = read_summary(paths["summary"])
-        if res.summary is not None:
-            from_summary = summary_layers(res.summary)
-            if res.num_layers is not None and meta.get("num_layers") and meta["num_layers"] != from_summary:
-                raise ToolkitError(
-                    f"{rank_path}: its _meta.json says {meta['num_layers']} layers, its _summary.csv {from_summary}"
-                )
-            res.num_layers = res.num_layers or from_summary
-        args_path = Path(f"{stem}_args.json")
-        if args_path.exists():
-            recorded = read_json(args_path, dict).get("args")
-            value = recorded.get("alpha", alpha) if isinstance(recorded, dict) else None
-            if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0 < value < 1:
-                raise ToolkitError(f"{args_path}: no valid 'args.alpha' (a q threshold in (0, 1)); the file is corrupt")
-            res.alpha = float(value)
-        res.sources["rank"] = str(rank_path)
-        res.meta = meta
+        _read_searchlight(res, rank_path)
     json_files = [p for p in sorted(root.rglob("*.json")) if split_run_name(p.stem)]
     if json_files:
         res.masking = masking_from_json(json_files)

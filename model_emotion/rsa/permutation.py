@@ -118,6 +118,13 @@ def _signed(stat: np.ndarray, alternative: str) -> np.ndarray:
     return np.abs(stat)
 
 
+def _masked_signed(raw: np.ndarray, ok: np.ndarray, alternative: str) -> np.ndarray:
+    """The signed statistics [c, B, A] with undefined tests at -inf (they never reach anything)."""
+    signed = _signed(raw, alternative)
+    signed[~np.broadcast_to(ok[:, None, :], signed.shape)] = -np.inf
+    return signed
+
+
 @dataclass
 class PermutationResult:
     """Everything the permutation test gives; [neurons, attributes] arrays unless said otherwise."""
@@ -164,6 +171,22 @@ class _Streams:
         small = (reached <= self.c_max) & ok[:, None, :]
         _, b, a = np.nonzero(small)
         np.add.at(self.rank_hist, (b, a, reached[small].astype(np.int64)), 1)
+
+    def add_chunk(self, rows, raw, obs, ok, *, alternative: str, tolerance: float) -> None:
+        """One chunk's permuted statistics [c, B, A]: exceedances, maxima, moments, count candidates."""
+        signed = _masked_signed(raw, ok, alternative)
+        self.exceed[rows] = (signed >= obs[:, None, :] - tolerance).sum(axis=1)
+        np.maximum(self.null_max, signed.max(axis=0).T, out=self.null_max)
+        if self.moments is not None:
+            s = np.where(ok[:, None, :], raw, 0.0)
+            self.moments[0, rows] = s.sum(1)
+            self.moments[1, rows] = (s * s).sum(1)
+            self.moments[2, rows] = (s * s * s).sum(1)
+        for a in range(self.A):
+            low = self.bound(a)
+            hit = np.nonzero(signed[:, :, a] > low)
+            if hit[0].size:
+                self.candidates[a].append((hit[1].astype(np.int32), signed[:, :, a][hit]))
 
     def bound(self, a: int) -> float:
         """A lower bound of the final max-T threshold of attribute a (the partial maxima only grow)."""
@@ -223,29 +246,57 @@ def permutation_test(
         rows = np.arange(start, min(N, start + chunk))
         raw = stat_fn(x[rows], rows, prepared).reshape(rows.size, B + 1, A)[:, 1:, :]  # [c, B, A]
         permuted_stat[:, rows, :] = np.where(valid[rows][None], raw[:, :keep, :].transpose(1, 0, 2), np.nan)
-        signed = _signed(raw, alternative)
-        ok = valid[rows]  # [c, A]
-        signed[~np.broadcast_to(ok[:, None, :], signed.shape)] = -np.inf
-        streams.exceed[rows] = (signed >= obs[rows][:, None, :] - stat_fn.tolerance).sum(axis=1)
-        np.maximum(streams.null_max, signed.max(axis=0).T, out=streams.null_max)
-        if streams.moments is not None:
-            s = np.where(ok[:, None, :], raw, 0.0)
-            streams.moments[0, rows] = s.sum(1)
-            streams.moments[1, rows] = (s * s).sum(1)
-            streams.moments[2, rows] = (s * s * s).sum(1)
-        for a in range(A):
-            low = streams.bound(a)
-            hit = np.nonzero(signed[:, :, a] > low)
-            if hit[0].size:
-                streams.candidates[a].append((hit[1].astype(np.int32), signed[:, :, a][hit]))
+        streams.add_chunk(rows, raw, obs[rows], valid[rows], alternative=alternative, tolerance=stat_fn.tolerance)
         b_hit, a_hit, p_hit = parametric_null_hits(rows, raw, par_alpha)
         if b_hit.size:
             streams.parametric.append((b_hit.astype(np.int32), a_hit.astype(np.int16), p_hit))
         if correction == "fdr":
-            streams.add_rank_histogram(obs[rows], signed, ok, alpha)
-        del raw, signed
+            streams.add_rank_histogram(obs[rows], _masked_signed(raw, valid[rows], alternative), valid[rows], alpha)
+        del raw
         logger.debug("permutation test: %d/%d neurons", rows[-1] + 1, N)
 
+    return _finish(
+        streams,
+        names,
+        valid,
+        obs=obs,
+        observed=observed,
+        observed_p=observed_p,
+        perms=perms,
+        seed=seed,
+        alpha=alpha,
+        par_alpha=par_alpha,
+        correction=correction,
+        fdr_method=fdr_method,
+        parametric_fdr_method=parametric_fdr_method,
+        tail=tail,
+        alternative=alternative,
+        permuted_stat=permuted_stat,
+    )
+
+
+def _finish(
+    streams: _Streams,
+    names,
+    valid,
+    *,
+    obs,
+    observed,
+    observed_p,
+    perms,
+    seed,
+    alpha,
+    par_alpha,
+    correction,
+    fdr_method,
+    parametric_fdr_method,
+    tail,
+    alternative,
+    permuted_stat,
+) -> PermutationResult:
+    """The p values, max-T adjusted p (within and across attributes) and null counts from the streams."""
+    B = streams.B
+    N, A = obs.shape
     valid_obs = np.where(valid, obs, np.nan)
     empirical = (1.0 + streams.exceed) / (1.0 + B)
     empirical[~valid] = np.nan

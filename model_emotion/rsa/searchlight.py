@@ -314,6 +314,32 @@ def rank_by(score: np.ndarray) -> np.ndarray:
     return stats.rankdata(-score, axis=0, method="average", nan_policy="omit")
 
 
+def _checked_options(method: str, alternative: str, test: str, correction: str | None, tail: str) -> str:
+    """The choices of a direct Python call checked (a stage's config has checked them already); the correction."""
+    for flag, value, allowed in (
+        ("method", method, METHODS),
+        ("alternative", alternative, ALTERNATIVES),
+        ("test", test, TESTS),
+        ("tail", tail, TAILS),
+    ):
+        if value not in allowed:
+            raise ToolkitError(f"{{--{flag}}} {value!r} unknown; choose one of {', '.join(allowed)}")
+    correction = correction or ("maxt" if test == "permutation" else "fdr")
+    if correction not in CORRECTIONS:
+        raise ToolkitError(f"{{--correction}} {correction!r} unknown; choose one of {', '.join(CORRECTIONS)}")
+    if test == "parametric" and correction != "fdr":
+        raise ToolkitError(f"{{--correction}} {correction} needs {{--test}} permutation (the parametric test uses FDR)")
+    return correction
+
+
+def _statistic(x: np.ndarray, method: str, alternative: str, n_attributes: int, device):
+    """The permutation test's statistic object for ``method`` (Spearman or Kendall tau-a/b)."""
+    if method == "spearman":
+        return _SpearmanStatistic(x.shape[1], alternative)
+    variant = "b" if method == "kendall_tau_b" else "a"
+    return _KendallStatistic(x.shape[0], x.shape[1], variant, alternative, n_attributes, device)
+
+
 def searchlight(
     activations: np.ndarray,
     attribute_rdms: np.ndarray,
@@ -341,19 +367,7 @@ def searchlight(
     """
     if device is not None and getattr(device, "type", str(device)) == "cpu":
         device = None
-    if method not in METHODS:
-        raise ToolkitError(f"{{--method}} {method!r} unknown; choose one of {', '.join(METHODS)}")
-    if alternative not in ALTERNATIVES:
-        raise ToolkitError(f"{{--alternative}} {alternative!r} unknown; choose one of {', '.join(ALTERNATIVES)}")
-    if test not in TESTS:
-        raise ToolkitError(f"{{--test}} {test!r} unknown; choose one of {', '.join(TESTS)}")
-    correction = correction or ("maxt" if test == "permutation" else "fdr")
-    if correction not in CORRECTIONS:
-        raise ToolkitError(f"{{--correction}} {correction!r} unknown; choose one of {', '.join(CORRECTIONS)}")
-    if test == "parametric" and correction != "fdr":
-        raise ToolkitError(f"{{--correction}} {correction} needs {{--test}} permutation (the parametric test uses FDR)")
-    if tail not in TAILS:
-        raise ToolkitError(f"{{--tail}} {tail!r} unknown; choose one of {', '.join(TAILS)}")
+    correction = _checked_options(method, alternative, test, correction, tail)
     x = neuron_rdms(activations)  # [neurons, pairs]
     logger.info(
         "RSA: %d neurons x %d attributes over %d emotion pairs (%s)", x.shape[0], len(names), x.shape[1], method
@@ -367,14 +381,7 @@ def searchlight(
         score, p = kendall(x, attribute_rdms, "b" if method == "kendall_tau_b" else "a", alternative, device)
     result = RSAResult(list(names), score, p, fdr(p, fdr_method), rank_by(score), test)
     if test == "permutation":
-        n = x.shape[1]
-        stat = (
-            _SpearmanStatistic(n, alternative)
-            if method == "spearman"
-            else _KendallStatistic(
-                x.shape[0], n, "b" if method == "kendall_tau_b" else "a", alternative, len(names), device
-            )
-        )
+        stat = _statistic(x, method, alternative, len(names), device)
         result.perm = permutation_test(
             x,
             np.asarray(attribute_rdms, dtype=np.float64),

@@ -120,24 +120,10 @@ def control_prompt(record: dict, state: str, emotion: str, seed: int, control_se
     return {**record, f"{state}_prompt": control}
 
 
-def run_activations(config: ActivationsConfig) -> int:
-    """Write one CSV per prompt, ``activations.npz`` and the prompt accuracy table (CSVs whose
-    checkpoint, settings and content are unchanged are reused)."""
-    import numpy as np
-    import pandas as pd
-    from tqdm import tqdm
+def _load_records(config: ActivationsConfig, jobs) -> dict:
+    """Every checkpoint's record, refused when they mix prompt lengths."""
+    from model_emotion.prompts.checkpoint import load_checkpoint
 
-    from model_emotion.io import run_folder
-    from model_emotion.io.activations import ActivationSet, read_activation_csv, save_npz, write_activation_csv
-    from model_emotion.io.files import save_run_args, write_csv, write_meta
-    from model_emotion.lm.loading import load_backbone
-    from model_emotion.lm.neurons import find_ffn
-    from model_emotion.prompts.activations import prompt_activations
-    from model_emotion.prompts.checkpoint import load_checkpoint, prompt_model_from_checkpoint
-
-    out = config.output_dir or Path(f"active_neuron_{config.activation_mode}_csv")
-    check_output_dir(out, "--output_dir")  # before any work
-    jobs = find_checkpoints(config.checkpoint_dir, config.sentiments, config.seeds)
     records = {(e, s): load_checkpoint(path, config.model) for e, s, path in jobs}
     lengths = {rec["config"]["prompt_len"] for rec in records.values()}
     if len(lengths) > 1:
@@ -145,66 +131,79 @@ def run_activations(config: ActivationsConfig) -> int:
         raise ToolkitError(
             f"checkpoints mix prompt lengths {sorted(lengths)} (e.g. {example}); compare prompts of one configuration"
         )
-    heads = {rec["config"].get("head", "mlm") for rec in records.values()}
-    device = resolve_device(config.device)
-    backbone, tokenizer, _ = load_backbone(config.model, "linear" if heads == {"linear"} else "auto", config.dtype)
-    ffn = find_ffn(backbone)
-    logger.info("%d checkpoints; %s has %d layers x %d FFN neurons", len(jobs), config.model, ffn.num_layers, ffn.d_ffn)
+    return records
 
-    emotions = sorted({e for e, _, _ in jobs})
-    seeds = sorted({s for _, s, _ in jobs})
-    rows: dict[tuple[str, int], np.ndarray] = {}
-    accuracy = []
-    for emotion, seed, path in tqdm(jobs, desc="prompts", disable=None):  # the bar on a terminal only
-        record = records[(emotion, seed)]
-        csv_path = run_folder.activation_csv(out, emotion, seed)
-        # What the CSV is made from (run_folder): a CSV whose checkpoint or settings changed, or that was
-        # edited since it was written, is recomputed.
-        settings = {
-            "model": config.model,
-            "mode": config.activation_mode,
-            "state": config.state,
-            "protocol": config.protocol or record["config"].get("protocol", "toolkit"),
-        }
-        if config.control != "none":  # trained prompts keep the record of earlier versions (their CSVs stay valid)
-            settings.update(control=config.control, control_seed=config.control_seed)
-        made_from = run_folder.made_from({"checkpoint": path}, settings)
-        recorded = run_folder.read_record(csv_path) if csv_path.exists() and not config.overwrite else None
-        if recorded is None and csv_path.exists() and not config.overwrite:
-            logger.info("%s has no record of what it was made from; recomputing", csv_path)
-        reuse = recorded is not None and run_folder.is_current(csv_path, recorded, made_from)
-        if reuse:
-            rows[(emotion, seed)] = read_activation_csv(csv_path)
-            if rows[(emotion, seed)].size != ffn.num_neurons:
-                raise ToolkitError(
-                    f"{csv_path} has {rows[(emotion, seed)].size} neurons, the model has "
-                    f"{ffn.num_neurons}; pass --overwrite to recompute"
-                )
-        else:
-            if config.control == "random_prompts":
-                record = control_prompt(record, config.state, emotion, seed, config.control_seed)
-            model = prompt_model_from_checkpoint(record, backbone, tokenizer, config.state, path, config.protocol).to(
-                device
+
+def _made_from(config: ActivationsConfig, record: dict, path: Path) -> dict:
+    """What a prompt's CSV is made from (run_folder): its checkpoint and the settings it depends on."""
+    from model_emotion.io import run_folder
+
+    settings = {
+        "model": config.model,
+        "mode": config.activation_mode,
+        "state": config.state,
+        "protocol": config.protocol or record["config"].get("protocol", "toolkit"),
+    }
+    if config.control != "none":  # trained prompts keep the record of earlier versions (their CSVs stay valid)
+        settings.update(control=config.control, control_seed=config.control_seed)
+    return run_folder.made_from({"checkpoint": path}, settings)
+
+
+def _prompt_row(config: ActivationsConfig, job, record: dict, loaded, out: Path):
+    """One prompt's activations: its CSV reused when current (checkpoint, settings and content
+    unchanged), else computed and written with its record."""
+    from model_emotion.io import run_folder
+    from model_emotion.io.activations import read_activation_csv, write_activation_csv
+    from model_emotion.io.files import write_meta
+    from model_emotion.prompts.activations import prompt_activations
+    from model_emotion.prompts.checkpoint import prompt_model_from_checkpoint
+
+    emotion, seed, path = job
+    backbone, tokenizer, ffn, device = loaded
+    csv_path = run_folder.activation_csv(out, emotion, seed)
+    made_from = _made_from(config, record, path)
+    recorded = run_folder.read_record(csv_path) if csv_path.exists() and not config.overwrite else None
+    if recorded is None and csv_path.exists() and not config.overwrite:
+        logger.info("%s has no record of what it was made from; recomputing", csv_path)
+    if recorded is not None and run_folder.is_current(csv_path, recorded, made_from):
+        row = read_activation_csv(csv_path)
+        if row.size != ffn.num_neurons:
+            raise ToolkitError(
+                f"{csv_path} has {row.size} neurons, the model has {ffn.num_neurons}; pass --overwrite to recompute"
             )
-            rows[(emotion, seed)] = prompt_activations(model, config.activation_mode)
-            write_activation_csv(csv_path, rows[(emotion, seed)])
-            write_meta(csv_path, made_from=run_folder.with_output(made_from, csv_path))
-        accuracy.append(
-            {
-                "sentiment": emotion,
-                "random_seed": seed,
-                "accuracy": record.get("best_acc"),
-                "final_accuracy": record.get("final_acc"),
-                "test_accuracy": record.get("test_acc"),
-                # examples behind the accuracies (checkpoints before 0.4 did not record them)
-                "dev_examples": _count(record.get("sizes"), "dev"),
-                "test_examples": _count(record.get("sizes"), "test"),
-            }
-        )
-    for emotion in emotions:
-        have = [rows[(emotion, s)] for s in seeds if (emotion, s) in rows]
-        write_activation_csv(run_folder.emotion_sum_csv(out, emotion), np.sum(have, axis=0))
-    write_csv(out / run_folder.ACCURACY_CSV, pd.DataFrame(accuracy).sort_values(["random_seed", "sentiment"]))
+        return row
+    if config.control == "random_prompts":
+        record = control_prompt(record, config.state, emotion, seed, config.control_seed)
+    model = prompt_model_from_checkpoint(record, backbone, tokenizer, config.state, path, config.protocol)
+    row = prompt_activations(model.to(device), config.activation_mode)
+    write_activation_csv(csv_path, row)
+    write_meta(csv_path, made_from=run_folder.with_output(made_from, csv_path))
+    return row
+
+
+def _accuracy_row(emotion: str, seed: int, record: dict) -> dict:
+    return {
+        "sentiment": emotion,
+        "random_seed": seed,
+        "accuracy": record.get("best_acc"),
+        "final_accuracy": record.get("final_acc"),
+        "test_accuracy": record.get("test_acc"),
+        # examples behind the accuracies (checkpoints before 0.4 did not record them)
+        "dev_examples": _count(record.get("sizes"), "dev"),
+        "test_examples": _count(record.get("sizes"), "test"),
+    }
+
+
+def _write_npz(config: ActivationsConfig, out: Path, rows: dict, records: dict, backbone, ffn):
+    """activations.npz over the full emotion x seed grid, with its meta."""
+    import numpy as np
+
+    from model_emotion.io import run_folder
+    from model_emotion.io.activations import ActivationSet, save_npz
+    from model_emotion.io.files import write_meta
+
+    emotions = sorted({e for e, _ in records})
+    seeds = sorted({s for _, s in records})
     missing = [f"{e}-{s}" for e in emotions for s in seeds if (e, s) not in rows]
     if missing:
         raise ToolkitError(
@@ -229,6 +228,41 @@ def run_activations(config: ActivationsConfig) -> int:
         control=config.control if config.control != "none" else None,
         control_seed=config.control_seed if config.control != "none" else None,
     )
+    return acts
+
+
+def run_activations(config: ActivationsConfig) -> int:
+    """Write one CSV per prompt, ``activations.npz`` and the prompt accuracy table (CSVs whose
+    checkpoint, settings and content are unchanged are reused)."""
+    import numpy as np
+    import pandas as pd
+    from tqdm import tqdm
+
+    from model_emotion.io import run_folder
+    from model_emotion.io.activations import write_activation_csv
+    from model_emotion.io.files import save_run_args, write_csv
+    from model_emotion.lm.loading import load_backbone
+    from model_emotion.lm.neurons import find_ffn
+
+    out = config.out
+    check_output_dir(out, "--output_dir")  # before any work
+    jobs = find_checkpoints(config.checkpoint_dir, config.sentiments, config.seeds)
+    records = _load_records(config, jobs)
+    heads = {rec["config"].get("head", "mlm") for rec in records.values()}
+    device = resolve_device(config.device)
+    backbone, tokenizer, _ = load_backbone(config.model, "linear" if heads == {"linear"} else "auto", config.dtype)
+    ffn = find_ffn(backbone)
+    logger.info("%d checkpoints; %s has %d layers x %d FFN neurons", len(jobs), config.model, ffn.num_layers, ffn.d_ffn)
+    loaded = (backbone, tokenizer, ffn, device)
+    rows = {}
+    for job in tqdm(jobs, desc="prompts", disable=None):  # the bar on a terminal only
+        rows[job[:2]] = _prompt_row(config, job, records[job[:2]], loaded, out)
+    for emotion in sorted({e for e, _, _ in jobs}):
+        have = [row for (e, _), row in sorted(rows.items()) if e == emotion]
+        write_activation_csv(run_folder.emotion_sum_csv(out, emotion), np.sum(have, axis=0))
+    accuracy = [_accuracy_row(e, s, records[(e, s)]) for e, s, _ in jobs]
+    write_csv(out / run_folder.ACCURACY_CSV, pd.DataFrame(accuracy).sort_values(["random_seed", "sentiment"]))
+    acts = _write_npz(config, out, rows, records, backbone, ffn)
     save_run_args(out, config.to_dict(), "get_active_neuron")
     logger.info("wrote %d activation CSVs, activations.npz %s and the accuracy table to %s", len(rows), acts.shape, out)
     return 0

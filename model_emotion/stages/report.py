@@ -117,21 +117,11 @@ def run_report(config: ReportConfig) -> int:
         return _write_report(config, out, ours, paper, human, control)
 
 
-def draw(res, out: Path, config, label: str, reference=None, summary=None, k: int | None = None) -> list[Path]:
-    """Every figure the results allow; logs what cannot be drawn and why. ``summary`` and ``k``: the
-    run's summary table and its k (``tables.summary_table``), computed once by the caller."""
-    import numpy as np
-
-    from model_emotion.data.ratings import build_rdms, load_ratings
-    from model_emotion.io.download import resolve_attributes
+def _searchlight_figures(res, out: Path, label: str, formats) -> list[Path]:
     from model_emotion.report import plots
     from model_emotion.report.plots import save
-    from model_emotion.rsa.searchlight import neuron_rdms
 
-    formats = tuple(config.formats)
     written: list[Path] = []
-    if res.accuracy is not None:
-        written += save(plots.accuracy_bars(res.accuracy, reference), out / f"{label}accuracy_per_emotion", formats)
     if res.tau is not None and res.q is not None and res.num_layers:
         written += save(
             plots.selectivity_heatmap(res.tau, res.q, res.num_layers, res.alpha),
@@ -149,56 +139,94 @@ def draw(res, out: Path, config, label: str, reference=None, summary=None, k: in
                     out / f"{label}null_counts_{test}",
                     formats,
                 )
+    return written
+
+
+def _masking_figures(res, out: Path, config, label: str, summary, k) -> list[Path]:
+    """Curves over k (several k) or a dot plot of the paired drops with their intervals (one k)."""
+    from model_emotion.report import plots
+    from model_emotion.report.plots import save
+
+    formats = tuple(config.formats)
     total = (
         res.tau.shape[0] if res.tau is not None else (res.activations.activations.shape[2] if res.activations else None)
     )
-    if res.masking is not None:
-        if k is None:
-            from model_emotion.report.tables import summary_table
+    if k is None:
+        from model_emotion.report.tables import summary_table
 
-            summary, k = summary_table(res, config.k)
-        if (
-            res.masking["k"].nunique() > 1
-        ):  # curves over k; one k is a dot plot of the paired drops with their intervals
-            written += save(plots.masking_curves(res.masking, total), out / f"{label}masking_accuracy_vs_k", formats)
-        elif summary is not None and not summary.empty:
-            written += save(plots.drop_dots(summary, k), out / f"{label}drop_beyond_baselines_k{k}", formats)
-        written += save(plots.drop_matrix(res.masking, k), out / f"{label}drop_beyond_random_k{k}", formats)
+        summary, k = summary_table(res, config.k)
+    written: list[Path] = []
+    if res.masking["k"].nunique() > 1:
+        written += save(plots.masking_curves(res.masking, total), out / f"{label}masking_accuracy_vs_k", formats)
+    elif summary is not None and not summary.empty:
+        written += save(plots.drop_dots(summary, k), out / f"{label}drop_beyond_baselines_k{k}", formats)
+    written += save(plots.drop_matrix(res.masking, k), out / f"{label}drop_beyond_random_k{k}", formats)
+    return written
+
+
+def _chosen_neuron(res, config, n_total: int) -> int:
+    """``--neuron``, else the attribute's top-ranked neuron, else neuron 0."""
+    import numpy as np
+
+    neuron = config.neuron
+    if neuron is None and res.rank is not None and config.attribute in res.rank.columns:
+        neuron = int(np.nanargmin(res.rank[config.attribute].to_numpy()))
+    neuron = 0 if neuron is None else neuron
+    if not 0 <= neuron < n_total:
+        raise ToolkitError(f"--neuron {neuron} outside 0..{n_total - 1}")
+    return neuron
+
+
+def _rdm_figure(res, out: Path, config, label: str) -> list[Path]:
+    """One neuron's RDM beside the chosen attribute's."""
+    from model_emotion.data.ratings import build_rdms, load_ratings
+    from model_emotion.io.download import resolve_attributes
+    from model_emotion.report import plots
+    from model_emotion.report.plots import save
+    from model_emotion.rsa.searchlight import neuron_rdms
+
+    try:
+        ratings = load_ratings(resolve_attributes(config.attributes or res.ratings_dir))
+    except ToolkitError as exc:
+        logger.warning("no RDM figure: %s", exc)
+        return []
+    rdms = build_rdms(ratings, res.activations.emotions)
+    if config.attribute not in rdms.names:
+        raise ToolkitError(f"--attribute {config.attribute!r} unknown; choose one of {', '.join(rdms.names)}")
+    n_total = res.activations.activations.shape[2]
+    neuron = _chosen_neuron(res, config, n_total)
+    tau = None
+    if res.tau is not None and config.attribute in res.tau.columns:
+        tau = float(res.tau[config.attribute].iloc[neuron])
+    keep = [res.activations.emotions.index(e) for e in rdms.emotions]
+    rdm = neuron_rdms(res.activations.activations[keep][:, :, [neuron]])[0]
+    figure = plots.rdm_pair(
+        rdm,
+        rdms.rdms[rdms.names.index(config.attribute)],
+        rdms.emotions,
+        neuron,
+        config.attribute,
+        tau,
+        d_ffn=n_total // res.num_layers if res.num_layers and n_total % res.num_layers == 0 else None,
+    )
+    return save(figure, out / f"{label}rdm_neuron{neuron}_{config.attribute}", tuple(config.formats))
+
+
+def draw(res, out: Path, config, label: str, reference=None, summary=None, k: int | None = None) -> list[Path]:
+    """Every figure the results allow; logs what cannot be drawn and why. ``summary`` and ``k``: the
+    run's summary table and its k (``tables.summary_table``), computed once by the caller."""
+    from model_emotion.report import plots
+    from model_emotion.report.plots import save
+
+    formats = tuple(config.formats)
+    written: list[Path] = []
+    if res.accuracy is not None:
+        written += save(plots.accuracy_bars(res.accuracy, reference), out / f"{label}accuracy_per_emotion", formats)
+    written += _searchlight_figures(res, out, label, formats)
+    if res.masking is not None:
+        written += _masking_figures(res, out, config, label, summary, k)
     if res.activations is not None:
-        try:
-            ratings = load_ratings(resolve_attributes(config.attributes or res.ratings_dir))
-        except ToolkitError as exc:
-            logger.warning("no RDM figure: %s", exc)
-        else:
-            rdms = build_rdms(ratings, res.activations.emotions)
-            if config.attribute not in rdms.names:
-                raise ToolkitError(f"--attribute {config.attribute!r} unknown; choose one of {', '.join(rdms.names)}")
-            a = rdms.names.index(config.attribute)
-            neuron = config.neuron
-            tau = None
-            if neuron is None and res.rank is not None and config.attribute in res.rank.columns:
-                neuron = int(np.nanargmin(res.rank[config.attribute].to_numpy()))
-            neuron = 0 if neuron is None else neuron
-            n_total = res.activations.activations.shape[2]
-            if not 0 <= neuron < n_total:
-                raise ToolkitError(f"--neuron {neuron} outside 0..{n_total - 1}")
-            if res.tau is not None and config.attribute in res.tau.columns:
-                tau = float(res.tau[config.attribute].iloc[neuron])
-            keep = [res.activations.emotions.index(e) for e in rdms.emotions]
-            rdm = neuron_rdms(res.activations.activations[keep][:, :, [neuron]])[0]
-            written += save(
-                plots.rdm_pair(
-                    rdm,
-                    rdms.rdms[a],
-                    rdms.emotions,
-                    neuron,
-                    config.attribute,
-                    tau,
-                    d_ffn=n_total // res.num_layers if res.num_layers and n_total % res.num_layers == 0 else None,
-                ),
-                out / f"{label}rdm_neuron{neuron}_{config.attribute}",
-                formats,
-            )
+        written += _rdm_figure(res, out, config, label)
     return written
 
 
@@ -206,24 +234,17 @@ def _fmt_p(p: float) -> str:
     return "n/a" if p != p else (f"{p:.2g}" if p < 0.001 else f"{p:.3f}")
 
 
-def human_side(data, results: list, config, out: Path, both: bool) -> tuple[list[Path], list[str]]:
-    """The paper's human-side analyses for each results set; returns figures and summary.md sections."""
-    from model_emotion.data.ratings import build_rdms, load_ratings
-    from model_emotion.io.download import resolve_attributes
+def _importance_section(data, rdms, config, out: Path) -> tuple[object, list[Path], list[str]]:
+    """Attribute importance: the human similarity RDM against each attribute's RDM."""
     from model_emotion.io.files import write_csv
     from model_emotion.report import human as hm
     from model_emotion.report import plots
     from model_emotion.report.plots import save
-    from model_emotion.report.tables import masking_effects, to_markdown
+    from model_emotion.report.tables import to_markdown
 
-    emotions = sorted(set(data.similarity["emotion_a"]) | set(data.similarity["emotion_b"]))
-    ratings_dir = config.attributes or next((r.ratings_dir for _, r in results if r.ratings_dir), None)
-    rdms = build_rdms(load_ratings(resolve_attributes(ratings_dir)), emotions)
-    formats = tuple(config.formats)
-    written: list[Path] = []
     importance = hm.attribute_importance(data, rdms, config.n_boot, config.seed)
     write_csv(out / "attribute_importance.csv", importance)
-    written += save(plots.attribute_importance(importance, config.alpha), out / "attribute_importance", formats)
+    written = save(plots.attribute_importance(importance, config.alpha), out / "attribute_importance", config.formats)
     ranked = importance.sort_values("tau", ascending=False)
     n_sig = int((importance["q_value"] < config.alpha).sum())
     text = [
@@ -237,72 +258,121 @@ def human_side(data, results: list, config, out: Path, both: bool) -> tuple[list
         + ".\n",
         to_markdown(importance),
     ]
+    return importance, written, text
+
+
+def _importance_vs_drop(importance, res, out: Path, config, label: str, title: str):
+    from model_emotion.io.files import write_csv
+    from model_emotion.report import human as hm
+    from model_emotion.report import plots
+    from model_emotion.report.plots import save
+    from model_emotion.report.tables import masking_effects, to_markdown
+
+    drops = hm.drop_beyond_random(masking_effects(res.masking))
+    correlations = hm.importance_vs_drop(importance, drops)
+    write_csv(out / f"{label}importance_vs_drop.csv", correlations)
+    write_csv(out / f"{label}drop_beyond_random_by_attribute.csv", drops)
+    written = save(
+        plots.importance_vs_drop(importance, drops, correlations), out / f"{label}importance_vs_drop", config.formats
+    )
+    valid = correlations.dropna(subset=["spearman_rho"])
+    positive = int((valid["spearman_rho"] > 0).sum())
+    significant = int((valid["p_value"] < 0.05).sum())
+    verdict = (
+        "supports the paper's claim at every k"
+        if len(valid) and significant == len(valid)
+        else f"supports the paper's claim at {significant} of {len(valid)} k only (p-values not corrected "
+        f"for testing several k)"
+        if significant
+        else "does not support the paper's claim (no k with one-sided p < 0.05)"
+    )
+    text = [
+        f"## Human side: importance vs masking drop ({title})\n",
+        f"Spearman's rho across attributes between importance and drop beyond random (mean random-mask "
+        f"accuracy minus mean top-k accuracy), one-sided p: positive at {positive} of {len(valid)} k, "
+        f"p < 0.05 at {significant}. This {verdict}.\n",
+        to_markdown(correlations),
+    ]
+    return written, text
+
+
+def _agreement_section(data, res, out: Path, config, label: str, title: str):
+    from model_emotion.io.files import write_csv
+    from model_emotion.report import human as hm
+    from model_emotion.report import plots
+    from model_emotion.report.plots import save
+    from model_emotion.report.tables import to_markdown
+
+    per_emotion, agreement = hm.agreement_vs_accuracy(data.agreement, res.accuracy)
+    if not len(agreement):
+        return [], []
+    write_csv(out / f"{label}agreement_vs_accuracy.csv", agreement)
+    write_csv(out / f"{label}agreement_vs_accuracy_per_emotion.csv", per_emotion)
+    written = save(
+        plots.agreement_vs_accuracy(per_emotion, agreement), out / f"{label}agreement_vs_accuracy", config.formats
+    )
+    text = [
+        f"## Human side: rater agreement vs prompt accuracy ({title})\n",
+        " ".join(
+            f"{r.measure}: Pearson r = {r.pearson_r:.3f} (p = {_fmt_p(r.pearson_p)}), Spearman "
+            f"rho = {r.spearman_rho:.3f} over {r.n_emotions} emotions."
+            for r in agreement.itertuples()
+        )
+        + "\n",
+        to_markdown(agreement),
+    ]
+    return written, text
+
+
+def _model_rsa_section(data, rdms, res, out: Path, config, label: str, title: str):
+    from model_emotion.io.files import write_csv
+    from model_emotion.report import human as hm
+    from model_emotion.report import plots
+    from model_emotion.report.plots import save
+
+    acts = res.activations
+    table = hm.model_rsa(acts.activations, acts.emotions, res.num_layers or acts.layers, data, rdms)
+    write_csv(out / f"{label}model_rsa.csv", table)
+    written = save(plots.model_rsa(table), out / f"{label}model_rsa", config.formats)
+    human_rows = table[table["target"] == "human_similarity"]
+    whole = human_rows[human_rows["scope"] == "all"].iloc[0]
+    layers = human_rows[human_rows["scope"] != "all"]
+    best = layers.loc[layers["tau"].idxmax()] if len(layers) else whole
+    text = [
+        f"## Human side: model-level RSA ({title})\n",
+        f"The correlation-distance RDM of the seed-averaged activation patterns (all neurons) against the "
+        f"human similarity RDM: tau = {whole['tau']:.3f} (emotion-label permutation p = "
+        f"{_fmt_p(whole['perm_p'])}; the parametric one-sided p, which treats the emotion pairs as "
+        f"independent, is {_fmt_p(whole['p_value'])}). Most human-like layer: "
+        f"{best['scope'] if best['scope'] == 'all' else int(best['scope']) + 1} "
+        f"(tau = {best['tau']:.3f}, permutation p = {_fmt_p(best['perm_p'])}). Full table: "
+        f"{label}model_rsa.csv.\n",
+    ]
+    return written, text
+
+
+def human_side(data, results: list, config, out: Path, both: bool) -> tuple[list[Path], list[str]]:
+    """The paper's human-side analyses for each results set; returns figures and summary.md sections."""
+    from model_emotion.data.ratings import build_rdms, load_ratings
+    from model_emotion.io.download import resolve_attributes
+
+    emotions = sorted(set(data.similarity["emotion_a"]) | set(data.similarity["emotion_b"]))
+    ratings_dir = config.attributes or next((r.ratings_dir for _, r in results if r.ratings_dir), None)
+    rdms = build_rdms(load_ratings(resolve_attributes(ratings_dir)), emotions)
+    importance, written, text = _importance_section(data, rdms, config, out)
     for prefix, res in results:
         title = "the paper's released data" if prefix else "this run"
         label = prefix if both else ""
+        parts = []
         if res.masking is not None:
-            drops = hm.drop_beyond_random(masking_effects(res.masking))
-            correlations = hm.importance_vs_drop(importance, drops)
-            write_csv(out / f"{label}importance_vs_drop.csv", correlations)
-            write_csv(out / f"{label}drop_beyond_random_by_attribute.csv", drops)
-            written += save(
-                plots.importance_vs_drop(importance, drops, correlations), out / f"{label}importance_vs_drop", formats
-            )
-            valid = correlations.dropna(subset=["spearman_rho"])
-            positive = int((valid["spearman_rho"] > 0).sum())
-            significant = int((valid["p_value"] < 0.05).sum())
-            verdict = (
-                "supports the paper's claim at every k"
-                if len(valid) and significant == len(valid)
-                else f"supports the paper's claim at {significant} of {len(valid)} k only (p-values not corrected "
-                f"for testing several k)"
-                if significant
-                else "does not support the paper's claim (no k with one-sided p < 0.05)"
-            )
-            text += [
-                f"## Human side: importance vs masking drop ({title})\n",
-                f"Spearman's rho across attributes between importance and drop beyond random (mean random-mask "
-                f"accuracy minus mean top-k accuracy), one-sided p: positive at {positive} of {len(valid)} k, "
-                f"p < 0.05 at {significant}. This {verdict}.\n",
-                to_markdown(correlations),
-            ]
+            parts.append(_importance_vs_drop(importance, res, out, config, label, title))
         if res.accuracy is not None and data.agreement is not None:
-            per_emotion, agreement = hm.agreement_vs_accuracy(data.agreement, res.accuracy)
-            if len(agreement):
-                write_csv(out / f"{label}agreement_vs_accuracy.csv", agreement)
-                write_csv(out / f"{label}agreement_vs_accuracy_per_emotion.csv", per_emotion)
-                written += save(
-                    plots.agreement_vs_accuracy(per_emotion, agreement), out / f"{label}agreement_vs_accuracy", formats
-                )
-                text += [
-                    f"## Human side: rater agreement vs prompt accuracy ({title})\n",
-                    " ".join(
-                        f"{r.measure}: Pearson r = {r.pearson_r:.3f} (p = {_fmt_p(r.pearson_p)}), Spearman "
-                        f"rho = {r.spearman_rho:.3f} over {r.n_emotions} emotions."
-                        for r in agreement.itertuples()
-                    )
-                    + "\n",
-                    to_markdown(agreement),
-                ]
+            parts.append(_agreement_section(data, res, out, config, label, title))
         if res.activations is not None:
-            acts = res.activations
-            table = hm.model_rsa(acts.activations, acts.emotions, res.num_layers or acts.layers, data, rdms)
-            write_csv(out / f"{label}model_rsa.csv", table)
-            written += save(plots.model_rsa(table), out / f"{label}model_rsa", formats)
-            human_rows = table[table["target"] == "human_similarity"]
-            whole = human_rows[human_rows["scope"] == "all"].iloc[0]
-            layers = human_rows[human_rows["scope"] != "all"]
-            best = layers.loc[layers["tau"].idxmax()] if len(layers) else whole
-            text += [
-                f"## Human side: model-level RSA ({title})\n",
-                f"The correlation-distance RDM of the seed-averaged activation patterns (all neurons) against the "
-                f"human similarity RDM: tau = {whole['tau']:.3f} (emotion-label permutation p = "
-                f"{_fmt_p(whole['perm_p'])}; the parametric one-sided p, which treats the emotion pairs as "
-                f"independent, is {_fmt_p(whole['p_value'])}). Most human-like layer: "
-                f"{best['scope'] if best['scope'] == 'all' else int(best['scope']) + 1} "
-                f"(tau = {best['tau']:.3f}, permutation p = {_fmt_p(best['perm_p'])}). Full table: "
-                f"{label}model_rsa.csv.\n",
-            ]
+            parts.append(_model_rsa_section(data, rdms, res, out, config, label, title))
+        for figures, section in parts:
+            written += figures
+            text += section
     return written, text
 
 
@@ -427,73 +497,108 @@ def run_overview(res) -> dict:
     return out
 
 
-def _write_report(config, out: Path, ours, paper, human, control=None) -> int:
-    from model_emotion.io.files import read_json, save_run_args, write_csv, write_text
+def _survival_section(res, table, out: Path, prefix: str, label: str) -> tuple[str, str]:
+    """survival.csv; returns the verdict sentence and the 'what survives' section."""
+    from model_emotion.io.files import write_csv
+    from model_emotion.report.survival import survival_sentences, survival_table
+    from model_emotion.report.tables import md_escape, to_markdown
+
+    title = "Paper (RoBERTa-base, released data)" if label else "This run"
+    survival = survival_table(res.null_counts, res.fwer, res.reliability, table if not table.empty else None, res.alpha)
+    write_csv(out / f"{prefix}survival.csv", survival)
+    sentences = " ".join(survival_sentences(survival, res.alpha))
+    verdict = ("On the paper's released data: " if label else "") + sentences
+    # the verdicts as sentences under the table (a column of sentences makes every row a page tall)
+    verdicts = "\n".join(
+        f"- {md_escape(row.attribute)}: {md_escape(row.verdict)}" for row in survival.itertuples(index=False)
+    )
+    section = (
+        f"## {title}: what survives\n\n"
+        + sentences
+        + "\n\n"
+        + to_markdown(survival.drop(columns=["verdict"]))
+        + "\nVerdict per attribute:\n\n"
+        + verdicts
+        + "\n"
+    )
+    return verdict, section
+
+
+def _untested_verdict(res, table, label: str) -> str:
+    from model_emotion.report.survival import survival_sentences, survival_table
+
+    untested = survival_table(None, None, None, table, res.alpha)
+    return (
+        ("On the paper's released data: " if label else "")
+        + "The counts of significant neurons were not tested against a permutation null (the searchlight "
+        "ran the parametric test only; rerun it with --test permutation). "
+        + " ".join(survival_sentences(untested, res.alpha))
+    )
+
+
+def _results_sections(config, out: Path, label: str, res, ours, paper):
+    """One results set's figures, summary, null counts and survival; returns (figures, sections, verdict)."""
+    from model_emotion.io.files import write_csv
+    from model_emotion.report.tables import summary_table, to_markdown
+
+    prefix = label if ours is not None else ""  # file names get a prefix only when both are drawn
+    if label == "" or ours is None:
+        missing = res.missing()
+        if missing:
+            logger.warning(
+                "%s: missing %s; drawing what is there", config.results_dir or config.paper_dir, "; ".join(missing)
+            )
+    reference = paper.accuracy if (label == "" and paper is not None) else None
+    table, k = summary_table(res, config.k)  # once: the summary files and the figures use it
+    written = draw(res, out, config, prefix, reference, table, k)
+    title = "Paper (RoBERTa-base, released data)" if label else "This run"
+    markdown, verdict = [], None
+    if not table.empty:
+        write_csv(out / f"{prefix}summary.csv", table)
+        markdown.append(
+            f"## {title}: summary per attribute" + (f" (k = {k})" if k else "") + "\n\n" + to_markdown(table)
+        )
+    if res.null_counts is not None:
+        markdown.append(null_count_section(title, res.null_counts))
+    if res.null_counts is not None or res.fwer is not None:
+        verdict, section = _survival_section(res, table, out, prefix, label)
+        markdown.append(section)
+    elif not table.empty:
+        verdict = _untested_verdict(res, table, label)
+    return written, markdown, verdict
+
+
+def _write_html(config, out: Path, markdown: list[str], written, overview, verdict) -> None:
+    from model_emotion.io.files import read_json, save_run_args, write_text
     from model_emotion.report.html import build_report_html
-    from model_emotion.report.tables import comparison_tables, md_escape, summary_table, to_markdown
 
-    written = []
-    markdown = []
-    verdict: list[str] = []
+    record = read_json(save_run_args(out, config.to_dict(), "report"), dict)
+    sources = " + ".join(str(p) for p in (config.results_dir, config.paper_dir) if p is not None)
+    write_text(
+        out / "report.html",
+        build_report_html(
+            f"Model Emotion report: {sources}",
+            "\n".join(markdown),
+            written,
+            {key: record[key] for key in ("argv", "versions", "time") if key in record},  # only what applied
+            overview=overview,
+            verdict=verdict,
+        ),
+    )
+
+
+def _write_report(config, out: Path, ours, paper, human, control=None) -> int:
+    from model_emotion.io.files import write_csv, write_text
+    from model_emotion.report.tables import comparison_tables, md_escape, to_markdown
+
+    written, markdown, verdict = [], [], []
     for label, res in (("", ours), ("paper_", paper)):
-        if res is None:
-            continue
-        prefix = label if ours is not None else ""  # file names get a prefix only when both are drawn
-        if label == "" or ours is None:
-            missing = res.missing()
-            if missing:
-                logger.warning(
-                    "%s: missing %s; drawing what is there", config.results_dir or config.paper_dir, "; ".join(missing)
-                )
-        reference = paper.accuracy if (label == "" and paper is not None) else None
-        table, k = summary_table(res, config.k)  # once: the summary files and the figures use it
-        written += draw(res, out, config, prefix, reference, table, k)
-        if not table.empty:
-            write_csv(out / f"{prefix}summary.csv", table)
-            title = "Paper (RoBERTa-base, released data)" if label else "This run"
-            markdown.append(
-                f"## {title}: summary per attribute" + (f" (k = {k})" if k else "") + "\n\n" + to_markdown(table)
-            )
-        if res.null_counts is not None:
-            markdown.append(
-                null_count_section("Paper (RoBERTa-base, released data)" if label else "This run", res.null_counts)
-            )
-        if res.null_counts is not None or res.fwer is not None:
-            from model_emotion.report.survival import survival_sentences, survival_table
-
-            title = "Paper (RoBERTa-base, released data)" if label else "This run"
-            survival = survival_table(
-                res.null_counts, res.fwer, res.reliability, table if not table.empty else None, res.alpha
-            )
-            write_csv(out / f"{prefix}survival.csv", survival)
-            if not verdict:
-                verdict = [
-                    ("On the paper's released data: " if label else "")
-                    + " ".join(survival_sentences(survival, res.alpha))
-                ]
-            # the verdicts as sentences under the table (a column of sentences makes every row a page tall)
-            verdicts = "\n".join(
-                f"- {md_escape(row.attribute)}: {md_escape(row.verdict)}" for row in survival.itertuples(index=False)
-            )
-            markdown.append(
-                f"## {title}: what survives\n\n"
-                + " ".join(survival_sentences(survival, res.alpha))
-                + "\n\n"
-                + to_markdown(survival.drop(columns=["verdict"]))
-                + "\nVerdict per attribute:\n\n"
-                + verdicts
-                + "\n"
-            )
-        elif not verdict and not table.empty:
-            from model_emotion.report.survival import survival_sentences, survival_table
-
-            untested = survival_table(None, None, None, table, res.alpha)
-            verdict = [
-                ("On the paper's released data: " if label else "")
-                + "The counts of significant neurons were not tested against a permutation null (the searchlight "
-                "ran the parametric test only; rerun it with --test permutation). "
-                + " ".join(survival_sentences(untested, res.alpha))
-            ]
+        if res is not None:
+            figures, sections, sentence = _results_sections(config, out, label, res, ours, paper)
+            written += figures
+            markdown += sections
+            if sentence and not verdict:
+                verdict = [sentence]
     if ours is not None and paper is not None:
         ours_total = ours.tau.shape[0] if ours.tau is not None else 0
         paper_total = paper.tau.shape[0] if paper.tau is not None else 0
@@ -501,13 +606,9 @@ def _write_report(config, out: Path, ours, paper, human, control=None) -> int:
             write_csv(out / f"comparison_{name}.csv", table)
             markdown.append(f"## Comparison with the paper: {name}\n\n" + to_markdown(table))
     if human is not None:
-        human_written, human_markdown = human_side(
-            human,
-            [(p, r) for p, r in (("", ours), ("paper_", paper)) if r is not None],
-            config,
-            out,
-            both=ours is not None and paper is not None,
-        )
+        both = ours is not None and paper is not None
+        results = [(p, r) for p, r in (("", ours), ("paper_", paper)) if r is not None]
+        human_written, human_markdown = human_side(human, results, config, out, both=both)
         written += human_written
         markdown += human_markdown
     if ours is not None and control is not None:
@@ -522,18 +623,6 @@ def _write_report(config, out: Path, ours, paper, human, control=None) -> int:
         head.append("## Verdict\n\n" + "\n\n".join(verdict) + "\n")
     if markdown:
         write_text(out / "summary.md", "\n".join(head + markdown))
-    record = read_json(save_run_args(out, config.to_dict(), "report"), dict)
-    sources = " + ".join(str(p) for p in (config.results_dir, config.paper_dir) if p is not None)
-    write_text(
-        out / "report.html",
-        build_report_html(
-            f"Model Emotion report: {sources}",
-            "\n".join(markdown),
-            written,
-            {key: record[key] for key in ("argv", "versions", "time") if key in record},  # only what applied
-            overview=overview,
-            verdict=verdict,
-        ),
-    )
+    _write_html(config, out, markdown, written, overview, verdict)
     logger.info("report in %s: %d figures, summary.md, report.html", config.output_dir, len(written))
     return 0
