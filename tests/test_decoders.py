@@ -687,3 +687,32 @@ def test_a_truncated_gguf_is_one_plain_error(tmp_path, monkeypatch, keep):
         load_backbone(str(cut))
     assert "\n" not in str(info.value) and "cut.gguf" in str(info.value)
     assert not list((tmp_path / "cache").glob("gguf-*"))  # nothing half-made is left in the cache
+
+
+def test_ablation_kinds_equal_editing_the_model_by_hand(decoder, shared):
+    from ablation_checks import check_ablations_equal_hand_edits
+
+    kind, model, tokenizer = decoder
+    prompt = _prompt(model, tokenizer, head="linear" if kind == "gpt2" else "lm")
+    task = prompt.encode_task(_texts(shared, 7), np.arange(7) % 2)
+    check_ablations_equal_hand_edits(prompt, task, _texts(shared, 12)[7:])
+
+
+def test_mean_ablation_of_a_constant_neuron_equals_no_mask(bpe_tokenizer, shared):
+    """A constant non-zero neuron needs a bias in the up projection: GPT-2's c_fc has one, so a zero
+    weight column gives GELU(b) at every token (gated MLPs without biases cannot be made constant and
+    non-zero this way)."""
+    from ablation_checks import check_mean_of_a_constant_neuron_changes_nothing
+
+    model = _tiny("gpt2", bpe_tokenizer, seed=3)
+    prompt = _prompt(model, bpe_tokenizer, head="linear")
+    task = prompt.encode_task(_texts(shared, 7), np.arange(7) % 2)
+
+    def constant(layer, unit):
+        fc, proj = blocks(model)[layer].mlp.c_fc, blocks(model)[layer].mlp.c_proj
+        with torch.no_grad():  # Conv1D weights are [in, out]
+            fc.weight[:, unit] = 0
+            fc.bias[unit] = 1.3
+            proj.weight[unit] *= 20
+
+    check_mean_of_a_constant_neuron_changes_nothing(prompt, task, _texts(shared, 12)[7:], constant)

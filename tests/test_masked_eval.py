@@ -231,3 +231,34 @@ def test_masks_per_forward_flag_takes_auto_or_a_positive_count():
     for bad in ("0", "-3", "many", "1.5"):
         with pytest.raises(argparse.ArgumentTypeError):
             cli.positive_int_or_auto(bad)
+
+
+def test_ablation_kinds_equal_editing_the_model_by_hand(setup, shared):
+    from ablation_checks import check_ablations_equal_hand_edits
+
+    model, task = setup
+    texts = [line.split("\t")[0] for line in (shared / "goemotions" / "dev.tsv").read_text().splitlines()[30:36]]
+    check_ablations_equal_hand_edits(model, task, texts)
+
+
+def test_mean_ablation_of_a_constant_neuron_equals_no_mask(setup, shared):
+    from ablation_checks import check_mean_of_a_constant_neuron_changes_nothing
+
+    model, task = setup
+    ffn = find_ffn(model)
+    saved = [(m.weight.detach().clone(), m.bias.detach().clone()) for m in ffn.up]
+
+    def constant(layer, unit):  # BERT's intermediate: GELU(W x + b); a zero row gives GELU(b) everywhere
+        with torch.no_grad():
+            ffn.up[layer].weight[unit] = 0
+            ffn.up[layer].bias[unit] = 1.3
+            ffn.down[layer].weight[:, unit] *= 20  # make the neuron matter, so that zeroing it shows
+
+    texts = [line.split("\t")[0] for line in (shared / "goemotions" / "dev.tsv").read_text().splitlines()[30:34]]
+    try:
+        check_mean_of_a_constant_neuron_changes_nothing(model, task, texts, constant)
+    finally:
+        with torch.no_grad():
+            for m, (w, b) in zip(ffn.up, saved):
+                m.weight.copy_(w)
+                m.bias.copy_(b)

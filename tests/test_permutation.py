@@ -308,10 +308,17 @@ def test_command_writes_permutation_tables_and_refuses_bad_input(tmp_path, share
         "fwer_survivors",
         "split_half_spearman",
         "split_half_chance",
+        "k",
+        "selection",
         "drop_beyond_random",
-        "drop_beyond_permuted",
         "drop_ci_low",
         "drop_ci_high",
+        "p_random_holm",
+        "rank_p_random",
+        "n_random_draws",
+        "random_draw_skew",
+        "drop_beyond_permuted",
+        "p_permuted_holm",
         "verdict",
         "min_detectable_drop",
     ]
@@ -401,24 +408,37 @@ def test_survival_verdicts_by_hand():
             "drop_beyond_random": [0.04, 0.0],
             "drop_ci_low": [0.01, -0.02],
             "drop_ci_high": [0.07, 0.02],
+            "p_random_holm": [0.004, 0.6],
+            "n_random_draws": [40, 40],
+            "k": [5, 5],
+            "selection": ["held_out", "held_out"],
             "drop_beyond_permuted": [0.03, -0.01],
+            "p_permuted_holm": [0.02, 0.9],
         }
     )
     table = survival_table(counts, fwer, None, summary, 0.01).set_index("attribute")
     assert table.loc["a", "fwer_survivors"] == 2 and table.loc["b", "fwer_survivors"] == 0
     assert "more significant neurons than label permutations" in table.loc["a", "verdict"]
     assert "more than permuted-ranking masks" in table.loc["a", "verdict"]
+    assert "ablating the top neurons costs more than random masks (Holm p = 0.004)" in table.loc["a", "verdict"]
+    assert "does not cost reliably more" in table.loc["b", "verdict"] and "circular" not in table.loc["b", "verdict"]
     assert (
         "within its permutation null" in table.loc["b", "verdict"] and "no neuron survives" in table.loc["b", "verdict"]
     )
     text = " ".join(survival_sentences(table.reset_index(), 0.01))
     assert "for 1 of them the count is above" in text and "neurons survive for 1 of 2 attributes: a." in text
+    assert "costs more accuracy than random masks for 1 of 2 attributes (a)" in text and "Holm across the 2" in text
+    assert "masks selected on other seeds" in text
 
 
 def test_min_detectable_drop_by_formula():
-    from model_emotion.report.tables import min_detectable_drop
+    from model_emotion.report.causal import estimate_drop
 
-    values = np.array([0.01, 0.03, -0.02, 0.04, 0.0, 0.02])
-    z = stats.norm.isf(0.05) + stats.norm.ppf(0.8)
-    assert min_detectable_drop(values) == pytest.approx(z * values.std(ddof=1) / math.sqrt(6))
-    assert math.isnan(min_detectable_drop(np.array([0.1])))
+    index = pd.MultiIndex.from_product([["a", "b", "c", "d"], [1, 2]])
+    rng = np.random.default_rng(2)
+    top = pd.Series(rng.uniform(0.5, 0.7, 8), index=index)
+    random = pd.DataFrame({f"d{i}": top + rng.normal(0.02, 0.02, 8) for i in range(5)}, index=index)
+    est = estimate_drop(top, random)
+    t = stats.t.isf(0.05, est.df) + stats.t.ppf(0.8, est.df)
+    assert est.df == 3 and est.min_detectable == pytest.approx(t * est.se)
+    assert est.p == pytest.approx(stats.t.sf(est.drop / est.se, est.df))

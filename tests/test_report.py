@@ -109,8 +109,27 @@ def test_report_draws_everything_and_summary_matches_hand_computation(tmp_path, 
     assert row["top_drop"] == pytest.approx((0.8 - tops).mean())
     assert row["random_drop"] == pytest.approx((0.8 - rands).mean())
     assert row["drop_beyond_random"] == pytest.approx((rands - tops).mean())
-    assert row["p_paired"] == pytest.approx(stats.ttest_rel(rands, tops, alternative="greater").pvalue)
-    assert row["n_pairs"] == 12
+    assert row["n_pairs"] == 12 and row["n_random_draws"] == 2
+    # the two-way (emotion x draw) clustered test, by hand: x = random draw minus top per prompt and draw
+    cells = []
+    for e in EMOS:
+        for s in (1, 3):
+            record = json.loads((root / "eval" / f"{e}-{s}.json").read_text())
+            for d in ("valence_top4_random", "valence_top4_random_2"):
+                cells.append((e, d, record[d] - record["valence_top4"]))
+    x = np.array([c[2] for c in cells])
+    r = x - x.mean()
+
+    def v(key):
+        groups = {}
+        for c, ri in zip(cells, r):
+            groups[key(c)] = groups.get(key(c), 0.0) + ri
+        g = len(groups)
+        return sum(t * t for t in groups.values()) / len(x) ** 2 * g / (g - 1)
+
+    variance = v(lambda c: c[0]) + v(lambda c: c[1]) - v(lambda c: (c[0], c[1]))
+    assert row["drop_se"] == pytest.approx(np.sqrt(variance))
+    assert row["p_random"] == pytest.approx(stats.t.sf(x.mean() / np.sqrt(variance), 1))  # df = min(6, 2) - 1
 
 
 def test_report_with_missing_pieces_says_what_is_missing(tmp_path, shared):

@@ -88,11 +88,14 @@ def capture_neurons(model: nn.Module, mode: str = "before_relu", position: int |
 
 
 @contextmanager
-def scale_neurons(model: nn.Module, scale: torch.Tensor, layers: Iterable[int] | None = None) -> Iterator[None]:
-    """Multiply every layer's neurons by ``scale`` [layers, d_ffn] at every position.
+def scale_neurons(
+    model: nn.Module, scale: torch.Tensor, layers: Iterable[int] | None = None, shift: torch.Tensor | None = None
+) -> Iterator[None]:
+    """Multiply every layer's neurons by ``scale`` [layers, d_ffn] at every position (and add ``shift``).
 
     A binary mask (0 = masked) silences neurons; a float mask scales them. The output projection
     then sees the scaled values, exactly as if its input columns had been multiplied by ``scale``.
+    ``shift`` [layers, d_ffn] is added after scaling: (1 - mask) * mean is a mean ablation.
     ``layers`` limits the hooks to those layers (default: all).
     """
     ffn = find_ffn(model)
@@ -105,10 +108,14 @@ def scale_neurons(model: nn.Module, scale: torch.Tensor, layers: Iterable[int] |
         for layer in range(ffn.num_layers) if layers is None else layers:
             down = ffn.down[layer]
             factor = scale[layer].to(device=down.weight.device)  # [d_ffn]
+            offset = None if shift is None else shift[layer].to(device=down.weight.device)
 
-            def hook(_m, inp, factor=factor):
+            def hook(_m, inp, factor=factor, offset=offset):
                 value = inp[0]  # [batch, seq, d_ffn]
-                return (value * factor.to(value.dtype),) + tuple(inp[1:])
+                value = value * factor.to(value.dtype)
+                if offset is not None:
+                    value = value + offset.to(value.dtype)
+                return (value,) + tuple(inp[1:])
 
             handles.append(down.register_forward_pre_hook(hook))
         yield

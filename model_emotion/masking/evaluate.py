@@ -50,6 +50,7 @@ from model_emotion.lm.batching import EncodedTask, batch_order, pad_rows
 from model_emotion.lm.inference import autocast, bar_disabled, mean_accuracy, predict_logits
 from model_emotion.lm.memory import activation_bytes, free_bytes
 from model_emotion.lm.neurons import find_ffn, scale_neurons
+from model_emotion.masking.ablation import Ablation
 from model_emotion.prompts.base import PromptModel
 
 logger = logging.getLogger(__name__)
@@ -193,7 +194,7 @@ class _Linear(nn.Module):
 
 @contextmanager
 def _without_silenced(
-    blocks: nn.ModuleList, arch: Architecture, mask: torch.Tensor, layers: list[int]
+    blocks: nn.ModuleList, arch: Architecture, mask: torch.Tensor, layers: list[int], mean: torch.Tensor | None = None
 ) -> Iterator[None]:
     """Remove the neurons a binary row silences from those blocks' FFNs; restored in ``finally``.
 
@@ -211,7 +212,12 @@ def _without_silenced(
                 set_module(block, path, _Linear(linear_weight(up)[keep], None if up.bias is None else up.bias[keep]))
             down = get_module(block, arch.down)
             replaced.append((block, arch.down, down))
-            set_module(block, arch.down, _Linear(linear_weight(down)[:, keep], down.bias))
+            bias = down.bias
+            if mean is not None:  # mean ablation: the silenced neurons' mean is a constant through the projection
+                gone = (mask[layer] == 0).nonzero()[:, 0]
+                shift = linear_weight(down)[:, gone] @ mean[layer, gone].to(linear_weight(down).dtype)
+                bias = shift if bias is None else bias + shift
+            set_module(block, arch.down, _Linear(linear_weight(down)[:, keep], bias))
         yield
     finally:
         for block, path, module in reversed(replaced):
@@ -224,12 +230,17 @@ class _Change:
 
     neurons: torch.Tensor  # [k] indices of neurons scaled by s != 1
     weight: torch.Tensor  # [hidden, k] their columns of the output projection times (1 - s)
+    offset: torch.Tensor | None = None  # [hidden] mean ablation: (1 - s) * mean of those neurons, projected
 
 
-def _change_at(blocks: nn.ModuleList, arch: Architecture, layer: int, row: torch.Tensor) -> _Change:
+def _change_at(
+    blocks: nn.ModuleList, arch: Architecture, layer: int, row: torch.Tensor, mean: torch.Tensor | None = None
+) -> _Change:
     neurons = (row != 1).nonzero()[:, 0]
     weight = linear_weight(get_module(blocks[layer], arch.down))[:, neurons]  # [hidden, k]
-    return _Change(neurons, weight * (1 - row[neurons].to(weight.dtype)))
+    scaled = weight * (1 - row[neurons].to(weight.dtype))
+    offset = None if mean is None else scaled @ mean[layer, neurons].to(weight.dtype)
+    return _Change(neurons, scaled, offset)
 
 
 def _block_output(blocks: nn.ModuleList, arch: Architecture, layer: int, kept: _Kept, change: _Change) -> torch.Tensor:
@@ -239,6 +250,8 @@ def _block_output(blocks: nn.ModuleList, arch: Architecture, layer: int, kept: _
         share = kept.activations[..., change.neurons] @ change.weight.T.to(
             kept.activations.dtype
         )  # [batch, seq, hidden]
+    if share is not None and change.offset is not None:  # mean ablation: the masked share is replaced by the mean's
+        share = share.float() - change.offset.float()
     if arch.bert_block:
         projection = kept.projection
         if share is not None:  # subtracted in fp32, back in the projection's own dtype (bf16 weights on a CPU too)
@@ -288,15 +301,21 @@ def _repeat_batch(value, batch: int, times: int):
 
 
 @contextmanager
-def _row_scaled(blocks: nn.ModuleList, arch: Architecture, scales: dict[int, torch.Tensor]) -> Iterator[None]:
-    """Scale each row's neurons in the given layers by its own factors ({layer: [rows, d_ffn]})."""
+def _row_scaled(
+    blocks: nn.ModuleList, arch: Architecture, scales: dict[int, torch.Tensor], mean: torch.Tensor | None = None
+) -> Iterator[None]:
+    """Scale each row's neurons in the given layers by its own factors ({layer: [rows, d_ffn]}); with
+    ``mean`` [layers, d_ffn] add (1 - factor) * mean (mean ablation)."""
     handles = []
     try:
         for layer, factor in scales.items():
+            offset = None if mean is None else (1 - factor.to(mean.dtype)) * mean[layer][None, :]
 
-            def hook(_m, inp, factor=factor):
-                value = inp[0]  # [rows, seq, d_ffn]
-                return (value * factor[:, None, :].to(value.dtype),) + tuple(inp[1:])
+            def hook(_m, inp, factor=factor, offset=offset):
+                value = inp[0] * factor[:, None, :].to(inp[0].dtype)  # [rows, seq, d_ffn]
+                if offset is not None:
+                    value = value + offset[:, None, :].to(value.dtype)
+                return (value,) + tuple(inp[1:])
 
             handles.append(get_module(blocks[layer], arch.down).register_forward_pre_hook(hook))
         yield
@@ -313,6 +332,7 @@ def _stacked_logits(
     kept: _Kept,
     masks: list[torch.Tensor],
     changes: list[_Change],
+    mean: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Logits of one batch under several masks in one forward: the masks' row groups stacked along
     the batch, each scaled by its own mask after ``layer``. [masks * batch, 2], mask-major."""
@@ -320,7 +340,7 @@ def _stacked_logits(
     hidden = torch.cat([_block_output(blocks, arch, layer, kept, change) for change in changes])
     later = [i for i in range(layer + 1, len(blocks)) if any(bool((m[i] != 1).any()) for m in masks)]
     scales = {i: torch.stack([m[i] for m in masks]).repeat_interleave(batch, dim=0) for i in later}  # [M*b, d_ffn]
-    with _row_scaled(blocks, arch, scales):
+    with _row_scaled(blocks, arch, scales, mean):
         return _finish(
             model,
             blocks,
@@ -334,12 +354,15 @@ def _stacked_logits(
 
 
 @contextmanager
-def _masked_after(model, blocks: nn.ModuleList, arch: Architecture, mask: torch.Tensor, layer: int) -> Iterator[None]:
+def _masked_after(
+    model, blocks: nn.ModuleList, arch: Architecture, mask: torch.Tensor, layer: int, mean: torch.Tensor | None = None
+) -> Iterator[None]:
     """Apply ``mask`` to the blocks after ``layer``: binary rows by removal, other rows by the hook."""
     later = [i for i in range(layer + 1, len(blocks)) if bool((mask[i] != 1).any())]
     binary = [i for i in later if bool(((mask[i] == 0) | (mask[i] == 1)).all())]
     scaled = [i for i in later if i not in binary]
-    with scale_neurons(model, mask, layers=scaled), _without_silenced(blocks, arch, mask, binary):
+    shift = None if mean is None else (1 - mask.to(mean.dtype)) * mean
+    with scale_neurons(model, mask, layers=scaled, shift=shift), _without_silenced(blocks, arch, mask, binary, mean):
         yield
 
 
@@ -355,6 +378,7 @@ def _group_logits(
     batch_size: int,
     device: torch.device,
     masks_per_forward: int = 1,
+    mean: torch.Tensor | None = None,
 ) -> dict[str, torch.Tensor]:
     """Logits of every row under every mask of a group, resuming from block ``layer``. {name: [n, 2]}
 
@@ -368,15 +392,15 @@ def _group_logits(
             if masks_per_forward > 1:
                 for start in range(0, len(names), masks_per_forward):
                     part = names[start : start + masks_per_forward]
-                    changes = [_change_at(blocks, arch, layer, masks[name][layer]) for name in part]
+                    changes = [_change_at(blocks, arch, layer, masks[name][layer], mean) for name in part]
                     for kept in chunk:
-                        out = _stacked_logits(model, blocks, arch, layer, kept, [masks[n] for n in part], changes)
+                        out = _stacked_logits(model, blocks, arch, layer, kept, [masks[n] for n in part], changes, mean)
                         for name, rows in zip(part, out.float().cpu().split(len(kept.rows))):
                             logits[name][kept.rows] = rows
                 continue
             for name, mask in masks.items():
-                change = _change_at(blocks, arch, layer, mask[layer])
-                with _masked_after(model, blocks, arch, mask, layer):
+                change = _change_at(blocks, arch, layer, mask[layer], mean)
+                with _masked_after(model, blocks, arch, mask, layer, mean):
                     for kept in chunk:
                         logits[name][kept.rows] = _resume_logits(model, blocks, arch, layer, kept, change).float().cpu()
     return logits
@@ -412,8 +436,15 @@ def _masked_logits(
     group_size: int,
     shared: bool,
     masks_per_forward: int | str = 1,
+    *,
+    ablation: Ablation | None = None,
 ) -> Iterator[dict[str, torch.Tensor]]:
     """Logits under the masks, one group at a time. Yields {name: [n, 2]} per group."""
+    mean = None if ablation is None else ablation.mean_on(device)
+    if ablation is not None and ablation.kind == "resample":  # per-row replacements: the plain path
+        for name, mask in masks.items():
+            yield {name: _resample_logits(model, task, mask.to(device), ablation.replacements, batch_size, device)}
+        return
     if masks_per_forward == "auto":
         masks_per_forward = auto_masks_per_forward(model, task, batch_size, device, len(masks), group_size)
         logger.info("stacking %d mask(s) per forward", masks_per_forward)
@@ -423,7 +454,8 @@ def _masked_logits(
     arch = architecture(model)
     if not (shared and (arch.bert_block or arch.residual_ffn)):  # the plain path: a full forward per mask
         for name, mask in masks.items():
-            with scale_neurons(model, mask.to(device)):
+            shift = None if mean is None else (1 - mask.to(device=device, dtype=mean.dtype)) * mean
+            with scale_neurons(model, mask.to(device), shift=shift):
                 yield {name: predict_logits(model, task, batch_size, device)}
         return
     blocks = model_blocks(model)
@@ -444,7 +476,40 @@ def _masked_logits(
             batch_size=batch_size,
             device=device,
             masks_per_forward=masks_per_forward,
+            mean=mean,
         )
+
+
+@torch.inference_mode()
+def _resample_logits(model, task: EncodedTask, mask: torch.Tensor, replacements: torch.Tensor, batch_size, device):
+    """Logits under ``mask`` where each row's masked neurons take that row's replacement values
+    ([rows, layers, d_ffn], at every position of the row): resample ablation. [n, 2]"""
+    ffn = find_ffn(model)
+    state: dict = {}
+    handles = []
+    keep = mask.to(device)
+    try:
+        for layer in range(ffn.num_layers):
+            if not bool((keep[layer] != 1).any()):
+                continue
+
+            def hook(_m, inp, layer=layer):
+                value = inp[0]  # [batch, seq, d_ffn]
+                s = keep[layer].to(value.dtype)
+                r = state["rows"][:, layer].to(value.dtype)  # [batch, d_ffn]
+                return (value * s + ((1 - s) * r)[:, None, :],) + tuple(inp[1:])
+
+            handles.append(ffn.down[layer].register_forward_pre_hook(hook))
+        out = torch.empty(len(task), 2)
+        with autocast(device, model):
+            for rows in batch_order(task, batch_size, extra_tokens=model.extra_tokens):
+                ids, attention, _ = pad_rows(task, rows)
+                state["rows"] = replacements[rows].to(device)
+                out[rows] = model(ids.to(device), attention.to(device)).float().cpu()
+        return out
+    finally:
+        for handle in handles:
+            handle.remove()
 
 
 def masked_logits(
@@ -456,6 +521,8 @@ def masked_logits(
     group_size: int = DEFAULT_GROUP_SIZE,
     shared: bool = True,
     masks_per_forward: int | str = 1,
+    *,
+    ablation: Ablation | None = None,
 ) -> dict[str, torch.Tensor]:
     """The logits of every row of ``task`` under each mask, in row order. {name: [n, 2]}
 
@@ -463,7 +530,11 @@ def masked_logits(
     ``masks_per_forward`` stacks masks along the batch on the shared path.
     """
     out: dict[str, torch.Tensor] = {}
-    for group in _masked_logits(model, task, masks, batch_size, device, group_size, shared, masks_per_forward):
+    if ablation is not None and ablation.kind == "scale":
+        masks = ablation.scaled(masks)
+    for group in _masked_logits(
+        model, task, masks, batch_size, device, group_size, shared, masks_per_forward, ablation=ablation
+    ):
         out.update(group)
     return {name: out[name] for name in masks}
 
@@ -483,6 +554,7 @@ def evaluate_masks(
     per_batch: int | None = None,
     masks_per_forward: int | str = 1,
     correct: dict[str, np.ndarray] | None = None,
+    ablation: Ablation | None = None,
 ) -> dict[str, float]:
     """Accuracy under each mask, skipping names already in ``done``; ``on_result`` after each.
 
@@ -492,15 +564,44 @@ def evaluate_masks(
     """
     results = dict(done or {})
     todo = {name: mask for name, mask in masks.items() if name not in results}
+    if ablation is not None and ablation.kind == "scale":
+        todo = ablation.scaled(todo)
+    unique, copies = distinct_masks(todo)
     labels = torch.from_numpy(task.labels)
     with tqdm(total=len(todo), desc="masks", disable=bar_disabled(progress)) as bar:
-        for group in _masked_logits(model, task, todo, batch_size, device, group_size, shared, masks_per_forward):
-            for name, logits in group.items():
+        groups = _masked_logits(
+            model, task, unique, batch_size, device, group_size, shared, masks_per_forward, ablation=ablation
+        )
+        for group in groups:
+            for first, logits in group.items():
                 hits = (logits.argmax(-1) == labels).numpy()
-                if correct is not None:
-                    correct[name] = hits
-                results[name] = mean_accuracy(hits, per_batch)
-                if on_result is not None:
-                    on_result(name, results[name])
-            bar.update(len(group))
+                for name in copies[first]:  # a mask that several names share is evaluated once
+                    if correct is not None:
+                        correct[name] = hits
+                    results[name] = mean_accuracy(hits, per_batch)
+                    if on_result is not None:
+                        on_result(name, results[name])
+                bar.update(len(copies[first]))
     return results
+
+
+def distinct_masks(masks: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], dict[str, list[str]]]:
+    """The distinct masks (the first name of each) and, per first name, every name with that mask
+    (e.g. the global random draws that all attributes of one k share)."""
+    import hashlib
+
+    first: dict[tuple, str] = {}
+    copies: dict[str, list[str]] = {}
+    for name, mask in masks.items():
+        flat = mask.detach().cpu().contiguous()
+        key = (
+            str(flat.dtype),
+            tuple(flat.shape),
+            hashlib.sha256(flat.reshape(-1).view(torch.uint8).numpy().tobytes()).hexdigest(),
+        )
+        if key in first:
+            copies[first[key]].append(name)
+        else:
+            first[key] = name
+            copies[name] = [name]
+    return {name: masks[name] for name in copies}, copies

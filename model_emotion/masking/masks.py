@@ -126,7 +126,9 @@ def generate_masks(
             top = top_k(column, int(k), attribute)
             masks[mask_name(attribute, k)] = build_mask(top, num_layers, d_ffn, method, _rng(seed, attribute, k, "top"))
             for draw in range(1, num_random + 1):
-                rng = _rng(seed, attribute, k, draw)
+                # global draws do not depend on the attribute: one set per k, shared by all attributes
+                # (the evaluation runs each distinct mask once)
+                rng = _rng(seed, "global", k, draw) if random_method == "global" else _rng(seed, attribute, k, draw)
                 picks = random_like(top, num_layers, d_ffn, random_method, rng)
                 masks[mask_name(attribute, k, draw)] = build_mask(picks, num_layers, d_ffn, method, rng)
             if permuted_ranks is not None:

@@ -49,6 +49,9 @@ class Results:
     ratings_dir: str | None = None  # human ratings used, when known
     sources: dict[str, str] = field(default_factory=dict)
     meta: dict = field(default_factory=dict)  # the rank table's _meta.json: how the searchlight was run
+    # the random masks do not depend on the attribute and each attribute's are other draws (the paper's
+    # global draws, one per attribute and k): the causal step pools them as draws of one distribution
+    pool_random: bool = False
 
     def missing(self) -> list[str]:
         names = {
@@ -88,6 +91,10 @@ def _masking_rows(records: list[tuple[dict, str]]) -> pd.DataFrame:
     rows = []
     for record, file in records:
         emotion, seed = record["sentiment"], record["seed"]
+        record_selection = record.get("selection")
+        ablation = record.get("ablation")
+        ablation = ablation.get("kind") if isinstance(ablation, dict) else None
+        ablation = ablation if ablation in ("zero", "mean", "resample", "scale") else "zero"  # older: zero
         hits = correct_of(record, file)
         record = accuracies_of(record, file)
         unmasked = record.get("unmasked")
@@ -113,9 +120,17 @@ def _masking_rows(records: list[tuple[dict, str]]) -> pd.DataFrame:
                     # per-example correctness of this mask and of the unmasked prompt (None in older files)
                     "correct": hits.get(key),
                     "correct_unmasked": hits.get("unmasked"),
+                    "selection": _selection_kind(record_selection),
+                    "ablation": ablation,
                 }
             )
     return pd.DataFrame(rows)
+
+
+def _selection_kind(selection) -> str:
+    """held_out, circular, or unrecorded (results written before 0.5 did not say)."""
+    kind = selection.get("kind") if isinstance(selection, dict) else None
+    return kind if kind in ("held_out", "circular") else "unrecorded"
 
 
 def _numeric_table(frame: pd.DataFrame, path: Path, columns) -> pd.DataFrame:
@@ -273,6 +288,19 @@ def _read_searchlight(res: Results, rank_path: Path) -> None:
     res.meta = meta
 
 
+def attach_searchlight(res: Results, rank_csv: str | Path) -> Results:
+    """A searchlight run's tables (rank table, tau, q or max-T p, null counts, reliability) in ``res``,
+    e.g. a permutation run on the paper's activations beside the paper's released masking results."""
+    rank_path = Path(rank_csv)
+    if not rank_path.is_file():
+        raise ToolkitError(f"{{--rank_csv}} {rank_path} is not a file (a rank table from {{stage:rsa}})")
+    expected = res.tau.shape[0] if res.tau is not None else None
+    _read_searchlight(res, rank_path)
+    if expected is not None and len(res.rank) != expected:
+        raise ToolkitError(f"{rank_path} has {len(res.rank)} neurons, the results it is read beside have {expected}")
+    return res
+
+
 def load_results(
     root: str | Path, rank_csv: str | Path | None = None, num_layers: int | None = None, alpha: float = 0.01
 ) -> Results:
@@ -362,6 +390,9 @@ def load_paper_results(
             masking["unmasked"] = [best.get((e, s), np.nan) for e, s in zip(masking["emotion"], masking["seed"])]
         else:
             masking["unmasked"] = np.nan
+        masking["selection"] = "circular"  # the paper ranked on the prompts it evaluated
+        masking["ablation"] = "zero"
         res.masking = masking
+        res.pool_random = True  # Model_Emotion's gen_random_mask: randperm over all neurons, per attribute and k
     res.sources["paper"] = str(paper_dir)
     return res

@@ -6,11 +6,15 @@ Per attribute (``survival_table``):
 - ``fwer_survivors``: neurons whose max-T family-wise adjusted p is <= alpha (the permutation test);
 - ``split_half_spearman``, ``split_half_chance``: agreement of the neuron statistics between halves
   of the seeds, and the same with one half's labels shuffled (``rsa_searchlight.py --seed_diagnostics``);
-- ``drop_beyond_random``, ``drop_beyond_permuted``, ``drop_ci_low``, ``drop_ci_high``: the masked
-  accuracy lost beyond random and beyond permuted-ranking masks, with the 95% bootstrap interval of
-  the first (over prompts and examples where the results hold per-example correctness, see
-  ``tables.hierarchical_bootstrap``); ``min_detectable_drop``: the smallest mean drop beyond random a one-sided
-  paired test at 5% would detect with 80% power at this run's number of prompts and their spread;
+- ``k``, ``selection``: the pre-declared k of the causal step, and whether the evaluated prompts
+  ranked the masks (``circular``) or not (``held_out``: masks from other seeds' rank tables);
+- ``drop_beyond_random``, ``drop_ci_low``, ``drop_ci_high``, ``p_random_holm``, ``rank_p_random``,
+  ``n_random_draws``: the masked accuracy lost beyond random masks with its 95% interval over emotions,
+  seeds and random draws (``causal``: two-way clustered, t quantiles), its one-sided p after Holm across
+  the attributes, and the exact rank p of the top mask among the draws (prompts held fixed);
+  ``drop_beyond_permuted``, ``p_permuted_holm``: the same against permuted-ranking masks;
+  ``min_detectable_drop``: the smallest drop beyond random a one-sided 5% test detects with 80% power
+  at this run's variance;
 - ``verdict``: which of the paper's claims hold for the attribute on this run, in words.
 Columns a run did not produce stay empty, and the verdict says what was not tested.
 """
@@ -29,13 +33,61 @@ COLUMNS = [
     "fwer_survivors",
     "split_half_spearman",
     "split_half_chance",
+    "k",
+    "selection",
     "drop_beyond_random",
-    "drop_beyond_permuted",
     "drop_ci_low",
     "drop_ci_high",
+    "p_random_holm",
+    "rank_p_random",
+    "n_random_draws",
+    "random_draw_skew",
+    "drop_beyond_permuted",
+    "p_permuted_holm",
     "verdict",
     "min_detectable_drop",
 ]
+CAUSAL_KEYS = [c for c in COLUMNS[COLUMNS.index("k") : COLUMNS.index("verdict")]] + ["min_detectable_drop"]
+
+
+def _missing(value) -> bool:
+    return value is None or (isinstance(value, float) and np.isnan(value))
+
+
+def _causal_verdict(row: dict) -> str:
+    drop, p = row.get("drop_beyond_random"), row.get("p_random_holm")
+    if _missing(drop):
+        return "causal effect not measured"
+    if _missing(p):
+        return (
+            f"causal effect not testable ({int(row.get('n_random_draws') or 0)} random draw(s): the spread of "
+            "random masks cannot be estimated)"
+        )
+    circular = " (circular selection)" if row.get("selection") != "held_out" else ""
+    text = (
+        f"masking costs more than random masks{circular} (Holm p = {p:.2g})"
+        if p < 0.05
+        else f"masking does not cost reliably more than random masks{circular} (Holm p = {p:.2g})"
+    )
+    kind = row.get("ablation") if isinstance(row.get("ablation"), str) else "zero"
+    text = text.replace("masking costs", f"{kind}-ablating the top neurons costs", 1).replace(
+        "masking does not", f"{kind}-ablating the top neurons does not", 1
+    )
+    others = sorted({key[len("p_random_holm_") :] for key in row if key.startswith("p_random_holm_")})
+    for other in others:
+        p_other = row[f"p_random_holm_{other}"]
+        if not _missing(p_other):
+            text += (
+                f"; under {other} ablation "
+                + ("it holds" if p_other < 0.05 else "it does not hold")
+                + f" (Holm p = {p_other:.2g})"
+            )
+    permuted = row.get("p_permuted_holm")
+    if not _missing(permuted):
+        text += " and " + (
+            "more than permuted-ranking masks" if permuted < 0.05 else "not reliably more than permuted-ranking masks"
+        )
+    return text
 
 
 def _verdict(row: dict, alpha: float) -> str:
@@ -60,21 +112,7 @@ def _verdict(row: dict, alpha: float) -> str:
             if real > chance + 0.05
             else "not more reliable across seed halves than chance"
         )
-    low = row.get("drop_ci_low")
-    if low is None or np.isnan(low):
-        parts.append("causal effect not measured")
-    else:
-        beyond = (
-            "masking costs more than random masks"
-            if low > 0
-            else "masking does not cost reliably more than random masks"
-        )
-        permuted = row.get("drop_beyond_permuted")
-        if permuted is not None and not np.isnan(permuted):
-            beyond += " and " + (
-                "more than permuted-ranking masks" if permuted > 0 else "no more than permuted-ranking masks"
-            )
-        parts.append(beyond)
+    parts.append(_causal_verdict(row))
     return "; ".join(parts)
 
 
@@ -116,20 +154,32 @@ def survival_table(
         if summary is not None and "drop_beyond_random" in summary:
             s = summary[summary["attribute"] == name]
             if len(s):
-                for key in (
-                    "drop_beyond_random",
-                    "drop_beyond_permuted",
-                    "drop_ci_low",
-                    "drop_ci_high",
-                    "min_detectable_drop",
-                ):
-                    if key in s:
-                        row[key] = float(s.iloc[0][key])
-        row = {key: row.get(key, np.nan) for key in COLUMNS if key != "verdict"}
+                keys = CAUSAL_KEYS + ["ablation"] + ablation_columns(summary)
+                row.update({key: s.iloc[0][key] for key in keys if key in s})
+        columns = _columns(summary)
+        row = {key: row.get(key, np.nan) for key in columns if key != "verdict"}
         row["verdict"] = _verdict(row, alpha)
-        row = {key: row[key] for key in COLUMNS}
+        row = {key: row[key] for key in columns}
         rows.append(row)
-    return pd.DataFrame(rows, columns=COLUMNS)
+    return pd.DataFrame(rows, columns=_columns(summary))
+
+
+def ablation_columns(summary: pd.DataFrame | None) -> list[str]:
+    """The causal columns of the other ablation kinds run (``drop_beyond_random_mean``, ...)."""
+    if summary is None:
+        return []
+    stems = ("drop_beyond_random_", "drop_ci_low_", "drop_ci_high_", "p_random_holm_")
+    return [c for c in summary.columns if c.startswith(stems) and not c.endswith(("_holm", "_skew"))]
+
+
+def _columns(summary) -> list[str]:
+    at = COLUMNS.index("verdict")
+    return (
+        COLUMNS[:at]
+        + ["ablation"] * (summary is not None and "ablation" in summary)
+        + ablation_columns(summary)
+        + COLUMNS[at:]
+    )
 
 
 def survival_sentences(table: pd.DataFrame, alpha: float) -> list[str]:
@@ -161,16 +211,83 @@ def survival_sentences(table: pd.DataFrame, alpha: float) -> list[str]:
         mdd = 100 * table["min_detectable_drop"].median()
         out.insert(
             0,
-            f"At this evaluation size the smallest drop beyond random that a paired test detects (80% power, "
-            f"one-sided 5%) is about {mdd:.1f} accuracy points (median over attributes)"
+            f"With this run's spread over emotions, seeds and random draws, the smallest drop beyond random that "
+            f"the one-sided 5% test detects with 80% power (before the correction across attributes) is about "
+            f"{mdd:.1f} accuracy points (median over attributes)"
             + ("; smaller effects, such as the paper's few points, can be missed." if mdd > 2 else "."),
         )
-    if table["drop_ci_low"].notna().any():
-        causal = table[table["drop_ci_low"] > 0]["attribute"].tolist()
-        out.append(
-            f"Masking the top neurons costs reliably more accuracy than random masks (95% interval above 0) "
-            f"for {len(causal)} of {n} attributes" + (f": {', '.join(causal)}." if causal else ".")
-        )
-    else:
-        out.append("The causal step (masked evaluation) is not part of this run.")
+    out.append(_causal_sentence(table))
     return out
+
+
+def _causal_sentence(table: pd.DataFrame) -> str:
+    n = len(table)
+    tested = table["p_random_holm"].notna()
+    if not tested.any():
+        if table["drop_beyond_random"].notna().any():
+            return (
+                "The causal step cannot be tested on this run: with one random draw per attribute and k the "
+                "spread of random masks is unknown (gen_mask.py --num_random 20 is the default)."
+            )
+        return "The causal step (masked evaluation) is not part of this run."
+    causal = table[tested & (table["p_random_holm"] < 0.05)]["attribute"].tolist()
+    k = table.loc[tested, "k"].iloc[0]
+    draws = int(table.loc[tested, "n_random_draws"].median())
+    selection = set(table.loc[tested, "selection"].astype(str))
+    held = (
+        "masks selected on other seeds than those evaluated"
+        if selection == {"held_out"}
+        else "circular selection: the masks were ranked on the prompts evaluated"
+    )
+    skewed = table[tested & (table["n_random_draws"] < 40) & (table["random_draw_skew"].abs() > 1)]
+    warning = (
+        f" Caution: the random draws of {len(skewed)} attribute(s) are skewed (|skewness| > 1) and fewer than "
+        f"40; in simulations with such draws the test's one-sided error was 0.07-0.08, not 0.05, so borderline "
+        f"p values are too small."
+        if len(skewed)
+        else ""
+    )
+    return (
+        f"Masking the top k = {int(k)} neurons costs more accuracy than random masks for {len(causal)} of "
+        f"{int(tested.sum())} attributes" + (f" ({', '.join(causal)})" if causal else "") + " at family-wise 5% "
+        f"(one-sided t on the drop beyond random with standard errors clustered by emotion and by random draw, "
+        f"{draws} draws, Holm across the {int(tested.sum())} attributes; {held})."
+        + ("" if int(tested.sum()) == n else f" {n - int(tested.sum())} attribute(s) were not tested.")
+        + _rank_sentence(table[tested])
+        + _ablation_sentence(table, tested, causal)
+        + warning
+    )
+
+
+def _ablation_sentence(table: pd.DataFrame, tested, causal: list[str]) -> str:
+    """Which attributes' effect survives each other ablation kind run, and all of them (each kind
+    tested at family-wise 5% with Holm; requiring all is an intersection-union test, no further correction)."""
+    kinds = [c[len("p_random_holm_") :] for c in table.columns if c.startswith("p_random_holm_")]
+    if not kinds:
+        return ""
+    lead = table["ablation"].dropna().iloc[0] if "ablation" in table and table["ablation"].notna().any() else "zero"
+    parts, every = [], set(causal)
+    for kind in kinds:
+        held = table[tested & (table[f"p_random_holm_{kind}"] < 0.05)]["attribute"].tolist()
+        every &= set(held)
+        parts.append(f"under {kind} ablation for {len(held)}" + (f" ({', '.join(held)})" if held else ""))
+    survivors = [a for a in table["attribute"] if a in every]
+    return (
+        f" The same test holds {'; '.join(parts)}; under every ablation kind run ({lead}, {', '.join(kinds)}) for "
+        f"{len(survivors)} attribute(s)" + (f": {', '.join(survivors)}." if survivors else ".")
+    )
+
+
+def _rank_sentence(table: pd.DataFrame) -> str:
+    """How the top masks rank among the random draws one by one (the exact test, prompts held fixed)."""
+    ranked = table.dropna(subset=["rank_p_random"])
+    if ranked.empty:
+        return ""
+    draws = ranked["n_random_draws"].to_numpy()
+    above = np.round(draws - (ranked["rank_p_random"].to_numpy() * (draws + 1) - 1)).astype(int)
+    best = int(np.argmax(above / draws))
+    return (
+        f" Ranked among its random draws one by one (exact rank p, prompts held fixed), the best top mask "
+        f"({ranked['attribute'].iloc[best]}) has lower accuracy than {above[best]} of {int(draws[best])} draws "
+        f"(rank p = {ranked['rank_p_random'].iloc[best]:.2g}; with D draws no rank p is below 1/(D + 1))."
+    )

@@ -29,79 +29,6 @@ def masking_effects(masking: pd.DataFrame) -> pd.DataFrame:
     return table
 
 
-BOOTSTRAP_DRAWS = 2000
-DETECT_ALPHA, DETECT_POWER = 0.05, 0.8
-
-
-def min_detectable_drop(values: np.ndarray) -> float:
-    """The smallest mean drop beyond random that a one-sided paired test at 5% detects with 80% power,
-    given the spread of the per-prompt drops and their number: (z_0.95 + z_0.8) * sd / sqrt(n)."""
-    values = np.asarray(values, dtype=float)
-    values = values[np.isfinite(values)]
-    if values.size < 2:
-        return float("nan")
-    z = stats.norm.isf(DETECT_ALPHA) + stats.norm.ppf(DETECT_POWER)
-    return float(z * values.std(ddof=1) / np.sqrt(values.size))
-
-
-def bootstrap_ci(values: np.ndarray, confidence: float = 0.95, seed: int = 0) -> tuple[float, float]:
-    """Percentile bootstrap interval of the mean over prompts (NaN for fewer than 2 values)."""
-    values = np.asarray(values, dtype=float)
-    values = values[np.isfinite(values)]
-    if values.size < 2:
-        return float("nan"), float("nan")
-    means = values[np.random.default_rng(seed).integers(0, values.size, (BOOTSTRAP_DRAWS, values.size))].mean(axis=1)
-    tail = (1 - confidence) / 2 * 100
-    return float(np.percentile(means, tail)), float(np.percentile(means, 100 - tail))
-
-
-def hierarchical_bootstrap(
-    differences: list[np.ndarray], confidence: float = 0.95, seed: int = 0
-) -> tuple[float, float, float]:
-    """Two-stage percentile bootstrap of a mean paired difference over prompts and examples.
-
-    ``differences``: per prompt, the per-example paired differences (e.g. random-mask correctness minus
-    top-k-mask correctness on the same examples). Each draw resamples the prompts with replacement and,
-    for every drawn prompt, its examples with replacement, then averages the prompt means. Returns the
-    interval and the bootstrap standard error; NaNs without data. With one prompt it is the bootstrap
-    over that prompt's examples alone."""
-    groups = [np.asarray(d, dtype=float) for d in differences if len(d)]
-    if not groups:
-        return float("nan"), float("nan"), float("nan")
-    rng = np.random.default_rng(seed)
-    # stage 2 first: BOOTSTRAP_DRAWS example resamples of each prompt's mean [prompts, draws]
-    pool = np.stack([g[rng.integers(0, g.size, (BOOTSTRAP_DRAWS, g.size))].mean(axis=1) for g in groups])
-    # stage 1: resample prompts; each drawn occurrence takes an independent example resample from the pool
-    picks = rng.integers(0, len(groups), (BOOTSTRAP_DRAWS, len(groups)))
-    columns = rng.integers(0, BOOTSTRAP_DRAWS, (BOOTSTRAP_DRAWS, len(groups)))
-    means = pool[picks, columns].mean(axis=1)
-    tail = (1 - confidence) / 2 * 100
-    return float(np.percentile(means, tail)), float(np.percentile(means, 100 - tail)), float(means.std(ddof=1))
-
-
-def paired_differences(rows: pd.DataFrame, baseline: str) -> list[np.ndarray] | None:
-    """Per prompt, the per-example differences baseline minus top-k correctness for one attribute and k
-    (``baseline``: "random" or "permuted", averaged over its draws; "unmasked"). None when any needed
-    result lacks per-example correctness (files written before it was stored)."""
-    if "correct" not in rows:
-        return None
-    out = []
-    for _, prompt in rows.groupby(["emotion", "seed"]):
-        top = prompt[prompt["kind"] == "top"]["correct"].tolist()
-        if baseline == "unmasked":
-            base = prompt["correct_unmasked"].iloc[:1].tolist()
-        else:
-            base = prompt[prompt["kind"] == baseline]["correct"].tolist()
-        if not top or not base:
-            continue
-        if any(v is None or (isinstance(v, float) and np.isnan(v)) for v in top + base):
-            return None
-        if len({len(v) for v in top + base}) != 1:
-            return None
-        out.append(np.mean(np.stack(base).astype(float), axis=0) - np.mean(np.stack(top).astype(float), axis=0))
-    return out
-
-
 def mean_ci(values: np.ndarray, confidence: float = 0.95) -> tuple[float, float]:
     """Mean and half-width of the t confidence interval (NaN half-width for fewer than 2 values)."""
     values = np.asarray(values, dtype=float)
@@ -114,64 +41,116 @@ def mean_ci(values: np.ndarray, confidence: float = 0.95) -> tuple[float, float]
     return float(values.mean()), float(half)
 
 
+def clustered_mean_ci(values: pd.Series, confidence: float = 0.95) -> tuple[float, float]:
+    """The t interval of the mean of per-prompt values (indexed by (emotion, seed)) with the
+    emotion-clustered standard error (seeds of an emotion share its examples): df = emotions - 1."""
+    from model_emotion.report.causal import _cluster_variance
+
+    values = values.dropna()
+    emotions = values.index.get_level_values(0).to_numpy()
+    x = values.to_numpy(float)
+    if x.size < 2:
+        return float("nan"), float("nan")
+    v, g = _cluster_variance(x - x.mean(), emotions)
+    if not np.isfinite(v) or v <= 0:
+        return float("nan"), float("nan")
+    half = stats.t.ppf(0.5 + confidence / 2, g - 1) * np.sqrt(v)
+    return float(x.mean() - half), float(x.mean() + half)
+
+
+ABLATION_ORDER = ("zero", "mean", "resample", "scale")
+
+
+def ablation_kinds(masking: pd.DataFrame) -> list[str]:
+    """The ablation kinds of a masked evaluation, zero first (results before 0.5 are zero ablation)."""
+    if "ablation" not in masking:
+        return ["zero"]
+    found = set(masking["ablation"].fillna("zero"))
+    return [kind for kind in ABLATION_ORDER if kind in found]
+
+
+def _of_ablation(masking: pd.DataFrame, kind: str) -> pd.DataFrame:
+    if "ablation" not in masking:
+        return masking
+    return masking[masking["ablation"].fillna("zero") == kind]
+
+
+def _selection_of(rows: pd.DataFrame) -> str:
+    """How the evaluated prompts relate to the ones that ranked the masks: held_out, circular, mixed."""
+    if "selection" not in rows:
+        return "unrecorded"
+    kinds = sorted(set(rows["selection"].dropna()))
+    return kinds[0] if len(kinds) == 1 else "mixed: " + "+".join(kinds)
+
+
+def _baseline_columns(masking: pd.DataFrame, k: int, kind: str, pool: bool) -> pd.DataFrame:
+    """Per attribute: the drop beyond ``kind`` (random or permuted) masks at k with the two-way
+    (emotion x draw) interval, its one-sided p, the rank p among the draws and Holm across attributes."""
+    from model_emotion.report.causal import causal_table
+
+    rows = masking.copy()
+    if kind == "permuted":
+        rows = rows[rows["kind"] != "random"].replace({"kind": {"permuted": "random"}})
+    table = causal_table(rows, k, pool=pool and kind == "random")
+    prefix = {"random": "drop", "permuted": "permuted"}[kind]
+    names = {
+        "drop": f"drop_beyond_{kind}",
+        "se": f"{prefix}_se",
+        "df": f"{prefix}_df",
+        "ci_low": f"{prefix}_ci_low",
+        "ci_high": f"{prefix}_ci_high",
+        "p": f"p_{kind}",
+        "p_holm": f"p_{kind}_holm",
+        "rank_p": f"rank_p_{kind}",
+        "n_draws": f"n_{kind}_draws",
+        "draw_skew": f"{kind}_draw_skew",
+    }
+    if kind == "random":
+        names.update(min_detectable="min_detectable_drop", n_emotions="n_emotions", n_prompts="n_pairs")
+    return table[["attribute", *names]].rename(columns=names).set_index("attribute")
+
+
 def summary_table(res, k: int | None) -> tuple[pd.DataFrame, int | None]:
-    """Per attribute: significant and selective neurons, top-k and random drops, their difference and a
-    paired t-test over (emotion, seed). Returns the table and the k used."""
+    """Per attribute: significant and selective neurons; at one k (``k``, pre-declared; default the
+    middle of the run's k values) the top-k drop and the drop beyond random and beyond permuted-ranking
+    masks with intervals over emotions, seeds and mask draws (``causal``), their one-sided p, Holm
+    across the attributes, and the selection the prompts had. Returns the table and the k used."""
     rows: dict[str, dict] = {}
     if res.summary is not None:
         totals = res.summary[res.summary["layer"].astype(str) == "all"]
         for _, row in totals.iterrows():
             rows.setdefault(row["attribute"], {})["n_significant"] = int(row["n_significant"])
             rows[row["attribute"]]["n_selective"] = int(row["n_selective"])
-    if res.masking is not None:
-        effects = masking_effects(res.masking)
-        ks = sorted(effects["k"].unique())
-        k = k if k in ks else ks[len(ks) // 2]
-        at_k = effects[effects["k"] == k].dropna(subset=["top", "random"])
-        rows_at_k = res.masking[res.masking["k"] == k]
-        for attribute, group in at_k.groupby("attribute"):
-            long = rows_at_k[rows_at_k["attribute"] == attribute]
-            entry = rows.setdefault(attribute, {})
-            entry["k"] = int(k)
-            entry["top_drop"] = float((group["unmasked"] - group["top"]).mean())
-            entry["random_drop"] = float((group["unmasked"] - group["random"]).mean())
-            entry["drop_beyond_random"] = float(group["beyond_random"].mean())
-            entry["n_pairs"] = int(len(group))
-            if len(group) > 1 and group["beyond_random"].std() > 0:
-                test = stats.ttest_rel(group["random"], group["top"], alternative="greater")
-                entry["t"] = float(test.statistic)
-                entry["p_paired"] = float(test.pvalue)
-            else:
-                entry["t"], entry["p_paired"] = float("nan"), float("nan")
-            random_diffs = paired_differences(long, "random")
-            if random_diffs:  # intervals over prompts and examples
-                entry["ci_over"] = "prompts+examples"
-                entry["top_ci_low"], entry["top_ci_high"], _ = hierarchical_bootstrap(
-                    paired_differences(long, "unmasked") or []
-                )
-                entry["drop_ci_low"], entry["drop_ci_high"], se = hierarchical_bootstrap(random_diffs)
-                z = stats.norm.isf(DETECT_ALPHA) + stats.norm.ppf(DETECT_POWER)
-                entry["min_detectable_drop"] = float(z * se)
-            else:  # results without per-example correctness: over prompts only
-                entry["ci_over"] = "prompts"
-                entry["top_ci_low"], entry["top_ci_high"] = bootstrap_ci((group["unmasked"] - group["top"]).to_numpy())
-                entry["drop_ci_low"], entry["drop_ci_high"] = bootstrap_ci(group["beyond_random"].to_numpy())
-                entry["min_detectable_drop"] = min_detectable_drop(group["beyond_random"].to_numpy())
-            if "beyond_permuted" in group and group["beyond_permuted"].notna().any():
-                beyond = group["beyond_permuted"].dropna()
-                entry["drop_beyond_permuted"] = float(beyond.mean())
-                permuted_diffs = paired_differences(long, "permuted") if random_diffs else None
-                if permuted_diffs:
-                    entry["permuted_ci_low"], entry["permuted_ci_high"], _ = hierarchical_bootstrap(permuted_diffs)
-                else:
-                    entry["permuted_ci_low"], entry["permuted_ci_high"] = bootstrap_ci(beyond.to_numpy())
-                entry["p_permuted"] = (
-                    float(stats.ttest_1samp(beyond, 0.0, alternative="greater").pvalue)
-                    if len(beyond) > 1 and beyond.std() > 0
-                    else float("nan")
-                )
-    else:
-        k = None
+    if res.masking is None:
+        return pd.DataFrame([{"attribute": a, **v} for a, v in rows.items()]), None
+    kinds = ablation_kinds(res.masking)
+    masking = _of_ablation(res.masking, kinds[0])  # zero ablation (the paper's) leads when it was run
+    effects = masking_effects(masking)
+    ks = sorted(effects["k"].unique())
+    k = k if k in ks else ks[len(ks) // 2]
+    at_k = effects[effects["k"] == k].dropna(subset=["top", "random"])
+    random = _baseline_columns(masking, k, "random", res.pool_random)
+    permuted = _baseline_columns(masking, k, "permuted", False) if "permuted" in at_k else None
+    others = {
+        kind: _baseline_columns(_of_ablation(res.masking, kind), k, "random", res.pool_random) for kind in kinds[1:]
+    }
+    for attribute, group in at_k.groupby("attribute"):
+        entry = rows.setdefault(attribute, {})
+        entry["k"] = int(k)
+        entry["ablation"] = kinds[0]
+        top = (group["unmasked"] - group["top"]).set_axis(pd.MultiIndex.from_frame(group[["emotion", "seed"]]))
+        entry["top_drop"] = float(top.mean())
+        entry["top_ci_low"], entry["top_ci_high"] = clustered_mean_ci(top)
+        entry["random_drop"] = float((group["unmasked"] - group["random"]).mean())
+        entry.update(random.loc[attribute].to_dict() if attribute in random.index else {})
+        if permuted is not None and attribute in permuted.index and group["permuted"].notna().any():
+            entry.update(permuted.loc[attribute].to_dict())
+        entry["ci_over"] = "emotions+draws" if res.pool_random is False else "emotions+pooled draws"
+        entry["selection"] = _selection_of(masking[masking["attribute"] == attribute])
+        for kind, table in others.items():  # the same test under each other ablation kind run
+            if attribute in table.index:
+                for column in ("drop_beyond_random", "drop_ci_low", "drop_ci_high", "p_random_holm"):
+                    entry[f"{column}_{kind}"] = table.loc[attribute, column]
     table = pd.DataFrame([{"attribute": a, **v} for a, v in rows.items()])
     return table, k
 

@@ -23,6 +23,10 @@ from model_emotion.util.settings import Settings, setting
 
 logger = logging.getLogger(__name__)
 
+# Random draws per (attribute, k) at most, and the most bytes the masks of one file may take in memory
+# (1000 draws x 14 attributes x 9 k of roberta-base's 36,864 int8 neurons would be 4.6 GB).
+MAX_RANDOM = 1000
+MASK_BYTES = 2 * 2**30
 DEFAULT_THRESHOLDS = (500, 1000, 1500, 2000, 2500, 3000, 4000, 5000, 6000)
 
 
@@ -62,7 +66,25 @@ class MaskConfig(Settings):
         None, "k as percentages of all neurons instead of --thresholds (e.g. 4 8 16)", kind="float", nargs="+",
         low=1e-300, high=100,
     )  # fmt: skip
-    num_random: int = setting(3, "random baseline draws per (attribute, k) (default %(default)s)", kind="int", low=0)
+    num_random: int = setting(
+        40,
+        "random baseline draws per (attribute, k) (default %(default)s: random masks' accuracies are skewed, "
+        "and with 20 or fewer draws the causal test's error was measured above 5%; global draws are shared "
+        "by all attributes, so they cost one evaluation each)",
+        kind="int",
+        low=0,
+        high=MAX_RANDOM,
+    )
+    selection: str | None = setting(
+        None,
+        "held_out: masks from the rank tables of the searchlight's seed folds (rsa_searchlight.py "
+        "--selection_folds), one masks file per fold (NAME_fold{f}.pkl), each evaluated only on the "
+        "seeds that did not select it; all: from the rank table of all seeds (the paper's choice: its "
+        "prompts are the ones evaluated, so the selection is circular); default held_out when the rank "
+        "table has folds, else all",
+        kind="str",
+        choices=(None, "held_out", "all"),
+    )
     num_permuted: int | None = setting(
         None,
         "permuted-ranking baselines per (attribute, k): top k of the rankings the permutation test "
@@ -152,7 +174,7 @@ def run_masks(config: MaskConfig) -> int:
 
 
 def _run(config: MaskConfig) -> int:
-    from model_emotion.masking.masks import generate_masks, ks_from_percent, save_masks
+    from model_emotion.masking.masks import ks_from_percent, save_masks
     from model_emotion.report.results import read_rank_table
 
     if not config.csv_path.is_file():
@@ -161,10 +183,21 @@ def _run(config: MaskConfig) -> int:
     settings = {
         k: v for k, v in config.to_dict().items() if k not in ("csv_path", "pkl_file", "overwrite", "mode", "model")
     }
-    record = run_folder.made_from({"rank_table": config.csv_path}, settings)
+    fold_inputs = {
+        p.stem[len(config.csv_path.stem) + 1 :]: p
+        for p in sorted(config.csv_path.parent.glob(f"{config.csv_path.stem}_fold*.csv"))
+    }
+    record = run_folder.made_from({"rank_table": config.csv_path, **fold_inputs}, settings)
+    written = read_meta(config.pkl_file) if config.pkl_file.exists() else {}
+    folds_there = all(
+        config.pkl_file.with_name(str(f.get("file"))).is_file()
+        for f in written.get("folds") or []
+        if isinstance(f, dict)
+    )
     if (
         config.pkl_file.exists()
         and not config.overwrite
+        and folds_there
         and run_folder.is_current(config.pkl_file, run_folder.read_record(config.pkl_file), record, "regenerating")
     ):
         return 0
@@ -179,8 +212,45 @@ def _run(config: MaskConfig) -> int:
     too_big = [k for k in thresholds if k > len(ranks)]
     if too_big:
         raise ToolkitError(f"thresholds {too_big} exceed the {len(ranks)} neurons of {config.csv_path}")
+    check_mask_bytes(config, len(attributes), len(thresholds), len(ranks))
     num_permuted, permuted = permuted_baselines(config, ranks)
-    masks = generate_masks(
+    folds = fold_tables(config, rank_meta)
+    masks = _generate(config, ranks, attributes, thresholds, num_layers, permuted)
+    save_masks(config.pkl_file, masks)
+    for fold in folds:
+        fold_ranks = read_rank_table(fold["table"])
+        if list(fold_ranks.columns) != list(ranks.columns) or len(fold_ranks) != len(ranks):
+            raise ToolkitError(
+                f"{fold['table']} does not match {config.csv_path} (rows or columns); rerun {{stage:rsa}}"
+            )
+        save_masks(fold["path"], _generate(config, fold_ranks, attributes, thresholds, num_layers, permuted))
+    save_run_args(config.pkl_file.parent, config.to_dict(), config.pkl_file.stem)
+    shape = {"num_layers": num_layers, "d_ffn": len(ranks) // num_layers, "num_neurons": len(ranks)}
+    write_masks_meta(config, masks, rank_meta, shape, thresholds, num_permuted, attributes, record, folds=folds)
+    logger.info(
+        "wrote %d masks (%d attributes x k in %s, %d random draws and %d permuted rankings each, %s) to %s%s",
+        len(masks), len(attributes), thresholds, config.num_random, num_permuted, config.random_method, config.pkl_file,
+        f" and one file per fold ({len(folds)}: held-out selection)" if folds else " (selection: all seeds)",
+    )  # fmt: skip
+    return 0
+
+
+def check_mask_bytes(config: MaskConfig, attributes: int, ks: int, neurons: int) -> None:
+    """Refuse a masks file that would not fit ``MASK_BYTES`` in memory, before building it."""
+    per_mask = neurons * (1 if config.mask_method in ("BINARY_MASK", "1") else 4)
+    count = attributes * ks * (1 + config.num_random + (config.num_permuted or 3))
+    if count * per_mask > MASK_BYTES:
+        raise ToolkitError(
+            f"{count} masks of {neurons} neurons take {count * per_mask / 2**30:.1f} GiB, above the "
+            f"{MASK_BYTES / 2**30:.0f} GiB a masks file may hold: lower --num_random ({config.num_random}) or "
+            f"the number of k ({ks}), or mask fewer attributes"
+        )
+
+
+def _generate(config: MaskConfig, ranks, attributes, thresholds, num_layers, permuted):
+    from model_emotion.masking.masks import generate_masks
+
+    return generate_masks(
         ranks,
         attributes,
         thresholds,
@@ -191,15 +261,44 @@ def _run(config: MaskConfig) -> int:
         seed=config.seed,
         permuted_ranks=permuted,
     )
-    save_masks(config.pkl_file, masks)
-    save_run_args(config.pkl_file.parent, config.to_dict(), config.pkl_file.stem)
-    shape = {"num_layers": num_layers, "d_ffn": len(ranks) // num_layers, "num_neurons": len(ranks)}
-    write_masks_meta(config, masks, rank_meta, shape, thresholds, num_permuted, attributes, record)
-    logger.info(
-        "wrote %d masks (%d attributes x k in %s, %d random draws and %d permuted rankings each, %s) to %s",
-        len(masks), len(attributes), thresholds, config.num_random, num_permuted, config.random_method, config.pkl_file,
-    )  # fmt: skip
-    return 0
+
+
+def fold_tables(config: MaskConfig, rank_meta: dict) -> list[dict]:
+    """The seed folds of held-out selection (from the rank table's _meta.json and its _fold tables):
+    per fold its table, its masks file, the seeds that selected it and those it may be evaluated on."""
+    listed = rank_meta.get("selection_folds") or []
+    selection = config.selection or ("held_out" if listed else "all")
+    if selection == "all":
+        if listed or config.selection is None:
+            logger.info(
+                "selection: the rank table of all seeds (circular: the masks are evaluated on the prompts that ranked them)"
+            )
+        return []
+    if not listed:
+        raise ToolkitError(
+            f"--selection held_out needs the seed folds of {config.csv_path} (rerun {{stage:rsa}} with "
+            f"--selection_folds 2 on activations of at least 2 seeds)"
+        )
+    folds = []
+    for entry in listed:
+        ok = (
+            isinstance(entry, dict)
+            and isinstance(entry.get("fold"), int)
+            and all(
+                isinstance(entry.get(k), list) and all(isinstance(s, int) for s in entry[k])
+                for k in ("select_seeds", "evaluate_seeds")
+            )
+        )
+        if not ok or not entry["evaluate_seeds"] or not entry["select_seeds"]:
+            raise ToolkitError(f"{config.csv_path}'s _meta.json has a malformed selection fold: {str(entry)[:120]}")
+        table = config.csv_path.with_name(f"{config.csv_path.stem}_fold{entry['fold']}.csv")
+        if not table.is_file():
+            raise ToolkitError(f"fold table {table} is missing; rerun {{stage:rsa}}")
+        path = config.pkl_file.with_name(f"{config.pkl_file.stem}_fold{entry['fold']}{config.pkl_file.suffix}")
+        folds.append(
+            {**{k: entry[k] for k in ("fold", "select_seeds", "evaluate_seeds")}, "table": table, "path": path}
+        )
+    return folds
 
 
 def checked_layers(config: MaskConfig, ranks, rank_meta: dict) -> int:
@@ -237,8 +336,18 @@ def permuted_baselines(config: MaskConfig, ranks):
     return num_permuted, load_permuted_ranks(null_npz, ranks, num_permuted) if num_permuted else None
 
 
-def write_masks_meta(config: MaskConfig, masks, rank_meta, shape, thresholds, num_permuted, attributes, record):
+def write_masks_meta(
+    config: MaskConfig, masks, rank_meta, shape, thresholds, num_permuted, attributes, record, *, folds
+):
+    from model_emotion.io.files import file_digest
     from model_emotion.masking.records import mask_info
+
+    fold_entries = []
+    for fold in folds:
+        entry = {k: fold[k] for k in ("fold", "select_seeds", "evaluate_seeds")}
+        entry.update(file=fold["path"].name, sha256=file_digest(fold["path"]))
+        write_meta(fold["path"], **shape, selection="held_out", **entry, rank_table=fold["table"].name)
+        fold_entries.append(entry)
 
     write_meta(
         config.pkl_file,
@@ -254,5 +363,8 @@ def write_masks_meta(config: MaskConfig, masks, rank_meta, shape, thresholds, nu
         seed=config.seed,
         attributes=list(attributes),
         masks=[mask_info(name) for name in masks],  # each mask's metadata as data
+        selection="held_out" if folds else "all",
+        seeds=rank_meta.get("seeds"),
+        folds=fold_entries,
         made_from=run_folder.with_output(record, config.pkl_file),
     )

@@ -41,7 +41,12 @@ class ReportConfig(Settings):
     output_dir: Path = setting(
         Path("report"), "where figures and tables go (default %(default)s)", flags=("--output_dir", "--output")
     )
-    rank_csv: Path | None = setting(None, "rank table to use (default: the first found)", kind="path")
+    rank_csv: Path | None = setting(
+        None,
+        "rank table to use (default: the first found); with --paper_dir alone, a searchlight run on the "
+        "paper's activations (e.g. the permutation test), whose tables then replace the recomputed ones",
+        kind="path",
+    )
     attributes: str | None = setting(
         None,
         "human ratings folder, for the RDM figure and the paper's RSA (default: env ME_ATTRIBUTES, "
@@ -94,6 +99,10 @@ def run_report(config: ReportConfig) -> int:
         load_paper_results(config.paper_dir, config.attributes, config.fdr, config.alpha) if config.paper_dir else None
     )
     ours = load_results(config.results_dir, config.rank_csv, alpha=config.alpha) if config.results_dir else None
+    if paper is not None and ours is None and config.rank_csv is not None:
+        from model_emotion.report.results import attach_searchlight
+
+        attach_searchlight(paper, config.rank_csv)  # e.g. a permutation run on the paper's activations
     human = load_human(config.human_dir) if config.human_dir is not None else None
     for res in (ours, paper):
         if (

@@ -133,11 +133,31 @@ class RSAConfig(Settings):
     device: str | None = setting(
         None, "torch device (cpu, cuda, cuda:1); default: cuda if available, else cpu", kind="str", env="ME_DEVICE"
     )
+    selection_folds: int | None = setting(
+        None,
+        "seed folds for held-out mask selection: per fold, a rank table from the searchlight on the "
+        "other folds' seeds (_fold{f}.csv beside the rank table), so that the masks that gen_mask.py "
+        "makes from it are evaluated on prompts that did not select them; 0 = none; default 2 under the "
+        "toolkit protocol when there are at least 2 seeds, 0 under the paper's (its selection is circular)",
+        kind="int",
+        low=0,
+    )
     overwrite: bool = setting(False, "replace existing tables")
 
     def rules(self) -> None:
         if self.test is None:
             object.__setattr__(self, "test", "parametric" if self.protocol == "paper" else "permutation")
+
+    def folds_for(self, n_seeds: int) -> int:
+        """The seed folds of held-out selection for ``n_seeds`` seeds (the default resolved)."""
+        folds = self.selection_folds
+        if folds is None:
+            folds = 2 if self.protocol == "toolkit" and n_seeds >= 2 else 0
+        if folds == 1 or folds > n_seeds:
+            raise ToolkitError(
+                f"{{--selection_folds}} {folds}: held-out selection needs 0 or 2..{n_seeds} folds of the {n_seeds} seed(s)"
+            )
+        return folds
 
 
 # The settings that change the tables: a finished run made with other values is recomputed.
@@ -158,6 +178,7 @@ RESULT_SETTINGS = (
     "seed_diagnostics",
     "splits",
     "diagnostic_permutations",
+    "selection_folds",
 )
 
 
@@ -196,6 +217,7 @@ def _run(config: RSAConfig) -> int:
         raise ToolkitError(f"{config.activations} does not say how many layers the model has; pass --num_layers")
     if config.seed_diagnostics:
         half_splits(len(data.seeds), config.splits)  # enough seeds? (before any work)
+    folds = config.folds_for(len(data.seeds))
     start = time.perf_counter()
     device = resolve_device(config.device)
     acts = normalize_seeds(data.activations[keep], config.seed_normalization)
@@ -212,6 +234,7 @@ def _run(config: RSAConfig) -> int:
     summary = summarize(result, num_layers, config.alpha)
     write_tables(config, paths, result, summary)
     write_seed_diagnostics(config, paths, acts, list(data.seeds), rdms, device)
+    write_fold_tables(config, paths["rank"], acts, list(data.seeds), rdms, folds, device)
     write_csv(paths["rank"], result.table("rank"))  # last: its presence marks a finished run
     save_run_args(paths["rank"].parent, config.to_dict(), paths["rank"].stem)
     shape = {"num_layers": num_layers, "d_ffn": data.d_ffn, "num_neurons": int(result.tau.shape[0])}
@@ -233,6 +256,41 @@ def write_tables(config: RSAConfig, paths: dict[str, Path], result, summary) -> 
         for key in run_folder.PERMUTATION_TABLES:  # a parametric rerun leaves no stale permutation tables
             paths[key].unlink(missing_ok=True)
     write_csv(paths["summary"], summary)
+
+
+def fold_seeds(seeds: list[int], folds: int) -> list[tuple[list[int], list[int]]]:
+    """Per fold f: (the seeds that select its masks, the seeds they are evaluated on = fold f).
+    Seeds go to folds by position in turn (1st, 3rd, ... to fold 1 of 2)."""
+    out = []
+    for f in range(folds):
+        evaluate = [s for i, s in enumerate(seeds) if i % folds == f]
+        out.append(([s for s in seeds if s not in evaluate], evaluate))
+    return out
+
+
+def write_fold_tables(config: RSAConfig, rank: Path, acts, seeds: list[int], rdms, folds: int, device) -> None:
+    """Held-out selection: per fold, the rank table of the searchlight on the other folds' seeds
+    (ranked by the same statistic; the parametric test, since only the ranking is used), with the
+    seeds that selected it and those it may be evaluated on in its _meta.json. Old fold tables of
+    another fold count are removed."""
+    from model_emotion.rsa.searchlight import searchlight
+
+    for old in rank.parent.glob(f"{rank.stem}_fold*.csv"):
+        old.unlink()
+        old.with_name(old.stem + "_meta.json").unlink(missing_ok=True)
+    for f, (select, evaluate) in enumerate(fold_seeds(seeds, folds), start=1):
+        positions = [seeds.index(s) for s in select]
+        result = searchlight(
+            acts[:, positions], rdms.rdms, rdms.names, config.method, config.fdr, config.alternative, device
+        )
+        path = fold_table_path(rank, f)
+        write_csv(path, result.table("rank"))
+        write_meta(path, fold=f, folds=folds, select_seeds=select, evaluate_seeds=evaluate, method=config.method)
+        logger.info("fold %d of %d: ranked on seeds %s, for evaluating seeds %s", f, folds, select, evaluate)
+
+
+def fold_table_path(rank: Path, fold: int) -> Path:
+    return rank.with_name(f"{rank.stem}_fold{fold}.csv")
 
 
 def write_seed_diagnostics(config: RSAConfig, paths: dict[str, Path], acts, seeds: list, rdms, device) -> None:
@@ -285,6 +343,10 @@ def write_rank_meta(config: RSAConfig, rank: Path, shape: dict, rdms, seeds: lis
         perm_seed=config.perm_seed if perm else None,
         tail=config.tail if perm else None,
         seed_normalization=config.seed_normalization,
+        selection_folds=[
+            {"fold": f, "select_seeds": sel, "evaluate_seeds": ev}
+            for f, (sel, ev) in enumerate(fold_seeds(seeds, config.folds_for(len(seeds))), start=1)
+        ],
         made_from=run_folder.with_output(record, rank),
     )
 
