@@ -19,9 +19,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from causal_sim import old_two_stage_bootstrap, simulate  # noqa: E402
-
-from model_emotion.report.causal import causal_table  # noqa: E402
+from causal_sim import measure  # noqa: E402
 
 SCENARIOS = [
     ("defaults (27 emotions x 6 seeds, 20 draws)", {}),
@@ -34,20 +32,6 @@ SCENARIOS = [
 ]
 
 
-def measure(runs: int, effect: float, spec: dict, old: int, seed: int = 7):
-    rng = np.random.default_rng(seed)
-    covered = rejected = old_covered = 0
-    for r in range(runs):
-        table, paired = simulate(rng, effect, **spec)
-        est = causal_table(table, 1).iloc[0]
-        covered += est.ci_low <= effect <= est.ci_high
-        rejected += est.p < 0.05
-        if r < old:
-            low, high, _ = old_two_stage_bootstrap(list(paired), seed=r, draws=500)
-            old_covered += low <= effect <= high
-    return covered / runs, rejected / runs, old_covered / old if old else float("nan")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=1000)
@@ -56,10 +40,10 @@ def main() -> None:
     start = time.perf_counter()
     print(f"{'scenario':52s} {'coverage':>8s} {'error':>6s} {'0.4 coverage':>12s}")
     for name, spec in SCENARIOS:
-        coverage, error, old = measure(args.runs, 0.0, spec, args.old_runs if not spec else 0)
+        coverage, error, old = measure(args.runs, 0.0, old=args.old_runs if not spec else 0, **spec)
         print(f"{name:52s} {coverage:8.3f} {error:6.3f} {old:12.3f}")
     for effect in (0.03, 0.05):
-        _, power, _ = measure(args.runs // 2, effect, {}, 0, seed=9)
+        _, power, _ = measure(args.runs // 2, effect, seed=9)
         print(f"power at a {100 * effect:.0f}-point drop (defaults): {power:.3f}")
     print(
         f"({args.runs} runs per scenario; Monte Carlo SE of a coverage near 0.95: "

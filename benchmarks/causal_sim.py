@@ -94,3 +94,21 @@ def old_two_stage_bootstrap(
     means = pool[picks, columns].mean(axis=1)
     tail = (1 - confidence) / 2 * 100
     return float(np.percentile(means, tail)), float(np.percentile(means, 100 - tail)), float(means.std(ddof=1))
+
+
+def measure(runs: int, effect: float = 0.0, seed: int = 7, old: int = 0, **spec) -> tuple[float, float, float]:
+    """Over ``runs`` simulated runs: the coverage of the causal step's 95% interval, its one-sided
+    rejections at 5%, and the 0.4 scheme's coverage on the first ``old`` runs (NaN when 0)."""
+    from model_emotion.report.causal import causal_table
+
+    rng = np.random.default_rng(seed)
+    covered = rejected = old_covered = 0
+    for r in range(runs):
+        table, paired = simulate(rng, effect, **spec)
+        est = causal_table(table, 1).iloc[0]
+        covered += est.ci_low <= effect <= est.ci_high
+        rejected += est.p < 0.05
+        if r < old:
+            low, high, _ = old_two_stage_bootstrap(list(paired), seed=r, draws=500)
+            old_covered += low <= effect <= high
+    return covered / runs, rejected / runs, (old_covered / old if old else float("nan"))

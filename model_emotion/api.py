@@ -34,6 +34,7 @@ from model_emotion.errors import ToolkitError
 from model_emotion.lm.device import resolve_device
 from model_emotion.lm.inference import accuracy
 from model_emotion.lm.neurons import find_ffn
+from model_emotion.masking.ablation import make_ablation, reference_texts
 from model_emotion.masking.evaluate import check_mask_shapes
 from model_emotion.masking.evaluate import evaluate_masks as _evaluate_masks
 from model_emotion.masking.masks import generate_masks, ks_from_percent
@@ -184,14 +185,21 @@ def evaluate_masks(
     data: GoEmotions,
     masks: dict[str, torch.Tensor],
     *,
-    split: str = "dev",
+    split: str = "test",
     max_eval_samples: int | None = None,
     eval_batch_size: int = 64,
     device=None,
     progress: bool = False,
     masks_per_forward: int | str = "auto",
+    ablation: str = "zero",
+    ablation_scale: float = 0.5,
+    reference: str = "neutral",
+    reference_samples: int = 256,
+    ablation_seed: int = 0,
 ) -> dict[str, float]:
-    """Step 5: accuracy of one prompt with each mask applied, plus ``unmasked``, on its balanced split."""
+    """Step 5: accuracy of one prompt with each mask applied, plus ``unmasked``, on its balanced split
+    (test by default: dev chose the epoch). ``ablation`` and the reference settings as in
+    ``eval_mask_neuron.py`` (``masking.ablation``)."""
     model = _prompt_model(prompt)
     device = resolve_device(device)
     model.to(device)
@@ -206,12 +214,20 @@ def evaluate_masks(
         config.extra.get("negative_sampling", "exclusive"),
     )
     encoded = model.encode_task(task.texts, task.labels)
+    texts = None
+    if ablation in ("mean", "resample"):
+        texts = reference_texts(data.split(split), reference, reference_samples, ablation_seed)
+    kind, _ = make_ablation(
+        ablation, model, texts, device, rows=len(encoded), scale=ablation_scale, seed=ablation_seed,
+        emotion=config.sentiment, prompt_seed=config.seed,
+    )  # fmt: skip
     out = {"unmasked": accuracy(model, encoded, eval_batch_size, device)}
     out.update(
         _evaluate_masks(
-            model, encoded, masks, eval_batch_size, device, progress=progress, masks_per_forward=masks_per_forward
+            model, encoded, masks, eval_batch_size, device, progress=progress, masks_per_forward=masks_per_forward,
+            ablation=kind,
         )
-    )
+    )  # fmt: skip
     return out
 
 

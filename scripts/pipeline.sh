@@ -2,7 +2,7 @@
 # Needs: OUT MODEL ATTRIBUTES (may be empty = download), DATA_DIR (may be empty = hub), EMOTIONS, SEEDS,
 # PROMPT_LEN EPOCHS LR MAX_TRAIN_SAMPLES MAX_EVAL_SAMPLES MASK_EVAL_SAMPLES MASK_PERCENT (or THRESHOLDS) NUM_RANDOM;
 # optional: PROTOCOL, NEGATIVE_SAMPLING, MULTI_PROMPT (1: train.py --multi_prompt), ACCURACY_MEAN, RANDOM_METHOD, MASK_EVAL_BATCH_SIZE, HUMAN_DIR,
-# NUM_PERMUTED (permuted-ranking masks per attribute and k; gen_mask.py's default: 3 after a permutation test),
+# NUM_PERMUTED (permuted-ranking masks per attribute and k; gen_mask.py's default: the 20 a permutation test keeps),
 # RSA_ARGS (more rsa_searchlight.py flags).
 
 run_pipeline() {

@@ -38,6 +38,9 @@ MASK_EVAL_SAMPLES=${MASK_EVAL_SAMPLES-24}
 MASK_PERCENT=${MASK_PERCENT:-4 8 16}
 NUM_RANDOM=${NUM_RANDOM:-40}  # global draws, shared by the attributes: 40 evaluations per k
 RANDOM_METHOD=${RANDOM_METHOD:-global}
+# permuted-ranking masks are attribute-specific (14 x 3 k evaluations each): 3 here to fit 2 cores, not
+# the 20 the searchlight keeps (gen_mask.py's default), so the permuted-ranking test has low resolution
+NUM_PERMUTED=${NUM_PERMUTED:-3}
 PAPER_DIR=${PAPER_DIR:-${ME_SHARED_DATA:+$ME_SHARED_DATA/paper_roberta}}
 REPORT_ARGS=${REPORT_ARGS:-${PAPER_DIR:+--paper_dir $PAPER_DIR}}
 run_pipeline

@@ -14,7 +14,7 @@ from conftest import REPO
 from model_emotion.report.causal import causal_table, estimate_drop, holm, rank_p, two_way_se
 
 sys.path.insert(0, str(REPO / "benchmarks"))
-from causal_sim import old_two_stage_bootstrap, simulate  # noqa: E402
+from causal_sim import measure, simulate  # noqa: E402
 
 
 def brute_two_way_variance(x, g1, g2):
@@ -84,22 +84,6 @@ def test_causal_table_holm_covers_the_attributes_and_pooling_takes_every_draw():
     pooled = causal_table(both, 1, pool=True)
     assert pooled["n_draws"].tolist() == [2, 2]
     assert pooled["p_holm"].tolist() == pytest.approx(holm(pooled["p"].to_numpy()).tolist())
-
-
-def measure(runs, effect=0.0, seed=7, old=0, **spec):
-    """Coverage of the 95% interval, one-sided rejections at 5%, and the 0.4 scheme's coverage on the
-    first ``old`` runs."""
-    rng = np.random.default_rng(seed)
-    covered = rejected = old_covered = 0
-    for r in range(runs):
-        table, paired = simulate(rng, effect, **spec)
-        est = causal_table(table, 1).iloc[0]
-        covered += est.ci_low <= effect <= est.ci_high
-        rejected += est.p < 0.05
-        if r < old:
-            low, high, _ = old_two_stage_bootstrap(list(paired), seed=r, draws=500)
-            old_covered += low <= effect <= high
-    return covered / runs, rejected / runs, (old_covered / old if old else np.nan)
 
 
 @pytest.mark.slow

@@ -1,9 +1,6 @@
 """A table-driven fuzz: truncated and flipped bytes of every real input file type are read or refused with one ToolkitError.
 
-Each case runs a script's ``main`` through ``cli.run`` on real files in a temporary folder (the
-session's ``lab`` fixture) and asserts exit status 2, one error line, no traceback and no output
-changed (``hostile_helpers.refused``).
-"""
+How a refusal is checked (exit 2, one line, nothing written): ``hostile_helpers.refused``."""
 
 from __future__ import annotations
 

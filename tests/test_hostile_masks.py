@@ -1,9 +1,6 @@
 """Hostile mask files: malicious, broken and mislabelled mask pickles never run and are refused in one line.
 
-Each case runs a script's ``main`` through ``cli.run`` on real files in a temporary folder (the
-session's ``lab`` fixture) and asserts exit status 2, one error line, no traceback and no output
-changed (``hostile_helpers.refused``).
-"""
+How a refusal is checked (exit 2, one line, nothing written): ``hostile_helpers.refused``."""
 
 from __future__ import annotations
 

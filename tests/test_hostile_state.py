@@ -1,9 +1,6 @@
 """Hostile run state: stale, edited, partial or concurrent outputs, links, locks and full disks never pass for current.
 
-Each case runs a script's ``main`` through ``cli.run`` on real files in a temporary folder (the
-session's ``lab`` fixture) and asserts exit status 2, one error line, no traceback and no output
-changed (``hostile_helpers.refused``).
-"""
+How a refusal is checked (exit 2, one line, nothing written): ``hostile_helpers.refused``."""
 
 from __future__ import annotations
 

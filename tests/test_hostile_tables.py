@@ -1,9 +1,6 @@
 """Hostile tables and arrays: rank tables, ratings, NPZ headers, result JSON and meta files, and CSV cells written inert.
 
-Each case runs a script's ``main`` through ``cli.run`` on real files in a temporary folder (the
-session's ``lab`` fixture) and asserts exit status 2, one error line, no traceback and no output
-changed (``hostile_helpers.refused``).
-"""
+How a refusal is checked (exit 2, one line, nothing written): ``hostile_helpers.refused``."""
 
 from __future__ import annotations
 

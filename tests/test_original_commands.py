@@ -57,7 +57,7 @@ def test_gen_mask_original_command_on_the_released_rank_table_alone(tmp_path, sh
         assert tuple(mask.shape) == (12, 3072) and int((mask == 0).sum()) == k
         best = np.argsort(ranks["valence"].to_numpy(), kind="stable")[:k]
         assert (mask.flatten()[best] == 0).all()
-    assert len(masks) == 14 * len(PAPER_THRESHOLDS) * 4  # top-k + 3 random draws each
+    assert len(masks) == 14 * len(PAPER_THRESHOLDS) * 41  # top-k + 40 random draws each (the default since 0.5)
 
 
 @pytest.fixture(scope="module")

@@ -336,7 +336,9 @@ def test_command_writes_permutation_tables_and_refuses_bad_input(tmp_path, share
         gen_mask.main(["--CSV_Path", str(out), "--PKL_File", str(pkl), "--thresholds", "5", "--num_random", "1"]) == 0
     )
     masks = torch.load(pkl, weights_only=True)
-    assert {f"valence_top5_permuted{i}" for i in (1, 2, 3)} <= set(masks) and len(masks) == 14 * 5
+    kept = null["permuted_stat"].shape[0]
+    assert kept == 20 and len(masks) == 14 * (2 + kept)  # top, 1 random draw, every kept permutation (B = 199)
+    assert {f"valence_top5_permuted{i}" for i in (1, 2, 3)} <= set(masks)
     ranks = rank_by(null["permuted_stat"][1].astype(float))[:, list(fwer.columns).index("valence")]
     zeros = np.flatnonzero(masks["valence_top5_permuted2"].flatten().numpy() == 0)
     assert set(zeros) == set(np.argsort(ranks, kind="stable")[:5])

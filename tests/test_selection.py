@@ -63,3 +63,29 @@ def test_held_out_selection_from_folds_to_the_report(tmp_path, shared, small_goe
     summary = pd.read_csv(out / "summary.csv")
     assert set(summary["selection"].dropna()) == {"held_out"} and (summary["n_random_draws"].dropna() == 3).all()
     assert "held_out" in (out / "summary.md").read_text()
+
+
+def test_ablation_kinds_through_the_eval_stage_and_the_report(lab, tmp_path, shared):
+    """Each kind writes its results with its record; the mean is cached and reused; the report leads
+    with zero ablation and adds the other kinds' columns."""
+    from model_emotion.report.results import load_results
+    from model_emotion.report.tables import summary_table
+
+    base = ["--jobs", "joy-1", "anger-1", "fear-1", "love-1", "--maskPath", str(lab["pkl"]), *lab["common"],
+            "--checkpoint_dir", str(lab["ckpt"]), "--max_eval_samples", "8"]  # fmt: skip
+    runs = {"zero": [], "mean": [], "resample": ["--reference", "split"], "scale": ["--ablation_scale", "0.25"]}
+    for kind, extra in runs.items():
+        out = tmp_path / "results" / f"eval_{kind}"
+        assert eval_mask_neuron.main([*base, "--resultPath", str(out), "--ablation", kind, *extra]) == 0
+        record = json.loads((out / "joy-1.json").read_text())
+        assert record["ablation"]["kind"] == kind and record["selection"]["kind"] == "circular"
+    cache = tmp_path / "results" / "eval_mean" / "reference" / "joy-1.npz"
+    assert cache.is_file()
+    before = cache.stat().st_mtime_ns
+    out = tmp_path / "results" / "eval_mean"
+    assert eval_mask_neuron.main([*base, "--resultPath", str(out), "--ablation", "mean", "--overwrite"]) == 0
+    assert cache.stat().st_mtime_ns == before  # the cached mean was reused
+    res = load_results(tmp_path / "results")
+    table, _ = summary_table(res, None)
+    assert set(table["ablation"].dropna()) == {"zero"}
+    assert {"p_random_holm_mean", "p_random_holm_resample", "p_random_holm_scale"} <= set(table.columns)

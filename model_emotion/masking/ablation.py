@@ -125,3 +125,37 @@ def resample_rows(pool: torch.Tensor, rows: int, seed: int, emotion: str, prompt
         raise ToolkitError(f"--ablation resample needs at least 2 reference texts to draw from, got {pool.shape[0]}")
     rng = np.random.default_rng([seed, zlib.crc32(emotion.encode()), prompt_seed])
     return pool[torch.from_numpy(rng.integers(0, pool.shape[0], rows))]
+
+
+def make_ablation(
+    kind: str,
+    model,
+    texts: list[str] | None,
+    device,
+    *,
+    rows: int,
+    scale: float = 0.5,
+    seed: int = 0,
+    emotion: str = "",
+    prompt_seed: int = 0,
+    mean: torch.Tensor | None = None,
+):
+    """The ``Ablation`` of ``kind`` for one prompt: the reference statistics read through ``model``
+    from ``texts`` (``mean`` given: the cached mean of mean ablation), the per-row draws of resample
+    ablation for ``rows`` evaluated rows. Returns (ablation or None for zero, its record)."""
+    if kind not in ABLATIONS:
+        raise ToolkitError(f"{{--ablation}} {kind!r} unknown; choose one of {', '.join(ABLATIONS)}")
+    if kind == "zero":
+        return None, {"kind": "zero"}
+    if kind == "scale":
+        return Ablation("scale", factor=scale), {"kind": "scale", "factor": scale}
+    info = {"kind": kind, "n_reference": len(texts)}
+    if kind == "mean":
+        if mean is None:
+            mean, _ = reference_activations(model, texts, device, seed)
+        return Ablation("mean", mean=mean), info
+    _, pool = reference_activations(model, texts, device, seed)
+    return Ablation("resample", replacements=resample_rows(pool, rows, seed, emotion, prompt_seed)), {
+        **info,
+        "seed": seed,
+    }

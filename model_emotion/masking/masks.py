@@ -141,9 +141,10 @@ def generate_masks(
     return masks
 
 
-def load_permuted_ranks(null_npz: Path, ranks: pd.DataFrame, count: int) -> np.ndarray:
-    """The rankings of the first ``count`` permutations of a searchlight's permutation test, read from
-    its ``_null.npz`` (no pickles) and checked against the rank table. [count, neurons, columns]"""
+def load_permuted_ranks(null_npz: Path, ranks: pd.DataFrame, count: int | None) -> np.ndarray:
+    """The rankings of the first ``count`` permutations (None: all it kept) of a searchlight's
+    permutation test, read from its ``_null.npz`` (no pickles) and checked against the rank table.
+    [count, neurons, columns]"""
     from model_emotion.rsa.searchlight import rank_by
 
     data = read_npz(null_npz, "permutation-test file")
@@ -160,6 +161,7 @@ def load_permuted_ranks(null_npz: Path, ranks: pd.DataFrame, count: int) -> np.n
             f"{null_npz} does not match its rank table (neurons or attributes differ: {stat.shape[1:]} "
             f"vs {(len(ranks), len(ranks.columns))}); rerun {{stage:rsa}}"
         )
+    count = stat.shape[0] if count is None else count
     if count > stat.shape[0]:
         raise ToolkitError(f"{{--num_permuted}} {count}: {null_npz} keeps {stat.shape[0]} permuted rankings")
     return np.stack([rank_by(s) for s in stat[:count]])

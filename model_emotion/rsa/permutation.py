@@ -217,7 +217,7 @@ def permutation_test(
     alternative: str = "greater",
     tail: str = "empirical",
     chunk: int = 1024,
-    keep_permuted: int = 3,
+    keep_permuted: int = 20,
 ) -> PermutationResult:
     """The randomisation test. x: [neurons, pairs] neuron RDMs; attribute_rdms: [A, pairs].
 
@@ -228,9 +228,7 @@ def permutation_test(
     below alpha (for the parametric test's null counts), ``observed_p`` the parametric p of the
     observed statistics, ``valid`` marks tests with a defined statistic [neurons, A].
     """
-    for name, value, allowed in (("correction", correction, CORRECTIONS), ("tail", tail, TAILS)):
-        if value not in allowed:
-            raise ToolkitError(f"{{--{name}}} {value!r} unknown; choose one of {', '.join(allowed)}")
+    # correction and tail were checked by the caller (searchlight); B depends on the data: checked here
     B = check_permutations(permutations, n_emotions)
     check_alpha(alpha, B, tail)
     N, A = observed.shape

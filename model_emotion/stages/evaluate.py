@@ -460,30 +460,30 @@ def ablation_settings(config: EvalConfig) -> dict:
 
 
 def job_ablation(run: EvalRun, model, emotion: str, seed: int, rows: int):
-    """The job's ``Ablation`` and its record in the result: the reference statistics of mean and
-    resample ablation are computed once per prompt (through its prompt) and the mean cached beside
-    the results with its record (``reference/{emotion}-{seed}.npz``)."""
-    from model_emotion.masking.ablation import Ablation, reference_texts, resample_rows
+    """The job's ``Ablation`` and its record in the result: the reference mean of mean ablation is
+    computed once per prompt (through its prompt) and cached beside the results with its record
+    (``reference/{emotion}-{seed}.npz``)."""
+    from model_emotion.masking.ablation import make_ablation, reference_texts
 
     config = run.config
-    if config.ablation == "zero":
-        return None, {"kind": "zero"}
-    if config.ablation == "scale":
-        return Ablation("scale", factor=config.ablation_scale), {"kind": "scale", "factor": config.ablation_scale}
-    texts = reference_texts(
-        run.data.split(config.split), config.reference, config.reference_samples, config.ablation_seed
-    )
-    mean, pool = cached_reference(run, model, emotion, seed, texts)
-    info = {"kind": config.ablation, "reference": config.reference, "n_reference": len(texts), "split": config.split}
-    if config.ablation == "mean":
-        return Ablation("mean", mean=mean), info
-    replacements = resample_rows(pool, rows, config.ablation_seed, emotion, seed)
-    return Ablation("resample", replacements=replacements), {**info, "seed": config.ablation_seed}
+    texts = mean = None
+    if config.ablation in ("mean", "resample"):
+        frame = run.data.split(config.split)
+        texts = reference_texts(frame, config.reference, config.reference_samples, config.ablation_seed)
+        if config.ablation == "mean":
+            mean = cached_reference(run, model, emotion, seed, texts)
+    ablation, info = make_ablation(
+        config.ablation, model, texts, run.device, rows=rows, scale=config.ablation_scale,
+        seed=config.ablation_seed, emotion=emotion, prompt_seed=seed, mean=mean,
+    )  # fmt: skip
+    if texts is not None:
+        info.update(reference=config.reference, split=config.split)
+    return ablation, info
 
 
 def cached_reference(run: EvalRun, model, emotion: str, seed: int, texts: list[str]):
-    """(mean [layers, d_ffn], pool [texts, layers, d_ffn]); the mean is reused from the cache when its
-    record (checkpoint, model, texts) matches, the pool (resample only) is computed each time."""
+    """The reference mean [layers, d_ffn] of mean ablation, reused from the cache when its record
+    (checkpoint, model, settings, texts) matches."""
     import hashlib
     import json
 
@@ -499,14 +499,14 @@ def cached_reference(run: EvalRun, model, emotion: str, seed: int, texts: list[s
     texts_sha = hashlib.sha256(json.dumps(texts).encode()).hexdigest()
     record = {"checkpoint": record_of(run, emotion, seed)["inputs"]["checkpoint"], "model": config.model,
               "state": config.state, "protocol": config.protocol, "texts_sha256": texts_sha}  # fmt: skip
-    if config.ablation == "mean" and path.is_file() and read_meta(path).get("record") == record:
+    if path.is_file() and read_meta(path).get("record") == record:
         data = read_npz(path, "reference mean file")
         if "mean" in data and data["mean"].ndim == 2:
-            return torch.from_numpy(data["mean"].astype(np.float32)), None
-    mean, pool = reference_activations(model, texts, run.device, config.ablation_seed)
+            return torch.from_numpy(data["mean"].astype(np.float32))
+    mean, _ = reference_activations(model, texts, run.device, config.ablation_seed)
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as handle:
             np.savez_compressed(handle, mean=mean.numpy())
     write_meta(path, record=record, n_texts=len(texts), reference=config.reference)
-    return mean, pool
+    return mean

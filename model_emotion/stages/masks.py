@@ -88,8 +88,8 @@ class MaskConfig(Settings):
     num_permuted: int | None = setting(
         None,
         "permuted-ranking baselines per (attribute, k): top k of the rankings the permutation test "
-        "computed with shuffled emotion labels (from the rank table's _null.npz; default 3 when "
-        "it exists, else 0)",
+        "computed with shuffled emotion labels (from the rank table's _null.npz; default every one it "
+        "keeps, 20 since 0.5, when it exists, else 0)",
         kind="int",
         low=0,
     )
@@ -238,7 +238,7 @@ def _run(config: MaskConfig) -> int:
 def check_mask_bytes(config: MaskConfig, attributes: int, ks: int, neurons: int) -> None:
     """Refuse a masks file that would not fit ``MASK_BYTES`` in memory, before building it."""
     per_mask = neurons * (1 if config.mask_method in ("BINARY_MASK", "1") else 4)
-    count = attributes * ks * (1 + config.num_random + (config.num_permuted or 3))
+    count = attributes * ks * (1 + config.num_random + (20 if config.num_permuted is None else config.num_permuted))
     if count * per_mask > MASK_BYTES:
         raise ToolkitError(
             f"{count} masks of {neurons} neurons take {count * per_mask / 2**30:.1f} GiB, above the "
@@ -330,8 +330,11 @@ def permuted_baselines(config: MaskConfig, ranks):
     null_npz = run_folder.rank_table_path(config.csv_path, "null")
     num_permuted = config.num_permuted
     if num_permuted is None:
-        num_permuted = 3 if null_npz.is_file() else 0
-    elif num_permuted and not null_npz.is_file():
+        if not null_npz.is_file():
+            return 0, None
+        permuted = load_permuted_ranks(null_npz, ranks, None)  # every kept one (20 since 0.5, 3 before)
+        return len(permuted), permuted
+    if num_permuted and not null_npz.is_file():
         raise ToolkitError(f"--num_permuted {config.num_permuted} needs {null_npz} ({{stage:rsa}} --test permutation)")
     return num_permuted, load_permuted_ranks(null_npz, ranks, num_permuted) if num_permuted else None
 
