@@ -67,7 +67,7 @@ class DropEstimate:
     draw_skew: float  # sample skewness of the random draws' mean accuracies (NaN below 3 draws)
 
 
-def _cluster_variance(residual: np.ndarray, groups: np.ndarray) -> tuple[float, int]:
+def cluster_variance(residual: np.ndarray, groups: np.ndarray) -> tuple[float, int]:
     """sum_g (sum_{i in g} r_i)^2 / n^2 * G / (G - 1), and G."""
     codes, index = np.unique(groups, return_inverse=True)
     g = codes.size
@@ -85,10 +85,10 @@ def two_way_se(x: np.ndarray, emotion: np.ndarray, draw: np.ndarray) -> tuple[fl
     """
     x = np.asarray(x, dtype=float)
     r = x - x.mean()
-    v_e, n_e = _cluster_variance(r, np.asarray(emotion))
-    v_d, n_d = _cluster_variance(r, np.asarray(draw))
+    v_e, n_e = cluster_variance(r, np.asarray(emotion))
+    v_d, n_d = cluster_variance(r, np.asarray(draw))
     cells = np.char.add(np.char.add(np.asarray(emotion).astype(str), "\x00"), np.asarray(draw).astype(str))
-    v_ed, _ = _cluster_variance(r, cells)
+    v_ed, _ = cluster_variance(r, cells)
     if not (np.isfinite(v_e) and np.isfinite(v_d)):
         return float("nan"), 0
     v = v_e + v_d - (v_ed if np.isfinite(v_ed) else 0.0)

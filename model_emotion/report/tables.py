@@ -44,14 +44,14 @@ def mean_ci(values: np.ndarray, confidence: float = 0.95) -> tuple[float, float]
 def clustered_mean_ci(values: pd.Series, confidence: float = 0.95) -> tuple[float, float]:
     """The t interval of the mean of per-prompt values (indexed by (emotion, seed)) with the
     emotion-clustered standard error (seeds of an emotion share its examples): df = emotions - 1."""
-    from model_emotion.report.causal import _cluster_variance
+    from model_emotion.report.causal import cluster_variance
 
     values = values.dropna()
     emotions = values.index.get_level_values(0).to_numpy()
     x = values.to_numpy(float)
     if x.size < 2:
         return float("nan"), float("nan")
-    v, g = _cluster_variance(x - x.mean(), emotions)
+    v, g = cluster_variance(x - x.mean(), emotions)
     if not np.isfinite(v) or v <= 0:
         return float("nan"), float("nan")
     half = stats.t.ppf(0.5 + confidence / 2, g - 1) * np.sqrt(v)

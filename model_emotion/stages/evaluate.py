@@ -153,6 +153,7 @@ class EvalRun:
     masks: dict
     masks_sha: str
     by_seed: dict = field(default_factory=dict)  # seed -> (masks, digest, selection record) of its fold
+    reference_texts: list | None = None  # mean/resample ablation: the reference set, drawn once
     known: dict = field(default_factory=dict)  # (emotion, seed) -> the record known before loading
     checkpoints: dict = field(default_factory=dict)  # (emotion, seed) -> loaded checkpoint
     backbone: object = None
@@ -250,6 +251,7 @@ def load_shared(run: EvalRun, pending: list[tuple[str, int]]) -> None:
         texts = reference_texts(
             run.data.split(config.split), config.reference, config.reference_samples, config.ablation_seed
         )
+        run.reference_texts = texts
         if config.ablation == "resample" and len(texts) < 2:
             raise ToolkitError(f"--ablation resample needs at least 2 reference texts to draw from, got {len(texts)}")
 
@@ -463,13 +465,11 @@ def job_ablation(run: EvalRun, model, emotion: str, seed: int, rows: int):
     """The job's ``Ablation`` and its record in the result: the reference mean of mean ablation is
     computed once per prompt (through its prompt) and cached beside the results with its record
     (``reference/{emotion}-{seed}.npz``)."""
-    from model_emotion.masking.ablation import make_ablation, reference_texts
+    from model_emotion.masking.ablation import make_ablation
 
     config = run.config
-    texts = mean = None
-    if config.ablation in ("mean", "resample"):
-        frame = run.data.split(config.split)
-        texts = reference_texts(frame, config.reference, config.reference_samples, config.ablation_seed)
+    texts, mean = run.reference_texts, None  # drawn once, in load_shared
+    if texts is not None:
         if config.ablation == "mean":
             mean = cached_reference(run, model, emotion, seed, texts)
     ablation, info = make_ablation(
