@@ -58,7 +58,7 @@ def test_permuted_statistics_equal_scipy_kendalltau_with_ties(paper_sample):
     targets = pm.permuted_targets(y, perms)  # [(B+1) * A, pairs]
     for variant in ("b", "a"):
         stat = _KendallStatistic(len(x), x.shape[1], variant, "greater", y.shape[0])
-        tau = stat(x, np.arange(len(x)), stat.prepare(targets))  # [neurons, targets]
+        tau = stat(x, np.arange(len(x)), stat.prepare(targets, y.shape[0]))  # [neurons, targets]
         rng = np.random.default_rng(1)
         for n, t in zip(rng.integers(0, len(x), 150), rng.integers(0, len(targets), 150)):
             expected = stats.kendalltau(x[n], targets[t]).statistic
@@ -68,7 +68,7 @@ def test_permuted_statistics_equal_scipy_kendalltau_with_ties(paper_sample):
                 expected *= math.sqrt((n0 - tied[0]) * (n0 - tied[1])) / n0
             assert tau[n, t] == pytest.approx(expected, abs=1e-12)
     rho = _SpearmanStatistic(x.shape[1], "greater")
-    values = rho(x, None, rho.prepare(targets))
+    values = rho(x, None, rho.prepare(targets, y.shape[0]))
     for n, t in [(0, 5), (7, 200), (len(x) - 1, 293)]:
         assert values[n, t] == pytest.approx(stats.spearmanr(x[n], targets[t]).statistic, abs=1e-10)
 
@@ -100,25 +100,32 @@ def test_bit_gemm_kernel_equals_the_order_kernel_and_the_torch_path():
 
 
 def brute_force(x, y, perms, alternative="greater"):
-    """Per-test and max-T p-values by scipy loops over every permutation."""
+    """Per-test, max-T and global max-T p-values by scipy loops over every permutation; the last two
+    also on the studentized statistic (each test standardized by the mean and SD of its B + 1 values)."""
     index = pm.pair_permutations(perms)
     B = len(perms)
-    sign = {"greater": 1.0, "less": -1.0}.get(alternative)
 
-    def stat(a, b):
-        t = stats.kendalltau(a, b).statistic
-        return abs(t) if sign is None else sign * t
+    def signed(t):
+        return {"greater": t, "less": -t}.get(alternative, np.abs(t))
 
-    obs = np.array([[stat(row, target) for target in y] for row in x])
-    null = np.array([[[stat(row, target[index[b]]) for target in y] for row in x] for b in range(B)])  # [B, N, A]
+    raw_obs = np.array([[stats.kendalltau(row, target).statistic for target in y] for row in x])
+    raw_null = np.array(
+        [[[stats.kendalltau(row, target[index[b]]).statistic for target in y] for row in x] for b in range(B)]
+    )  # [B, N, A]
+    values = np.concatenate([raw_obs[None], raw_null])  # [B + 1, N, A]
+    mean, sd = values.mean(axis=0), values.std(axis=0)
+    obs, null = signed(raw_obs), signed(raw_null)
     perm_p = (1 + (null >= obs[None] - 1e-12).sum(0)) / (B + 1)
-    maxima = np.nanmax(null, axis=1)  # [B, A]
-    fwer = np.array(
-        [[(1 + (maxima[:, a] >= obs[n, a]).sum()) / (B + 1) for a in range(y.shape[0])] for n in range(len(x))]
-    )
-    global_max = maxima.max(axis=1)
-    fwer_global = (1 + (global_max[None, None, :] >= obs[:, :, None]).sum(2)) / (B + 1)
-    return perm_p, fwer, fwer_global
+
+    def max_t(o, n):
+        maxima = np.nanmax(n, axis=1)  # [B, A]
+        within = (1 + (maxima[:, None, :] >= o[None]).sum(0)) / (B + 1)
+        across = (1 + (maxima.max(axis=1)[:, None, None] >= o[None]).sum(0)) / (B + 1)
+        return within, across
+
+    fwer, fwer_global = max_t(obs, null)
+    z_within, z_across = max_t(signed((raw_obs - mean) / sd), signed((raw_null - mean[None]) / sd[None]))
+    return perm_p, fwer, fwer_global, z_within, z_across
 
 
 @pytest.mark.slow
@@ -133,10 +140,25 @@ def test_p_values_equal_brute_force_over_every_permutation(alternative):
     result = searchlight(
         acts, y, ["a", "b", "c"], alternative=alternative, test="permutation", permutations=150, perm_seed=9, alpha=0.05
     )
-    perm_p, fwer, fwer_global = brute_force(neuron_rdms(acts), y, pm.draw_permutations(K, 150, 9), alternative)
+    perm_p, fwer, fwer_global, z_within, z_across = brute_force(
+        neuron_rdms(acts), y, pm.draw_permutations(K, 150, 9), alternative
+    )
     assert np.allclose(result.perm.perm_p, perm_p)
-    assert np.allclose(result.perm.fwer_p, fwer)
-    assert np.allclose(result.perm.fwer_global_p, fwer_global)
+    assert np.allclose(result.perm.fwer_p, fwer)  # the default: raw within each attribute ...
+    assert np.allclose(result.perm.fwer_global_p, z_across)  # ... studentized across them
+    variants = result.perm.variants
+    assert np.allclose(variants["raw_across"], fwer_global)
+    assert np.allclose(variants["studentized_within"], z_within)
+    both = searchlight(
+        acts, y, ["a", "b", "c"], alternative=alternative, test="permutation", permutations=150, perm_seed=9,
+        alpha=0.05, studentize="both",
+    )  # fmt: skip
+    assert np.allclose(both.perm.fwer_p, z_within) and np.allclose(both.perm.fwer_global_p, z_across)
+    raw = searchlight(
+        acts, y, ["a", "b", "c"], alternative=alternative, test="permutation", permutations=150, perm_seed=9,
+        alpha=0.05, studentize="none",
+    )  # fmt: skip
+    assert np.allclose(raw.perm.fwer_global_p, fwer_global)
 
 
 @pytest.mark.slow
@@ -274,6 +296,12 @@ def test_command_writes_permutation_tables_and_refuses_bad_input(tmp_path, share
     assert meta["test"] == "permutation" and meta["permutations"] == 199 and meta["correction"] == "maxt"
     null = np.load(out.with_name("r_null.npz"))
     assert null["null_max"].shape == (14, 199) and null["counts_permutation_maxt"].shape == (199, 14)
+    assert null["null_max_studentized"].shape == (14, 199)
+    survivors = pd.read_csv(out.with_name("r_maxt_survivors.csv")).set_index("attribute")
+    assert np.array_equal(survivors["raw_within_0.05"].to_numpy(), (fwer.to_numpy() <= 0.05).sum(0))
+    across = pd.read_csv(out.with_name("r_fwer_global_p_value.csv"))
+    assert np.array_equal(survivors["studentized_across_0.05"].to_numpy(), (across.to_numpy() <= 0.05).sum(0))
+    assert meta["studentize"] == "across" and meta["rank_by"] == "statistic"
     summary = pd.read_csv(out.with_name("r_summary.csv"))
     total = summary[summary.layer == "all"].set_index("attribute")["n_significant"]
     assert np.array_equal(total.to_numpy(), (fwer.to_numpy() <= 0.05).sum(0))
@@ -306,8 +334,10 @@ def test_command_writes_permutation_tables_and_refuses_bad_input(tmp_path, share
         "null_p95",
         "count_p",
         "fwer_survivors",
+        "fwer_across_survivors",
         "split_half_spearman",
         "split_half_chance",
+        "split_half_p_holm",
         "k",
         "selection",
         "drop_beyond_random",
@@ -444,3 +474,99 @@ def test_min_detectable_drop_by_formula():
     t = stats.t.isf(0.05, est.df) + stats.t.ppf(0.8, est.df)
     assert est.df == 3 and est.min_detectable == pytest.approx(t * est.se)
     assert est.p == pytest.approx(stats.t.sf(est.drop / est.se, est.df))
+
+
+@pytest.mark.slow
+def test_studentized_max_t_keeps_the_error_and_balances_the_attributes(shared, record_property):
+    """300 simulated datasets on the paper's 27 emotions and 14 attribute RDMs, whose permutation nulls
+    differ in spread as the real ones do (tau SD from about 0.03 for valence to 0.07 for disgust-face),
+    with heavy per-emotion effects and no alignment, then with one neuron planted per attribute for
+    valence and disgust-face: the studentized max-T across attributes keeps the family-wise error at
+    alpha (as raw does); raw max-T draws its across-attribute null maxima from the wide-null attributes
+    and so misses valence's neuron, studentized does not (measured facts, asserted)."""
+    rdms = pd.read_csv(shared / "emotion_attributes" / "rdms.csv")
+    scores = pd.read_csv(shared / "emotion_attributes" / "attributes.csv").set_index("emotion")
+    y, names = rdms.iloc[:, 2:].to_numpy(dtype=float).T, list(rdms.columns[2:])
+    emotions = list(dict.fromkeys(list(rdms.emotion_a) + list(rdms.emotion_b)))
+    rng = np.random.default_rng(21)
+    alpha, B, runs, K = 0.05, 199, 300, 27
+    errors = {"raw_across": 0, "studentized_across": 0}
+    share = {"raw": np.zeros(len(names)), "studentized": np.zeros(len(names))}
+    found = {(v, a): 0 for v in ("raw_across", "studentized_across") for a in ("valence", "disgust-face")}
+    for r in range(runs):
+        acts = per_emotion_null(rng, K, 3, 40)
+        res = searchlight(acts, y, names, test="permutation", permutations=B, perm_seed=r, alpha=alpha)
+        for v in errors:
+            errors[v] += bool((res.perm.variants[v] <= alpha).any())
+        share["raw"] += np.bincount(res.perm.null_max.argmax(0), minlength=len(names)) / (B * runs)
+        share["studentized"] += np.bincount(res.perm.null_max_z.argmax(0), minlength=len(names)) / (B * runs)
+        if r < 60:  # power: the same null with one neuron per attribute following its ratings
+            for i, a in enumerate(("valence", "disgust-face")):
+                level = scores.loc[emotions, a].to_numpy()
+                acts[:, :, i] = 0.8 * level[:, None] / level.std() + rng.normal(size=(K, 3))
+            res = searchlight(acts, y, names, test="permutation", permutations=B, perm_seed=r, alpha=alpha)
+            for v, a in list(found):
+                i, col = ("valence", "disgust-face").index(a), names.index(a)
+                found[v, a] += bool(res.perm.variants[v][i, col] <= alpha)
+    mc = 2.5 * math.sqrt(alpha * (1 - alpha) / runs)
+    low, high = names.index("valence"), names.index("disgust-face")
+    measured = {
+        "fwer": {v: n / runs for v, n in errors.items()},
+        "null_max_share": {k: (round(s[low], 3), round(s[high], 3)) for k, s in share.items()},
+        "power": {f"{v}:{a}": n / 60 for (v, a), n in found.items()},
+    }
+    record_property("studentized", measured)
+    print(measured)
+    assert errors["studentized_across"] / runs <= alpha + mc and errors["raw_across"] / runs <= alpha + mc
+    assert share["raw"][low] < 0.01 and share["raw"][high] > 0.1  # raw: disgust-face sets the global null
+    assert share["studentized"][low] > 0.03 and share["studentized"][high] < 0.1  # studentized: near 1/14 each
+    # raw max-T across attributes spends its correction on the narrow-null attribute (valence)
+    assert found["studentized_across", "valence"] >= found["raw_across", "valence"] + 12
+
+
+def test_rank_by_studentized_ranks_on_the_standardized_statistic(tmp_path, shared, capsys):
+    rng = np.random.default_rng(8)
+    emotions = sorted(pd.read_csv(shared / "emotion_attributes" / "attributes.csv").iloc[:, 0])[:9]
+    npz = tmp_path / "acts.npz"
+    acts = rng.normal(size=(9, 4, 2 * 12)) * rng.gamma(1.0, size=(1, 1, 24))  # unequal neuron spreads
+    np.savez(
+        npz, activations=acts.astype(np.float32), emotions=np.array(emotions), seeds=np.arange(1, 5), layers=2, d_ffn=12
+    )
+    base = ["--activations", str(npz), "--attributes", str(shared / "emotion_attributes"), "--permutations", "99"]
+    base += ["--alpha", "0.05", "--attribute_names", "valence", "arousal"]
+    out = tmp_path / "r" / "r.csv"
+    assert rsa_searchlight.main([*base, "--output", str(out), "--rank_by", "studentized"]) == 0
+    from model_emotion.rsa.searchlight import rank_by
+
+    z = pd.read_csv(out.with_name("r_zstat.csv"))
+    rank = pd.read_csv(out)
+    assert np.allclose(rank.to_numpy(), rank_by(z.to_numpy()), equal_nan=True)
+    tau = pd.read_csv(out.with_name("r_tau.csv"))
+    assert not np.allclose(rank.to_numpy(), rank_by(tau.to_numpy()), equal_nan=True)  # a different order
+    fold = json.loads(out.with_name("r_fold1_meta.json").read_text())
+    assert fold["rank_by"] == "studentized" and fold["permutations"] == 100
+    capsys.readouterr()
+    bad = [*base, "--output", str(tmp_path / "p" / "p.csv"), "--rank_by", "studentized", "--test", "parametric"]
+    assert cli.run(rsa_searchlight.main, bad) == 2
+    assert "rank_by" in capsys.readouterr().err and not (tmp_path / "p" / "p.csv").exists()
+
+
+@pytest.mark.parametrize("correction", ["maxt", "maxt_global", "fdr"])
+def test_attribute_blocks_and_small_chunks_change_nothing(monkeypatch, correction):
+    """The memory bounds (a few attributes' targets at a time, a few neurons per chunk) give the same
+    test as one block of everything."""
+    rng = np.random.default_rng(13)
+    K = 9
+    acts = per_emotion_null(rng, K, 2, 30)
+    y = attribute_rdms(rng.normal(size=(K, 4)))
+    settings = dict(test="permutation", permutations=99, perm_seed=3, alpha=0.05, correction=correction, tail="moments")
+    whole = searchlight(acts, y, list("abcd"), **settings)
+    monkeypatch.setattr(pm, "TARGET_BYTES", 1)  # one attribute per block
+    monkeypatch.setattr(pm, "CHUNK_BYTES", 8 * 100 * 2)  # a neuron or two per chunk
+    assert [len(c) for c in pm.attribute_blocks(4, 99, y.shape[1])] == [1, 1, 1, 1]
+    blocked = searchlight(acts, y, list("abcd"), **settings)
+    for key in ("perm_p", "fwer_p", "fwer_global_p", "null_max", "null_max_z", "z", "permuted_stat"):
+        assert np.allclose(getattr(whole.perm, key), getattr(blocked.perm, key), equal_nan=True), key
+    pd.testing.assert_frame_equal(whole.perm.null_counts, blocked.perm.null_counts)
+    for key, draws in whole.perm.count_draws.items():
+        assert np.array_equal(draws, blocked.perm.count_draws[key])

@@ -60,6 +60,9 @@ PERMUTATION_TABLES = {
     "fwer_global_p": "_fwer_global_p_value",
     "null_counts": "_null_counts",
     "null": "_null",
+    "zstat": "_zstat",
+    "maxt_survivors": "_maxt_survivors",
+    "tail_fits": "_tail_fits",
 }
 SEED_TABLES = {"seed_reliability": "_seed_reliability", "seed_influence": "_seed_influence"}
 

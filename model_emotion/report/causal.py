@@ -46,6 +46,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from model_emotion.rsa.fdr import holm
+
 DETECT_ALPHA, DETECT_POWER = 0.05, 0.8
 
 
@@ -146,20 +148,6 @@ def estimate_drop(top: pd.Series, random: pd.DataFrame, confidence: float = 0.95
         min_detectable=mdd,
         draw_skew=float(stats.skew(draw_means)) if draw_means.size >= 3 else float("nan"),
     )
-
-
-def holm(p: np.ndarray) -> np.ndarray:
-    """Holm's step-down adjusted p values (NaN stays NaN and does not count as a test)."""
-    p = np.asarray(p, dtype=float)
-    out = np.full(p.shape, np.nan)
-    ok = np.flatnonzero(np.isfinite(p))
-    if ok.size == 0:
-        return out
-    order = ok[np.argsort(p[ok], kind="stable")]
-    m = order.size
-    adjusted = np.maximum.accumulate((m - np.arange(m)) * p[order])
-    out[order] = np.minimum(adjusted, 1.0)
-    return out
 
 
 def draw_table(masking: pd.DataFrame, attribute: str, k: int, pool: bool = False) -> tuple[pd.Series, pd.DataFrame]:

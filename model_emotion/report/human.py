@@ -11,9 +11,15 @@ GoEmotions rater agreement, as released with the paper:
 Analyses (the paper's argument that the neurons matter in proportion to how much each attribute
 matters to humans):
 
-- ``attribute_importance``: Kendall tau-b of the human similarity RDM with each attribute's RDM,
-  one-sided (greater) as R's ``cor.test``, BH q-values (R's ``p.adjust(method = "BH")``) and a
-  percentile bootstrap CI over participants;
+- ``attribute_importance``: Kendall tau-b of the human similarity RDM with each attribute's RDM:
+  the paper's one-sided p (R's ``cor.test``, which treats the emotion pairs as independent) with BH
+  q-values, beside the emotion-label permutation p (Mantel; Nili et al. 2014) with Holm across the
+  attributes, and a percentile interval from the dual bootstrap over emotions and participants
+  (Schuett et al. 2023: both are samples; resampled pairs of one emotion with itself are left out, as
+  rsatoolbox does);
+- ``noise_ceiling``: the lower and upper bounds of the human RDM's noise ceiling from the participants
+  (Nili et al. 2014; rsatoolbox's ``boot_noise_ceiling``): each participant's RDM against the pooled
+  RDM of the others (lower) and of everyone (upper), pooled as ranks for the rank correlations;
 - ``importance_vs_drop``: per k, the rank correlation across attributes between importance and the
   masking drop beyond random (mean random-mask accuracy minus mean top-k accuracy);
 - ``agreement_vs_accuracy``: rater agreement against prompt accuracy per emotion;
@@ -35,7 +41,7 @@ from scipy.spatial.distance import pdist, squareform
 from model_emotion.data.ratings import AttributeRDMs, pair_index
 from model_emotion.errors import ToolkitError
 from model_emotion.io.files import read_csv
-from model_emotion.rsa.fdr import fdr
+from model_emotion.rsa.fdr import fdr, holm
 from model_emotion.rsa.permutation import mantel_p
 from model_emotion.rsa.searchlight import kendall
 
@@ -127,36 +133,96 @@ def _restrict(rdms: AttributeRDMs, emotions: list[str]) -> np.ndarray:
 
 
 def attribute_importance(
-    human: HumanData, rdms: AttributeRDMs, n_boot: int = 1000, seed: int = 0, confidence: float = 0.95
+    human: HumanData,
+    rdms: AttributeRDMs,
+    n_boot: int = 1000,
+    seed: int = 0,
+    confidence: float = 0.95,
+    permutations: int = 10000,
 ) -> pd.DataFrame:
-    """Kendall tau-b (one-sided) of the human similarity RDM with each attribute RDM, BH q-values and a
-    bootstrap CI over participants (NaN without per-participant data).
+    """Kendall tau-b of the human similarity RDM with each attribute RDM: the paper's one-sided p and BH
+    q, the emotion-label permutation p (``permutations`` draws) and its Holm adjustment across the
+    attributes, and a percentile interval from the dual bootstrap over emotions and participants (over
+    emotions alone without per-participant data; ``bootstrap`` says which).
 
-    Columns: attribute, tau, p_value, q_value, ci_low, ci_high (sorted as the attributes).
+    Columns: attribute, tau, p_value, q_value, perm_p, perm_p_holm, ci_low, ci_high, bootstrap.
     """
     emotions = shared_emotions(human, rdms)
     attribute = _restrict(rdms, emotions)  # [A, pairs]
     target = pair_vector(human.similarity, emotions, where=f"{human.source}/{SIMILARITY}")
     tau, p = kendall(target[None], attribute)  # [1, A]
+    perm_p = mantel_p(target[None], attribute, len(emotions), permutations, seed)[0]
     table = pd.DataFrame({"attribute": rdms.names, "tau": tau[0], "p_value": p[0], "q_value": fdr(p[0], "bh")})
-    table["ci_low"], table["ci_high"] = np.nan, np.nan
-    if human.by_participant is not None and n_boot > 0:
-        people = sorted(human.by_participant["participant"].unique())
-        per_person = np.stack(
-            [
-                pair_vector(group, emotions, where=f"{human.source}/{BY_PARTICIPANT}")
-                for _, group in human.by_participant.groupby("participant", sort=True)
-            ]
-        )  # [people, pairs]
-        rng = np.random.default_rng(seed)
-        draws = rng.integers(0, len(people), size=(n_boot, len(people)))
-        boot = per_person[draws].mean(axis=1)  # [n_boot, pairs]
-        boot_tau, _ = kendall(boot, attribute)  # [n_boot, A]
+    table["perm_p"], table["perm_p_holm"] = perm_p, holm(perm_p)
+    table["ci_low"], table["ci_high"], table["bootstrap"] = np.nan, np.nan, ""
+    if n_boot > 0:
+        people = participant_rdms(human, emotions)  # [people, pairs] or None
+        boot_tau = dual_bootstrap(target, people, attribute, n_boot, seed)  # [n_boot, A]
         tail = (1 - confidence) / 2 * 100
         table["ci_low"] = np.nanpercentile(boot_tau, tail, axis=0)
         table["ci_high"] = np.nanpercentile(boot_tau, 100 - tail, axis=0)
-        logger.info("attribute importance: %d participants, %d bootstrap draws", len(people), n_boot)
+        table["bootstrap"] = "emotions" if people is None else "emotions+participants"
+        logger.info("attribute importance: %d bootstrap draws (%s)", n_boot, table["bootstrap"].iloc[0])
     return table
+
+
+def participant_rdms(human: HumanData, emotions: list[str]) -> np.ndarray | None:
+    """Each participant's RDM over ``emotions`` (participants sorted). [people, pairs], or None."""
+    if human.by_participant is None:
+        return None
+    return np.stack(
+        [
+            pair_vector(group, emotions, where=f"{human.source}/{BY_PARTICIPANT}")
+            for _, group in human.by_participant.groupby("participant", sort=True)
+        ]
+    )
+
+
+def bootstrap_pairs(n: int, rng) -> np.ndarray:
+    """One bootstrap sample of n emotions as pair indices (``pair_index`` order) of the sampled pairs,
+    a pair drawn twice kept twice and a pair of one emotion with itself left out. [pairs drawn]"""
+    draw = rng.integers(0, n, size=n)
+    rows, cols = pair_index(n)
+    a, b = draw[rows], draw[cols]
+    keep = a != b
+    lo, hi = np.minimum(a, b)[keep], np.maximum(a, b)[keep]
+    return n * lo - lo * (lo + 1) // 2 + (hi - lo - 1)
+
+
+def dual_bootstrap(
+    target: np.ndarray, people: np.ndarray | None, others: np.ndarray, n_boot: int, seed: int
+) -> np.ndarray:
+    """Kendall tau-b of the target RDM (the mean of resampled participants' RDMs when ``people`` is given,
+    else ``target`` itself) with each of ``others`` [R, pairs] over resampled emotions. [n_boot, R]"""
+    rng = np.random.default_rng(seed)
+    n = int(round((1 + np.sqrt(1 + 8 * len(target))) / 2))
+    out = np.full((n_boot, len(others)), np.nan)
+    for b in range(n_boot):
+        pairs = bootstrap_pairs(n, rng)
+        vector = target if people is None else people[rng.integers(0, len(people), size=len(people))].mean(axis=0)
+        if pairs.size >= 3:
+            out[b] = kendall(vector[pairs][None], others[:, pairs])[0][0]
+    return out
+
+
+def noise_ceiling(people: np.ndarray, method: str = "kendall_tau_b") -> tuple[float, float]:
+    """The (lower, upper) noise ceiling of a group RDM from its participants' RDMs [people, pairs]: the
+    mean over participants of the correlation of their RDM with the pooled RDM of the others (lower) and
+    of all (upper). Pooled as the mean of ranks for ``kendall_tau_b``/``spearman``, as rsatoolbox's
+    ``boot_noise_ceiling`` pools for rank correlations."""
+    if len(people) < 2:
+        raise ToolkitError(f"a noise ceiling needs at least 2 participants, got {len(people)}")
+    if method not in ("kendall_tau_b", "spearman"):
+        raise ToolkitError(f"noise ceiling method {method!r} unknown; choose kendall_tau_b or spearman")
+    ranks = stats.rankdata(people, axis=1)
+
+    def corr(x: np.ndarray, y: np.ndarray) -> float:
+        return float((stats.kendalltau if method == "kendall_tau_b" else stats.spearmanr)(x, y).statistic)
+
+    everyone = ranks.mean(axis=0)
+    lower = [corr(np.delete(ranks, i, axis=0).mean(axis=0), people[i]) for i in range(len(people))]
+    upper = [corr(everyone, people[i]) for i in range(len(people))]
+    return float(np.mean(lower)), float(np.mean(upper))
 
 
 def drop_beyond_random(effects: pd.DataFrame) -> pd.DataFrame:
@@ -228,6 +294,7 @@ def model_rsa(
     rdms: AttributeRDMs,
     permutations: int = 1000,
     seed: int = 0,
+    n_boot: int = 0,
 ) -> pd.DataFrame:
     """Kendall tau-b (one-sided) of the model's activation-pattern RDM with the human and attribute RDMs.
 
@@ -235,7 +302,10 @@ def model_rsa(
     vector; the model RDM is the correlation distance (1 - Pearson r) between patterns, over all neurons
     (scope ``all``) and within each layer. Columns: scope, target, tau, p_value (the parametric test's,
     which treats the emotion pairs as independent), perm_p (emotion-label permutation test, ``permutations``
-    draws from ``seed``; exact over all orders when there are fewer).
+    draws from ``seed``; exact over all orders when there are fewer); with ``n_boot`` > 0 ci_low, ci_high
+    (percentile interval of the bootstrap over emotions, and over participants too for the human RDM when
+    the folder has them); for the human RDM with participants, noise_ceiling_low and noise_ceiling_high
+    (the same for every scope: how well the best possible model RDM could do).
     """
     shared = [e for e in rdms.emotions if e in emotions]
     if human is not None:
@@ -272,4 +342,22 @@ def model_rsa(
         for s, scope in enumerate(scopes)
         for t, target in enumerate(targets)
     ]
-    return pd.DataFrame(rows)
+    table = pd.DataFrame(rows)
+    people = participant_rdms(human, shared) if human is not None else None
+    if n_boot > 0:
+        _add_intervals(table, targets, model, people, n_boot, seed)
+    if people is not None and len(people) >= 2:
+        low, high = noise_ceiling(people)
+        human_rows = table["target"] == "human_similarity"
+        table.loc[human_rows, "noise_ceiling_low"], table.loc[human_rows, "noise_ceiling_high"] = low, high
+    return table
+
+
+def _add_intervals(table: pd.DataFrame, targets: dict, model: np.ndarray, people, n_boot: int, seed: int) -> None:
+    """95% percentile intervals of each (scope, target) tau: the bootstrap over emotions, and over
+    participants too for the human RDM."""
+    for t, (name, vector) in enumerate(targets.items()):
+        draws = dual_bootstrap(vector, people if name == "human_similarity" else None, model, n_boot, seed + t)
+        rows = table["target"] == name
+        table.loc[rows, "ci_low"] = np.nanpercentile(draws, 2.5, axis=0)
+        table.loc[rows, "ci_high"] = np.nanpercentile(draws, 97.5, axis=0)

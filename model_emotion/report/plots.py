@@ -355,16 +355,17 @@ def attribute_importance(table: pd.DataFrame, alpha: float, ax=None):
     y = np.arange(len(table))
     has_ci = table["ci_low"].notna().all()
     err = [table["tau"] - table["ci_low"], table["ci_high"] - table["tau"]] if has_ci else None
-    significant = table["q_value"].to_numpy() < alpha
+    significant = table["perm_p_holm"].to_numpy() < alpha if "perm_p_holm" in table else table["q_value"] < alpha
     ax.barh(y, table["tau"], xerr=err, color=np.where(significant, "#2b2b2b", "#bdbdbd"), height=0.7)
     ax.set_yticks(y)
     ax.set_yticklabels(table["attribute"], fontsize=8)
     ax.axvline(0, color="grey", linewidth=0.8)
     ax.set_xlabel(
         "Kendall's tau-b: human similarity RDM vs attribute RDM"
-        + (" (95% bootstrap CI over participants)" if has_ci else "")
+        + (" (95% bootstrap interval over emotions and participants)" if has_ci else "")
     )
-    ax.set_title(f"Attribute importance in human mental space (dark: q < {alpha:g}, BH)")
+    test = "permutation p, Holm" if "perm_p_holm" in table else "q, BH"
+    ax.set_title(f"Attribute importance in human mental space (dark: {test} < {alpha:g})")
     fig.tight_layout()
     return fig
 
@@ -499,6 +500,12 @@ def model_rsa(table: pd.DataFrame, ax=None):
             linestyle="-" if human else ":",
             label=target,
         )
+        if human and "ci_low" in part and part["ci_low"].notna().all():
+            ax.fill_between(part["scope"].astype(int), part["ci_low"], part["ci_high"], color="black", alpha=0.12)
+    human_rows = layers[layers["target"] == "human_similarity"]
+    if "noise_ceiling_low" in human_rows and human_rows["noise_ceiling_low"].notna().any():
+        low, high = human_rows["noise_ceiling_low"].iloc[0], human_rows["noise_ceiling_high"].iloc[0]
+        ax.axhspan(low, high, color="#c0392b", alpha=0.15, label="human noise ceiling")
     ax.set_xlabel("layer (0 = nearest the input)")
     ax.set_ylabel("Kendall's tau-b with the model RDM")
     ax.axhline(0, color="grey", linewidth=0.6)

@@ -40,6 +40,7 @@ class Results:
     null_counts: pd.DataFrame | None = None  # attribute, test, observed, null_mean, null_p95, null_max, count_p
     test: str = "parametric"  # the searchlight's test; "q" holds the p-value that decided significance
     fwer: pd.DataFrame | None = None  # max-T adjusted p within each attribute [neurons, attributes]
+    fwer_across: pd.DataFrame | None = None  # max-T adjusted p across all attributes (studentized by default)
     reliability: pd.DataFrame | None = None  # the searchlight's _seed_reliability table
     null_draws: dict = field(default_factory=dict)  # test -> [B, attributes] significant counts per permutation
     masking: pd.DataFrame | None = None  # emotion, seed, attribute, kind, k, draw, accuracy, unmasked
@@ -259,9 +260,10 @@ def _read_searchlight(res: Results, rank_path: Path) -> None:
     paths = rank_paths(rank_path)
     res.tau, res.q = _neuron_table(res, rank_path, paths["tau"]), _neuron_table(res, rank_path, paths["q"])
     res.fwer = _neuron_table(res, rank_path, paths["fwer_p"])
+    res.fwer_across = _neuron_table(res, rank_path, paths["fwer_global_p"])
     if meta.get("test") == "permutation" and meta.get("correction") in ("maxt", "maxt_global"):
         # significance in the figures follows the run's test: the max-T adjusted p, not the parametric q
-        adjusted = res.fwer if meta["correction"] == "maxt" else _neuron_table(res, rank_path, paths["fwer_global_p"])
+        adjusted = res.fwer if meta["correction"] == "maxt" else res.fwer_across
         if adjusted is not None:
             res.q, res.test = adjusted, "permutation"
     if paths["null_counts"].exists():
@@ -269,7 +271,8 @@ def _read_searchlight(res: Results, rank_path: Path) -> None:
     if paths["seed_reliability"].exists():
         path = paths["seed_reliability"]
         table = read_csv(path, "a seed reliability table", ["split", "attribute", "spearman", "spearman_chance"])
-        res.reliability = _numeric_table(table, path, ["spearman", "spearman_chance"])
+        numeric = ["spearman", "spearman_chance"] + [c for c in ("spearman_p", "spearman_p_holm") if c in table]
+        res.reliability = _numeric_table(table, path, numeric)
     if paths["null"].exists():
         res.null_draws = read_null_draws(paths["null"], list(res.rank.columns))
     if paths["summary"].exists():

@@ -3,9 +3,13 @@
 Per attribute (``survival_table``):
 - ``significant``, ``null_mean``, ``null_p95``, ``count_p``: the parametric test's count of significant
   neurons (the paper's number) beside what the same test gives with the emotion labels permuted;
-- ``fwer_survivors``: neurons whose max-T family-wise adjusted p is <= alpha (the permutation test);
-- ``split_half_spearman``, ``split_half_chance``: agreement of the neuron statistics between halves
-  of the seeds, and the same with one half's labels shuffled (``rsa_searchlight.py --seed_diagnostics``);
+- ``fwer_survivors``: neurons whose max-T family-wise adjusted p is <= alpha (the permutation test, the
+  run's correction); ``fwer_across_survivors``: the same with the family-wise error controlled across
+  all attributes (studentized max-T unless the run said ``--studentize none``);
+- ``split_half_spearman``, ``split_half_chance``, ``split_half_p_holm``: agreement of the neuron
+  statistics between halves of the seeds (mean over splits), its mean under relabellings of the
+  attribute's emotions for both halves, and the relabelling p after Holm across the attributes
+  (``rsa_searchlight.py --seed_diagnostics``);
 - ``k``, ``selection``: the pre-declared k of the causal step, and whether the evaluated prompts
   ranked the masks (``circular``) or not (``held_out``: masks from other seeds' rank tables);
 - ``drop_beyond_random``, ``drop_ci_low``, ``drop_ci_high``, ``p_random_holm``, ``rank_p_random``,
@@ -31,8 +35,10 @@ COLUMNS = [
     "null_p95",
     "count_p",
     "fwer_survivors",
+    "fwer_across_survivors",
     "split_half_spearman",
     "split_half_chance",
+    "split_half_p_holm",
     "k",
     "selection",
     "drop_beyond_random",
@@ -105,13 +111,14 @@ def _verdict(row: dict, alpha: float) -> str:
             if survivors
             else f"no neuron survives max-T at {alpha:g}"
         )
-    real, chance = row.get("split_half_spearman"), row.get("split_half_chance")
-    if real is not None and not np.isnan(real):
-        parts.append(
-            "reliable across seed halves"
-            if real > chance + 0.05
-            else "not more reliable across seed halves than chance"
-        )
+    real, p = row.get("split_half_spearman"), row.get("split_half_p_holm")
+    if not _missing(real):
+        if _missing(p):
+            parts.append("seed-half agreement not tested against its relabelling null (an older table)")
+        elif p < 0.05:
+            parts.append(f"reliable across seed halves (relabelling p, Holm = {p:.2g})")
+        else:
+            parts.append(f"not more reliable across seed halves than relabelled attributes (Holm p = {p:.2g})")
     parts.append(_causal_verdict(row))
     return "; ".join(parts)
 
@@ -122,6 +129,7 @@ def survival_table(
     reliability: pd.DataFrame | None,
     summary: pd.DataFrame | None,
     alpha: float,
+    fwer_across: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """The table above from a run's tables (any may be None)."""
     found: list[str] = []
@@ -146,11 +154,14 @@ def survival_table(
                 )
         if fwer is not None and name in fwer:
             row["fwer_survivors"] = int((fwer[name].to_numpy() <= alpha).sum())
+        if fwer_across is not None and name in fwer_across:
+            row["fwer_across_survivors"] = int((fwer_across[name].to_numpy() <= alpha).sum())
         if reliability is not None:
             mean = reliability[(reliability["split"] == "mean") & (reliability["attribute"] == name)]
             if len(mean):
                 row["split_half_spearman"] = float(mean.iloc[0]["spearman"])
                 row["split_half_chance"] = float(mean.iloc[0]["spearman_chance"])
+                row["split_half_p_holm"] = float(mean.iloc[0].get("spearman_p_holm", np.nan))
         if summary is not None and "drop_beyond_random" in summary:
             s = summary[summary["attribute"] == name]
             if len(s):
@@ -202,10 +213,19 @@ def survival_sentences(table: pd.DataFrame, alpha: float) -> list[str]:
             f"With family-wise error controlled by max-T at {alpha:g}, neurons survive for {len(kept)} of {n} "
             "attributes" + (f": {', '.join(kept)}." if kept else ".")
         )
-    if table["split_half_spearman"].notna().any():
-        reliable = table[table["split_half_spearman"] > table["split_half_chance"] + 0.05]["attribute"].tolist()
+    if table["fwer_across_survivors"].notna().any():
+        kept = table[table["fwer_across_survivors"] > 0]["attribute"].tolist()
         out.append(
-            f"The neuron statistics agree between halves of the seeds beyond chance for {len(reliable)} of {n} attributes."
+            f"With family-wise error controlled across all {n} attributes (max-T, studentized unless the run "
+            f"said otherwise) at {alpha:g}, neurons survive for {len(kept)}"
+            + (f": {', '.join(kept)}." if kept else ".")
+        )
+    if table["split_half_p_holm"].notna().any():
+        reliable = table[table["split_half_p_holm"] < 0.05]["attribute"].tolist()
+        out.append(
+            "The neuron statistics agree between halves of the seeds more than they do for the same attribute "
+            "with its emotions relabelled (relabelling test, Holm across attributes at 0.05) for "
+            f"{len(reliable)} of {n} attributes" + (f": {', '.join(reliable)}." if reliable else ".")
         )
     if "min_detectable_drop" in table and table["min_detectable_drop"].notna().any():
         mdd = 100 * table["min_detectable_drop"].median()

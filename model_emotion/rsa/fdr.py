@@ -1,4 +1,5 @@
-"""False discovery rate over many tests: Benjamini-Hochberg (scipy) or the paper's own formula."""
+"""Multiplicity over many tests: the false discovery rate (Benjamini-Hochberg, scipy, or the paper's own
+formula) and Holm's family-wise step-down adjustment."""
 
 from __future__ import annotations
 
@@ -23,3 +24,17 @@ def fdr(p: np.ndarray, method: str = "bh") -> np.ndarray:
         else:
             q[finite] = values * values.size / stats.rankdata(values)
     return q
+
+
+def holm(p: np.ndarray) -> np.ndarray:
+    """Holm's step-down adjusted p values (NaN stays NaN and does not count as a test)."""
+    p = np.asarray(p, dtype=float)
+    out = np.full(p.shape, np.nan)
+    ok = np.flatnonzero(np.isfinite(p))
+    if ok.size == 0:
+        return out
+    order = ok[np.argsort(p[ok], kind="stable")]
+    m = order.size
+    adjusted = np.maximum.accumulate((m - np.arange(m)) * p[order])
+    out[order] = np.minimum(adjusted, 1.0)
+    return out

@@ -12,11 +12,18 @@ per-emotion effects, so its p-values are far too small. The exact alternative (M
 - Family-wise error by the maximum statistic (Westfall-Young single-step max-T; Nichols & Holmes
   2002): p_FWER(n, a) = (1 + #{b: max_n' T_b(n', a) >= T(n, a)}) / (1 + B) within each attribute,
   and the same with the maximum over all attributes ("global").
+- Studentized max-T (``studentize``): max-T is balanced only across tests whose nulls have the same
+  spread (Westfall & Young 1993; Winkler et al. 2014). Each test's statistic, observed and permuted,
+  is standardized by the mean and SD of its own B + 1 values (the observed one included: a symmetric
+  function of the values, so the standardized values stay exchangeable under the null and the test
+  stays exact), and the maxima are taken over the standardized values: ``across`` (the default) for
+  the correction over all attributes, ``both`` within each attribute too, ``none`` raw everywhere.
+  All four adjusted p (raw and studentized, within and across) are computed in every run.
 - Every count comes with its null: the number of significant neurons that each permutation would
   give, for the parametric test (its FDR at the same alpha) and for the chosen test.
-- Resolution beyond 1/(B + 1): a generalized Pareto fit to the tail of the max-T null (Knijnenburg
-  et al. 2009; Winkler et al. 2016) for the FWER p, and a three-moment (Pearson type III) fit of each
-  test's own null for the per-test p.
+- Resolution beyond 1/(B + 1) (``tails``): a generalized Pareto fit to the tail of the max-T null,
+  with PALM's threshold search and Anderson-Darling check, for the FWER p, and a three-moment (Pearson
+  type III) fit of each test's own null for the per-test p; neither reports a p outside its support.
 
 Kendall's S of all neurons against all permuted targets is one bit GEMM (``kendall.kendall_s_targets``):
 every neuron's order is walked once for all B x attributes targets. Neurons are processed in chunks
@@ -38,16 +45,23 @@ from model_emotion.data.ratings import pair_index
 from model_emotion.errors import ToolkitError
 from model_emotion.rsa.fdr import fdr
 from model_emotion.rsa.kendall import TargetBitsets, kendall_s_targets
+from model_emotion.rsa.tails import GPD_MIN_EXCEEDANCES, beyond_support, fit_gpd_tail, gpd_p, moment_p
 
 logger = logging.getLogger(__name__)
 
 TESTS = ("permutation", "parametric")
 CORRECTIONS = ("maxt", "maxt_global", "fdr")
 TAILS = ("empirical", "gpd", "moments")
+STUDENTIZE = ("across", "both", "none")  # which max-T corrections take the studentized statistic
 MAX_PERMUTATIONS = 1_000_000  # a bound on memory ([B, emotions] and [attributes, B] arrays), not a statistical one
-GPD_MIN_EXCEEDANCES = 10  # below this many null values >= T the empirical p is replaced by the tail fit
-GPD_TAIL_SHARE = 0.1  # the fit uses the top 10% of the null maxima (at least 25 values)
-P_FLOOR = np.finfo(np.float64).tiny  # a fitted tail never reports p = 0
+CHUNK_BYTES = 96 * 2**20  # one chunk's [neurons, B, attributes] float64 block; a handful of them are alive at once
+TARGET_BYTES = 1 * 2**30  # the permuted targets of one block of attributes, prepared for the kernel
+# The parametric test's null counts (what the paper's test calls significant under each permutation) come
+# from the first this-many permutations: its invalid p are below alpha for about 19,000 tests per
+# permutation on the paper's data, so keeping them for B = 10,000 would take gigabytes, and 1000
+# permutations describe that null well (its mean, 95th percentile and count p to 1/1001).
+PARAMETRIC_NULL_PERMUTATIONS = 1000
+VARIANTS = ("raw_within", "raw_across", "studentized_within", "studentized_across")
 
 
 def distinct_permutations(n_emotions: int) -> float:
@@ -130,8 +144,8 @@ class PermutationResult:
     """Everything the permutation test gives; [neurons, attributes] arrays unless said otherwise."""
 
     perm_p: np.ndarray  # per-test permutation p (or its moment fit under tail='moments')
-    fwer_p: np.ndarray  # max-T adjusted within each attribute
-    fwer_global_p: np.ndarray  # max-T adjusted over all attributes
+    fwer_p: np.ndarray  # max-T adjusted within each attribute (studentized under studentize='both')
+    fwer_global_p: np.ndarray  # max-T adjusted over all attributes (studentized unless studentize='none')
     null_max: np.ndarray  # [attributes, B] max statistic over neurons per permutation
     null_counts: pd.DataFrame  # attribute, test, observed, null_mean, null_p95, null_max, count_p
     permutations: np.ndarray  # [B, emotions]
@@ -142,14 +156,37 @@ class PermutationResult:
     empirical_perm_p: np.ndarray = field(repr=False, default=None)  # (1 + #) / (1 + B), whatever the tail
     count_draws: dict = field(repr=False, default_factory=dict)  # test -> [B, A] significant counts per permutation
     permuted_stat: np.ndarray | None = field(repr=False, default=None)  # [kept perms, neurons, A] statistics
+    studentize: str = "across"
+    z: np.ndarray | None = field(repr=False, default=None)  # the studentized observed statistic (signed)
+    null_max_z: np.ndarray | None = field(repr=False, default=None)  # [attributes, B] max studentized statistic
+    variants: dict = field(repr=False, default_factory=dict)  # VARIANTS -> [neurons, A] max-T adjusted p
+    tail_fits: list = field(repr=False, default_factory=list)  # one record per fitted max-T null (tail='gpd')
+
+    def survivors(self, levels=(0.05, 0.01)) -> pd.DataFrame:
+        """Per attribute: the neurons each max-T variant keeps at each level (adjusted p <= level)."""
+        rows = []
+        for a, name in enumerate(self.names):
+            row = {"attribute": name}
+            for variant in VARIANTS:
+                for level in levels:
+                    row[f"{variant}_{level:g}"] = int(
+                        (np.nan_to_num(self.variants[variant][:, a], nan=1.0) <= level).sum()
+                    )
+            rows.append(row)
+        return pd.DataFrame(rows)
+
+    names: list = field(repr=False, default_factory=list)
 
 
 class _Streams:
     """Per-chunk accumulators: exceedance counts, maxima, moments, null-count candidates."""
 
-    def __init__(self, N: int, A: int, B: int, alpha: float, store_moments: bool):
+    def __init__(self, N: int, A: int, B: int, alpha: float, store_moments: bool, count_z: bool):
         self.exceed = np.zeros((N, A), np.int64)
         self.null_max = np.full((A, B), -np.inf)
+        self.null_max_z = np.full((A, B), -np.inf)
+        self.z_obs = np.full((N, A), np.nan)
+        self.count_z = count_z  # the null counts' candidates are studentized values
         self.moments = np.zeros((3, N, A)) if store_moments else None
         self.candidates = [[] for _ in range(A)]  # per attribute: (b indices, values) above the running bound
         self.parametric = []  # (b, a, p) with parametric p < alpha under permutation b
@@ -161,39 +198,62 @@ class _Streams:
         self.rank_hist = None
         self.B, self.A = B, A
 
-    def add_rank_histogram(self, obs: np.ndarray, signed: np.ndarray, ok: np.ndarray, alpha: float) -> None:
-        """Per permutation b, attribute a and count c <= c_max: the tests whose value under b is reached
-        by exactly c of the B + 1 values."""
+    def add_rank_histogram(self, cols, obs: np.ndarray, signed: np.ndarray, ok: np.ndarray) -> None:
+        """Per permutation b, attribute a (of ``cols``) and count c <= c_max: the tests whose value under b
+        is reached by exactly c of the B + 1 values."""
         if self.rank_hist is None:
             self.rank_hist = np.zeros((self.B, self.A, self.c_max + 1), np.int64)
         values = np.concatenate([obs[:, None, :], signed], axis=1)  # [c, B + 1, A]
         reached = values.shape[1] - stats.rankdata(values, axis=1, method="min")[:, 1:, :] + 1  # [c, B, A]
         small = (reached <= self.c_max) & ok[:, None, :]
         _, b, a = np.nonzero(small)
-        np.add.at(self.rank_hist, (b, a, reached[small].astype(np.int64)), 1)
+        np.add.at(self.rank_hist, (b, cols[a], reached[small].astype(np.int64)), 1)
 
-    def add_chunk(self, rows, raw, obs, ok, *, alternative: str, tolerance: float) -> None:
-        """One chunk's permuted statistics [c, B, A]: exceedances, maxima, moments, count candidates."""
+    def add_chunk(self, rows, cols, raw, observed, ok, *, alternative: str, tolerance: float) -> None:
+        """One chunk's permuted statistics [c, B, a] and observed ones [c, a] of the attributes ``cols``:
+        exceedances, maxima of the raw and the studentized statistic, moments, count candidates."""
+        at = (rows[:, None], cols[None, :])
         signed = _masked_signed(raw, ok, alternative)
-        self.exceed[rows] = (signed >= obs[:, None, :] - tolerance).sum(axis=1)
-        np.maximum(self.null_max, signed.max(axis=0).T, out=self.null_max)
+        obs = _signed(observed, alternative)
+        self.exceed[at] = (signed >= obs[:, None, :] - tolerance).sum(axis=1)
+        self.null_max[cols] = np.maximum(self.null_max[cols], signed.max(axis=0).T)
+        z_obs, z = studentized(raw, observed, ok)
+        self.z_obs[at] = np.where(ok, _signed(z_obs, alternative), np.nan)
+        z = _masked_signed(z, ok, alternative)
+        self.null_max_z[cols] = np.maximum(self.null_max_z[cols], z.max(axis=0).T)
+        if self.count_z:
+            signed = z
         if self.moments is not None:
             s = np.where(ok[:, None, :], raw, 0.0)
-            self.moments[0, rows] = s.sum(1)
-            self.moments[1, rows] = (s * s).sum(1)
-            self.moments[2, rows] = (s * s * s).sum(1)
-        for a in range(self.A):
+            for power in range(3):
+                self.moments[(power, *at)] = (s ** (power + 1)).sum(1)
+        for i, a in enumerate(cols):
             low = self.bound(a)
-            hit = np.nonzero(signed[:, :, a] > low)
+            hit = np.nonzero(signed[:, :, i] > low)
             if hit[0].size:
-                self.candidates[a].append((hit[1].astype(np.int32), signed[:, :, a][hit]))
+                self.candidates[a].append((hit[1].astype(np.int32), signed[:, :, i][hit]))
 
     def bound(self, a: int) -> float:
-        """A lower bound of the final max-T threshold of attribute a (the partial maxima only grow)."""
+        """A lower bound of the final max-T threshold of attribute a (the partial maxima only grow; the
+        global maxima are at least the attribute's)."""
         if self.k_allowed < 0:
             return np.inf
-        m = np.sort(self.null_max[a])[::-1]
+        m = np.sort((self.null_max_z if self.count_z else self.null_max)[a])[::-1]
         return m[min(self.k_allowed, m.size - 1)]
+
+
+def studentized(raw: np.ndarray, observed: np.ndarray, ok: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Observed [c, A] and permuted [c, B, A] statistics standardized by the mean and SD of each test's
+    B + 1 values (observed included: the same transformation for every value, so the test stays exact).
+    A test whose values have no spread gets 0 throughout."""
+    values = np.where(ok[:, None, :], raw, 0.0)
+    obs = np.where(ok, observed, 0.0)
+    n = raw.shape[1] + 1.0
+    mean = (obs + values.sum(axis=1)) / n  # [c, A]
+    var = np.maximum((obs * obs + (values * values).sum(axis=1)) / n - mean * mean, 0.0)
+    sd = np.sqrt(var)
+    scale = np.where(sd > 1e-12 * np.maximum(np.abs(mean), 1.0), sd, np.inf)
+    return (obs - mean) / scale, (values - mean[:, None, :]) / scale[:, None, :]
 
 
 def permutation_test(
@@ -218,6 +278,7 @@ def permutation_test(
     tail: str = "empirical",
     chunk: int = 1024,
     keep_permuted: int = 20,
+    studentize: str = "across",
 ) -> PermutationResult:
     """The randomisation test. x: [neurons, pairs] neuron RDMs; attribute_rdms: [A, pairs].
 
@@ -226,32 +287,30 @@ def permutation_test(
     same numbers as the targets' first block), ``parametric_null_hits(rows, stat, alpha)`` the
     (permutation, attribute, p) of the statistics [chunk, B, A] of those rows whose parametric p is
     below alpha (for the parametric test's null counts), ``observed_p`` the parametric p of the
-    observed statistics, ``valid`` marks tests with a defined statistic [neurons, A].
+    observed statistics, ``valid`` marks tests with a defined statistic [neurons, A]. Chunks hold at
+    most ``chunk`` neurons and CHUNK_BYTES of statistics.
     """
     # correction and tail were checked by the caller (searchlight); B depends on the data: checked here
     B = check_permutations(permutations, n_emotions)
     check_alpha(alpha, B, tail)
     N, A = observed.shape
     perms = draw_permutations(n_emotions, B, seed)
-    targets = permuted_targets(attribute_rdms, perms)  # [(B+1) * A, pairs]
-    prepared = stat_fn.prepare(targets)
     obs = _signed(observed, alternative)  # [N, A]
-    streams = _Streams(N, A, B, alpha, tail == "moments")
+    streams = _Streams(N, A, B, alpha, tail == "moments", _counts_studentized(correction, studentize))
     par_alpha = alpha if parametric_alpha is None else parametric_alpha
     keep = min(max(keep_permuted, 0), B)
     permuted_stat = np.full((keep, N, A), np.nan, np.float32)
-    for start in range(0, N, chunk):
-        rows = np.arange(start, min(N, start + chunk))
-        raw = stat_fn(x[rows], rows, prepared).reshape(rows.size, B + 1, A)[:, 1:, :]  # [c, B, A]
-        permuted_stat[:, rows, :] = np.where(valid[rows][None], raw[:, :keep, :].transpose(1, 0, 2), np.nan)
-        streams.add_chunk(rows, raw, obs[rows], valid[rows], alternative=alternative, tolerance=stat_fn.tolerance)
-        b_hit, a_hit, p_hit = parametric_null_hits(rows, raw, par_alpha)
-        if b_hit.size:
-            streams.parametric.append((b_hit.astype(np.int32), a_hit.astype(np.int16), p_hit))
-        if correction == "fdr":
-            streams.add_rank_histogram(obs[rows], _masked_signed(raw, valid[rows], alternative), valid[rows], alpha)
-        del raw
-        logger.debug("permutation test: %d/%d neurons", rows[-1] + 1, N)
+    for cols in attribute_blocks(A, B, x.shape[1]):
+        # the permuted targets of a few attributes at a time bound the memory of their prepared form
+        prepared = stat_fn.prepare(permuted_targets(attribute_rdms[cols], perms), len(cols))  # [(B+1) * a, pairs]
+        _stream_block(
+            streams, cols, prepared, x=x, observed=observed, valid=valid, stat_fn=stat_fn, chunk=chunk,
+            permuted_stat=permuted_stat,
+            null_hits=lambda rows, raw: parametric_null_hits(rows, raw[:, :PARAMETRIC_NULL_PERMUTATIONS], par_alpha),
+            alternative=alternative, rank_histogram=correction == "fdr",
+        )  # fmt: skip
+        del prepared
+        logger.debug("permutation test: attributes %s done", list(cols))
 
     return _finish(
         streams,
@@ -270,7 +329,60 @@ def permutation_test(
         tail=tail,
         alternative=alternative,
         permuted_stat=permuted_stat,
+        studentize=studentize,
     )
+
+
+def _stream_block(
+    streams: _Streams,
+    cols,
+    prepared,
+    *,
+    x,
+    observed,
+    valid,
+    stat_fn,
+    chunk,
+    permuted_stat,
+    null_hits,
+    alternative,
+    rank_histogram: bool,
+) -> None:
+    """The statistics of every neuron, chunk by chunk, against one block of attributes' permuted targets,
+    into the streams (and the kept permuted statistics)."""
+    B, keep = streams.B, permuted_stat.shape[0]
+    step = max(1, min(chunk, CHUNK_BYTES // (8 * (B + 1) * len(cols))))
+    for start in range(0, len(x), step):
+        rows = np.arange(start, min(len(x), start + step))
+        raw = stat_fn(x[rows], rows, prepared).reshape(rows.size, B + 1, len(cols))[:, 1:, :]  # [c, B, a]
+        ok = valid[rows][:, cols]
+        permuted_stat[:, rows[:, None], cols[None, :]] = np.where(ok[None], raw[:, :keep].transpose(1, 0, 2), np.nan)
+        streams.add_chunk(
+            rows, cols, raw, observed[rows][:, cols], ok, alternative=alternative, tolerance=stat_fn.tolerance
+        )
+        b_hit, a_hit, p_hit = null_hits(rows, raw)
+        if b_hit.size:
+            streams.parametric.append((b_hit.astype(np.int32), cols[a_hit].astype(np.int16), p_hit))
+        if rank_histogram:
+            signed = _masked_signed(raw, ok, alternative)
+            streams.add_rank_histogram(cols, _signed(observed[rows][:, cols], alternative), signed, ok)
+        del raw
+
+
+def attribute_blocks(A: int, B: int, n_pairs: int) -> list[np.ndarray]:
+    """The attributes in blocks whose B + 1 permuted targets, in the kernel's bitset form (two bitsets of
+    n_pairs x n_pairs bits per target), fit TARGET_BYTES: all at once for B = 1000 and the paper's 351
+    pairs, about 3 at a time for B = 10,000."""
+    per_attribute = 2 * (B + 1) * n_pairs * 8 * math.ceil(n_pairs / 64)
+    size = max(1, min(A, TARGET_BYTES // per_attribute))
+    return [np.arange(start, min(A, start + size)) for start in range(0, A, size)]
+
+
+def _counts_studentized(correction: str, studentize: str) -> bool:
+    """Whether the chosen correction's maxima (and so its null counts) are of the studentized statistic."""
+    if correction == "maxt":
+        return studentize == "both"
+    return correction == "maxt_global" and studentize != "none"
 
 
 def _finish(
@@ -291,22 +403,21 @@ def _finish(
     tail,
     alternative,
     permuted_stat,
+    studentize,
 ) -> PermutationResult:
     """The p values, max-T adjusted p (within and across attributes) and null counts from the streams."""
     B = streams.B
-    N, A = obs.shape
-    valid_obs = np.where(valid, obs, np.nan)
     empirical = (1.0 + streams.exceed) / (1.0 + B)
     empirical[~valid] = np.nan
     perm_p = empirical
     if tail == "moments":
-        perm_p = _moment_p(streams.moments, B, observed, alternative, empirical)
+        perm_p = moment_p(streams.moments, B, observed, alternative, empirical)
         perm_p[~valid] = np.nan
-    fwer = np.full((N, A), np.nan)
-    for a in range(A):
-        fwer[:, a] = _max_t_p(valid_obs[:, a], streams.null_max[a], tail)
-    global_max = streams.null_max.max(axis=0)  # [B]
-    fwer_global = _max_t_p(valid_obs.ravel(), global_max, tail).reshape(N, A)
+    variants, fits = _max_t_variants(streams, names, np.where(valid, obs, np.nan), tail)
+    within = "studentized" if studentize == "both" else "raw"
+    across = "raw" if studentize == "none" else "studentized"
+    fwer, fwer_global = variants[f"{within}_within"], variants[f"{across}_across"]
+    global_max = (streams.null_max_z if streams.count_z else streams.null_max).max(axis=0)  # [B]
 
     counts, draws = _null_counts(
         streams,
@@ -326,86 +437,67 @@ def _finish(
         global_max=global_max,
     )
     return PermutationResult(
-        perm_p,
-        fwer,
-        fwer_global,
-        streams.null_max,
-        counts,
-        perms,
-        B,
-        seed,
-        correction,
-        tail,
-        empirical,
-        draws,
-        permuted_stat,
+        perm_p=perm_p,
+        fwer_p=fwer,
+        fwer_global_p=fwer_global,
+        null_max=streams.null_max,
+        null_counts=counts,
+        permutations=perms,
+        B=B,
+        seed=seed,
+        correction=correction,
+        tail=tail,
+        empirical_perm_p=empirical,
+        count_draws=draws,
+        permuted_stat=permuted_stat,
+        studentize=studentize,
+        z=streams.z_obs,
+        null_max_z=streams.null_max_z,
+        variants=variants,
+        tail_fits=fits,
+        names=list(names),
     )
 
 
-def _max_t_p(stat: np.ndarray, null_max: np.ndarray, tail: str) -> np.ndarray:
-    """(1 + #{b: M_b >= T}) / (1 + B), the GPD fit where fewer than 10 maxima reach T (tail='gpd')."""
+def _max_t_variants(streams: _Streams, names, valid_obs: np.ndarray, tail: str) -> tuple[dict, list]:
+    """The four max-T adjusted p (raw or studentized, within each attribute or across all), and the
+    record of every tail fit (tail='gpd')."""
+    N, A = valid_obs.shape
+    out, fits = {}, []
+    for kind, stat, null_max in (
+        ("raw", valid_obs, streams.null_max),
+        ("studentized", streams.z_obs, streams.null_max_z),
+    ):
+        within = np.full((N, A), np.nan)
+        for a in range(A):
+            within[:, a], fit = _max_t_p(stat[:, a], null_max[a], tail)
+            fits.append(_fit_record(kind, "within", names[a], stat[:, a], fit, tail))
+        flat, fit = _max_t_p(stat.ravel(), null_max.max(axis=0), tail)
+        fits.append(_fit_record(kind, "across", "all", stat, fit, tail))
+        out[f"{kind}_within"], out[f"{kind}_across"] = within, flat.reshape(N, A)
+    return out, [f for f in fits if f is not None]
+
+
+def _fit_record(kind: str, scope: str, attribute: str, stat: np.ndarray, fit, tail: str) -> dict | None:
+    if tail != "gpd":
+        return None
+    record = {"statistic": kind, "scope": scope, "attribute": attribute, "fitted": fit is not None}
+    if fit is not None:
+        record.update(fit.record(), beyond_support=beyond_support(stat, fit))
+    return record
+
+
+def _max_t_p(stat: np.ndarray, null_max: np.ndarray, tail: str):
+    """(1 + #{b: M_b >= T}) / (1 + B), and the GPD fit where fewer than 10 maxima reach T (tail='gpd'),
+    within the fit's support; the fit (None if none passed or tail is not gpd)."""
     B = null_max.size
     finite = np.isfinite(null_max)
     srt = np.sort(null_max[finite])
     count = srt.size - np.searchsorted(srt, stat, side="left")  # #{M >= T}
     p = (1.0 + count) / (1.0 + B)
-    if tail == "gpd":
-        fit = fit_gpd_tail(null_max)
-        if fit is not None:
-            use = (count < GPD_MIN_EXCEEDANCES) & np.isfinite(stat) & (stat > fit.threshold)
-            p = np.where(use, fit.p(stat), p)
-    return np.where(np.isfinite(stat), p, np.nan)
-
-
-@dataclass
-class GPDTail:
-    threshold: float  # u: the fit is to M - u for the maxima above u
-    shape: float
-    scale: float
-    share: float  # share of the B + 1 null values above u
-
-    def p(self, t: np.ndarray) -> np.ndarray:
-        sf = stats.genpareto.sf(np.asarray(t, dtype=float) - self.threshold, self.shape, scale=self.scale)
-        return np.maximum(self.share * sf, P_FLOOR)
-
-    def isf(self, p: float) -> float:
-        """The statistic whose tail p is ``p`` (for p below the share of the fitted tail)."""
-        return self.threshold + float(stats.genpareto.isf(p / self.share, self.shape, scale=self.scale))
-
-
-def fit_gpd_tail(null: np.ndarray) -> GPDTail | None:
-    """Generalized Pareto fit (maximum likelihood, location fixed at u) to the top 10% of the null."""
-    values = np.sort(null[np.isfinite(null)])
-    if values.size < 100:
-        return None
-    n_tail = max(25, int(GPD_TAIL_SHARE * values.size))
-    u = values[-n_tail - 1]
-    excess = values[-n_tail:] - u
-    if np.ptp(excess) == 0:
-        return None
-    shape, _, scale = stats.genpareto.fit(excess, floc=0)
-    return GPDTail(float(u), float(shape), float(scale), n_tail / (null.size + 1.0))
-
-
-def _moment_p(moments: np.ndarray, B: int, observed: np.ndarray, alternative: str, empirical: np.ndarray) -> np.ndarray:
-    """Each test's p from a Pearson type III fit to the mean, variance and skewness of its own
-    permutation null (Winkler et al. 2016); the empirical p where the null has no spread."""
-    mean = moments[0] / B
-    var = np.maximum(moments[1] / B - mean**2, 0.0)
-    sd = np.sqrt(var)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        third = moments[2] / B - 3 * mean * moments[1] / B + 2 * mean**3
-        skew = np.where(sd > 0, third / sd**3, 0.0)
-        z = (observed - mean) / sd
-    skew = np.clip(np.nan_to_num(skew), -50, 50)
-    if alternative == "greater":
-        p = stats.pearson3.sf(z, skew)
-    elif alternative == "less":
-        p = stats.pearson3.cdf(z, skew)
-    else:
-        p = np.minimum(1.0, 2 * np.minimum(stats.pearson3.sf(z, skew), stats.pearson3.cdf(z, skew)))
-    p = np.where(sd > 0, p, empirical)
-    return np.maximum(p, P_FLOOR)
+    fit = fit_gpd_tail(null_max) if tail == "gpd" else None
+    p = gpd_p(stat, count, p, fit)
+    return np.where(np.isfinite(stat), p, np.nan), fit
 
 
 def _fdr_count(p_sorted: np.ndarray, m: int, alpha: float, method: str) -> np.ndarray:
@@ -463,7 +555,11 @@ def discrete_fdr_counts(hist: np.ndarray, B: int, m: int, alpha: float, method: 
 
 
 def _row(name: str, test: str, observed: int, null: np.ndarray) -> dict:
+    """One count beside its null. A max-T count has no count p: by construction a permutation's count is
+    above zero only where its maximum passes the threshold (at most alpha of them), so that p would only
+    restate the family-wise decision."""
     B = null.size
+    count_p = np.nan if "maxt" in test else float((1 + (null >= observed).sum()) / (1 + B))
     return {
         "attribute": name,
         "test": test,
@@ -471,7 +567,7 @@ def _row(name: str, test: str, observed: int, null: np.ndarray) -> dict:
         "null_mean": float(null.mean()),
         "null_p95": float(np.percentile(null, 95)),
         "null_max": int(null.max()),
-        "count_p": float((1 + (null >= observed).sum()) / (1 + B)),
+        "count_p": count_p,
     }
 
 
@@ -503,7 +599,9 @@ def _null_counts(
         streams.parametric = []
     else:
         b, a, p = np.zeros(0, np.int32), np.zeros(0, np.int16), np.zeros(0)
-    null_par = fdr_significant_counts(b, a, p, B, A, m, par_alpha, parametric_fdr_method)
+    null_par = fdr_significant_counts(
+        b, a, p, min(B, PARAMETRIC_NULL_PERMUTATIONS), A, m, par_alpha, parametric_fdr_method
+    )
     del b, a, p
     observed_par = (
         np.nan_to_num(fdr(np.where(valid, observed_p, np.nan), parametric_fdr_method), nan=1.0) < par_alpha
@@ -512,8 +610,9 @@ def _null_counts(
     if correction in ("maxt", "maxt_global"):
         null_perm = np.zeros((B, A), np.int64)
         for i in range(A):
+            within = streams.null_max_z[i] if streams.count_z else streams.null_max[i]
             threshold = _threshold(
-                global_max if correction == "maxt_global" else streams.null_max[i], streams.k_allowed, alpha, tail
+                global_max if correction == "maxt_global" else within, streams.k_allowed, alpha, tail
             )
             for bs, values in streams.candidates[i]:
                 null_perm[:, i] += np.bincount(bs[values > threshold], minlength=B)

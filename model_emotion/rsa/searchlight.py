@@ -32,11 +32,12 @@ from model_emotion.rsa.kendall import (
     order_bitsets,
     tie_sums,
 )
-from model_emotion.rsa.permutation import CORRECTIONS, TAILS, TESTS, PermutationResult, permutation_test
+from model_emotion.rsa.permutation import CORRECTIONS, STUDENTIZE, TAILS, TESTS, PermutationResult, permutation_test
 
 logger = logging.getLogger(__name__)
 
 METHODS = ("kendall_tau_b", "kendall_tau_a", "spearman")
+RANK_BY = ("statistic", "studentized")  # rank on tau (or rho), or on it standardized by its permutation null
 ALTERNATIVES = ("greater", "two-sided", "less")
 
 
@@ -85,9 +86,10 @@ class _KendallStatistic:
         self.xt = np.zeros((n_neurons, 3))
         self.n0 = n * (n - 1) / 2.0
 
-    def prepare(self, targets: np.ndarray):
+    def prepare(self, targets: np.ndarray, n_attributes: int):
+        """The kernel's form of ``targets``: rows b * n_attributes + a (b = 0 the observed order)."""
         # [T, 3]: a permutation keeps each attribute's ties, so the observed block's tie sums repeat
-        self.yt = np.tile(tie_sums(targets[: self.A]), (len(targets) // self.A, 1))
+        self.yt = np.tile(tie_sums(targets[:n_attributes]), (len(targets) // n_attributes, 1))
         if self.device is not None:
             return TorchTargets(targets, self.device)
         return TargetBitsets(targets, tied=self.yt[:, 0] / 2.0)
@@ -144,7 +146,7 @@ class _SpearmanStatistic:
     def __init__(self, n: int, alternative: str):
         self.n, self.alternative = n, alternative
 
-    def prepare(self, targets: np.ndarray):
+    def prepare(self, targets: np.ndarray, n_attributes: int):
         return _unit_ranks(targets)
 
     def __call__(self, x: np.ndarray, rows: np.ndarray, prepared) -> np.ndarray:
@@ -314,13 +316,17 @@ def rank_by(score: np.ndarray) -> np.ndarray:
     return stats.rankdata(-score, axis=0, method="average", nan_policy="omit")
 
 
-def _checked_options(method: str, alternative: str, test: str, correction: str | None, tail: str) -> str:
+def _checked_options(
+    method: str, alternative: str, test: str, correction: str | None, tail: str, studentize: str, rank: str
+) -> str:
     """The choices of a direct Python call checked (a stage's config has checked them already); the correction."""
     for flag, value, allowed in (
         ("method", method, METHODS),
         ("alternative", alternative, ALTERNATIVES),
         ("test", test, TESTS),
         ("tail", tail, TAILS),
+        ("studentize", studentize, STUDENTIZE),
+        ("rank_by", rank, RANK_BY),
     ):
         if value not in allowed:
             raise ToolkitError(f"{{--{flag}}} {value!r} unknown; choose one of {', '.join(allowed)}")
@@ -329,6 +335,10 @@ def _checked_options(method: str, alternative: str, test: str, correction: str |
         raise ToolkitError(f"{{--correction}} {correction!r} unknown; choose one of {', '.join(CORRECTIONS)}")
     if test == "parametric" and correction != "fdr":
         raise ToolkitError(f"{{--correction}} {correction} needs {{--test}} permutation (the parametric test uses FDR)")
+    if test == "parametric" and rank == "studentized":
+        raise ToolkitError(
+            "{--rank_by} studentized needs {--test} permutation (it standardizes by the permutation null)"
+        )
     return correction
 
 
@@ -356,6 +366,8 @@ def searchlight(
     correction: str | None = None,
     tail: str = "empirical",
     chunk: int = 2048,
+    studentize: str = "across",
+    rank: str = "statistic",
 ) -> RSAResult:
     """Run the per-neuron RSA. activations: [emotions, seeds, neurons]; attribute_rdms: [attributes, pairs].
 
@@ -363,11 +375,14 @@ def searchlight(
     adds the condition-label randomisation test (``permutation.permutation_test``) with ``permutations``
     draws from ``perm_seed``, corrected by ``correction`` (default max-T within each attribute) at
     ``alpha``; the parametric p and q are still computed (the null counts compare both).
+    ``studentize``: which max-T corrections take each test's statistic standardized by its permutation
+    null (``permutation.STUDENTIZE``); ``rank``: rank on the statistic or on its studentized value
+    (``RANK_BY``, permutation test only).
     ``device``: a torch CUDA device moves the Kendall counting to the GPU; None or cpu uses the numba kernel.
     """
     if device is not None and getattr(device, "type", str(device)) == "cpu":
         device = None
-    correction = _checked_options(method, alternative, test, correction, tail)
+    correction = _checked_options(method, alternative, test, correction, tail, studentize, rank)
     x = neuron_rdms(activations)  # [neurons, pairs]
     logger.info(
         "RSA: %d neurons x %d attributes over %d emotion pairs (%s)", x.shape[0], len(names), x.shape[1], method
@@ -401,7 +416,10 @@ def searchlight(
             alternative=alternative,
             tail=tail,
             chunk=chunk,
+            studentize=studentize,
         )
+        if rank == "studentized":
+            result.rank = rank_by(result.perm.z)
         if correction == "fdr":
             result.perm_q = fdr(result.perm.perm_p, fdr_method)
     return result

@@ -6,15 +6,20 @@ more across emotions carries more of every neuron RDM. Three diagnostics:
 - ``normalize_seeds``: per-seed normalisation before the RDMs are averaged: ``none`` (the paper's and
   the default), ``zscore`` (each neuron of each seed standardised over the emotions) or ``scale`` (each
   seed divided by its mean pair distance over all neurons, so every seed carries the same mass).
-- ``seed_reliability``: for the odd/even split of the seeds and ``splits`` random half splits, per
-  attribute: the Spearman correlation of the neuron statistics between the halves, the Jaccard index
-  of their significant sets, and the overlap of their top-500 and top-4000 neurons; each beside the
-  same figure when one half's emotion labels are shuffled (the chance level of agreement).
+- ``seed_reliability``: for the odd/even split of the seeds and ``splits`` random half splits (and,
+  optionally, each seed against the others), per attribute: the Spearman correlation of the neuron
+  statistics between the halves and the overlap of their top-500 and top-4000 neurons, each beside its
+  null: the same figure with the attribute's emotions relabelled for both halves at once, R times.
+  Two halves' neuron RDMs agree whatever the attribute (they share the model), so the chance level is
+  not zero agreement, nor the agreement with one half shuffled (which asks whether the halves agree
+  at all): it is the agreement that any attribute with the same RDM structure, unrelated to the
+  emotions' order, would get. p = (1 + #{r: null_r >= observed}) / (R + 1), Holm across attributes.
 - ``seed_influence``: per seed, its share of the distance mass, and per attribute the significant
   count without it (leave one seed out) and with it alone.
 
-Every searchlight here uses the run's test and settings (``settings``: keyword arguments of
-``rsa.searchlight``), so "significant" means what it means in the run.
+The influence searchlights use the run's test and settings (``settings``: keyword arguments of
+``rsa.searchlight``), so "significant" means what it means in the run; the reliability uses the run's
+statistic (``method``).
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ import pandas as pd
 from scipy import stats
 
 from model_emotion.errors import ToolkitError
+from model_emotion.rsa.fdr import holm
 from model_emotion.rsa.searchlight import neuron_rdms, searchlight
 
 logger = logging.getLogger(__name__)
@@ -33,6 +39,7 @@ logger = logging.getLogger(__name__)
 NORMALIZATIONS = ("none", "zscore", "scale")
 TOP_K = (500, 4000)
 MIN_SEEDS = 4  # two halves of at least two seeds each
+RELIABILITY_LEVEL = 0.05  # the family-wise level of the reliability verdicts (Holm across attributes)
 
 
 def normalize_seeds(activations: np.ndarray, how: str) -> np.ndarray:
@@ -70,57 +77,145 @@ def half_splits(n_seeds: int, splits: int, seed: int = 0) -> list[tuple[str, np.
     return out
 
 
-def _agreement(a, b, sig_a, sig_b) -> dict:
-    """Spearman of two neuron statistics, Jaccard of two significant sets, top-k overlaps."""
-    ok = np.isfinite(a) & np.isfinite(b)
-    rho = stats.spearmanr(a[ok], b[ok]).statistic if ok.sum() > 2 else np.nan
-    union = (sig_a | sig_b).sum()
-    out = {"spearman": float(rho), "jaccard": float((sig_a & sig_b).sum() / union) if union else np.nan}
+def reliability_null_check(relabellings, n_attributes: int, level: float = RELIABILITY_LEVEL) -> int:
+    """The relabellings as an integer that can resolve Holm at ``level`` over the attributes: the smallest
+    permutation p, 1/(R + 1), must reach level / attributes. One plain error line otherwise."""
+    if isinstance(relabellings, bool) or not isinstance(relabellings, (int, np.integer)) or relabellings < 1:
+        raise ToolkitError(f"{{--relabellings}} must be a positive integer, got {relabellings!r}")
+    need = int(np.ceil(n_attributes / level)) - 1
+    if relabellings < need:
+        raise ToolkitError(
+            f"{{--relabellings}} {relabellings} cannot resolve the reliability test: its smallest p, "
+            f"1/(R+1) = {1 / (relabellings + 1):.3g}, is above {level:g} / {n_attributes} attributes "
+            f"(Holm's first step); pass at least {need}"
+        )
+    return int(relabellings)
+
+
+def leave_one_out_splits(n_seeds: int) -> list[tuple[str, np.ndarray, np.ndarray]]:
+    """Per seed: that seed alone against all the others."""
+    positions = np.arange(n_seeds)
+    return [(f"loo{s + 1}", positions[[s]], np.delete(positions, s)) for s in range(n_seeds)]
+
+
+def _column_ranks(tau: np.ndarray) -> np.ndarray:
+    """Each column's ranks over the neurons, centred and scaled to unit length (a dot product of two
+    columns is Spearman's rho)."""
+    r = stats.rankdata(tau, axis=0)
+    r -= r.mean(axis=0, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return r / np.linalg.norm(r, axis=0, keepdims=True)
+
+
+def _top_overlap(a: np.ndarray, b: np.ndarray, k: int) -> np.ndarray:
+    """Per column, the share of the k highest of a that are among the k highest of b. [columns]"""
+    top_a = np.argpartition(-a, k - 1, axis=0)[:k]
+    top_b = np.argpartition(-b, k - 1, axis=0)[:k]
+    hit = np.zeros(a.shape, bool)
+    np.put_along_axis(hit, top_b, True, axis=0)
+    return np.take_along_axis(hit, top_a, axis=0).mean(axis=0)
+
+
+def _agreement(x_a: np.ndarray, x_b: np.ndarray, targets: np.ndarray, stat_of) -> dict:
+    """Spearman and top-k overlaps between two halves' statistics against each target (column). x_*:
+    neuron RDMs [neurons, pairs]; targets [T, pairs]; the neurons whose statistic is undefined in
+    either half are left out."""
+    tau_a, tau_b = stat_of(x_a, targets), stat_of(x_b, targets)  # [neurons, T]
+    ok = np.isfinite(tau_a).all(axis=1) & np.isfinite(tau_b).all(axis=1)
+    tau_a, tau_b = tau_a[ok], tau_b[ok]
+    out = {"spearman": np.einsum("nt,nt->t", _column_ranks(tau_a), _column_ranks(tau_b))}
     for k in TOP_K:
-        k_eff = min(k, ok.sum())
-        top_a = set(np.argsort(-np.where(ok, a, -np.inf), kind="stable")[:k_eff])
-        top_b = set(np.argsort(-np.where(ok, b, -np.inf), kind="stable")[:k_eff])
-        out[f"top{k}_overlap"] = len(top_a & top_b) / k_eff if k_eff else np.nan
+        out[f"top{k}_overlap"] = (
+            _top_overlap(tau_a, tau_b, min(k, ok.sum())) if ok.any() else np.full(len(targets), np.nan)
+        )
     return out
+
+
+def split_agreement(acts, split, attribute_rdms, perms, stat_of, block: int = 24) -> dict:
+    """The two halves' agreement for the observed attributes and under every relabelling of the
+    emotions (the same relabelling for both halves). Returns metric -> [relabellings + 1, A] with the
+    observed row first."""
+    from model_emotion.rsa.permutation import permuted_targets
+
+    _, first, second = split
+    x_a, x_b = neuron_rdms(acts[:, first]), neuron_rdms(acts[:, second])
+    A = attribute_rdms.shape[0]
+    targets = permuted_targets(attribute_rdms, perms)  # [(R + 1) * A, pairs]
+    parts: dict[str, list] = {}
+    for start in range(0, len(targets), block * A):
+        for key, value in _agreement(x_a, x_b, targets[start : start + block * A], stat_of).items():
+            parts.setdefault(key, []).append(value)
+    return {key: np.concatenate(v).reshape(-1, A) for key, v in parts.items()}
+
+
+def _split_rows(name, first, second, names, metrics: dict) -> list[dict]:
+    rows = []
+    for i, attribute in enumerate(names):
+        row = {
+            "split": name,
+            "attribute": attribute,
+            "seeds_a": " ".join(map(str, first)),
+            "seeds_b": " ".join(map(str, second)),
+        }
+        for key, values in metrics.items():
+            null = values[1:, i]
+            row[key] = float(values[0, i])
+            row[f"{key}_chance"] = float(np.nanmean(null))
+            row[f"{key}_p"] = float((1 + np.sum(null >= values[0, i])) / (1 + null.size))
+        row["spearman_null_p95"] = float(np.nanpercentile(metrics["spearman"][1:, i], 95))
+        rows.append(row)
+    return rows
 
 
 def seed_reliability(
     activations: np.ndarray,
     attribute_rdms: np.ndarray,
     names: list[str],
-    alpha: float,
     splits: int = 5,
     seed: int = 0,
-    **settings,
+    *,
+    relabellings: int = 500,
+    leave_one_out: bool = False,
+    method: str = "kendall_tau_b",
+    device=None,
 ) -> pd.DataFrame:
-    """Per split and attribute: agreement between the two halves' searchlights, and the same with one
-    half's emotion labels shuffled (``*_chance``). Rows ``split = mean`` average the splits."""
-    rng = np.random.default_rng(seed + 1)
-    rows = []
-    for name, first, second in half_splits(activations.shape[1], splits, seed):
-        run_a = searchlight(activations[:, first], attribute_rdms, names, alpha=alpha, **settings)
-        run_b = searchlight(activations[:, second], attribute_rdms, names, alpha=alpha, **settings)
-        shuffled = activations[rng.permutation(activations.shape[0])][:, second]
-        run_s = searchlight(shuffled, attribute_rdms, names, alpha=alpha, **settings)
-        sig = [r.significant(alpha) for r in (run_a, run_b, run_s)]
-        for i, attribute in enumerate(names):
-            real = _agreement(run_a.tau[:, i], run_b.tau[:, i], sig[0][:, i], sig[1][:, i])
-            chance = _agreement(run_a.tau[:, i], run_s.tau[:, i], sig[0][:, i], sig[2][:, i])
-            row = {
-                "split": name,
-                "attribute": attribute,
-                "seeds_a": " ".join(map(str, first)),
-                "seeds_b": " ".join(map(str, second)),
-            }
-            for key in real:
-                row[key], row[f"{key}_chance"] = real[key], chance[key]
-            rows.append(row)
-        logger.info("seed reliability: split %s done", name)
-    table = pd.DataFrame(rows)
-    metrics = [c for c in table.columns if c not in ("split", "attribute", "seeds_a", "seeds_b")]
-    mean = table.groupby("attribute", sort=False)[metrics].mean().reset_index()
-    mean.insert(0, "split", "mean")
-    return pd.concat([table, mean], ignore_index=True)
+    """Per split and attribute: the agreement between the two halves' neuron statistics (Spearman over
+    neurons, top-k overlaps) beside its null: the same agreement with the attribute's emotions
+    relabelled for both halves (``relabellings`` draws, shared by every split and attribute). Columns
+    ``{metric}``, ``{metric}_chance`` (the null mean), ``{metric}_p`` ((1 + #null >= observed) / (R + 1)).
+    Rows ``split = mean`` average the splits (the null of the mean is the mean of the nulls under the
+    same relabellings) and carry ``spearman_p_holm``, Holm across the attributes."""
+    from model_emotion.rsa.permutation import draw_permutations
+
+    R = reliability_null_check(relabellings, len(names))
+    perms = draw_permutations(activations.shape[0], R, seed + 1)
+    stat_of = _statistic_of(method, device)
+    chosen = half_splits(activations.shape[1], splits, seed)
+    if leave_one_out:
+        chosen += leave_one_out_splits(activations.shape[1])
+    rows, total = [], None
+    for split in chosen:
+        metrics = split_agreement(activations, split, attribute_rdms, perms, stat_of)
+        rows += _split_rows(*split, names, metrics)
+        if not split[0].startswith("loo"):
+            total = metrics if total is None else {k: total[k] + metrics[k] for k in metrics}
+        logger.info("seed reliability: split %s done", split[0])
+    halves = sum(not s[0].startswith("loo") for s in chosen)
+    mean_rows = _split_rows("mean", [], [], names, {k: v / halves for k, v in total.items()})
+    holm_p = holm(np.array([r["spearman_p"] for r in mean_rows]))
+    for row, p in zip(mean_rows, holm_p):
+        row["spearman_p_holm"] = float(p)
+    return pd.DataFrame(rows + mean_rows)
+
+
+def _statistic_of(method: str, device):
+    """stat_of(x [neurons, pairs], targets [T, pairs]) -> the searchlight's statistic [neurons, T]."""
+    from model_emotion.rsa.searchlight import kendall, spearman
+
+    if method == "spearman":
+        return lambda x, targets: np.where(np.ptp(x, axis=1, keepdims=True) > 0, spearman(x, targets)[0], np.nan)
+    variant = "b" if method == "kendall_tau_b" else "a"
+    return lambda x, targets: kendall(x, targets, variant, "greater", device)[0]
 
 
 def seed_influence(

@@ -255,12 +255,16 @@ def _importance_section(data, rdms, config, out: Path) -> tuple[object, list[Pat
     write_csv(out / "attribute_importance.csv", importance)
     written = save(plots.attribute_importance(importance, config.alpha), out / "attribute_importance", config.formats)
     ranked = importance.sort_values("tau", ascending=False)
-    n_sig = int((importance["q_value"] < config.alpha).sum())
+    n_sig = int((importance["perm_p_holm"] < config.alpha).sum())
+    n_par = int((importance["q_value"] < config.alpha).sum())
+    boot = importance["bootstrap"].iloc[0] or "none"
     text = [
         f"## Human side: attribute importance ({data.source})\n",
-        f"Kendall's tau-b of the human similarity RDM ({len(rdms.emotions)} emotions) with each attribute's RDM "
-        f"(one-sided, BH q; 95% bootstrap CI over participants, {config.n_boot} draws). "
-        f"{n_sig} of {len(importance)} attributes are significant at q < {config.alpha:g}. Most important: "
+        f"Kendall's tau-b of the human similarity RDM ({len(rdms.emotions)} emotions) with each attribute's RDM. "
+        f"By the emotion-label permutation test (one-sided, Holm across the {len(importance)} attributes), "
+        f"{n_sig} of {len(importance)} attributes are significant at {config.alpha:g} (the paper's test, which "
+        f"treats the emotion pairs as independent, with BH: {n_par}). 95% percentile intervals from the "
+        f"bootstrap over {boot.replace('+', ' and ')} ({config.n_boot} draws). Most important: "
         + ", ".join(f"{r.attribute} ({r.tau:.3f})" for r in ranked.head(3).itertuples())
         + "; least: "
         + ", ".join(f"{r.attribute} ({r.tau:.3f})" for r in ranked.tail(3).itertuples())
@@ -333,6 +337,22 @@ def _agreement_section(data, res, out: Path, config, label: str, title: str):
     return written, text
 
 
+def _interval_text(row) -> str:
+    """The bootstrap interval and the noise ceiling of one model-RSA row, in words."""
+    import pandas as pd
+
+    parts = []
+    if "ci_low" in row and pd.notna(row["ci_low"]):
+        parts.append(
+            f"95% interval {row['ci_low']:.3f} to {row['ci_high']:.3f}, bootstrap over emotions and participants"
+        )
+    if "noise_ceiling_low" in row and pd.notna(row["noise_ceiling_low"]):
+        parts.append(
+            f"noise ceiling {row['noise_ceiling_low']:.3f} to {row['noise_ceiling_high']:.3f} (leave one participant out)"
+        )
+    return "; ".join(parts) or "no interval"
+
+
 def _model_rsa_section(data, rdms, res, out: Path, config, label: str, title: str):
     from model_emotion.io.files import write_csv
     from model_emotion.report import human as hm
@@ -340,7 +360,15 @@ def _model_rsa_section(data, rdms, res, out: Path, config, label: str, title: st
     from model_emotion.report.plots import save
 
     acts = res.activations
-    table = hm.model_rsa(acts.activations, acts.emotions, res.num_layers or acts.layers, data, rdms)
+    table = hm.model_rsa(
+        acts.activations,
+        acts.emotions,
+        res.num_layers or acts.layers,
+        data,
+        rdms,
+        n_boot=config.n_boot,
+        seed=config.seed,
+    )
     write_csv(out / f"{label}model_rsa.csv", table)
     written = save(plots.model_rsa(table), out / f"{label}model_rsa", config.formats)
     human_rows = table[table["target"] == "human_similarity"]
@@ -352,7 +380,7 @@ def _model_rsa_section(data, rdms, res, out: Path, config, label: str, title: st
         f"The correlation-distance RDM of the seed-averaged activation patterns (all neurons) against the "
         f"human similarity RDM: tau = {whole['tau']:.3f} (emotion-label permutation p = "
         f"{_fmt_p(whole['perm_p'])}; the parametric one-sided p, which treats the emotion pairs as "
-        f"independent, is {_fmt_p(whole['p_value'])}). Most human-like layer: "
+        f"independent, is {_fmt_p(whole['p_value'])}; {_interval_text(whole)}). Most human-like layer: "
         f"{best['scope'] if best['scope'] == 'all' else int(best['scope']) + 1} "
         f"(tau = {best['tau']:.3f}, permutation p = {_fmt_p(best['perm_p'])}). Full table: "
         f"{label}model_rsa.csv.\n",
@@ -513,7 +541,9 @@ def _survival_section(res, table, out: Path, prefix: str, label: str) -> tuple[s
     from model_emotion.report.tables import md_escape, to_markdown
 
     title = "Paper (RoBERTa-base, released data)" if label else "This run"
-    survival = survival_table(res.null_counts, res.fwer, res.reliability, table if not table.empty else None, res.alpha)
+    survival = survival_table(
+        res.null_counts, res.fwer, res.reliability, table if not table.empty else None, res.alpha, res.fwer_across
+    )
     write_csv(out / f"{prefix}survival.csv", survival)
     sentences = " ".join(survival_sentences(survival, res.alpha))
     verdict = ("On the paper's released data: " if label else "") + sentences

@@ -19,8 +19,8 @@ from model_emotion.io import run_folder
 from model_emotion.io.files import read_meta, save_run_args, write_csv, write_meta
 from model_emotion.lm.device import resolve_device
 from model_emotion.rsa.fdr import FDR_METHODS
-from model_emotion.rsa.permutation import CORRECTIONS, MAX_PERMUTATIONS, TAILS, TESTS
-from model_emotion.rsa.searchlight import ALTERNATIVES, METHODS
+from model_emotion.rsa.permutation import CORRECTIONS, MAX_PERMUTATIONS, STUDENTIZE, TAILS, TESTS
+from model_emotion.rsa.searchlight import ALTERNATIVES, METHODS, RANK_BY
 from model_emotion.stages.jobs import check_output_dir
 from model_emotion.util.settings import Settings, setting
 
@@ -87,6 +87,19 @@ class RSAConfig(Settings):
         "(FWER p), moments = Pearson III fit to each test's null (per-test p); default empirical",
         choices=TAILS,
     )
+    studentize: str = setting(
+        "across",
+        "permutation test: which max-T corrections take each test's statistic standardized by the mean "
+        "and SD of its own permutation null: across (default: the correction over all attributes, whose "
+        "null spreads differ), both (within each attribute too), none (raw max-T everywhere)",
+        choices=STUDENTIZE,
+    )
+    rank_by: str = setting(
+        "statistic",
+        "rank neurons (the rank table, so the masks) on the statistic (default) or on its studentized "
+        "value (permutation test only)",
+        choices=RANK_BY,
+    )
     alternative: str = setting(
         "greater", "alternative hypothesis of the p-values (the paper: greater)", choices=ALTERNATIVES
     )
@@ -103,13 +116,25 @@ class RSAConfig(Settings):
     )
     seed_diagnostics: bool = setting(
         False,
-        "also write _seed_reliability.csv (split-half agreement beside its label-shuffled chance "
-        "level) and _seed_influence.csv (distance share, leave-one-seed-out and single-seed counts)",
+        "also write _seed_reliability.csv (split-half agreement of the neuron statistics beside its "
+        "null with the attribute's emotions relabelled for both halves, p and Holm across attributes) and "
+        "_seed_influence.csv (distance share, leave-one-seed-out and single-seed counts)",
     )
     splits: int = setting(
         5, "random half splits of the seeds for --seed_diagnostics, besides odd/even (default %(default)s)",
         kind="count",
     )  # fmt: skip
+    relabellings: int = setting(
+        500,
+        "--seed_diagnostics: relabellings of the attributes' emotions (both seed halves at once) in the "
+        "null of the split-half reliability (default %(default)s; at least attributes / 0.05 - 1, so that "
+        "Holm across the attributes can reach 0.05)",
+        kind="count",
+        high=MAX_PERMUTATIONS,
+    )
+    leave_one_out: bool = setting(
+        False, "--seed_diagnostics: also each seed's agreement with all the others (leave one seed out)"
+    )
     diagnostic_permutations: int = setting(
         100,
         "permutations of each searchlight of --seed_diagnostics under the permutation test "
@@ -174,9 +199,13 @@ RESULT_SETTINGS = (
     "perm_seed",
     "correction",
     "tail",
+    "studentize",
+    "rank_by",
     "seed_normalization",
     "seed_diagnostics",
     "splits",
+    "relabellings",
+    "leave_one_out",
     "diagnostic_permutations",
     "selection_folds",
 )
@@ -196,7 +225,7 @@ def _run(config: RSAConfig) -> int:
     from model_emotion.io.activations import load_activations
     from model_emotion.io.download import resolve_attributes
     from model_emotion.rsa.searchlight import searchlight, summarize
-    from model_emotion.rsa.seeds import half_splits, normalize_seeds
+    from model_emotion.rsa.seeds import half_splits, normalize_seeds, reliability_null_check
 
     paths = run_folder.rank_paths(config.output)
     current = config.to_dict()
@@ -215,8 +244,9 @@ def _run(config: RSAConfig) -> int:
     num_layers = config.num_layers or data.layers
     if num_layers is None:
         raise ToolkitError(f"{config.activations} does not say how many layers the model has; pass --num_layers")
-    if config.seed_diagnostics:
-        half_splits(len(data.seeds), config.splits)  # enough seeds? (before any work)
+    if config.seed_diagnostics:  # enough seeds and relabellings? (before any work)
+        half_splits(len(data.seeds), config.splits)
+        reliability_null_check(config.relabellings, len(rdms.names))
     folds = config.folds_for(len(data.seeds))
     start = time.perf_counter()
     device = resolve_device(config.device)
@@ -224,7 +254,7 @@ def _run(config: RSAConfig) -> int:
     result = searchlight(
         acts, rdms.rdms, rdms.names, config.method, config.fdr, config.alternative, device, test=config.test,
         permutations=config.permutations, perm_seed=config.perm_seed, alpha=config.alpha,
-        correction=config.correction, tail=config.tail,
+        correction=config.correction, tail=config.tail, studentize=config.studentize, rank=config.rank_by,
     )  # fmt: skip
     elapsed = time.perf_counter() - start
     logger.info(
@@ -270,7 +300,9 @@ def fold_seeds(seeds: list[int], folds: int) -> list[tuple[list[int], list[int]]
 
 def write_fold_tables(config: RSAConfig, rank: Path, acts, seeds: list[int], rdms, folds: int, device) -> None:
     """Held-out selection: per fold, the rank table of the searchlight on the other folds' seeds
-    (ranked by the same statistic; the parametric test, since only the ranking is used), with the
+    (ranked by the same statistic; the parametric test, since only the ranking is used, or under
+    ``--rank_by studentized`` the permutation test with --diagnostic_permutations draws for the
+    moments that standardize the statistic), with the
     seeds that selected it and those it may be evaluated on in its _meta.json. Old fold tables of
     another fold count are removed."""
     from model_emotion.rsa.searchlight import searchlight
@@ -278,14 +310,22 @@ def write_fold_tables(config: RSAConfig, rank: Path, acts, seeds: list[int], rdm
     for old in rank.parent.glob(f"{rank.stem}_fold*.csv"):
         old.unlink()
         old.with_name(old.stem + "_meta.json").unlink(missing_ok=True)
+    studentized = config.rank_by == "studentized"  # then the folds need the permutation null's moments
+    extra = (
+        dict(test="permutation", permutations=config.diagnostic_permutations, rank="studentized") if studentized else {}
+    )
     for f, (select, evaluate) in enumerate(fold_seeds(seeds, folds), start=1):
         positions = [seeds.index(s) for s in select]
         result = searchlight(
-            acts[:, positions], rdms.rdms, rdms.names, config.method, config.fdr, config.alternative, device
-        )
+            acts[:, positions], rdms.rdms, rdms.names, config.method, config.fdr, config.alternative, device,
+            perm_seed=config.perm_seed, alpha=max(config.alpha, 1.0 / (config.diagnostic_permutations + 1)), **extra,
+        )  # fmt: skip
         path = fold_table_path(rank, f)
         write_csv(path, result.table("rank"))
-        write_meta(path, fold=f, folds=folds, select_seeds=select, evaluate_seeds=evaluate, method=config.method)
+        write_meta(
+            path, fold=f, folds=folds, select_seeds=select, evaluate_seeds=evaluate, method=config.method,
+            rank_by=config.rank_by, permutations=config.diagnostic_permutations if studentized else None,
+        )  # fmt: skip
         logger.info("fold %d of %d: ranked on seeds %s, for evaluating seeds %s", f, folds, select, evaluate)
 
 
@@ -311,10 +351,12 @@ def write_seed_diagnostics(config: RSAConfig, paths: dict[str, Path], acts, seed
         perm_seed=config.perm_seed,
         correction=config.correction,
         tail=config.tail,
+        studentize=config.studentize,
     )
     reliability = seed_reliability(
-        acts, rdms.rdms, rdms.names, config.alpha, config.splits, config.perm_seed, **settings
-    )
+        acts, rdms.rdms, rdms.names, config.splits, config.perm_seed, relabellings=config.relabellings,
+        leave_one_out=config.leave_one_out, method=config.method, device=device,
+    )  # fmt: skip
     write_csv(paths["seed_reliability"], reliability)
     write_csv(paths["seed_influence"], seed_influence(acts, seeds, rdms.rdms, rdms.names, config.alpha, **settings))
 
@@ -342,6 +384,8 @@ def write_rank_meta(config: RSAConfig, rank: Path, shape: dict, rdms, seeds: lis
         permutations=config.permutations if perm else None,
         perm_seed=config.perm_seed if perm else None,
         tail=config.tail if perm else None,
+        studentize=config.studentize if perm else None,
+        rank_by=config.rank_by,
         seed_normalization=config.seed_normalization,
         selection_folds=[
             {"fold": f, "select_seeds": sel, "evaluate_seeds": ev}
@@ -353,17 +397,18 @@ def write_rank_meta(config: RSAConfig, rank: Path, shape: dict, rdms, seeds: lis
 
 def log_counts(summary, result) -> None:
     """One log line per attribute: its significant and selective neurons, beside their null."""
+    import pandas as pd
+
     nulls = {}
     if result.perm is not None:
         counts = result.perm.null_counts
         nulls = {row["attribute"]: row for _, row in counts[counts["test"].str.startswith("permutation")].iterrows()}
     for _, row in summary[summary["layer"] == "all"].iterrows():
         null = nulls.get(row["attribute"])
-        beside = (
-            ""
-            if null is None
-            else f"  (null mean {null['null_mean']:.1f}, p95 {null['null_p95']:.0f}, count p {null['count_p']:.3g})"
-        )
+        beside = ""
+        if null is not None:
+            count_p = "" if pd.isna(null["count_p"]) else f", count p {null['count_p']:.3g}"
+            beside = f"  (null mean {null['null_mean']:.1f}, p95 {null['null_p95']:.0f}{count_p})"
         logger.info(
             "%-18s significant %6d  selective %6d%s", row["attribute"], row["n_significant"], row["n_selective"], beside
         )
@@ -379,6 +424,12 @@ def write_permutation_tables(paths: dict[str, Path], result) -> None:
     perm = result.perm
     for key in ("perm_p", "fwer_p", "fwer_global_p"):
         write_csv(paths[key], pd.DataFrame(getattr(perm, key), columns=result.names))
+    write_csv(paths["zstat"], pd.DataFrame(perm.z, columns=result.names))
+    write_csv(paths["maxt_survivors"], perm.survivors())
+    if perm.tail_fits:
+        write_csv(paths["tail_fits"], pd.DataFrame(perm.tail_fits))
+    else:
+        paths["tail_fits"].unlink(missing_ok=True)
     write_csv(paths["null_counts"], perm.null_counts)
     with atomic_path(paths["null"]) as tmp:
         with open(tmp, "wb") as handle:
@@ -386,6 +437,7 @@ def write_permutation_tables(paths: dict[str, Path], result) -> None:
                 handle,
                 attributes=np.array(result.names),
                 null_max=perm.null_max,
+                null_max_studentized=perm.null_max_z,
                 permutations=perm.permutations,
                 permuted_stat=perm.permuted_stat,
                 **{f"counts_{k}": v for k, v in perm.count_draws.items()},
