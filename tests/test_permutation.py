@@ -338,6 +338,7 @@ def test_command_writes_permutation_tables_and_refuses_bad_input(tmp_path, share
         "split_half_spearman",
         "split_half_chance",
         "split_half_p_holm",
+        "confounded_by",
         "k",
         "selection",
         "drop_beyond_random",

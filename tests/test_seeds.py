@@ -200,3 +200,27 @@ def test_command_writes_diagnostics_and_refuses_too_few_seeds(tmp_path, shared, 
         assert cli.run(rsa_searchlight.main, ["--activations", str(npz(4)), *args, "--overwrite", *bad]) == 2
         assert "relabellings" in capsys.readouterr().err
         assert {p.name: p.read_bytes() for p in out.parent.iterdir()} == before
+
+
+def test_crossval_distance_by_hand_and_unbiased_by_seed_noise():
+    from model_emotion.rsa.searchlight import neuron_rdms
+
+    rng = np.random.default_rng(9)
+    K, S = 6, 4
+    acts = rng.normal(size=(K, S, 3))
+    x = neuron_rdms(acts, "crossval")
+    rows, cols = pair_index(K)
+    p = 4  # one pair by hand: the mean over ordered pairs of distinct seeds of the product of differences
+    d = acts[rows[p]] - acts[cols[p]]  # [S, neurons]
+    by_hand = np.mean([d[s] * d[t] for s in range(S) for t in range(S) if s != t], axis=0)
+    assert np.allclose(x[:, p], by_hand)
+    # unbiased: emotions with the same mean but one unstable emotion (large seed noise) are not far
+    mean = np.zeros((K, 1, 2000))
+    noisy = mean + rng.normal(size=(K, S, 2000)) * np.where(np.arange(K) == 0, 3.0, 0.3)[:, None, None]
+    crossval, plain = neuron_rdms(noisy, "crossval").mean(axis=0), neuron_rdms(noisy).mean(axis=0)
+    first = (rows == 0) | (cols == 0)
+    assert plain[first].mean() > 3 * plain[~first].mean()  # the mean of |differences| sees the noise
+    assert abs(crossval[first].mean()) < 0.1 * plain[first].mean()  # 0 in expectation (about 0.08 Monte Carlo SE)
+    assert abs(crossval[~first].mean()) < 0.1 * plain[~first].mean()
+    with pytest.raises(ToolkitError, match="crossval needs at least 2 seeds"):
+        neuron_rdms(acts[:, :1], "crossval")

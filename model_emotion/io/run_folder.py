@@ -65,6 +65,11 @@ PERMUTATION_TABLES = {
     "tail_fits": "_tail_fits",
 }
 SEED_TABLES = {"seed_reliability": "_seed_reliability", "seed_influence": "_seed_influence"}
+NUISANCE_TABLES = {
+    "nuisance_summary": "_nuisance_summary",
+    "nuisance_survivors": "_nuisance_maxt_survivors",
+    "nuisance_confounds": "_nuisance_confounds",
+}
 
 
 def checkpoint_path(folder: str | os.PathLike, emotion: str, seed: int) -> Path:
@@ -92,13 +97,13 @@ def partial_path(folder: str | os.PathLike, emotion: str, seed: int) -> Path:
 def rank_table_path(rank_csv: str | os.PathLike, key: str) -> Path:
     """The table ``key`` (of RANK_TABLES, PERMUTATION_TABLES, SEED_TABLES) beside the rank table."""
     rank_csv = Path(rank_csv)
-    suffix = {**RANK_TABLES, **PERMUTATION_TABLES, **SEED_TABLES}[key]
+    suffix = {**RANK_TABLES, **PERMUTATION_TABLES, **SEED_TABLES, **NUISANCE_TABLES}[key]
     return rank_csv.with_name(f"{rank_csv.stem}{suffix}.{'npz' if key == 'null' else 'csv'}")
 
 
 def rank_paths(rank_csv: str | os.PathLike) -> dict[str, Path]:
     """The rank table (``rank``) and every table the searchlight writes beside it, by key."""
-    keys = [*RANK_TABLES, *PERMUTATION_TABLES, *SEED_TABLES]
+    keys = [*RANK_TABLES, *PERMUTATION_TABLES, *SEED_TABLES, *NUISANCE_TABLES]
     return {"rank": Path(rank_csv), **{key: rank_table_path(rank_csv, key) for key in keys}}
 
 

@@ -233,6 +233,7 @@ GLOSSARY = {
     "split_half_spearman": "agreement (Spearman) of the neuron statistics between two halves of the seeds",
     "split_half_chance": "the same agreement with the attribute's emotions relabelled for both halves (null mean)",
     "split_half_p_holm": "relabelling p of the seed-half agreement, Holm across the attributes",
+    "confounded_by": "nuisance RDMs that the attribute's RDM follows (Mantel, Holm p < 0.05)",
     "verdict": "which of the paper's claims hold for the attribute on this run, in words",
     "tau": "Kendall tau between two RDMs",
     "kendall_tau": "Kendall tau between two RDMs",

@@ -41,6 +41,7 @@ class Results:
     test: str = "parametric"  # the searchlight's test; "q" holds the p-value that decided significance
     fwer: pd.DataFrame | None = None  # max-T adjusted p within each attribute [neurons, attributes]
     fwer_across: pd.DataFrame | None = None  # max-T adjusted p across all attributes (studentized by default)
+    confounds: pd.DataFrame | None = None  # attribute, nuisance, tau, perm_p, perm_p_holm (rsa_searchlight --nuisance)
     reliability: pd.DataFrame | None = None  # the searchlight's _seed_reliability table
     null_draws: dict = field(default_factory=dict)  # test -> [B, attributes] significant counts per permutation
     masking: pd.DataFrame | None = None  # emotion, seed, attribute, kind, k, draw, accuracy, unmasked
@@ -273,6 +274,10 @@ def _read_searchlight(res: Results, rank_path: Path) -> None:
         table = read_csv(path, "a seed reliability table", ["split", "attribute", "spearman", "spearman_chance"])
         numeric = ["spearman", "spearman_chance"] + [c for c in ("spearman_p", "spearman_p_holm") if c in table]
         res.reliability = _numeric_table(table, path, numeric)
+    if paths["nuisance_confounds"].exists():
+        path = paths["nuisance_confounds"]
+        table = read_csv(path, "a nuisance confound table", ["attribute", "nuisance", "tau", "perm_p", "perm_p_holm"])
+        res.confounds = _numeric_table(table, path, ["tau", "perm_p", "perm_p_holm"])
     if paths["null"].exists():
         res.null_draws = read_null_draws(paths["null"], list(res.rank.columns))
     if paths["summary"].exists():

@@ -10,6 +10,9 @@ Per attribute (``survival_table``):
   statistics between halves of the seeds (mean over splits), its mean under relabellings of the
   attribute's emotions for both halves, and the relabelling p after Holm across the attributes
   (``rsa_searchlight.py --seed_diagnostics``);
+- ``confounded_by``: the nuisance RDMs (``rsa_searchlight.py --nuisance``) that the attribute's RDM
+  follows (Mantel, two-sided, Holm across attribute x nuisance pairs < 0.05): its survivors may be the
+  nuisance's (the attribute's unique contribution is not tested);
 - ``k``, ``selection``: the pre-declared k of the causal step, and whether the evaluated prompts
   ranked the masks (``circular``) or not (``held_out``: masks from other seeds' rank tables);
 - ``drop_beyond_random``, ``drop_ci_low``, ``drop_ci_high``, ``p_random_holm``, ``rank_p_random``,
@@ -39,6 +42,7 @@ COLUMNS = [
     "split_half_spearman",
     "split_half_chance",
     "split_half_p_holm",
+    "confounded_by",
     "k",
     "selection",
     "drop_beyond_random",
@@ -119,6 +123,9 @@ def _verdict(row: dict, alpha: float) -> str:
             parts.append(f"reliable across seed halves (relabelling p, Holm = {p:.2g})")
         else:
             parts.append(f"not more reliable across seed halves than relabelled attributes (Holm p = {p:.2g})")
+    confounded = row.get("confounded_by")
+    if isinstance(confounded, str) and confounded not in ("", "none"):
+        parts.append(f"its RDM follows the nuisance RDM(s) {confounded} (Mantel, Holm p < 0.05)")
     parts.append(_causal_verdict(row))
     return "; ".join(parts)
 
@@ -130,6 +137,7 @@ def survival_table(
     summary: pd.DataFrame | None,
     alpha: float,
     fwer_across: pd.DataFrame | None = None,
+    confounds: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """The table above from a run's tables (any may be None)."""
     found: list[str] = []
@@ -162,6 +170,9 @@ def survival_table(
                 row["split_half_spearman"] = float(mean.iloc[0]["spearman"])
                 row["split_half_chance"] = float(mean.iloc[0]["spearman_chance"])
                 row["split_half_p_holm"] = float(mean.iloc[0].get("spearman_p_holm", np.nan))
+        if confounds is not None:
+            mine = confounds[(confounds["attribute"] == name) & (confounds["perm_p_holm"] < 0.05)]
+            row["confounded_by"] = "; ".join(mine["nuisance"]) or "none"
         if summary is not None and "drop_beyond_random" in summary:
             s = summary[summary["attribute"] == name]
             if len(s):
@@ -226,6 +237,17 @@ def survival_sentences(table: pd.DataFrame, alpha: float) -> list[str]:
             "The neuron statistics agree between halves of the seeds more than they do for the same attribute "
             "with its emotions relabelled (relabelling test, Holm across attributes at 0.05) for "
             f"{len(reliable)} of {n} attributes" + (f": {', '.join(reliable)}." if reliable else ".")
+        )
+    if table["confounded_by"].notna().any():
+        hit = table[~table["confounded_by"].isin(["none"]) & table["confounded_by"].notna()]
+        out.append(
+            f"{len(hit)} of {n} attributes have RDMs that follow a nuisance RDM (Mantel, two-sided, Holm at 0.05)"
+            + (
+                ": " + "; ".join(f"{r.attribute} ({r.confounded_by})" for r in hit.itertuples()) + "."
+                if len(hit)
+                else "."
+            )
+            + " Their survivors cannot be told from the nuisance's by this test (no partialled test is run)."
         )
     if "min_detectable_drop" in table and table["min_detectable_drop"].notna().any():
         mdd = 100 * table["min_detectable_drop"].median()

@@ -176,10 +176,41 @@ def _mean_abs_differences(acts: np.ndarray, rows: np.ndarray, cols: np.ndarray) 
     return out
 
 
-def neuron_rdms(activations: np.ndarray) -> np.ndarray:
-    """Mean over seeds of |a_i - a_j| for every neuron. [emotions, seeds, neurons] -> [neurons, pairs] float64"""
+@nb.njit(parallel=True, cache=True)
+def _crossval_products(acts: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    N, _, S = acts.shape
+    out = np.empty((N, rows.size), np.float64)
+    for n in nb.prange(N):
+        for p in range(rows.size):
+            total, squares = 0.0, 0.0
+            for s in range(S):
+                d = acts[n, rows[p], s] - acts[n, cols[p], s]
+                total += d
+                squares += d * d
+            out[n, p] = (total * total - squares) / (S * (S - 1))
+    return out
+
+
+DISTANCES = ("mean_abs", "crossval")
+
+
+def neuron_rdms(activations: np.ndarray, distance: str = "mean_abs") -> np.ndarray:
+    """Every neuron's RDM. [emotions, seeds, neurons] -> [neurons, pairs] float64
+
+    ``mean_abs`` (the paper's): the mean over seeds of |a_i - a_j|. ``crossval``: the mean over every
+    pair of distinct seeds s != t of (a_is - a_js)(a_it - a_jt), a cross-validated squared distance
+    (Walther et al. 2016): seed noise independent between seeds adds nothing to its expectation, which
+    is (mu_i - mu_j)^2, so an emotion whose prompt is unstable across seeds is not made far from every
+    other. It can be negative, and needs at least 2 seeds.
+    """
     rows, cols = pair_index(activations.shape[0])
     acts = np.ascontiguousarray(activations.transpose(2, 0, 1), dtype=np.float64)  # [neurons, emotions, seeds]
+    if distance == "crossval":
+        if acts.shape[2] < 2:
+            raise ToolkitError(f"{{--distance}} crossval needs at least 2 seeds, got {acts.shape[2]}")
+        return _crossval_products(acts, rows.astype(np.int64), cols.astype(np.int64))
+    if distance != "mean_abs":
+        raise ToolkitError(f"{{--distance}} {distance!r} unknown; choose one of {', '.join(DISTANCES)}")
     return _mean_abs_differences(acts, rows.astype(np.int64), cols.astype(np.int64))
 
 
@@ -368,6 +399,7 @@ def searchlight(
     chunk: int = 2048,
     studentize: str = "across",
     rank: str = "statistic",
+    distance: str = "mean_abs",
 ) -> RSAResult:
     """Run the per-neuron RSA. activations: [emotions, seeds, neurons]; attribute_rdms: [attributes, pairs].
 
@@ -378,12 +410,14 @@ def searchlight(
     ``studentize``: which max-T corrections take each test's statistic standardized by its permutation
     null (``permutation.STUDENTIZE``); ``rank``: rank on the statistic or on its studentized value
     (``RANK_BY``, permutation test only).
+    ``distance``: the neuron RDM (``neuron_rdms``: the paper's mean over seeds of |a_i - a_j|, or the
+    cross-validated one).
     ``device``: a torch CUDA device moves the Kendall counting to the GPU; None or cpu uses the numba kernel.
     """
     if device is not None and getattr(device, "type", str(device)) == "cpu":
         device = None
     correction = _checked_options(method, alternative, test, correction, tail, studentize, rank)
-    x = neuron_rdms(activations)  # [neurons, pairs]
+    x = neuron_rdms(activations, distance)  # [neurons, pairs]
     logger.info(
         "RSA: %d neurons x %d attributes over %d emotion pairs (%s)", x.shape[0], len(names), x.shape[1], method
     )

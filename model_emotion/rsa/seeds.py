@@ -131,14 +131,14 @@ def _agreement(x_a: np.ndarray, x_b: np.ndarray, targets: np.ndarray, stat_of) -
     return out
 
 
-def split_agreement(acts, split, attribute_rdms, perms, stat_of, block: int = 24) -> dict:
+def split_agreement(acts, split, attribute_rdms, perms, stat_of, block: int = 24, distance: str = "mean_abs") -> dict:
     """The two halves' agreement for the observed attributes and under every relabelling of the
     emotions (the same relabelling for both halves). Returns metric -> [relabellings + 1, A] with the
     observed row first."""
     from model_emotion.rsa.permutation import permuted_targets
 
     _, first, second = split
-    x_a, x_b = neuron_rdms(acts[:, first]), neuron_rdms(acts[:, second])
+    x_a, x_b = neuron_rdms(acts[:, first], distance), neuron_rdms(acts[:, second], distance)
     A = attribute_rdms.shape[0]
     targets = permuted_targets(attribute_rdms, perms)  # [(R + 1) * A, pairs]
     parts: dict[str, list] = {}
@@ -178,6 +178,7 @@ def seed_reliability(
     leave_one_out: bool = False,
     method: str = "kendall_tau_b",
     device=None,
+    distance: str = "mean_abs",
 ) -> pd.DataFrame:
     """Per split and attribute: the agreement between the two halves' neuron statistics (Spearman over
     neurons, top-k overlaps) beside its null: the same agreement with the attribute's emotions
@@ -195,7 +196,7 @@ def seed_reliability(
         chosen += leave_one_out_splits(activations.shape[1])
     rows, total = [], None
     for split in chosen:
-        metrics = split_agreement(activations, split, attribute_rdms, perms, stat_of)
+        metrics = split_agreement(activations, split, attribute_rdms, perms, stat_of, distance=distance)
         rows += _split_rows(*split, names, metrics)
         if not split[0].startswith("loo"):
             total = metrics if total is None else {k: total[k] + metrics[k] for k in metrics}
@@ -236,8 +237,10 @@ def seed_influence(
             .significant(alpha)
             .sum(axis=0)
         )
-        alone = (
-            searchlight(activations[:, [s]], attribute_rdms, names, alpha=alpha, **settings)
+        alone = (  # one seed has no cross-validated distance
+            np.full(len(names), np.nan)
+            if settings.get("distance") == "crossval"
+            else searchlight(activations[:, [s]], attribute_rdms, names, alpha=alpha, **settings)
             .significant(alpha)
             .sum(axis=0)
         )
@@ -249,7 +252,7 @@ def seed_influence(
                     "distance_share": float(share[s]),
                     "significant_all": int(everyone[i]),
                     "significant_without": int(without[i]),
-                    "significant_alone": int(alone[i]),
+                    "significant_alone": int(alone[i]) if np.isfinite(alone[i]) else None,
                 }
             )
         logger.info("seed influence: seed %s (share %.3f) done", label, share[s])

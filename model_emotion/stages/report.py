@@ -542,8 +542,9 @@ def _survival_section(res, table, out: Path, prefix: str, label: str) -> tuple[s
 
     title = "Paper (RoBERTa-base, released data)" if label else "This run"
     survival = survival_table(
-        res.null_counts, res.fwer, res.reliability, table if not table.empty else None, res.alpha, res.fwer_across
-    )
+        res.null_counts, res.fwer, res.reliability, table if not table.empty else None, res.alpha, res.fwer_across,
+        res.confounds,
+    )  # fmt: skip
     write_csv(out / f"{prefix}survival.csv", survival)
     sentences = " ".join(survival_sentences(survival, res.alpha))
     verdict = ("On the paper's released data: " if label else "") + sentences

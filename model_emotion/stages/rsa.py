@@ -20,7 +20,7 @@ from model_emotion.io.files import read_meta, save_run_args, write_csv, write_me
 from model_emotion.lm.device import resolve_device
 from model_emotion.rsa.fdr import FDR_METHODS
 from model_emotion.rsa.permutation import CORRECTIONS, MAX_PERMUTATIONS, STUDENTIZE, TAILS, TESTS
-from model_emotion.rsa.searchlight import ALTERNATIVES, METHODS, RANK_BY
+from model_emotion.rsa.searchlight import ALTERNATIVES, DISTANCES, METHODS, RANK_BY
 from model_emotion.stages.jobs import check_output_dir
 from model_emotion.util.settings import Settings, setting
 
@@ -50,6 +50,12 @@ class RSAConfig(Settings):
         choices=("14Properties", "3Spaces"),
     )
     method: str = setting("kendall_tau_b", "the statistic (default %(default)s, as R's cor.test)", choices=METHODS)
+    distance: str = setting(
+        "mean_abs",
+        "neuron RDM: mean_abs = mean over seeds of |a_i - a_j| (the paper's); crossval = mean over pairs of "
+        "distinct seeds of (a_is - a_js)(a_it - a_jt), unbiased by seed noise (needs 2 seeds per searchlight)",
+        choices=DISTANCES,
+    )
     fdr: str = setting(
         "bh",
         "FDR of the parametric p (and of the permutation p with --correction fdr): bh = "
@@ -167,6 +173,19 @@ class RSAConfig(Settings):
         kind="int",
         low=0,
     )
+    nuisance: tuple[str, ...] | None = setting(
+        None,
+        "nuisance model RDMs tested beside the attributes with the same permutations: instability "
+        "(per-emotion prompt instability across seeds), frequency and length (log training frequency and "
+        "mean text length, from --nuisance_data), or a CSV in the attributes' long format; writes "
+        "_nuisance_summary, _nuisance_maxt_survivors and _nuisance_confounds (attribute x nuisance Mantel)",
+        kind="str",
+        nargs="+",
+    )
+    nuisance_data: str | None = setting(
+        None, "GoEmotions folder for --nuisance frequency/length (default: env ME_DATA_DIR, else the hub)", kind="str",
+        env="ME_DATA_DIR",
+    )  # fmt: skip
     overwrite: bool = setting(False, "replace existing tables")
 
     def rules(self) -> None:
@@ -182,6 +201,13 @@ class RSAConfig(Settings):
             raise ToolkitError(
                 f"{{--selection_folds}} {folds}: held-out selection needs 0 or 2..{n_seeds} folds of the {n_seeds} seed(s)"
             )
+        if self.distance == "crossval" and folds and n_seeds - -(-n_seeds // folds) < 2:
+            raise ToolkitError(
+                f"{{--distance}} crossval needs 2 seeds in every fold's selection; {n_seeds} seeds in {folds} folds "
+                "leave fewer: pass more seeds or {--selection_folds} 0"
+            )
+        if self.distance == "crossval" and self.seed_diagnostics and self.leave_one_out:
+            raise ToolkitError("{--distance} crossval cannot rank on one seed: drop {--leave_one_out}")
         return folds
 
 
@@ -189,6 +215,7 @@ class RSAConfig(Settings):
 RESULT_SETTINGS = (
     "mode",
     "method",
+    "distance",
     "fdr",
     "alternative",
     "alpha",
@@ -208,6 +235,8 @@ RESULT_SETTINGS = (
     "leave_one_out",
     "diagnostic_permutations",
     "selection_folds",
+    "distance",
+    "nuisance",
 )
 
 
@@ -248,6 +277,7 @@ def _run(config: RSAConfig) -> int:
         half_splits(len(data.seeds), config.splits)
         reliability_null_check(config.relabellings, len(rdms.names))
     folds = config.folds_for(len(data.seeds))
+    nuisance = load_nuisance(config, data.activations[keep], rdms.emotions)  # bad input stops before any work
     start = time.perf_counter()
     device = resolve_device(config.device)
     acts = normalize_seeds(data.activations[keep], config.seed_normalization)
@@ -255,6 +285,7 @@ def _run(config: RSAConfig) -> int:
         acts, rdms.rdms, rdms.names, config.method, config.fdr, config.alternative, device, test=config.test,
         permutations=config.permutations, perm_seed=config.perm_seed, alpha=config.alpha,
         correction=config.correction, tail=config.tail, studentize=config.studentize, rank=config.rank_by,
+        distance=config.distance,
     )  # fmt: skip
     elapsed = time.perf_counter() - start
     logger.info(
@@ -264,6 +295,7 @@ def _run(config: RSAConfig) -> int:
     summary = summarize(result, num_layers, config.alpha)
     write_tables(config, paths, result, summary)
     write_seed_diagnostics(config, paths, acts, list(data.seeds), rdms, device)
+    write_nuisance_tables(config, paths, acts, rdms, nuisance, num_layers, device)
     write_fold_tables(config, paths["rank"], acts, list(data.seeds), rdms, folds, device)
     write_csv(paths["rank"], result.table("rank"))  # last: its presence marks a finished run
     save_run_args(paths["rank"].parent, config.to_dict(), paths["rank"].stem)
@@ -286,6 +318,50 @@ def write_tables(config: RSAConfig, paths: dict[str, Path], result, summary) -> 
         for key in run_folder.PERMUTATION_TABLES:  # a parametric rerun leaves no stale permutation tables
             paths[key].unlink(missing_ok=True)
     write_csv(paths["summary"], summary)
+
+
+def load_nuisance(config: RSAConfig, activations, emotions: list[str]):
+    """--nuisance: (names, [nuisances, pairs]) or None."""
+    if not config.nuisance:
+        return None
+    from model_emotion.rsa.nuisance import nuisance_rdms
+
+    data = None
+    if {"frequency", "length"} & set(config.nuisance):
+        from model_emotion.data.goemotions import load_goemotions
+
+        data = load_goemotions(config.nuisance_data, splits=("train",))
+    return nuisance_rdms(config.nuisance, activations, emotions, data)
+
+
+def write_nuisance_tables(config: RSAConfig, paths: dict[str, Path], acts, rdms, nuisance, num_layers, device) -> None:
+    """The nuisance RDMs' searchlight (the run's test, the same permutations) and the attribute x
+    nuisance confound table; without --nuisance, old nuisance tables are removed."""
+    if nuisance is None:
+        for key in run_folder.NUISANCE_TABLES:
+            paths[key].unlink(missing_ok=True)
+        return
+    from model_emotion.rsa.nuisance import confounds
+    from model_emotion.rsa.searchlight import searchlight, summarize
+
+    names, matrix = nuisance
+    result = searchlight(
+        acts, matrix, names, config.method, config.fdr, config.alternative, device, test=config.test,
+        permutations=config.permutations, perm_seed=config.perm_seed, alpha=config.alpha,
+        correction=config.correction, tail=config.tail, studentize=config.studentize, distance=config.distance,
+    )  # fmt: skip
+    write_csv(paths["nuisance_summary"], summarize(result, num_layers, config.alpha))
+    if result.perm is not None:
+        write_csv(paths["nuisance_survivors"], result.perm.survivors())
+    else:
+        paths["nuisance_survivors"].unlink(missing_ok=True)
+    table = confounds(
+        rdms.rdms, rdms.names, matrix, names, permutations=max(config.permutations, 1000), seed=config.perm_seed
+    )
+    write_csv(paths["nuisance_confounds"], table)
+    logger.info(
+        "nuisance RDMs %s: tested beside the attributes (%s)", ", ".join(names), paths["nuisance_confounds"].name
+    )
 
 
 def fold_seeds(seeds: list[int], folds: int) -> list[tuple[list[int], list[int]]]:
@@ -318,7 +394,7 @@ def write_fold_tables(config: RSAConfig, rank: Path, acts, seeds: list[int], rdm
         positions = [seeds.index(s) for s in select]
         result = searchlight(
             acts[:, positions], rdms.rdms, rdms.names, config.method, config.fdr, config.alternative, device,
-            perm_seed=config.perm_seed, alpha=max(config.alpha, 1.0 / (config.diagnostic_permutations + 1)), **extra,
+            distance=config.distance, perm_seed=config.perm_seed, alpha=max(config.alpha, 1.0 / (config.diagnostic_permutations + 1)), **extra,
         )  # fmt: skip
         path = fold_table_path(rank, f)
         write_csv(path, result.table("rank"))
@@ -352,10 +428,11 @@ def write_seed_diagnostics(config: RSAConfig, paths: dict[str, Path], acts, seed
         correction=config.correction,
         tail=config.tail,
         studentize=config.studentize,
+        distance=config.distance,
     )
     reliability = seed_reliability(
         acts, rdms.rdms, rdms.names, config.splits, config.perm_seed, relabellings=config.relabellings,
-        leave_one_out=config.leave_one_out, method=config.method, device=device,
+        leave_one_out=config.leave_one_out, method=config.method, device=device, distance=config.distance,
     )  # fmt: skip
     write_csv(paths["seed_reliability"], reliability)
     write_csv(paths["seed_influence"], seed_influence(acts, seeds, rdms.rdms, rdms.names, config.alpha, **settings))
@@ -369,6 +446,7 @@ def write_rank_meta(config: RSAConfig, rank: Path, shape: dict, rdms, seeds: lis
         **shape,
         alpha=config.alpha,
         method=config.method,
+        distance=config.distance,
         fdr=config.fdr,
         alternative=config.alternative,
         mode=config.mode,
