@@ -571,3 +571,22 @@ def test_attribute_blocks_and_small_chunks_change_nothing(monkeypatch, correctio
     pd.testing.assert_frame_equal(whole.perm.null_counts, blocked.perm.null_counts)
     for key, draws in whole.perm.count_draws.items():
         assert np.array_equal(draws, blocked.perm.count_draws[key])
+
+
+def test_searchlight_survivors_need_every_check():
+    from model_emotion.report.survival import COLUMNS, searchlight_survivors, survival_sentences
+
+    table = pd.DataFrame(
+        {
+            "attribute": ["a", "b", "c", "d"],
+            "fwer_survivors": [5, 5, 5, 0],
+            "fwer_across_survivors": [2, 0, 3, 0],
+            "split_half_p_holm": [0.01, 0.01, 0.2, 0.01],
+            "confounded_by": ["none", "none", "none", "none"],
+        }
+    ).reindex(columns=COLUMNS)
+    names, checks = searchlight_survivors(table)
+    assert names == ["a"] and "reliable" in checks and "nuisance" in checks
+    table.loc[0, "confounded_by"] = "instability"
+    assert searchlight_survivors(table)[0] == []
+    assert any("every check" in sentence and "0 of 4" in sentence for sentence in survival_sentences(table, 0.05))

@@ -102,6 +102,11 @@ def test_control_prompts_have_the_trained_norms_and_run_through_the_stages(chain
     assert not torch.allclose(control["best_prompt"], record["best_prompt"])
     assert torch.equal(control_prompt(record, "best", "joy", 1, 0)["best_prompt"], control["best_prompt"])
     assert not torch.equal(control_prompt(record, "best", "anger", 1, 0)["best_prompt"], control["best_prompt"])
+    vocabulary = torch.randn(50, record["best_prompt"].shape[1])
+    clean = control_prompt(record, "best", "joy", 1, 0, vocabulary)["best_prompt"]  # the vocab_prompts null
+    assert all(any(torch.equal(row, v) for v in vocabulary) for row in clean)  # each a token's embedding
+    assert clean.shape == record["best_prompt"].shape
+    assert not torch.allclose(clean.norm(dim=1), record["best_prompt"].norm(dim=1))  # nothing of the trained norms
     out = tmp_path / "control"
     assert (
         get_active_neuron.main(

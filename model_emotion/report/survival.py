@@ -249,6 +249,13 @@ def survival_sentences(table: pd.DataFrame, alpha: float) -> list[str]:
             )
             + " Their survivors cannot be told from the nuisance's by this test (no partialled test is run)."
         )
+    every = searchlight_survivors(table)
+    if every is not None:
+        names, checks = every
+        out.append(
+            f"Surviving every check of the searchlight that this run made ({checks}): {len(names)} of {n} attributes"
+            + (f": {', '.join(names)}." if names else ".")
+        )
     if "min_detectable_drop" in table and table["min_detectable_drop"].notna().any():
         mdd = 100 * table["min_detectable_drop"].median()
         out.insert(
@@ -260,6 +267,25 @@ def survival_sentences(table: pd.DataFrame, alpha: float) -> list[str]:
         )
     out.append(_causal_sentence(table))
     return out
+
+
+def searchlight_survivors(table: pd.DataFrame) -> tuple[list[str], str] | None:
+    """The attributes that pass every searchlight check the run made (max-T within and across attributes,
+    seed reliability, no nuisance confound), and those checks in words; None without max-T results."""
+    if table["fwer_survivors"].isna().all():
+        return None
+    keep = table["fwer_survivors"].fillna(0) > 0
+    checks = ["max-T survivors within the attribute"]
+    if table["fwer_across_survivors"].notna().any():
+        keep &= table["fwer_across_survivors"].fillna(0) > 0
+        checks.append("across all attributes")
+    if table["split_half_p_holm"].notna().any():
+        keep &= table["split_half_p_holm"] < 0.05
+        checks.append("reliable across seed halves (Holm)")
+    if table["confounded_by"].notna().any():
+        keep &= table["confounded_by"].isin(["none"])
+        checks.append("no nuisance confound")
+    return table[keep]["attribute"].tolist(), ", ".join(checks)
 
 
 def _causal_sentence(table: pd.DataFrame) -> str:

@@ -51,9 +51,10 @@ class ActivationsConfig(Settings):
     state: str = common.state()
     control: str = setting(
         "none",
-        "random_prompts: untrained control prompts (random vectors with the trained prompt's "
-        "norm per position) instead of the trained ones",
-        choices=("none", "random_prompts"),
+        "untrained control prompts instead of the trained ones: random_prompts = random vectors with "
+        "the trained prompt's norm per position (not a clean null: the norms come from training); "
+        "vocab_prompts = the input embeddings of random vocabulary tokens (nothing from the trained prompt)",
+        choices=("none", "random_prompts", "vocab_prompts"),
     )
     control_seed: int = setting(0, "seed of the control prompts (default %(default)s)", kind="seed")
     protocol: str | None = common.checkpoint_protocol()
@@ -99,9 +100,12 @@ def find_checkpoints(checkpoint_dir: Path, sentiments, seeds) -> list[tuple[str,
     return [(e, s, found[(e, s)]) for e, s in sorted(found)]
 
 
-def control_prompt(record: dict, state: str, emotion: str, seed: int, control_seed: int) -> dict:
-    """A copy of a checkpoint record whose prompt is random: Gaussian vectors rescaled, position by
-    position, to the trained prompt's L2 norms (the head, if any, is kept)."""
+def control_prompt(record: dict, state: str, emotion: str, seed: int, control_seed: int, vocabulary=None) -> dict:
+    """A copy of a checkpoint record whose prompt is random (the head, if any, is kept): without
+    ``vocabulary``, Gaussian vectors rescaled, position by position, to the trained prompt's L2 norms
+    (``random_prompts``); with it (the model's input embedding matrix [tokens, hidden]), the embeddings
+    of random vocabulary tokens, one per position (``vocab_prompts``: only the prompt's length is kept,
+    the usual initialisation of prompt tuning)."""
     import zlib
 
     import numpy as np
@@ -114,6 +118,9 @@ def control_prompt(record: dict, state: str, emotion: str, seed: int, control_se
             f"random_prompts needs soft prompts"
         )
     rng = np.random.default_rng([control_seed, zlib.crc32(emotion.encode()), seed])
+    if vocabulary is not None:
+        tokens = torch.from_numpy(rng.integers(0, vocabulary.shape[0], size=prompt.shape[0]))
+        return {**record, f"{state}_prompt": vocabulary[tokens].detach().to(prompt.dtype).clone()}
     noise = torch.from_numpy(rng.standard_normal(tuple(prompt.shape))).to(prompt.dtype)
     norms = prompt.norm(dim=1, keepdim=True)
     control = noise / noise.norm(dim=1, keepdim=True).clamp_min(1e-12) * norms
@@ -172,8 +179,9 @@ def _prompt_row(config: ActivationsConfig, job, record: dict, loaded, out: Path)
                 f"{csv_path} has {row.size} neurons, the model has {ffn.num_neurons}; pass --overwrite to recompute"
             )
         return row
-    if config.control == "random_prompts":
-        record = control_prompt(record, config.state, emotion, seed, config.control_seed)
+    if config.control != "none":
+        vocabulary = backbone.get_input_embeddings().weight.cpu() if config.control == "vocab_prompts" else None
+        record = control_prompt(record, config.state, emotion, seed, config.control_seed, vocabulary)
     model = prompt_model_from_checkpoint(record, backbone, tokenizer, config.state, path, config.protocol)
     row = prompt_activations(model.to(device), config.activation_mode)
     write_activation_csv(csv_path, row)

@@ -475,7 +475,9 @@ def control_section(table) -> str:
     share = f"{100 * total_c / total_t:.0f}%" if total_t else "n/a"
     return (
         "## Trained prompts beside untrained control prompts\n\n"
-        f"Untrained random prompts (same norms) give {int(total_c)} significant neuron x attribute pairs under the "
+        "Untrained control prompts (get_active_neuron.py --control: random_prompts keep the trained prompt's norms "
+        "per position, so they are not a clean null; vocab_prompts keep nothing of it) "
+        f"give {int(total_c)} significant neuron x attribute pairs under the "
         f"parametric test, {share} of the trained prompts' {int(total_t)}; max-T survivors: "
         f"{int(table['control_fwer_survivors'].sum())} control against {int(table['trained_fwer_survivors'].sum())} "
         "trained. A count that untrained prompts reach is not evidence of learned emotion knowledge.\n\n"
