@@ -131,7 +131,9 @@ def _agreement(x_a: np.ndarray, x_b: np.ndarray, targets: np.ndarray, stat_of) -
     return out
 
 
-def split_agreement(acts, split, attribute_rdms, perms, stat_of, block: int = 24, distance: str = "mean_abs") -> dict:
+def split_agreement(
+    acts, split, attribute_rdms, perms, stat_of, block: int | None = None, distance: str = "mean_abs"
+) -> dict:
     """The two halves' agreement for the observed attributes and under every relabelling of the
     emotions (the same relabelling for both halves). Returns metric -> [relabellings + 1, A] with the
     observed row first."""
@@ -141,6 +143,8 @@ def split_agreement(acts, split, attribute_rdms, perms, stat_of, block: int = 24
     x_a, x_b = neuron_rdms(acts[:, first], distance), neuron_rdms(acts[:, second], distance)
     A = attribute_rdms.shape[0]
     targets = permuted_targets(attribute_rdms, perms)  # [(R + 1) * A, pairs]
+    # relabellings per block: each block's statistics of both halves [neurons, block * A] stay near 256 MiB
+    block = block or max(8, 2**28 // (8 * x_a.shape[0] * A))
     parts: dict[str, list] = {}
     for start in range(0, len(targets), block * A):
         for key, value in _agreement(x_a, x_b, targets[start : start + block * A], stat_of).items():
@@ -210,13 +214,18 @@ def seed_reliability(
 
 
 def _statistic_of(method: str, device):
-    """stat_of(x [neurons, pairs], targets [T, pairs]) -> the searchlight's statistic [neurons, T]."""
-    from model_emotion.rsa.searchlight import kendall, spearman
+    """stat_of(x [neurons, pairs], targets [T, pairs]) -> the searchlight's statistic [neurons, T], with the
+    permutation test's kernel (every neuron's order walked once for all targets)."""
+    from model_emotion.rsa.searchlight import _statistic
 
-    if method == "spearman":
-        return lambda x, targets: np.where(np.ptp(x, axis=1, keepdims=True) > 0, spearman(x, targets)[0], np.nan)
-    variant = "b" if method == "kendall_tau_b" else "a"
-    return lambda x, targets: kendall(x, targets, variant, "greater", device)[0]
+    def stat_of(x: np.ndarray, targets: np.ndarray) -> np.ndarray:
+        stat = _statistic(x, method, "greater", len(targets), device)
+        values = stat(x, np.arange(len(x)), stat.prepare(targets, len(targets)))
+        if method == "spearman":  # a constant neuron RDM has no rank correlation
+            values[np.ptp(x, axis=1) == 0] = np.nan
+        return values
+
+    return stat_of
 
 
 def seed_influence(
