@@ -282,11 +282,8 @@ def _run(config: RSAConfig) -> int:
     device = resolve_device(config.device)
     acts = normalize_seeds(data.activations[keep], config.seed_normalization)
     result = searchlight(
-        acts, rdms.rdms, rdms.names, config.method, config.fdr, config.alternative, device, test=config.test,
-        permutations=config.permutations, perm_seed=config.perm_seed, alpha=config.alpha,
-        correction=config.correction, tail=config.tail, studentize=config.studentize, rank=config.rank_by,
-        distance=config.distance,
-    )  # fmt: skip
+        acts, rdms.rdms, rdms.names, alpha=config.alpha, rank=config.rank_by, **searchlight_settings(config, device)
+    )
     elapsed = time.perf_counter() - start
     logger.info(
         "searchlight (%s test): %.2f s for %d neurons x %d attributes",
@@ -345,11 +342,7 @@ def write_nuisance_tables(config: RSAConfig, paths: dict[str, Path], acts, rdms,
     from model_emotion.rsa.searchlight import searchlight, summarize
 
     names, matrix = nuisance
-    result = searchlight(
-        acts, matrix, names, config.method, config.fdr, config.alternative, device, test=config.test,
-        permutations=config.permutations, perm_seed=config.perm_seed, alpha=config.alpha,
-        correction=config.correction, tail=config.tail, studentize=config.studentize, distance=config.distance,
-    )  # fmt: skip
+    result = searchlight(acts, matrix, names, alpha=config.alpha, **searchlight_settings(config, device))
     write_csv(paths["nuisance_summary"], summarize(result, num_layers, config.alpha))
     if result.perm is not None:
         write_csv(paths["nuisance_survivors"], result.perm.survivors())
@@ -362,6 +355,17 @@ def write_nuisance_tables(config: RSAConfig, paths: dict[str, Path], acts, rdms,
     logger.info(
         "nuisance RDMs %s: tested beside the attributes (%s)", ", ".join(names), paths["nuisance_confounds"].name
     )
+
+
+def searchlight_settings(config: RSAConfig, device, **overrides) -> dict:
+    """The run's keyword arguments of ``rsa.searchlight`` (all but alpha and the ranking), so that every
+    searchlight of a run (attributes, nuisances, seed diagnostics) tests the same way."""
+    settings = dict(
+        method=config.method, fdr_method=config.fdr, alternative=config.alternative, device=device, test=config.test,
+        permutations=config.permutations, perm_seed=config.perm_seed, correction=config.correction,
+        tail=config.tail, studentize=config.studentize, distance=config.distance,
+    )  # fmt: skip
+    return {**settings, **overrides}
 
 
 def fold_seeds(seeds: list[int], folds: int) -> list[tuple[list[int], list[int]]]:
@@ -417,19 +421,7 @@ def write_seed_diagnostics(config: RSAConfig, paths: dict[str, Path], acts, seed
         for key in ("seed_reliability", "seed_influence"):
             paths[key].unlink(missing_ok=True)
         return
-    settings = dict(
-        method=config.method,
-        fdr_method=config.fdr,
-        alternative=config.alternative,
-        device=device,
-        test=config.test,
-        permutations=config.diagnostic_permutations,
-        perm_seed=config.perm_seed,
-        correction=config.correction,
-        tail=config.tail,
-        studentize=config.studentize,
-        distance=config.distance,
-    )
+    settings = searchlight_settings(config, device, permutations=config.diagnostic_permutations)
     reliability = seed_reliability(
         acts, rdms.rdms, rdms.names, config.splits, config.perm_seed, relabellings=config.relabellings,
         leave_one_out=config.leave_one_out, method=config.method, device=device, distance=config.distance,
